@@ -1,0 +1,1 @@
+"""kefu's adapters to the world: storage, the terminal, Telegram and the command line."""

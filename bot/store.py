@@ -1,0 +1,180 @@
+"""Storage: conversations, cases, every message and event, written one turn per transaction."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from datetime import datetime, timezone, tzinfo
+from typing import Any, Iterator
+
+from sqlalchemy import JSON, Column, DateTime, Text, UniqueConstraint, event, func
+from sqlalchemy.engine import Engine as DbEngine
+from sqlmodel import Field, Session, SQLModel, create_engine, select
+
+from dialogs.conversation import Conversation, Event, Inbound, Turn
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _when() -> Any:
+    return Field(default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False))
+
+
+class ConversationRow(SQLModel, table=True):
+    __tablename__ = "conversations"
+    __table_args__ = (UniqueConstraint("channel", "user_key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    channel: str = Field(index=True)
+    user_key: str
+    category: str | None = None
+    state: str
+    facts: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    case_number: str | None = None
+    greeted: bool = False
+    created_at: datetime = _when()
+    updated_at: datetime = _when()
+
+    def to_conversation(self) -> Conversation:
+        return Conversation(self.category, self.state, dict(self.facts), self.case_number, self.greeted)
+
+
+class CaseRow(SQLModel, table=True):
+    __tablename__ = "cases"
+
+    id: int | None = Field(default=None, primary_key=True)
+    number: str = Field(unique=True, index=True)
+    content_version: str
+    conversation_id: int = Field(foreign_key="conversations.id", index=True)
+    category: str = Field(index=True)
+    status: str = Field(default="open", index=True)  # open, closed
+    waybill: str | None = Field(default=None, index=True)
+    contact: str | None = None
+    facts: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    step: int = 0  # index into the category's handling ladder
+    step_role: str
+    step_deadline: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    opened_at: datetime = _when()
+    closed_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+
+
+class MessageRow(SQLModel, table=True):
+    __tablename__ = "messages"
+
+    id: int | None = Field(default=None, primary_key=True)
+    conversation_id: int = Field(foreign_key="conversations.id", index=True)
+    direction: str  # in, out
+    text: str | None = Field(default=None, sa_column=Column(Text))  # exactly as sent or shown
+    choice: str | None = None  # the value of a pressed option
+    options: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    category: str | None = None
+    state: str  # the conversation's state when the message was received or sent
+    at: datetime = _when()
+
+
+class EventRow(SQLModel, table=True):
+    __tablename__ = "events"
+
+    id: int | None = Field(default=None, primary_key=True)
+    conversation_id: int = Field(foreign_key="conversations.id", index=True)
+    case_number: str | None = Field(default=None, index=True)
+    kind: str
+    data: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    at: datetime = _when()
+
+
+def connect(database_url: str) -> DbEngine:
+    """Opens the database and creates the tables that are missing."""
+    engine = create_engine(database_url)
+    if engine.dialect.name == "sqlite":
+        # Take the write lock at BEGIN, so two processes serialise whole turns instead of failing midway.
+        @event.listens_for(engine, "connect")
+        def _no_autobegin(dbapi_conn, _record):  # pragma: no cover - driver hook
+            dbapi_conn.isolation_level = None
+
+        @event.listens_for(engine, "begin")
+        def _begin_immediate(conn):
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    SQLModel.metadata.create_all(engine)
+    return engine
+
+
+def aware(moment: datetime | None) -> datetime | None:
+    """SQLite hands datetimes back without a zone; all of kefu's are UTC."""
+    if moment is not None and moment.tzinfo is None:
+        return moment.replace(tzinfo=timezone.utc)
+    return moment
+
+
+class Store:
+    def __init__(self, db: DbEngine, content_version: str, zone: tzinfo = timezone.utc):
+        self.db = db
+        self.content_version = content_version
+        self.zone = zone  # case numbers carry the local date
+
+    @contextmanager
+    def turn(self, channel: str, user_key: str) -> Iterator["TurnTx"]:
+        """One customer turn in one transaction: committed whole, or not at all."""
+        with Session(self.db, expire_on_commit=False) as session:
+            with session.begin():
+                yield TurnTx(self, session, channel, user_key)
+
+    def session(self) -> Session:
+        return Session(self.db, expire_on_commit=False)
+
+
+class TurnTx:
+    """The open transaction of one turn: loads the conversation, then writes what happened."""
+
+    def __init__(self, store: Store, session: Session, channel: str, user_key: str):
+        self.store = store
+        self.session = session
+        query = select(ConversationRow).where(ConversationRow.channel == channel, ConversationRow.user_key == user_key)
+        if session.bind.dialect.name != "sqlite":
+            query = query.with_for_update()
+        row = session.exec(query).first()
+        if row is None:
+            row = ConversationRow(channel=channel, user_key=user_key, state=Conversation().state)
+            session.add(row)
+            session.flush()
+        self.row = row
+        self.conversation = row.to_conversation()
+
+    def number_case(self, category: str) -> str:
+        """Gives the next readable case number of the day: KF-YYYYMMDD-NNNN."""
+        prefix = f"KF-{utcnow().astimezone(self.store.zone):%Y%m%d}-"
+        count = self.session.exec(select(func.count()).select_from(CaseRow).where(CaseRow.number.startswith(prefix))).one()
+        return f"{prefix}{count + 1:04d}"
+
+    def record(self, inbound: Inbound, turn: Turn, now: datetime) -> None:
+        """Writes the inbound message, the replies, the events and the new conversation state."""
+        row, conv, session = self.row, self.conversation, self.session
+        session.add(MessageRow(conversation_id=row.id, direction="in", text=inbound.text, choice=inbound.choice,
+                               category=row.category, state=row.state, at=now))
+        for reply in turn.replies:
+            session.add(MessageRow(conversation_id=row.id, direction="out", text=reply.text,
+                                   options=[[o.label, o.value] for o in reply.options],
+                                   category=conv.category, state=conv.state, at=now))
+        for ev in turn.events:
+            self._apply(ev, now)
+            session.add(EventRow(conversation_id=row.id, case_number=ev.data.get("number") or ev.data.get("case"),
+                                 kind=ev.kind, data=_jsonable(ev.data), at=now))
+        row.category, row.state, row.facts = conv.category, conv.state, dict(conv.facts)
+        row.case_number, row.greeted, row.updated_at = conv.case_number, conv.greeted, now
+        session.add(row)
+
+    def _apply(self, ev: Event, now: datetime) -> None:
+        if ev.kind == "case_opened":
+            facts = ev.data["facts"]
+            self.session.add(CaseRow(
+                number=ev.data["number"], content_version=self.store.content_version, conversation_id=self.row.id,
+                category=ev.data["category"], waybill=facts.get("waybill"), contact=facts.get("phone"), facts=facts,
+                step=ev.data["step"], step_role=ev.data["role"], step_deadline=ev.data["deadline"], opened_at=now,
+            ))
+            self.session.flush()  # the number's uniqueness is checked now, inside the turn
+
+
+def _jsonable(data: dict) -> dict:
+    return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in data.items()}

@@ -1,0 +1,248 @@
+"""Loading scripts_yaml/ into checked content: schema first, then every cross-reference."""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+from pydantic import BaseModel, ValidationError
+
+from dialogs.render import template_problems
+from dialogs.schema import Category, Shared, Text
+from dialogs.yamlfile import ContentFileError, Problem, YamlDoc, read_yaml
+
+SHARED_FILE = "shared.yaml"
+DEFAULT_DIR = Path(__file__).resolve().parent.parent / "scripts_yaml"
+
+
+class ContentError(Exception):
+    """The content is invalid; problems lists each one with file, line and field."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+@dataclass(frozen=True)
+class Content:
+    shared: Shared
+    categories: dict[str, Category]
+    version: str  # the shared version plus a hash of every file, stored on each case
+
+
+def load_content(directory: Path = DEFAULT_DIR) -> Content:
+    """Reads and checks every file; raises ContentError listing all problems found."""
+    directory = Path(directory)
+    problems: list[Problem] = []
+    docs: dict[str, YamlDoc] = {}
+    digest = hashlib.sha256()
+    files = sorted(directory.glob("*.yaml"))
+    if not (directory / SHARED_FILE).exists():
+        raise ContentError([Problem(str(directory / SHARED_FILE), None, "", "missing: the shared texts file")])
+    for path in files:
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+        try:
+            docs[path.stem] = read_yaml(path, _shown(path))
+        except ContentFileError as exc:
+            problems.append(exc.problem)
+
+    shared_doc = docs.pop("shared", None)
+    shared = _parse(shared_doc, Shared, problems)
+    categories: dict[str, Category] = {}
+    for stem, doc in docs.items():
+        category = _parse(doc, Category, problems)
+        if category is not None:
+            categories[stem] = category
+    if shared is not None:
+        problems += _check_shared(shared, shared_doc, set(docs))
+        for stem, category in categories.items():
+            problems += _check_category(category, stem, docs[stem], shared, set(docs))
+    if problems:
+        raise ContentError(problems)
+    assert shared is not None
+    return Content(shared, categories, f"{shared.version}+{digest.hexdigest()[:10]}")
+
+
+def _shown(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def _parse(doc: YamlDoc | None, model: type[BaseModel], problems: list[Problem]) -> Any:
+    if doc is None:
+        return None
+    if not isinstance(doc.data, dict):
+        problems.append(doc.problem((), "expected a mapping of fields at the top of the file"))
+        return None
+    try:
+        return model.model_validate(doc.data)
+    except ValidationError as exc:
+        for err in exc.errors():
+            loc = tuple(err["loc"])
+            message = err["msg"]
+            if err["type"] == "extra_forbidden":
+                known = list(_fields_at(model, loc[:-1]))
+                message = "unknown field" + _did_you_mean(str(loc[-1]), known)
+            problems.append(doc.problem(loc, message))
+        return None
+
+
+def _fields_at(model: type[BaseModel], loc: tuple) -> Iterator[str]:
+    """Yields the field names allowed at a location, for 'did you mean' hints."""
+    current: Any = model
+    for part in loc:
+        if isinstance(part, int) or current is None:
+            continue
+        field = getattr(current, "model_fields", {}).get(part)
+        if field is None:
+            current = None
+            continue
+        current = _model_in(field.annotation)
+    if current is not None and hasattr(current, "model_fields"):
+        yield from current.model_fields
+
+
+def _model_in(annotation: Any) -> Any:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _did_you_mean(word: str, candidates: Any) -> str:
+    close = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def _texts(obj: Any, path: tuple = ()) -> Iterator[tuple[tuple, Text]]:
+    """Yields every Text inside a parsed model, with its path in the file."""
+    if isinstance(obj, Text):
+        yield path, obj
+    elif isinstance(obj, BaseModel):
+        for name in type(obj).model_fields:
+            yield from _texts(getattr(obj, name), path + (name,))
+    elif isinstance(obj, dict):
+        for key, value in obj.items():
+            yield from _texts(value, path + (key,))
+    elif isinstance(obj, list):
+        for i, value in enumerate(obj):
+            yield from _texts(value, path + (i,))
+
+
+def _check_shared(shared: Shared, doc: YamlDoc, categories: set[str]) -> list[Problem]:
+    problems = [doc.problem(path + ("text",), msg) for path, text in _texts(shared) for msg in template_problems(text.text, None)]
+    for name, fact_type in shared.fact_types.items():
+        if fact_type.pattern is not None:
+            try:
+                re.compile(fact_type.pattern)
+            except re.error as exc:
+                problems.append(doc.problem(("fact_types", name, "pattern"), f"not a valid regular expression: {exc}"))
+    for i, entry in enumerate(shared.menu):
+        if entry not in categories:
+            problems.append(doc.problem(("menu", i), f"no category '{entry}'" + _did_you_mean(entry, categories)))
+    for stem in categories:
+        if stem not in shared.menu:
+            problems.append(doc.problem(("menu",), f"category '{stem}' is not on the menu"))
+    return problems
+
+
+def _check_category(category: Category, stem: str, doc: YamlDoc, shared: Shared, category_ids: set[str]) -> list[Problem]:
+    problems: list[Problem] = []
+    add = lambda path, message: problems.append(doc.problem(path, message))  # noqa: E731
+
+    if category.id != stem:
+        add(("id",), f"must equal the file name '{stem}'")
+    for path, text in _texts(category):
+        for message in template_problems(text.text, set(category.facts)):
+            add(path + ("text",), message)
+    for i, step in enumerate(category.handling):
+        if step.role not in shared.roles:
+            add(("handling", i, "role"), f"unknown role '{step.role}'" + _did_you_mean(step.role, shared.roles))
+    for fact_id, fact in category.facts.items():
+        fact_type = shared.fact_types.get(fact.type)
+        if fact_type is None:
+            add(("facts", fact_id, "type"), f"unknown fact type '{fact.type}'" + _did_you_mean(fact.type, shared.fact_types))
+        elif (fact_type.kind == "choice") != bool(fact.options):
+            add(("facts", fact_id, "options"), "'options' are required for a choice fact and only allowed there")
+
+    flow = category.flow
+    states = flow.states
+    if "start" in states:
+        add(("flow", "states", "start"), "'start' is reserved for the engine")
+    if flow.initial not in states:
+        add(("flow", "initial"), f"no state '{flow.initial}'" + _did_you_mean(flow.initial, states))
+    said, collected = set(), set()
+    for name, state in states.items():
+        at = ("flow", "states", name)
+        for i, point in enumerate(state.say):
+            said.add(point)
+            if point not in category.answer_points:
+                add(at + ("say", i), f"no answer point '{point}'" + _did_you_mean(point, category.answer_points))
+        for i, fact_id in enumerate(state.collect):
+            collected.add(fact_id)
+            if fact_id not in category.facts:
+                add(at + ("collect", i), f"no fact '{fact_id}'" + _did_you_mean(fact_id, category.facts))
+        for target, path in _targets(state, at):
+            if target not in states:
+                add(path, f"transition to missing state '{target}'" + _did_you_mean(target, states))
+        if state.switch_to is not None and state.switch_to not in category_ids:
+            add(at + ("switch_to",), f"no category '{state.switch_to}'" + _did_you_mean(state.switch_to, category_ids))
+    for point in category.answer_points:
+        if point not in said:
+            add(("answer_points", point), "answer point is never said: no state lists it under 'say'")
+    for fact_id in category.facts:
+        if fact_id not in collected:
+            add(("facts", fact_id), "fact is never collected: no state lists it under 'collect'")
+
+    if flow.initial in states:
+        reachable = _reachable(flow.initial, states)
+        for name in states:
+            if name not in reachable:
+                add(("flow", "states", name), f"unreachable state: no path from '{flow.initial}' leads here")
+        if not any(states[n].open_case for n in reachable):
+            add(("flow",), "no reachable state opens a case ('open_case: true')")
+        if not any(states[n].end or states[n].switch_to for n in reachable):
+            add(("flow",), "no reachable state ends the conversation ('end: true')")
+        cycle = _silent_cycle(states)
+        if cycle:
+            add(("flow", "states", cycle[0]), "states loop with no question to the customer: " + " → ".join(cycle))
+    return problems
+
+
+def _targets(state, at: tuple) -> Iterator[tuple[str, tuple]]:
+    if state.goto is not None:
+        yield state.goto, at + ("goto",)
+    for i, option in enumerate(state.options):
+        yield option.goto, at + ("options", i, "goto")
+
+
+def _reachable(initial: str, states: dict) -> set[str]:
+    seen, todo = set(), [initial]
+    while todo:
+        name = todo.pop()
+        if name in seen or name not in states:
+            continue
+        seen.add(name)
+        todo += [target for target, _ in _targets(states[name], ())]
+    return seen
+
+
+def _silent_cycle(states: dict) -> list[str] | None:
+    """Finds states that pass control along by 'goto' alone, forever (only 'collect' may wait)."""
+    for start in states:
+        path, name = [], start
+        while name in states and states[name].goto and not states[name].collect:
+            if name in path:
+                return path[path.index(name):] + [name]
+            path.append(name)
+            name = states[name].goto
+    return None

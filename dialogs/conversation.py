@@ -1,0 +1,53 @@
+"""The plain values the engine works on: a conversation, what comes in, what goes out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+MENU = "menu"  # the state of a conversation that is in no category
+
+
+@dataclass
+class Conversation:
+    """Where one customer is: category, state and the facts collected so far."""
+
+    category: str | None = None
+    state: str = MENU
+    facts: dict[str, str] = field(default_factory=dict)
+    case_number: str | None = None  # the case opened for the current or latest complaint
+    greeted: bool = False
+
+
+@dataclass(frozen=True)
+class Inbound:
+    """A customer's message: typed text, or the value of a pressed option."""
+
+    text: str | None = None
+    choice: str | None = None
+
+
+@dataclass(frozen=True)
+class Option:
+    label: str
+    value: str  # short and unique to the question it answers, so a stale press is recognised
+
+
+@dataclass(frozen=True)
+class Reply:
+    text: str
+    options: tuple[Option, ...] = ()
+
+
+@dataclass(frozen=True)
+class Event:
+    """Something that happened in a turn that storage or staff must act on."""
+
+    kind: str  # case_opened, human_requested, conversation_cancelled, conversation_closed, handed_over
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Turn:
+    replies: list[Reply] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)

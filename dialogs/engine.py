@@ -1,0 +1,298 @@
+"""The dialog engine: one state machine per category, driving any conversation one message at a time.
+
+Pure code: it reads the content, changes the Conversation it is given and returns a Turn.
+It does no I/O; a new case's number comes from the caller."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any, Callable
+from zoneinfo import ZoneInfo
+
+from transitions import Machine
+
+from dialogs.content import Content
+from dialogs.conversation import MENU, Conversation, Event, Inbound, Option, Reply, Turn
+from dialogs.matching import check_fact, normalize, pick_option
+from dialogs.render import render
+from dialogs.schema import Category, State, Text
+
+START = "start"  # every machine's entry: 'begin' leads from here to the flow's initial state
+MAX_MOVES = 50  # a guard: the validator already rejects loops that never wait for the customer
+
+NumberCase = Callable[[str], str]  # category id -> a new, unique, readable case number
+
+
+class _Run:
+    """What a machine is triggered on: one conversation during one turn."""
+
+    def __init__(self, conversation: Conversation, turn: Turn, now: datetime, number_case: NumberCase):
+        self.conversation = conversation
+        self.turn = turn
+        self.now = now
+        self.number_case = number_case
+
+    @property
+    def state(self) -> str:
+        return self.conversation.state
+
+    @state.setter
+    def state(self, value: str) -> None:
+        self.conversation.state = value
+
+
+class Engine:
+    """Runs conversations over the loaded content; build once, share across all conversations."""
+
+    def __init__(self, content: Content):
+        self.content = content
+        self.shared = content.shared
+        self.zone = ZoneInfo(self.shared.timezone)
+        self._commands = {
+            normalize(word).casefold(): move
+            for move, words in self.shared.commands.model_dump().items()
+            for word in words
+        }
+        self.machines = {cid: self._build_machine(c) for cid, c in content.categories.items()}
+
+    # -- building ---------------------------------------------------------------------------
+
+    def _build_machine(self, category: Category) -> Machine:
+        states: list[dict[str, Any]] = [{"name": START}]
+        transitions = [{"trigger": "begin", "source": START, "dest": category.flow.initial}]
+        for name, state in category.flow.states.items():
+            states.append({"name": name, "on_enter": [self._entered]})
+            if state.goto:
+                transitions.append({"trigger": "next", "source": name, "dest": state.goto})
+            for i, option in enumerate(state.options):
+                transitions.append({"trigger": f"option{i}", "source": name, "dest": option.goto})
+        # model=None: the machine is shared; each trigger names the conversation it acts on.
+        return Machine(
+            model=None, states=states, transitions=transitions, initial=START,
+            auto_transitions=False, send_event=True,
+        )
+
+    # -- one message ------------------------------------------------------------------------
+
+    def handle(self, conversation: Conversation, inbound: Inbound, now: datetime, number_case: NumberCase) -> Turn:
+        """Takes one customer message and returns the replies and events; updates the conversation."""
+        run = _Run(conversation, Turn(), now, number_case)
+        if not conversation.greeted:
+            conversation.greeted = True
+            self._say(run, self.shared.texts.greeting)
+            # A first "你好" gets the menu, not a "didn't understand"; a first "服务态度" goes straight on.
+            menu = [names for names, _ in self._menu_entries()]
+            if (conversation.category is None and inbound.choice is None
+                    and self._command(inbound.text) in (None, "menu") and pick_option(inbound.text or "", menu) is None):
+                self._show_menu(run)
+                return run.turn
+        if inbound.choice is not None:
+            self._on_choice(run, inbound.choice)
+        else:
+            self._on_text(run, inbound.text or "")
+        return run.turn
+
+    def _on_text(self, run: _Run, text: str) -> None:
+        conv = run.conversation
+        if not normalize(text):
+            self._say(run, self.shared.texts.empty_message)
+            return self._prompt(run)
+        move = self._command(text)
+        if move is not None:
+            return self._global_move(run, move)
+        if conv.category is None:
+            index = pick_option(text, [names for names, _ in self._menu_entries()])
+            if index is None:
+                self._say(run, self.shared.texts.fallback)
+                return self._show_menu(run)
+            return self._start(run, self._menu_entries()[index][1])
+        state = self._state(conv)
+        pending = self._pending_fact(conv)
+        if pending is not None:
+            return self._take_fact(run, pending, text)
+        index = pick_option(text, [[o.label] for o in state.options])
+        if index is None:
+            self._say(run, self.shared.texts.choose_again)
+            return self._prompt(run)
+        self._trigger(run, f"option{index}")
+
+    def _on_choice(self, run: _Run, value: str) -> None:
+        """A pressed option counts only if it belongs to the question being asked now."""
+        key, _, index_text = value.rpartition(":")
+        options = self._current_options(run.conversation)
+        if key != self._question_key(run.conversation) or not index_text.isdigit() or int(index_text) >= len(options):
+            self._say(run, self.shared.texts.stale_choice)
+            return self._prompt(run)
+        self._on_text(run, options[int(index_text)].label)
+
+    def _command(self, text: str | None) -> str | None:
+        return self._commands.get(normalize(text or "").casefold())
+
+    def _global_move(self, run: _Run, move: str) -> None:
+        conv = run.conversation
+        texts = self.shared.texts
+        if move == "help":
+            self._say(run, texts.help)
+            return self._prompt(run)
+        if move == "human":
+            run.turn.events.append(Event("human_requested", {"category": conv.category, "case": conv.case_number}))
+            self._say(run, texts.human)
+            return self._prompt(run)
+        if move == "bye":
+            if conv.category is not None:
+                run.turn.events.append(Event("conversation_cancelled", {"category": conv.category, "state": conv.state}))
+            self._leave(run)
+            return self._say(run, texts.goodbye)
+        if move == "cancel" and conv.category is not None:
+            run.turn.events.append(Event("conversation_cancelled", {"category": conv.category, "state": conv.state}))
+            self._say(run, texts.cancelled)
+        self._leave(run)
+        self._show_menu(run)
+
+    # -- moving through a category -----------------------------------------------------------
+
+    def _start(self, run: _Run, category_id: str, keep_facts: bool = False) -> None:
+        conv = run.conversation
+        conv.category, conv.state = category_id, START
+        if not keep_facts:
+            conv.facts = {}
+            conv.case_number = None
+        self._trigger(run, "begin")
+
+    def _trigger(self, run: _Run, trigger: str) -> None:
+        machine = self.machines[run.conversation.category]  # type: ignore[index]
+        machine.events[trigger].trigger(run)
+        self._settle(run)
+
+    def _settle(self, run: _Run) -> None:
+        """Moves on until the conversation waits for the customer, ends or changes category."""
+        for _ in range(MAX_MOVES):
+            conv = run.conversation
+            state = self._state(conv)
+            if state.end:
+                self._leave(run)
+                self._say(run, self.shared.texts.anything_else)
+                return self._show_menu(run, with_prompt=False)
+            if state.switch_to:
+                run.turn.events.append(Event("handed_over", {"from": conv.category, "to": state.switch_to}))
+                self._start(run, state.switch_to, keep_facts=True)
+                return
+            if state.options or self._pending_fact(conv) is not None:
+                return self._prompt(run)
+            self.machines[conv.category].events["next"].trigger(run)  # type: ignore[index]
+        raise RuntimeError(f"conversation did not settle after {MAX_MOVES} moves")
+
+    def _entered(self, event) -> None:
+        """Records what a state says and does on entry."""
+        run: _Run = event.model
+        category = self._category(run.conversation)
+        state = category.flow.states[event.state.name]
+        for point in state.say:
+            self._say(run, category.answer_points[point])
+        if state.open_case:
+            self._open_case(run, category)
+        if state.end:
+            run.turn.events.append(Event("conversation_closed", {"category": category.id, "case": run.conversation.case_number}))
+            self._say(run, category.closing)
+
+    def _open_case(self, run: _Run, category: Category) -> None:
+        conv = run.conversation
+        step = category.handling[0]
+        deadline = run.now + timedelta(hours=step.deadline_hours)
+        conv.case_number = run.number_case(category.id)
+        run.turn.events.append(Event("case_opened", {
+            "number": conv.case_number, "category": category.id, "facts": dict(conv.facts),
+            "step": 0, "role": step.role, "deadline": deadline,
+        }))
+        self._say(run, self.shared.texts.case_opened, step={
+            "role": self.shared.roles[step.role].name,
+            "action": render(step.action.text, self._values(run)),
+            "deadline": deadline.astimezone(self.zone).strftime("%m月%d日 %H:%M"),
+        })
+
+    def _take_fact(self, run: _Run, fact_id: str, text: str) -> None:
+        conv = run.conversation
+        fact = self._category(conv).facts[fact_id]
+        fact_type = self.shared.fact_types[fact.type]
+        value = check_fact(text, fact_type, fact.options)
+        if value is None:
+            self._say(run, fact_type.invalid)
+            return self._prompt(run)
+        conv.facts[fact_id] = value
+        self._settle(run)
+
+    def _leave(self, run: _Run) -> None:
+        conv = run.conversation
+        conv.category, conv.state = None, MENU
+
+    # -- what is being asked -----------------------------------------------------------------
+
+    def _prompt(self, run: _Run) -> None:
+        """Asks again whatever the conversation is waiting for."""
+        conv = run.conversation
+        if conv.category is None:
+            return self._show_menu(run)
+        pending = self._pending_fact(conv)
+        text = self._category(conv).facts[pending].prompt if pending else self._state(conv).ask
+        assert text is not None
+        self._say(run, text, options=self._current_options(conv))
+
+    def _show_menu(self, run: _Run, with_prompt: bool = True) -> None:
+        options = self._current_options(run.conversation)
+        if with_prompt or not run.turn.replies:
+            self._say(run, self.shared.texts.menu_prompt, options=options)
+        else:  # attach the menu to the reply just given
+            last = run.turn.replies.pop()
+            run.turn.replies.append(Reply(last.text, tuple(options)))
+
+    def _current_options(self, conv: Conversation) -> list[Option]:
+        key = self._question_key(conv)
+        if conv.category is None:
+            labels = [names[0] for names, _ in self._menu_entries()]
+        else:
+            pending = self._pending_fact(conv)
+            if pending is not None:
+                labels = list(self._category(conv).facts[pending].options or [])
+            else:
+                labels = [o.label for o in self._state(conv).options]
+        return [Option(label, f"{key}:{i}") for i, label in enumerate(labels)]
+
+    def _question_key(self, conv: Conversation) -> str:
+        """Names the question now asked, short enough for Telegram's 64-byte button data."""
+        if conv.category is None:
+            return MENU
+        pending = self._pending_fact(conv)
+        return f"{conv.category}.{conv.state}" + (f".{pending}" if pending else "")
+
+    def _menu_entries(self) -> list[tuple[list[str], str]]:
+        cats = self.content.categories
+        return [([cats[c].menu_label, cats[c].name], c) for c in self.shared.menu]
+
+    def _pending_fact(self, conv: Conversation) -> str | None:
+        if conv.category is None:
+            return None
+        return next((f for f in self._state(conv).collect if f not in conv.facts), None)
+
+    def _category(self, conv: Conversation) -> Category:
+        return self.content.categories[conv.category]  # type: ignore[index]
+
+    def _state(self, conv: Conversation) -> State:
+        return self._category(conv).flow.states[conv.state]
+
+    # -- text ---------------------------------------------------------------------------------
+
+    def _values(self, run: _Run, **extra: Any) -> dict[str, Any]:
+        conv = run.conversation
+        category = self.content.categories.get(conv.category) if conv.category else None
+        values = {
+            "salutation": self.shared.salutation_default,
+            "facts": dict(conv.facts),
+            "case": {"number": conv.case_number},
+            "step": {},
+            "category": category.name if category else "",
+        }
+        values.update(extra)
+        return values
+
+    def _say(self, run: _Run, text: Text, options: list[Option] | tuple = (), **extra: Any) -> None:
+        run.turn.replies.append(Reply(render(text.text, self._values(run, **extra)), tuple(options)))

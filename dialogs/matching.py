@@ -1,0 +1,50 @@
+"""Understanding short answers: which offered option a message means, and whether a fact is valid."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from typing import Sequence
+
+from dialogs.schema import FactType
+
+_NUMBER = re.compile(r"^第?(\d{1,3})(?:个|项|号|条)?[.、。)]?$")
+
+
+def normalize(text: str) -> str:
+    """Folds full-width letters, digits and punctuation to their plain forms, and trims."""
+    return unicodedata.normalize("NFKC", text).strip()
+
+
+def pick_option(text: str, choices: Sequence[Sequence[str]]) -> int | None:
+    """Returns the index of the choice a message means: its number (from 1), or a unique name match.
+
+    Each choice is a list of names (label first, then aliases)."""
+    said = normalize(text).casefold()
+    if not said:
+        return None
+    number = _NUMBER.match(said)
+    if number:
+        index = int(number.group(1)) - 1
+        return index if 0 <= index < len(choices) else None
+    names = [[normalize(n).casefold() for n in names] for names in choices]
+    exact = [i for i, ns in enumerate(names) if said in ns]
+    if len(exact) == 1:
+        return exact[0]
+    # "我要投诉服务态度" names one choice; "态度" is part of one: both are clear if only one fits.
+    partial = [i for i, ns in enumerate(names) if any(n in said or (len(said) >= 2 and said in n) for n in ns)]
+    return partial[0] if len(partial) == 1 else None
+
+
+def check_fact(text: str, fact_type: FactType, options: Sequence[str] | None) -> str | None:
+    """Returns the value to keep for a fact, or None when the answer is not valid."""
+    value = normalize(text)
+    if fact_type.kind == "choice":
+        index = pick_option(value, [[o] for o in options or ()])
+        return None if index is None else options[index]  # type: ignore[index]
+    if fact_type.kind == "pattern":
+        compact = value.translate({ord(c): None for c in fact_type.strip})
+        return compact if re.fullmatch(fact_type.pattern or "", compact) else None
+    # Free text keeps the customer's own characters, only trimmed.
+    kept = text.strip()
+    return kept if fact_type.min_length <= len(kept) <= fact_type.max_length else None

@@ -1,0 +1,95 @@
+"""Reading YAML content files with the line of every value, and no silent duplicate keys."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+Path_ = tuple[str | int, ...]
+
+
+@dataclass
+class Problem:
+    """One thing wrong in a content file, located well enough to fix it."""
+
+    file: str
+    line: int | None
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        return f"{where}: {self.field or '(file)'}: {self.message}"
+
+
+@dataclass
+class YamlDoc:
+    """A parsed file: its data, and the line (1-based) where each path starts."""
+
+    file: str
+    data: Any
+    lines: dict[Path_, int] = field(default_factory=dict)
+
+    def line_of(self, path: Path_) -> int | None:
+        """Returns the line of the deepest known prefix of path."""
+        for end in range(len(path), -1, -1):
+            if path[:end] in self.lines:
+                return self.lines[path[:end]]
+        return None
+
+    def problem(self, path: Path_, message: str) -> Problem:
+        return Problem(self.file, self.line_of(path), dotted(path), message)
+
+
+class ContentFileError(Exception):
+    """A file that cannot even be parsed."""
+
+    def __init__(self, problem: Problem):
+        super().__init__(str(problem))
+        self.problem = problem
+
+
+def dotted(path: Path_) -> str:
+    """Renders ('handling', 0, 'role') as handling[0].role."""
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def read_yaml(path: Path, shown_as: str) -> YamlDoc:
+    """Parses one file; a syntax error or a duplicate key raises ContentFileError."""
+    text = path.read_text(encoding="utf-8")
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark else None
+        raise ContentFileError(Problem(shown_as, line, "", f"not valid YAML: {getattr(exc, 'problem', exc)}"))
+    doc = YamlDoc(shown_as, None)
+    if node is None:
+        return doc
+    doc.data = _build(node, (), doc)
+    return doc
+
+
+def _build(node: yaml.Node, path: Path_, doc: YamlDoc) -> Any:
+    doc.lines.setdefault(path, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        out: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            key = yaml.SafeLoader("").construct_object(key_node, deep=True)
+            if key in out:
+                raise ContentFileError(
+                    Problem(doc.file, key_node.start_mark.line + 1, dotted(path + (key,)),
+                            "duplicate key (YAML would silently keep only the last one)")
+                )
+            doc.lines[path + (key,)] = key_node.start_mark.line + 1
+            out[key] = _build(value_node, path + (key,), doc)
+        return out
+    if isinstance(node, yaml.SequenceNode):
+        return [_build(item, path + (i,), doc) for i, item in enumerate(node.value)]
+    return yaml.SafeLoader("").construct_object(node, deep=True)
