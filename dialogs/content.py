@@ -16,6 +16,8 @@ from dialogs.schema import Category, Shared, Text
 from dialogs.yamlfile import ContentFileError, Problem, YamlDoc, read_yaml
 
 SHARED_FILE = "shared.yaml"
+# Files in scripts_yaml/ that are not complaint categories: fee and policy topics, off-topic examples.
+NOT_CATEGORIES = {SHARED_FILE, "policies.yaml", "other.yaml"}
 DEFAULT_DIR = Path(__file__).resolve().parent.parent / "scripts_yaml"
 
 
@@ -40,7 +42,7 @@ def load_content(directory: Path = DEFAULT_DIR) -> Content:
     problems: list[Problem] = []
     docs: dict[str, YamlDoc] = {}
     digest = hashlib.sha256()
-    files = sorted(directory.glob("*.yaml"))
+    files = sorted(p for p in directory.glob("*.yaml") if p.name not in NOT_CATEGORIES - {SHARED_FILE})
     if not (directory / SHARED_FILE).exists():
         raise ContentError([Problem(str(directory / SHARED_FILE), None, "", "missing: the shared texts file")])
     for path in files:
@@ -58,9 +60,11 @@ def load_content(directory: Path = DEFAULT_DIR) -> Content:
         if category is not None:
             categories[stem] = category
     if shared is not None:
-        problems += _check_shared(shared, shared_doc, set(docs))
+        # Every file counts as a category id, parsed or not, so one broken file is reported once.
+        stems = {p.stem for p in files} - {Path(SHARED_FILE).stem}
+        problems += _check_shared(shared, shared_doc, stems)
         for stem, category in categories.items():
-            problems += _check_category(category, stem, docs[stem], shared, set(docs))
+            problems += _check_category(category, stem, docs[stem], shared, stems)
     if problems:
         raise ContentError(problems)
     assert shared is not None
@@ -86,7 +90,11 @@ def _parse(doc: YamlDoc | None, model: type[BaseModel], problems: list[Problem])
         for err in exc.errors():
             loc = tuple(err["loc"])
             message = err["msg"]
-            if err["type"] == "extra_forbidden":
+            if err["type"] == "missing":
+                message = "missing required field"
+            elif err["type"] == "value_error":
+                message = str(err["ctx"]["error"])
+            elif err["type"] == "extra_forbidden":
                 known = list(_fields_at(model, loc[:-1]))
                 message = "unknown field" + _did_you_mean(str(loc[-1]), known)
             problems.append(doc.problem(loc, message))
@@ -237,10 +245,11 @@ def _reachable(initial: str, states: dict) -> set[str]:
 
 
 def _silent_cycle(states: dict) -> list[str] | None:
-    """Finds states that pass control along by 'goto' alone, forever (only 'collect' may wait)."""
+    """Finds states that pass control along by 'goto' alone, forever. A 'collect' state waits only
+    until its facts are in, and facts stay, so it does not break such a loop."""
     for start in states:
         path, name = [], start
-        while name in states and states[name].goto and not states[name].collect:
+        while name in states and states[name].goto:
             if name in path:
                 return path[path.index(name):] + [name]
             path.append(name)

@@ -1,0 +1,5 @@
+"""Lets `python -m bot` run the kefu command."""
+
+from bot.cli import app
+
+app()

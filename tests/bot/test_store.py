@@ -1,0 +1,65 @@
+"""Storage through the service, on SQLite and on a real PostgreSQL server."""
+
+from __future__ import annotations
+
+from sqlmodel import select
+
+from bot.config import Settings
+from bot.service import Service
+from bot.store import CaseRow, EventRow, MessageRow
+from dialogs.conversation import Inbound
+
+ODD = ["", "😀🚚📦", "<b>你好</b><script>x</script>", "{{ 7*7 }} {% raw %}", "运单" * 60_000, "\u200b\t 带空白 \n"]
+
+
+def service(url: str) -> Service:
+    return Service.from_settings(Settings(database_url=url))
+
+
+def talk(svc: Service, user: str, *lines: str):
+    return [svc.receive("console", user, Inbound(text=line)) for line in lines]
+
+
+def test_a_case_and_every_message_are_stored(database_url):
+    svc = service(database_url)
+    talk(svc, "u1", "你好", "货物滞留", "12345678", "13800138000")
+    with svc.store.session() as session:
+        case = session.exec(select(CaseRow)).one()
+        assert (case.category, case.waybill, case.contact, case.step_role) == ("stranded", "12345678", "13800138000", "branch_counter")
+        assert case.content_version == svc.content.version
+        kinds = [e.kind for e in session.exec(select(EventRow))]
+        assert "case_opened" in kinds and "conversation_closed" in kinds
+        messages = session.exec(select(MessageRow).order_by(MessageRow.id)).all()
+        assert [m.text for m in messages if m.direction == "in"] == ["你好", "货物滞留", "12345678", "13800138000"]
+        # Each inbound message records the state it arrived in.
+        assert [m.state for m in messages if m.direction == "in"] == ["menu", "menu", "collect", "collect"]
+
+
+def test_odd_messages_are_stored_exactly_and_answered(database_url):
+    svc = service(database_url)
+    for odd in ODD:
+        replies = svc.receive("console", "odd", Inbound(text=odd))
+        assert replies and replies[-1].options
+    with svc.store.session() as session:
+        stored = [m.text for m in session.exec(select(MessageRow).where(MessageRow.direction == "in").order_by(MessageRow.id))]
+    assert stored == ODD
+
+
+def test_a_restarted_service_resumes_every_conversation(database_url):
+    talk(service(database_url), "a", "服务态度问题", "1")
+    talk(service(database_url), "b", "运费价格问题")
+    again = service(database_url)  # as if kefu had been stopped and started
+    [a_reply] = talk(again, "a", "司机态度很差")
+    assert "请提供相关的运单号" in a_reply[-1].text
+    [b_reply] = talk(again, "b", "1")
+    assert "请提供运单号" in b_reply[-1].text
+
+
+def test_case_numbers_count_up_within_a_day(database_url):
+    svc = service(database_url)
+    for user in ("x", "y"):
+        talk(svc, user, "货物滞留", "12345678", "13800138000")
+    with svc.store.session() as session:
+        numbers = [c.number for c in session.exec(select(CaseRow).order_by(CaseRow.id))]
+    assert [n[-4:] for n in numbers] == ["0001", "0002"]
+    assert numbers[0][:-4] == numbers[1][:-4]
