@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy.exc import IntegrityError
 
 from bot.config import Settings
-from bot.store import Store, connect, utcnow
+from bot.store import Store, connect
 from dialogs.content import Content, load_content
 from dialogs.conversation import Inbound, Reply
 from dialogs.engine import Engine
@@ -34,9 +34,8 @@ class Service:
         for attempt in range(TURN_ATTEMPTS):
             try:
                 with self.store.turn(channel, user_key) as tx:
-                    now = utcnow()
-                    turn = self.engine.handle(tx.conversation, inbound, now, tx.number_case)
-                    tx.record(inbound, turn, now)
+                    turn = self.engine.handle(tx.conversation, inbound, tx)
+                    tx.record(inbound, turn)
                 return turn.replies
             except IntegrityError:
                 if attempt == TURN_ATTEMPTS - 1:

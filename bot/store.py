@@ -10,7 +10,7 @@ from sqlalchemy import JSON, Column, DateTime, Text, UniqueConstraint, event, fu
 from sqlalchemy.engine import Engine as DbEngine
 from sqlmodel import Field, Session, SQLModel, create_engine, select
 
-from dialogs.conversation import Conversation, Event, Inbound, Turn
+from dialogs.conversation import CaseView, Conversation, Event, Inbound, Turn
 
 
 def utcnow() -> datetime:
@@ -119,18 +119,20 @@ class Store:
         """One customer turn in one transaction: committed whole, or not at all."""
         with Session(self.db, expire_on_commit=False) as session:
             with session.begin():
-                yield TurnTx(self, session, channel, user_key)
+                yield TurnTx(self, session, channel, user_key, utcnow())
 
     def session(self) -> Session:
         return Session(self.db, expire_on_commit=False)
 
 
 class TurnTx:
-    """The open transaction of one turn: loads the conversation, then writes what happened."""
+    """The open transaction of one turn: loads the conversation, answers the engine's questions
+    (it is the engine's Ledger), then writes what happened."""
 
-    def __init__(self, store: Store, session: Session, channel: str, user_key: str):
+    def __init__(self, store: Store, session: Session, channel: str, user_key: str, now: datetime):
         self.store = store
         self.session = session
+        self.now = now
         query = select(ConversationRow).where(ConversationRow.channel == channel, ConversationRow.user_key == user_key)
         if session.bind.dialect.name != "sqlite":
             query = query.with_for_update()
@@ -144,13 +146,20 @@ class TurnTx:
 
     def number_case(self, category: str) -> str:
         """Gives the next readable case number of the day: KF-YYYYMMDD-NNNN."""
-        prefix = f"KF-{utcnow().astimezone(self.store.zone):%Y%m%d}-"
+        prefix = f"KF-{self.now.astimezone(self.store.zone):%Y%m%d}-"
         count = self.session.exec(select(func.count()).select_from(CaseRow).where(CaseRow.number.startswith(prefix))).one()
         return f"{prefix}{count + 1:04d}"
 
-    def record(self, inbound: Inbound, turn: Turn, now: datetime) -> None:
+    def find_case(self, number: str) -> CaseView | None:
+        case = self.session.exec(select(CaseRow).where(CaseRow.number == number)).first()
+        if case is None:
+            return None
+        return CaseView(case.number, case.category, case.status, case.step, case.step_role,
+                        aware(case.step_deadline), mine=case.conversation_id == self.row.id)
+
+    def record(self, inbound: Inbound, turn: Turn) -> None:
         """Writes the inbound message, the replies, the events and the new conversation state."""
-        row, conv, session = self.row, self.conversation, self.session
+        row, conv, session, now = self.row, self.conversation, self.session, self.now
         session.add(MessageRow(conversation_id=row.id, direction="in", text=inbound.text, choice=inbound.choice,
                                category=row.category, state=row.state, at=now))
         for reply in turn.replies:

@@ -170,7 +170,7 @@ def _check_category(category: Category, stem: str, doc: YamlDoc, shared: Shared,
     if category.id != stem:
         add(("id",), f"must equal the file name '{stem}'")
     for path, text in _texts(category):
-        for message in template_problems(text.text, set(category.facts)):
+        for message in template_problems(text.text, {f: fact.options for f, fact in category.facts.items()}):
             add(path + ("text",), message)
     for i, step in enumerate(category.handling):
         if step.role not in shared.roles:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import datetime
+from typing import Any, Protocol
 
 MENU = "menu"  # the state of a conversation that is in no category
 
@@ -51,3 +52,28 @@ class Event:
 class Turn:
     replies: list[Reply] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class CaseView:
+    """What a customer may learn about a case when asking for its progress."""
+
+    number: str
+    category: str
+    status: str  # open, closed
+    step: int
+    role: str
+    deadline: datetime
+    mine: bool  # opened in this customer's conversation
+
+
+class Ledger(Protocol):
+    """What the engine may ask of storage during one turn (the caller supplies it; the engine does no I/O)."""
+
+    now: datetime
+
+    def number_case(self, category: str) -> str:
+        """Returns a new, unique, readable case number."""
+
+    def find_case(self, number: str) -> CaseView | None:
+        """Returns the case with this number, if there is one."""

@@ -1,36 +1,36 @@
 """The dialog engine: one state machine per category, driving any conversation one message at a time.
 
 Pure code: it reads the content, changes the Conversation it is given and returns a Turn.
-It does no I/O; a new case's number comes from the caller."""
+It does no I/O; the time, new case numbers and case look-ups come from the caller's Ledger."""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any, Callable
+import re
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from transitions import Machine
 
 from dialogs.content import Content
-from dialogs.conversation import MENU, Conversation, Event, Inbound, Option, Reply, Turn
+from dialogs.conversation import MENU, CaseView, Conversation, Event, Inbound, Ledger, Option, Reply, Turn
 from dialogs.matching import check_fact, normalize, pick_option
 from dialogs.render import render
 from dialogs.schema import Category, State, Text
 
 START = "start"  # every machine's entry: 'begin' leads from here to the flow's initial state
 MAX_MOVES = 50  # a guard: the validator already rejects loops that never wait for the customer
-
-NumberCase = Callable[[str], str]  # category id -> a new, unique, readable case number
+# A case number anywhere in a message is a request for that case's progress: KF-20261127-0001.
+CASE_NUMBER = re.compile(r"KF-?(\d{8})-?(\d{4})", re.IGNORECASE)
 
 
 class _Run:
     """What a machine is triggered on: one conversation during one turn."""
 
-    def __init__(self, conversation: Conversation, turn: Turn, now: datetime, number_case: NumberCase):
+    def __init__(self, conversation: Conversation, turn: Turn, ledger: Ledger):
         self.conversation = conversation
         self.turn = turn
-        self.now = now
-        self.number_case = number_case
+        self.ledger = ledger
 
     @property
     def state(self) -> str:
@@ -74,9 +74,9 @@ class Engine:
 
     # -- one message ------------------------------------------------------------------------
 
-    def handle(self, conversation: Conversation, inbound: Inbound, now: datetime, number_case: NumberCase) -> Turn:
+    def handle(self, conversation: Conversation, inbound: Inbound, ledger: Ledger) -> Turn:
         """Takes one customer message and returns the replies and events; updates the conversation."""
-        run = _Run(conversation, Turn(), now, number_case)
+        run = _Run(conversation, Turn(), ledger)
         if not conversation.greeted:
             conversation.greeted = True
             self._say(run, self.shared.texts.greeting)
@@ -100,6 +100,9 @@ class Engine:
         move = self._command(text)
         if move is not None:
             return self._global_move(run, move)
+        asked = CASE_NUMBER.search(normalize(text))
+        if asked:
+            return self._case_progress(run, f"KF-{asked.group(1)}-{asked.group(2)}")
         if conv.category is None:
             index = pick_option(text, [names for names, _ in self._menu_entries()])
             if index is None:
@@ -133,6 +136,9 @@ class Engine:
         texts = self.shared.texts
         if move == "help":
             self._say(run, texts.help)
+            return self._prompt(run)
+        if move == "status":
+            self._say(run, texts.status_ask)
             return self._prompt(run)
         if move == "human":
             run.turn.events.append(Event("human_requested", {"category": conv.category, "case": conv.case_number}))
@@ -198,8 +204,8 @@ class Engine:
     def _open_case(self, run: _Run, category: Category) -> None:
         conv = run.conversation
         step = category.handling[0]
-        deadline = run.now + timedelta(hours=step.deadline_hours)
-        conv.case_number = run.number_case(category.id)
+        deadline = run.ledger.now + timedelta(hours=step.deadline_hours)
+        conv.case_number = run.ledger.number_case(category.id)
         run.turn.events.append(Event("case_opened", {
             "number": conv.case_number, "category": category.id, "facts": dict(conv.facts),
             "step": 0, "role": step.role, "deadline": deadline,
@@ -207,8 +213,29 @@ class Engine:
         self._say(run, self.shared.texts.case_opened, step={
             "role": self.shared.roles[step.role].name,
             "action": render(step.action.text, self._values(run)),
-            "deadline": deadline.astimezone(self.zone).strftime("%m月%d日 %H:%M"),
+            "deadline": self._local(deadline),
         })
+
+    def _case_progress(self, run: _Run, number: str) -> None:
+        """Tells a customer where their case stands, then asks again what was being asked."""
+        case = run.ledger.find_case(number)
+        texts = self.shared.texts
+        if case is None or not case.mine:
+            # Case numbers are sequential; another customer's case is not shown, nor confirmed to exist.
+            self._say(run, texts.status_not_found, case={"number": number})
+        else:
+            category = self.content.categories.get(case.category)
+            self._say(run, texts.status, case={
+                "number": case.number, "status": self.shared.case_statuses.get(case.status, case.status),
+                "category": category.name if category else case.category, "open": case.status == "open",
+            }, step={
+                "number": case.step + 1, "role": self.shared.roles[case.role].name if case.role in self.shared.roles else case.role,
+                "deadline": self._local(case.deadline),
+            })
+        self._prompt(run)
+
+    def _local(self, moment: datetime) -> str:
+        return moment.astimezone(self.zone).strftime("%m月%d日 %H:%M")
 
     def _take_fact(self, run: _Run, fact_id: str, text: str) -> None:
         conv = run.conversation

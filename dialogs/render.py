@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Any
+from typing import Any, Mapping, Sequence
 
 from jinja2 import StrictUndefined, TemplateSyntaxError, meta, nodes
 from jinja2.sandbox import SandboxedEnvironment
@@ -26,18 +26,34 @@ def render(source: str, values: dict[str, Any]) -> str:
     return _compiled(source).render(**values).strip()
 
 
-def template_problems(source: str, fact_ids: set[str] | None) -> list[str]:
-    """Lists what is wrong with a template: syntax, unknown names, unknown facts.facts_id."""
+def template_problems(source: str, facts: Mapping[str, Sequence[str] | None] | None) -> list[str]:
+    """Lists what is wrong with a template: syntax, unknown names, unknown facts.<id>, and
+    comparisons of a choice fact with a value that is not one of its options.
+
+    facts maps the category's fact ids to their options (None for facts that are not choices);
+    None skips the fact checks (shared texts, which serve every category)."""
     try:
         tree = _env.parse(source)
-    except TemplateSyntaxError as exc:
+        _env.compile(tree)  # catches what parsing lets through, such as an unknown filter
+    except TemplateSyntaxError as exc:  # TemplateAssertionError is one too
         return [f"broken template (line {exc.lineno} of the text): {exc.message}"]
     problems = [
         f"template uses unknown name '{name}' (known: {', '.join(sorted(TEMPLATE_NAMES))})"
         for name in sorted(meta.find_undeclared_variables(tree) - TEMPLATE_NAMES)
     ]
-    if fact_ids is not None:
-        for node in tree.find_all(nodes.Getattr):
-            if isinstance(node.node, nodes.Name) and node.node.name == "facts" and node.attr not in fact_ids:
-                problems.append(f"template uses facts.{node.attr}, which this category does not collect")
+    if facts is None:
+        return problems
+    for node in tree.find_all(nodes.Getattr):
+        if isinstance(node.node, nodes.Name) and node.node.name == "facts" and node.attr not in facts:
+            problems.append(f"template uses facts.{node.attr}, which this category does not collect")
+    # A renamed option would otherwise send `{% if facts.x == '旧选项' %}` quietly to its else branch.
+    for compare in tree.find_all(nodes.Compare):
+        sides = [compare.expr] + [op.expr for op in compare.ops]
+        fact_ids = [n.attr for n in sides if isinstance(n, nodes.Getattr) and isinstance(n.node, nodes.Name) and n.node.name == "facts"]
+        values = [n.value for n in sides if isinstance(n, nodes.Const) and isinstance(n.value, str)]
+        for fact_id in fact_ids:
+            options = facts.get(fact_id)
+            for value in values:
+                if options is not None and value not in options:
+                    problems.append(f"template compares facts.{fact_id} with '{value}', which is not one of its options")
     return problems

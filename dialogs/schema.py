@@ -64,6 +64,7 @@ class Commands(Strict):
     human: list[str]
     help: list[str]
     bye: list[str]
+    status: list[str]
 
 
 class SharedTexts(Strict):
@@ -79,6 +80,9 @@ class SharedTexts(Strict):
     human: Text
     case_opened: Text
     anything_else: Text
+    status_ask: Text
+    status: Text
+    status_not_found: Text
 
 
 class Shared(Strict):
@@ -90,6 +94,7 @@ class Shared(Strict):
     texts: SharedTexts
     roles: dict[Id, Role]
     fact_types: dict[Id, FactType]
+    case_statuses: dict[Id, str]  # how a case's status is shown to customers
     commands: Commands
     menu: list[Id] = Field(min_length=1)
 

@@ -34,6 +34,8 @@ EXPECTED = {
         "attitude.yaml:7: answer_points.reply.text: template uses unknown name 'customer_name' (known: case, category, facts, salutation, step)",
         "attitude.yaml:7: answer_points.reply.text: template uses facts.waybill, which this category does not collect",
     ],
+    "unknown_filter": ["attitude.yaml:7: answer_points.reply.text: broken template (line 1 of the text): No filter named 'uper'."],
+    "unknown_option": ["attitude.yaml:22: closing.text: template compares facts.who with '送货司机', which is not one of its options"],
     "manual_without_source": ["attitude.yaml:17: closing: a text taken from the manual must name its section in 'source'"],
     "yaml_syntax": ["attitude.yaml:9: (file): not valid YAML: expected the node content, but found '-'"],
     "silent_loop": [

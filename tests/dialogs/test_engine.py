@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from dialogs.conversation import Conversation, Inbound
+from dialogs.conversation import CaseView, Conversation, Inbound
 from dialogs.engine import Engine
 from golden import golden_params, where
 
@@ -19,20 +19,30 @@ def engine(content):
     return Engine(content)
 
 
-def numbers():
-    counter = itertools.count(1)
-    return lambda category: f"KF-TEST-{next(counter):04d}"
+class FakeLedger:
+    """Stands in for storage: numbers cases in order and remembers them."""
+
+    def __init__(self):
+        self.now = NOW
+        self.cases: dict[str, CaseView] = {}
+        self._counter = itertools.count(1)
+
+    def number_case(self, category):
+        return f"KF-20261127-{next(self._counter):04d}"
+
+    def find_case(self, number):
+        return self.cases.get(number)
 
 
-def say(engine, conv, text, number_case=None):
-    return engine.handle(conv, Inbound(text=str(text)), NOW, number_case or numbers())
+def say(engine, conv, text, ledger=None):
+    return engine.handle(conv, Inbound(text=str(text)), ledger or FakeLedger())
 
 
 @pytest.mark.parametrize("golden", golden_params())
 def test_golden_conversation(engine, content, golden):
-    conv, number_case, opened = Conversation(), numbers(), []
+    conv, ledger, opened = Conversation(), FakeLedger(), []
     for turn in golden["turns"]:
-        result = say(engine, conv, turn["say"], number_case)
+        result = say(engine, conv, turn["say"], ledger)
         shown = "\n".join(r.text for r in result.replies)
         for fragment in turn.get("expect", []):
             assert fragment in shown, f"after {turn['say']!r}"
@@ -67,10 +77,10 @@ def test_pressed_option_counts_only_for_the_question_asked_now(engine):
     conv = Conversation()
     menu = say(engine, conv, "你好").replies[-1].options
     pricing = next(o for o in menu if o.label == "运费价格问题")
-    result = engine.handle(conv, Inbound(choice=pricing.value), NOW, numbers())
+    result = engine.handle(conv, Inbound(choice=pricing.value), FakeLedger())
     assert conv.category == "pricing"
     # The same menu button pressed again, now stale: refused, and the current question is asked again.
-    result = engine.handle(conv, Inbound(choice=pricing.value), NOW, numbers())
+    result = engine.handle(conv, Inbound(choice=pricing.value), FakeLedger())
     assert "这个选项已经失效了" in result.replies[0].text
     assert result.replies[-1].options[0].label == "需要，帮我核对运费"
     assert conv.state == "answer"
@@ -112,10 +122,35 @@ def test_menu_command_leaves_a_half_filled_complaint(engine):
 
 def test_human_request_is_an_event_with_the_case(engine):
     conv = Conversation(greeted=True)
-    number_case = numbers()
+    ledger = FakeLedger()
     for line in ["货物滞留", "12345678", "13800138000"]:
-        say(engine, conv, line, number_case)
-    result = say(engine, conv, "转人工", number_case)
+        say(engine, conv, line, ledger)
+    result = say(engine, conv, "转人工", ledger)
     assert [e.kind for e in result.events] == ["human_requested"]
-    assert result.events[0].data["case"] == conv.case_number == "KF-TEST-0001"
-    assert "KF-TEST-0001" in result.replies[0].text
+    assert result.events[0].data["case"] == conv.case_number == "KF-20261127-0001"
+    assert "KF-20261127-0001" in result.replies[0].text
+
+
+def test_progress_of_own_case_by_number(engine, content):
+    ledger, conv = FakeLedger(), Conversation(greeted=True)
+    ledger.cases["KF-20261127-0007"] = CaseView("KF-20261127-0007", "claims", "open", 1, "branch_manager",
+                                                NOW + timedelta(hours=24), mine=True)
+    result = say(engine, conv, "我想查一下 kf20261127-0007 的进度", ledger)
+    assert "案件 KF-20261127-0007（货损货差理赔）：处理中。目前在第2步，由分公司经理跟进，将在11月28日 10:00前给您反馈。" in result.replies[0].text
+    assert result.replies[-1].options  # and the menu again
+
+
+def test_progress_is_not_shown_for_someone_elses_case(engine):
+    ledger, conv = FakeLedger(), Conversation(greeted=True)
+    ledger.cases["KF-20261127-0008"] = CaseView("KF-20261127-0008", "stranded", "open", 0, "branch_counter", NOW, mine=False)
+    shown = [r.text for r in say(engine, conv, "KF-20261127-0008", ledger).replies]
+    assert "没有查到您名下编号为 KF-20261127-0008 的案件" in shown[0]
+    assert "没有查到您名下编号为 KF-20261127-0009 的案件" in say(engine, conv, "KF-20261127-0009", ledger).replies[0].text
+
+
+def test_asking_for_progress_without_a_number_asks_for_it(engine):
+    conv = Conversation(greeted=True)
+    say(engine, conv, "货物滞留")
+    result = say(engine, conv, "查询")
+    assert "请发送您的案件编号" in result.replies[0].text
+    assert conv.state == "collect" and "运单号" in result.replies[-1].text

@@ -1,0 +1,132 @@
+"""Measuring the router on labelled messages: accuracy, per-label precision and recall, the
+confusion matrix, and how often it answers confidently but wrongly."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from dialogs.intents import Router
+
+
+@dataclass(frozen=True)
+class LabelScore:
+    label: str
+    support: int  # messages with this label
+    predicted: int  # messages the router gave this label
+    correct: int
+
+    @property
+    def precision(self) -> float | None:
+        return self.correct / self.predicted if self.predicted else None
+
+    @property
+    def recall(self) -> float | None:
+        return self.correct / self.support if self.support else None
+
+
+@dataclass(frozen=True)
+class Miss:
+    text: str
+    expected: str
+    got: str
+    confidence: float
+
+
+@dataclass(frozen=True)
+class Report:
+    total: int
+    correct: int
+    threshold: float
+    answered: int  # confidence ≥ threshold: answered without asking back
+    misrouted: int  # answered, and wrong
+    labels: tuple[LabelScore, ...]
+    confusion: dict[str, dict[str, int]]  # expected label → predicted label → count
+    misses: tuple[Miss, ...]  # wrong answers, most confident first
+    unknown_labels: tuple[str, ...]  # labels in the data the router was never trained on
+
+    @property
+    def accuracy(self) -> float:
+        return self.correct / self.total if self.total else 0.0
+
+    @property
+    def misroute_rate(self) -> float:
+        """Answered with confidence ≥ threshold but wrong, over all messages."""
+        return self.misrouted / self.total if self.total else 0.0
+
+    @property
+    def answered_rate(self) -> float:
+        return self.answered / self.total if self.total else 0.0
+
+    @property
+    def answered_accuracy(self) -> float:
+        return (self.answered - self.misrouted) / self.answered if self.answered else 0.0
+
+
+def load_labelled(path: Path) -> list[tuple[str, str]]:
+    """Reads an evaluation file: `messages: [{text, category}, ...]`."""
+    data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    return [(str(m["text"]), str(m["category"])) for m in data["messages"]]
+
+
+def evaluate(router: Router, labelled: list[tuple[str, str]], threshold: float) -> Report:
+    """Classifies every message and compares with its label."""
+    results = router.classify_many([text for text, _ in labelled])
+    confusion: dict[str, Counter] = {}
+    misses = []
+    answered = misrouted = correct = 0
+    for (text, expected), result in zip(labelled, results):
+        confusion.setdefault(expected, Counter())[result.label] += 1
+        confident = result.confidence >= threshold
+        answered += confident
+        if result.label == expected:
+            correct += 1
+        else:
+            misrouted += confident
+            misses.append(Miss(text, expected, result.label, result.confidence))
+    expected_counts = Counter(expected for _, expected in labelled)
+    predicted_counts = Counter(r.label for r in results)
+    all_labels = sorted(set(expected_counts) | set(predicted_counts))
+    scores = tuple(
+        LabelScore(label, expected_counts[label], predicted_counts[label], confusion.get(label, Counter())[label])
+        for label in all_labels
+    )
+    return Report(
+        total=len(labelled), correct=correct, threshold=threshold, answered=answered, misrouted=misrouted,
+        labels=scores, confusion={k: dict(v) for k, v in sorted(confusion.items())},
+        misses=tuple(sorted(misses, key=lambda m: -m.confidence)),
+        unknown_labels=tuple(sorted(set(expected_counts) - set(router.labels))),
+    )
+
+
+def format_report(report: Report, misses: int = 20) -> str:
+    """Renders the report as plain text: overall figures, a table per label, the confusions, the worst misses."""
+
+    def pct(value: float | None) -> str:
+        return "   -  " if value is None else f"{value * 100:5.1f}%"
+
+    lines = [
+        f"messages: {report.total}",
+        f"top-1 accuracy: {pct(report.accuracy)} ({report.correct}/{report.total})",
+        f"threshold: {report.threshold:.2f}",
+        f"answered (confidence ≥ threshold): {pct(report.answered_rate)} ({report.answered}/{report.total}),"
+        f" of which right: {pct(report.answered_accuracy)}",
+        f"misroute rate (confident and wrong, over all messages): {pct(report.misroute_rate)}"
+        f" ({report.misrouted}/{report.total})",
+    ]
+    if report.unknown_labels:
+        lines.append(f"labels with no training examples: {', '.join(report.unknown_labels)}")
+    width = max([len(s.label) for s in report.labels] + [5])
+    lines += ["", f"{'label':<{width}}  support  precision  recall"]
+    for s in report.labels:
+        lines.append(f"{s.label:<{width}}  {s.support:7d}    {pct(s.precision)}  {pct(s.recall)}")
+    lines += ["", "confusions (expected → predicted: count):"]
+    pairs = sorted(((n, e, p) for e, row in report.confusion.items() for p, n in row.items() if p != e), reverse=True)
+    lines += [f"  {e} → {p}: {n}" for n, e, p in pairs] or ["  none"]
+    if misses and report.misses:
+        lines += ["", f"most confident misses (up to {misses}):"]
+        lines += [f"  {m.confidence:.2f}  {m.expected} → {m.got}: {m.text}" for m in report.misses[:misses]]
+    return "\n".join(lines)
