@@ -2,37 +2,30 @@
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
+from dialogs.policies import POLICIES_FILE, Policies, load_policies
 from dialogs.render import template_problems
 from dialogs.schema import Category, Shared, Text
-from dialogs.yamlfile import ContentFileError, Problem, YamlDoc, read_yaml
+from dialogs.yamlfile import DEFAULT_DIR
+from dialogs.yamlfile import ContentError, ContentFileError, Problem, YamlDoc, did_you_mean, parse_model, read_yaml, shown_path
 
 SHARED_FILE = "shared.yaml"
 # Files in scripts_yaml/ that are not complaint categories: fee and policy topics, off-topic examples.
-NOT_CATEGORIES = {SHARED_FILE, "policies.yaml", "other.yaml"}
-DEFAULT_DIR = Path(__file__).resolve().parent.parent / "scripts_yaml"
-
-
-class ContentError(Exception):
-    """The content is invalid; problems lists each one with file, line and field."""
-
-    def __init__(self, problems: list[Problem]):
-        self.problems = problems
-        super().__init__("\n".join(str(p) for p in problems))
+NOT_CATEGORIES = {SHARED_FILE, POLICIES_FILE, "other.yaml"}
 
 
 @dataclass(frozen=True)
 class Content:
     shared: Shared
     categories: dict[str, Category]
+    policies: Policies  # the fee and policy topics
     version: str  # the shared version plus a hash of every file, stored on each case
 
 
@@ -42,93 +35,40 @@ def load_content(directory: Path = DEFAULT_DIR) -> Content:
     problems: list[Problem] = []
     docs: dict[str, YamlDoc] = {}
     digest = hashlib.sha256()
-    files = sorted(p for p in directory.glob("*.yaml") if p.name not in NOT_CATEGORIES - {SHARED_FILE})
-    if not (directory / SHARED_FILE).exists():
-        raise ContentError([Problem(str(directory / SHARED_FILE), None, "", "missing: the shared texts file")])
-    for path in files:
+    for name in (SHARED_FILE, POLICIES_FILE):
+        if not (directory / name).exists():
+            raise ContentError([Problem(str(directory / name), None, "", "missing: every content folder needs this file")])
+    for path in sorted(directory.glob("*.yaml")):
         digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    files = sorted(p for p in directory.glob("*.yaml") if p.name not in NOT_CATEGORIES - {SHARED_FILE})
+    policies = None
+    try:
+        policies = load_policies(directory / POLICIES_FILE)
+    except ContentError as exc:
+        problems += exc.problems
+    for path in files:
         try:
-            docs[path.stem] = read_yaml(path, _shown(path))
+            docs[path.stem] = read_yaml(path, shown_path(path))
         except ContentFileError as exc:
             problems.append(exc.problem)
 
     shared_doc = docs.pop("shared", None)
-    shared = _parse(shared_doc, Shared, problems)
+    shared = parse_model(shared_doc, Shared, problems)
     categories: dict[str, Category] = {}
     for stem, doc in docs.items():
-        category = _parse(doc, Category, problems)
+        category = parse_model(doc, Category, problems)
         if category is not None:
             categories[stem] = category
     if shared is not None:
         # Every file counts as a category id, parsed or not, so one broken file is reported once.
         stems = {p.stem for p in files} - {Path(SHARED_FILE).stem}
-        problems += _check_shared(shared, shared_doc, stems)
+        problems += _check_shared(shared, shared_doc, stems, set(policies.topics) if policies else set())
         for stem, category in categories.items():
             problems += _check_category(category, stem, docs[stem], shared, stems)
     if problems:
         raise ContentError(problems)
-    assert shared is not None
-    return Content(shared, categories, f"{shared.version}+{digest.hexdigest()[:10]}")
-
-
-def _shown(path: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(Path.cwd()))
-    except ValueError:
-        return str(path)
-
-
-def _parse(doc: YamlDoc | None, model: type[BaseModel], problems: list[Problem]) -> Any:
-    if doc is None:
-        return None
-    if not isinstance(doc.data, dict):
-        problems.append(doc.problem((), "expected a mapping of fields at the top of the file"))
-        return None
-    try:
-        return model.model_validate(doc.data)
-    except ValidationError as exc:
-        for err in exc.errors():
-            loc = tuple(err["loc"])
-            message = err["msg"]
-            if err["type"] == "missing":
-                message = "missing required field"
-            elif err["type"] == "value_error":
-                message = str(err["ctx"]["error"])
-            elif err["type"] == "extra_forbidden":
-                known = list(_fields_at(model, loc[:-1]))
-                message = "unknown field" + _did_you_mean(str(loc[-1]), known)
-            problems.append(doc.problem(loc, message))
-        return None
-
-
-def _fields_at(model: type[BaseModel], loc: tuple) -> Iterator[str]:
-    """Yields the field names allowed at a location, for 'did you mean' hints."""
-    current: Any = model
-    for part in loc:
-        if isinstance(part, int) or current is None:
-            continue
-        field = getattr(current, "model_fields", {}).get(part)
-        if field is None:
-            current = None
-            continue
-        current = _model_in(field.annotation)
-    if current is not None and hasattr(current, "model_fields"):
-        yield from current.model_fields
-
-
-def _model_in(annotation: Any) -> Any:
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for arg in getattr(annotation, "__args__", ()):
-        found = _model_in(arg)
-        if found is not None:
-            return found
-    return None
-
-
-def _did_you_mean(word: str, candidates: Any) -> str:
-    close = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
-    return f" (did you mean '{close[0]}'?)" if close else ""
+    assert shared is not None and policies is not None
+    return Content(shared, categories, policies, f"{shared.version}+{digest.hexdigest()[:10]}")
 
 
 def _texts(obj: Any, path: tuple = ()) -> Iterator[tuple[tuple, Text]]:
@@ -146,7 +86,7 @@ def _texts(obj: Any, path: tuple = ()) -> Iterator[tuple[tuple, Text]]:
             yield from _texts(value, path + (i,))
 
 
-def _check_shared(shared: Shared, doc: YamlDoc, categories: set[str]) -> list[Problem]:
+def _check_shared(shared: Shared, doc: YamlDoc, categories: set[str], topics: set[str]) -> list[Problem]:
     problems = [doc.problem(path + ("text",), msg) for path, text in _texts(shared) for msg in template_problems(text.text, None)]
     for name, fact_type in shared.fact_types.items():
         if fact_type.pattern is not None:
@@ -154,9 +94,11 @@ def _check_shared(shared: Shared, doc: YamlDoc, categories: set[str]) -> list[Pr
                 re.compile(fact_type.pattern)
             except re.error as exc:
                 problems.append(doc.problem(("fact_types", name, "pattern"), f"not a valid regular expression: {exc}"))
+    if shared.back_label not in shared.commands.menu:
+        problems.append(doc.problem(("back_label",), "must be one of the words under commands.menu, so choosing it returns to the menu"))
     for i, entry in enumerate(shared.menu):
-        if entry not in categories:
-            problems.append(doc.problem(("menu", i), f"no category '{entry}'" + _did_you_mean(entry, categories)))
+        if entry not in categories | topics:
+            problems.append(doc.problem(("menu", i), f"no category or topic '{entry}'" + did_you_mean(entry, categories | topics)))
     for stem in categories:
         if stem not in shared.menu:
             problems.append(doc.problem(("menu",), f"category '{stem}' is not on the menu"))
@@ -174,11 +116,11 @@ def _check_category(category: Category, stem: str, doc: YamlDoc, shared: Shared,
             add(path + ("text",), message)
     for i, step in enumerate(category.handling):
         if step.role not in shared.roles:
-            add(("handling", i, "role"), f"unknown role '{step.role}'" + _did_you_mean(step.role, shared.roles))
+            add(("handling", i, "role"), f"unknown role '{step.role}'" + did_you_mean(step.role, shared.roles))
     for fact_id, fact in category.facts.items():
         fact_type = shared.fact_types.get(fact.type)
         if fact_type is None:
-            add(("facts", fact_id, "type"), f"unknown fact type '{fact.type}'" + _did_you_mean(fact.type, shared.fact_types))
+            add(("facts", fact_id, "type"), f"unknown fact type '{fact.type}'" + did_you_mean(fact.type, shared.fact_types))
         elif (fact_type.kind == "choice") != bool(fact.options):
             add(("facts", fact_id, "options"), "'options' are required for a choice fact and only allowed there")
 
@@ -187,23 +129,23 @@ def _check_category(category: Category, stem: str, doc: YamlDoc, shared: Shared,
     if "start" in states:
         add(("flow", "states", "start"), "'start' is reserved for the engine")
     if flow.initial not in states:
-        add(("flow", "initial"), f"no state '{flow.initial}'" + _did_you_mean(flow.initial, states))
+        add(("flow", "initial"), f"no state '{flow.initial}'" + did_you_mean(flow.initial, states))
     said, collected = set(), set()
     for name, state in states.items():
         at = ("flow", "states", name)
         for i, point in enumerate(state.say):
             said.add(point)
             if point not in category.answer_points:
-                add(at + ("say", i), f"no answer point '{point}'" + _did_you_mean(point, category.answer_points))
+                add(at + ("say", i), f"no answer point '{point}'" + did_you_mean(point, category.answer_points))
         for i, fact_id in enumerate(state.collect):
             collected.add(fact_id)
             if fact_id not in category.facts:
-                add(at + ("collect", i), f"no fact '{fact_id}'" + _did_you_mean(fact_id, category.facts))
+                add(at + ("collect", i), f"no fact '{fact_id}'" + did_you_mean(fact_id, category.facts))
         for target, path in _targets(state, at):
             if target not in states:
-                add(path, f"transition to missing state '{target}'" + _did_you_mean(target, states))
+                add(path, f"transition to missing state '{target}'" + did_you_mean(target, states))
         if state.switch_to is not None and state.switch_to not in category_ids:
-            add(at + ("switch_to",), f"no category '{state.switch_to}'" + _did_you_mean(state.switch_to, category_ids))
+            add(at + ("switch_to",), f"no category '{state.switch_to}'" + did_you_mean(state.switch_to, category_ids))
     for point in category.answer_points:
         if point not in said:
             add(("answer_points", point), "answer point is never said: no state lists it under 'say'")

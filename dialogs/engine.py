@@ -17,8 +17,10 @@ from dialogs.conversation import MENU, CaseView, Conversation, Event, Inbound, L
 from dialogs.matching import check_fact, normalize, pick_option
 from dialogs.render import render
 from dialogs.schema import Category, State, Text
+from dialogs.topics import TopicDesk
 
 START = "start"  # every machine's entry: 'begin' leads from here to the flow's initial state
+TOPIC = "topic"  # the one state of a conversation about a fee or policy topic
 MAX_MOVES = 50  # a guard: the validator already rejects loops that never wait for the customer
 # A case number anywhere in a message is a request for that case's progress: KF-20261127-0001.
 CASE_NUMBER = re.compile(r"KF-?(\d{8})-?(\d{4})", re.IGNORECASE)
@@ -54,6 +56,7 @@ class Engine:
             for word in words
         }
         self.machines = {cid: self._build_machine(c) for cid, c in content.categories.items()}
+        self.topics = TopicDesk(content.policies)
 
     # -- building ---------------------------------------------------------------------------
 
@@ -109,6 +112,8 @@ class Engine:
                 self._say(run, self.shared.texts.fallback)
                 return self._show_menu(run)
             return self._start(run, self._menu_entries()[index][1])
+        if conv.category in self.content.policies.topics:
+            return self._topic_text(run, text)
         state = self._state(conv)
         pending = self._pending_fact(conv)
         if pending is not None:
@@ -157,13 +162,31 @@ class Engine:
 
     # -- moving through a category -----------------------------------------------------------
 
-    def _start(self, run: _Run, category_id: str, keep_facts: bool = False) -> None:
+    def _start(self, run: _Run, category_id: str, text: str = "", keep_facts: bool = False) -> None:
         conv = run.conversation
+        if category_id in self.content.policies.topics:
+            conv.category, conv.state, conv.facts = category_id, TOPIC, {}
+            reply = self.topics.open(category_id, text, conv.facts, self._today(run))
+            for line in reply.texts:
+                self._say_plain(run, line)
+            return self._prompt(run)
         conv.category, conv.state = category_id, START
         if not keep_facts:
             conv.facts = {}
             conv.case_number = None
         self._trigger(run, "begin")
+
+    def _topic_text(self, run: _Run, text: str) -> None:
+        conv = run.conversation
+        reply = self.topics.take(conv.category, text, conv.facts, self._today(run))  # type: ignore[arg-type]
+        if not reply.understood:
+            self._say(run, self.shared.texts.topic_not_understood)
+        for line in reply.texts:
+            self._say_plain(run, line)
+        self._prompt(run)
+
+    def _today(self, run: _Run):
+        return run.ledger.now.astimezone(self.zone).date()
 
     def _trigger(self, run: _Run, trigger: str) -> None:
         machine = self.machines[run.conversation.category]  # type: ignore[index]
@@ -259,6 +282,11 @@ class Engine:
         conv = run.conversation
         if conv.category is None:
             return self._show_menu(run)
+        if conv.state == TOPIC:
+            asked = self.topics.prompt(conv.category, conv.facts)
+            if asked is None:
+                return self._say(run, self.shared.texts.topic_more, options=self._current_options(conv))
+            return self._say_plain(run, asked, options=self._current_options(conv))
         pending = self._pending_fact(conv)
         text = self._category(conv).facts[pending].prompt if pending else self._state(conv).ask
         assert text is not None
@@ -276,6 +304,8 @@ class Engine:
         key = self._question_key(conv)
         if conv.category is None:
             labels = [names[0] for names, _ in self._menu_entries()]
+        elif conv.state == TOPIC:
+            labels = [self.shared.back_label]
         else:
             pending = self._pending_fact(conv)
             if pending is not None:
@@ -292,11 +322,11 @@ class Engine:
         return f"{conv.category}.{conv.state}" + (f".{pending}" if pending else "")
 
     def _menu_entries(self) -> list[tuple[list[str], str]]:
-        cats = self.content.categories
-        return [([cats[c].menu_label, cats[c].name], c) for c in self.shared.menu]
+        entries = {**self.content.categories, **self.content.policies.topics}
+        return [([entries[c].menu_label, entries[c].name], c) for c in self.shared.menu]
 
     def _pending_fact(self, conv: Conversation) -> str | None:
-        if conv.category is None:
+        if conv.category is None or conv.state == TOPIC:
             return None
         return next((f for f in self._state(conv).collect if f not in conv.facts), None)
 
@@ -310,7 +340,7 @@ class Engine:
 
     def _values(self, run: _Run, **extra: Any) -> dict[str, Any]:
         conv = run.conversation
-        category = self.content.categories.get(conv.category) if conv.category else None
+        category = self.content.categories.get(conv.category or "") or self.content.policies.topics.get(conv.category or "")
         values = {
             "salutation": self.shared.salutation_default,
             "facts": dict(conv.facts),
@@ -322,4 +352,7 @@ class Engine:
         return values
 
     def _say(self, run: _Run, text: Text, options: list[Option] | tuple = (), **extra: Any) -> None:
-        run.turn.replies.append(Reply(render(text.text, self._values(run, **extra)), tuple(options)))
+        self._say_plain(run, render(text.text, self._values(run, **extra)), options)
+
+    def _say_plain(self, run: _Run, text: str, options: list[Option] | tuple = ()) -> None:
+        run.turn.replies.append(Reply(text, tuple(options)))

@@ -16,12 +16,13 @@ from jinja2 import StrictUndefined, TemplateSyntaxError, Undefined, meta, nodes
 from jinja2.sandbox import SandboxedEnvironment
 from pydantic import Field, model_validator
 
-from dialogs.content import DEFAULT_DIR, ContentError, _did_you_mean, _parse, _shown
 from dialogs.matching import normalize
 from dialogs.schema import Id, Strict, Text
-from dialogs.yamlfile import ContentFileError, Problem, YamlDoc, read_yaml
+from dialogs.yamlfile import (DEFAULT_DIR, ContentError, ContentFileError, Problem, YamlDoc, did_you_mean, parse_model,
+                              read_yaml, shown_path)
 
-DEFAULT_FILE = DEFAULT_DIR / "policies.yaml"
+POLICIES_FILE = "policies.yaml"
+DEFAULT_FILE = DEFAULT_DIR / POLICIES_FILE
 CENT = Decimal("0.01")  # money is quoted to the fen, rounded half up
 
 Money = Annotated[Decimal, Field(ge=0)]  # 元
@@ -39,6 +40,7 @@ class Topic(Strict):
     manual_section: str
     examples: list[str] = Field(min_length=1)
     answers: dict[Id, Text] = Field(min_length=1)  # said in this order
+    ask: Text | None = None  # invites the customer's figures, for topics kefu can calculate
 
 
 class CodTier(Strict):
@@ -117,7 +119,16 @@ class StorageQuotes(Strict):
     unknown_city: Text  # names: city, known
 
 
+class StoragePrompts(Strict):
+    """Asks for what a storage quote still lacks, one thing at a time."""
+
+    freight: Text
+    days: Text
+    city: Text
+
+
 class Storage(Topic):
+    prompts: StoragePrompts
     free_days: int = Field(ge=0)
     regions: list[Region] = Field(min_length=1)
     quotes: StorageQuotes
@@ -228,6 +239,11 @@ def _names(topic: Topic, **extra: Any) -> dict[str, Any]:
     values: dict[str, Any] = {name: getattr(topic, name) for name in type(topic).model_fields}
     values.update(extra)
     return values
+
+
+def topic_text(topic_id: str, text: Text, policies: Policies) -> str:
+    """Renders one of a topic's texts (its ask, a prompt) with the topic's own fields."""
+    return _render(text, _names(policies.topics[topic_id]))
 
 
 def topic_answers(topic_id: str, policies: Policies) -> dict[str, str]:
@@ -343,13 +359,13 @@ def load_policies(path: Path = DEFAULT_FILE) -> Policies:
     """Reads and checks the policies file; raises ContentError listing every problem found."""
     path = Path(path)
     try:
-        doc = read_yaml(path, _shown(path))
+        doc = read_yaml(path, shown_path(path))
     except ContentFileError as exc:
         raise ContentError([exc.problem]) from None
     except OSError as exc:
-        raise ContentError([Problem(_shown(path), None, "", f"cannot read: {exc.strerror}")]) from None
+        raise ContentError([Problem(shown_path(path), None, "", f"cannot read: {exc.strerror}")]) from None
     problems: list[Problem] = []
-    policies = _parse(doc, Policies, problems)
+    policies = parse_model(doc, Policies, problems)
     if policies is not None:
         problems += _check(policies, doc)
     if problems:
@@ -475,13 +491,13 @@ def _template_problems(text: Text, values: dict[str, Any]) -> list[str]:
         return [f"broken template (line {exc.lineno} of the text): {exc.message}"]
     # Checked on the tree: Jinja looks a filter up only where it runs, so a trial render can miss one.
     problems = [
-        f"template uses unknown filter '{node.name}'" + _did_you_mean(node.name, _FILTERS)
+        f"template uses unknown filter '{node.name}'" + did_you_mean(node.name, _FILTERS)
         for node in tree.find_all(nodes.Filter) if node.name not in _env.filters
     ]
     if problems:  # find_undeclared_variables compiles, and would stop at the first unknown filter
         return problems
     problems = [
-        f"template uses unknown name '{name}'" + _did_you_mean(name, values) + f" (known: {', '.join(sorted(values))})"
+        f"template uses unknown name '{name}'" + did_you_mean(name, values) + f" (known: {', '.join(sorted(values))})"
         for name in sorted(meta.find_undeclared_variables(tree) - set(values))
     ]
     if problems:

@@ -83,6 +83,8 @@ class SharedTexts(Strict):
     status_ask: Text
     status: Text
     status_not_found: Text
+    topic_more: Text
+    topic_not_understood: Text
 
 
 class Shared(Strict):
@@ -95,6 +97,7 @@ class Shared(Strict):
     roles: dict[Id, Role]
     fact_types: dict[Id, FactType]
     case_statuses: dict[Id, str]  # how a case's status is shown to customers
+    back_label: str  # the option that returns to the main menu; must be one of commands.menu
     commands: Commands
     menu: list[Id] = Field(min_length=1)
 

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import yaml
+from pydantic import BaseModel, ValidationError
 
 Path_ = tuple[str | int, ...]
+DEFAULT_DIR = Path(__file__).resolve().parent.parent / "scripts_yaml"
 
 
 @dataclass
@@ -93,3 +96,71 @@ def _build(node: yaml.Node, path: Path_, doc: YamlDoc) -> Any:
     if isinstance(node, yaml.SequenceNode):
         return [_build(item, path + (i,), doc) for i, item in enumerate(node.value)]
     return yaml.SafeLoader("").construct_object(node, deep=True)
+
+
+class ContentError(Exception):
+    """The content is invalid; problems lists each one with file, line and field."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+def shown_path(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def parse_model(doc: YamlDoc | None, model: type[BaseModel], problems: list[Problem]) -> Any:
+    if doc is None:
+        return None
+    if not isinstance(doc.data, dict):
+        problems.append(doc.problem((), "expected a mapping of fields at the top of the file"))
+        return None
+    try:
+        return model.model_validate(doc.data)
+    except ValidationError as exc:
+        for err in exc.errors():
+            loc = tuple(err["loc"])
+            message = err["msg"]
+            if err["type"] == "missing":
+                message = "missing required field"
+            elif err["type"] == "value_error":
+                message = str(err["ctx"]["error"])
+            elif err["type"] == "extra_forbidden":
+                known = list(_fields_at(model, loc[:-1]))
+                message = "unknown field" + did_you_mean(str(loc[-1]), known)
+            problems.append(doc.problem(loc, message))
+        return None
+
+
+def _fields_at(model: type[BaseModel], loc: tuple) -> Iterator[str]:
+    """Yields the field names allowed at a location, for 'did you mean' hints."""
+    current: Any = model
+    for part in loc:
+        if isinstance(part, int) or current is None:
+            continue
+        field = getattr(current, "model_fields", {}).get(part)
+        if field is None:
+            current = None
+            continue
+        current = _model_in(field.annotation)
+    if current is not None and hasattr(current, "model_fields"):
+        yield from current.model_fields
+
+
+def _model_in(annotation: Any) -> Any:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def did_you_mean(word: str, candidates: Any) -> str:
+    close = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""

@@ -353,26 +353,26 @@ EXPECTED = {
         "schema.yaml:24: membership.menu_label: missing required field",
         "schema.yaml:26: membership.menu_lable: unknown field (did you mean 'menu_label'?)",
         "schema.yaml:41: insurance.rate: Input should be a valid decimal",
-        "schema.yaml:59: storage.regions[0].share: Input should be less than or equal to 1",
-        "schema.yaml:71: invoice.answers.deadline: a text taken from the manual must name its section in 'source'",
-        "schema.yaml:81: labels.penalties[0].amount: Input should be greater than or equal to 0",
+        "schema.yaml:63: storage.regions[0].share: Input should be less than or equal to 1",
+        "schema.yaml:75: invoice.answers.deadline: a text taken from the manual must name its section in 'source'",
+        "schema.yaml:85: labels.penalties[0].amount: Input should be greater than or equal to 0",
     ],
     "cross_checks": [
         "cross_checks.yaml:18: cod.tiers[1].above: must equal the previous tier's up_to (2000): tiers must leave no gap or overlap",
         "cross_checks.yaml:10: cod.small_limit: must equal the first tier's up_to (2000)",
         "cross_checks.yaml:52: insurance.approvals[1].above: must be more than the previous approval's limit (200000): "
         "list them from low to high",
-        "cross_checks.yaml:76: storage.regions[1].draft_places[1]: '温州' is already listed under region 'fujian': "
+        "cross_checks.yaml:80: storage.regions[1].draft_places[1]: '温州' is already listed under region 'fujian': "
         "a place belongs to one region",
-        "cross_checks.yaml:100: labels.company_share: finder_share and company_share must add up to 1 (now 0.9)",
+        "cross_checks.yaml:104: labels.company_share: finder_share and company_share must add up to 1 (now 0.9)",
         "cross_checks.yaml:44: insurance.answers.fee.text: template uses unknown filter 'percnt' (did you mean 'percent'?)",
-        "cross_checks.yaml:96: labels.answers.unsafe.text: template does not render: "
+        "cross_checks.yaml:100: labels.answers.unsafe.text: template does not render: "
         "access to attribute '__class__' of 'list' object is unsafe.",
         "cross_checks.yaml:16: cod.tiers[0].explain.text: template uses unknown name 'amout' (did you mean 'amount'?) "
-        "(known: amount, answers, examples, fee, handover_day, manual_section, menu_label, name, payout_months, "
+        "(known: amount, answers, ask, examples, fee, handover_day, manual_section, menu_label, name, payout_months, "
         "small_limit, tier, tiers)",
         "cross_checks.yaml:37: membership.quotes.card.text: broken template (line 1 of the text): unexpected '}'",
-        "cross_checks.yaml:79: storage.quotes.charged.text: template does not render: "
+        "cross_checks.yaml:83: storage.quotes.charged.text: template does not render: "
         "'dialogs.policies.Region object' has no attribute 'shar'",
     ],
 }

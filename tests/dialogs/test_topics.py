@@ -1,0 +1,83 @@
+"""Fee and policy questions in conversation: exact figures from the customer's words, and the manual's answers."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+import yaml
+
+from dialogs.content import DEFAULT_DIR, load_content
+from dialogs.conversation import Conversation
+from dialogs.engine import Engine
+from test_engine import FakeLedger, say
+
+
+@pytest.fixture(scope="module")
+def engine(content):
+    return Engine(content)
+
+
+def chat(engine, *lines):
+    conv, ledger = Conversation(greeted=True), FakeLedger()
+    return conv, [[r.text for r in say(engine, conv, line, ledger).replies] for line in lines]
+
+
+@pytest.mark.parametrize("amount, fee", [("100", "5.00"), ("2000", "5.00"), ("2000.01", "6.00"), ("5千", "15.00"),
+                                         ("五千元", "15.00"), ("10000", "30.00"), ("10000.01", "30.00"), ("1.2万", "30.00")])
+def test_cod_fee_from_the_customers_amount(engine, amount, fee):
+    conv, turns = chat(engine, "代收货款（办理、手续费、提款）", amount)
+    assert conv.category == "cod"
+    assert turns[1][0].endswith(f"：{fee} 元"), turns[1]
+
+
+def test_choosing_a_topic_shows_the_manuals_answers_and_invites_figures(engine):
+    conv, turns = chat(engine, "代收货款（办理、手续费、提款）")
+    shown = "\n".join(turns[0])
+    assert "代收货款，是指按照发货人与收货人达成的交易协议的要求" in shown
+    assert "从货款到账之日起 3 个月内" in shown
+    assert "请直接发送代收金额" in turns[0][-1]
+
+
+def test_insurance_fee_and_high_value_checks(engine):
+    _, turns = chat(engine, "货物保价", "999.99", "1000.01", "15万", "25万")
+    assert turns[1][0].endswith("按最低收费收取：5.00 元")
+    assert turns[2][0].endswith("按 0.5% 收取保价费：5.00 元")  # 5.00005 rounds to 5.00
+    assert "须由当地经理亲自把关" in turns[3][1]
+    assert "750.00 元" in turns[3][0]
+    assert any("集团安全办" in line for line in turns[4])
+
+
+def test_storage_fee_collects_freight_days_and_city_over_several_messages(engine):
+    conv, turns = chat(engine, "仓储保管费（逾期提货）", "运费300", "10天", "火星", "厦门")
+    assert "一共几天" in turns[1][-1]
+    assert "哪个城市" in turns[2][-1]
+    assert "没能确定“火星”属于哪个收费区域" in turns[3][0]
+    assert turns[4][0].endswith("300.00 元 × 10% × 7 天 = 210.00 元")
+    assert conv.facts == {}  # ready for another calculation
+
+
+@pytest.mark.parametrize("days, fee", [("3天", "0.00"), ("4天", "15.00")])
+def test_storage_fee_on_day_three_and_day_four(engine, days, fee):
+    _, turns = chat(engine, "仓储保管费（逾期提货）", f"运费300元，{days}，上海")
+    assert turns[1][0].endswith(f"{fee} 元"), turns[1]
+
+
+def test_invoice_and_labels_answer_from_the_manual(engine):
+    _, turns = chat(engine, "开具发票", "菜单", "货物标签（粘贴要求、处罚）")
+    assert any("提付运费由目的地公司开具" in line for line in turns[0])
+    labels = "\n".join(turns[2])
+    assert "单票 50 件以上贴不全：20 元" in labels and "旧标签未清除或未覆盖：10 元" in labels
+    assert "50% 奖励给上报者" in labels
+
+
+def test_a_changed_figure_in_yaml_changes_the_answer(tmp_path):
+    folder = tmp_path / "content"
+    shutil.copytree(DEFAULT_DIR, folder)
+    path = folder / "policies.yaml"
+    path.write_text(path.read_text(encoding="utf-8").replace("small_limit: &small_limit 2000", "small_limit: &small_limit 3000"),
+                    encoding="utf-8")
+    changed = Engine(load_content(folder))
+    _, turns = chat(changed, "代收货款（办理、手续费、提款）", "2500")
+    assert turns[1][0].endswith("：5.00 元")
+    assert "不超过 3000 元" in turns[1][0]
