@@ -33,6 +33,7 @@ class _Run:
         self.conversation = conversation
         self.turn = turn
         self.ledger = ledger
+        self.first_contact = False
 
     @property
     def state(self) -> str:
@@ -82,11 +83,9 @@ class Engine:
         run = _Run(conversation, Turn(), ledger)
         if not conversation.greeted:
             conversation.greeted = True
+            run.first_contact = True
             self._say(run, self.shared.texts.greeting)
-            # A first "你好" gets the menu, not a "didn't understand"; a first "服务态度" goes straight on.
-            menu = [names for names, _ in self._menu_entries()]
-            if (conversation.category is None and inbound.choice is None
-                    and self._command(inbound.text) in (None, "menu") and pick_option(inbound.text or "", menu) is None):
+            if inbound.choice is None and not normalize(inbound.text or ""):
                 self._show_menu(run)
                 return run.turn
         if inbound.choice is not None:
@@ -109,7 +108,8 @@ class Engine:
         if conv.category is None:
             index = pick_option(text, [names for names, _ in self._menu_entries()])
             if index is None:
-                self._say(run, self.shared.texts.fallback)
+                if not run.first_contact:  # a first "你好" just gets the menu after the greeting
+                    self._say(run, self.shared.texts.fallback)
                 return self._show_menu(run)
             return self._start(run, self._menu_entries()[index][1])
         if conv.category in self.content.policies.topics:
