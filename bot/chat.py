@@ -24,6 +24,7 @@ def show(replies: list[Reply], out: TextIO) -> None:
 def run_chat(service: Service, user: str, source: TextIO = sys.stdin, out: TextIO = sys.stdout) -> None:
     """Runs the chat until end of input; interactive when source is a terminal."""
     if source.isatty():
+        service.router.warm()  # trains while the person reads the greeting
         print("kefu 本地对话：输入消息后回车，输入选项的数字或文字进行选择；/quit 退出。", file=out)
         if _is_new(service, user):
             show(service.receive(CHANNEL, user, Inbound(text="/start")), out)

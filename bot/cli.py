@@ -66,3 +66,69 @@ def cases(status: str = typer.Option("open", help="open, closed or all")) -> Non
             deadline = aware(case.step_deadline).astimezone(service.engine.zone)
             print(f"{case.number}\t{case.category}\t{case.status}\t运单 {case.waybill or '-'}\t"
                   f"第{case.step + 1}步 {role}\t期限 {deadline:%Y-%m-%d %H:%M}")
+
+
+EVAL_DATA = Path(__file__).resolve().parent.parent / "tests" / "data" / "intents_eval.yaml"
+
+
+def _router(folder: Path):
+    """Trains the intent router on the content's examples, or prints the content's problems and exits."""
+    from dialogs.content import training_examples
+    from dialogs.intents import Router
+
+    try:
+        content = load_content(folder)
+    except ContentError as exc:
+        _print_problems(exc)
+        raise typer.Exit(1)
+    examples = training_examples(content.categories, content.policies, content.other)
+    return Router.train(examples), content, examples
+
+
+@app.command()
+def classify(
+    content: Optional[Path] = typer.Option(None, help="Content folder (default: the configured one)."),
+    today: Optional[str] = typer.Option(None, help="The date 昨天 or 3号 count from, YYYY-MM-DD (default: today in the content's time zone)."),
+) -> None:
+    """Route each message on stdin (one per line) and pull out its entities; print one JSON object per line."""
+    import json
+    from datetime import date, datetime
+    from zoneinfo import ZoneInfo
+
+    from dialogs.entities import extract
+
+    folder = content or Settings().content_dir
+    router, loaded, _ = _router(folder)
+    try:
+        day = date.fromisoformat(today) if today else datetime.now(ZoneInfo(loaded.shared.timezone)).date()
+    except ValueError:
+        raise typer.BadParameter(f"not a date: {today!r} (expected YYYY-MM-DD)", param_hint="--today")
+    for line in sys.stdin:
+        text = line.rstrip("\r\n")
+        if not text.strip():
+            continue
+        result = router.classify(text)
+        entities = extract(text, loaded.shared.routing.places, today=day)
+        print(json.dumps({"text": text, "category": result.label, "confidence": round(result.confidence, 4),
+                          "entities": entities.as_json()}, ensure_ascii=False), flush=True)
+
+
+@app.command("eval-intents")
+def eval_intents(
+    data: Path = typer.Option(EVAL_DATA, help="Labelled messages: `messages: [{text, category}]`."),
+    threshold: Optional[float] = typer.Option(None, help="Least confidence answered without asking back (default: shared.yaml's routing.threshold)."),
+    content: Optional[Path] = typer.Option(None, help="Content folder (default: the configured one)."),
+    misses: int = typer.Option(20, help="How many of the most confident misses to list."),
+) -> None:
+    """Measure intent routing on labelled messages: accuracy, precision and recall per label, confusions, misroutes."""
+    import time
+
+    from dialogs.evaluation import evaluate, format_report, load_labelled
+
+    started = time.perf_counter()
+    router, loaded, examples = _router(content or Settings().content_dir)
+    trained = time.perf_counter() - started
+    print(f"trained on {sum(len(v) for v in examples.values())} examples of {len(examples)} labels"
+          f" in {trained:.2f} s (including imports)")
+    report = evaluate(router, load_labelled(data), loaded.shared.routing.threshold if threshold is None else threshold)
+    print(format_report(report, misses=misses))

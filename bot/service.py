@@ -2,17 +2,60 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
 from bot.config import Settings
 from bot.store import Store, connect
-from dialogs.content import Content, load_content
+from dialogs.content import Content, load_content, training_examples
 from dialogs.conversation import Inbound, Reply
 from dialogs.engine import Engine
 
 TURN_ATTEMPTS = 3  # two processes may race for the same new case number; the loser runs its turn again
+
+
+class BackgroundRouter:
+    """Trains the intent router on another thread: kefu answers menu choices at once, and only
+    free text waits for the training (about 2 s, most of it importing scikit-learn).
+
+    Training starts at warm() (long-running channels call it at start-up) or at the first
+    free-text message, so a short scripted `kefu chat` that never needs it does not pay for it."""
+
+    def __init__(self, content: Content):
+        self._examples = training_examples(content.categories, content.policies, content.other)
+        self._ready = threading.Event()
+        self._started = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._router: Any = None
+        self._error: BaseException | None = None
+
+    def warm(self) -> None:
+        """Starts training, if it has not started yet."""
+        with self._started:
+            if self._thread is None:
+                # A daemon thread, so leaving kefu does not wait for it.
+                self._thread = threading.Thread(target=self._train, name="kefu-router", daemon=True)
+                self._thread.start()
+
+    def _train(self) -> None:
+        try:
+            from dialogs.intents import Router
+
+            self._router = Router.train(self._examples)
+        except BaseException as exc:  # surfaced on the first classify
+            self._error = exc
+        finally:
+            self._ready.set()
+
+    def classify(self, text: str) -> Any:
+        self.warm()
+        self._ready.wait()
+        if self._error is not None:
+            raise RuntimeError("the intent router failed to train") from self._error
+        return self._router.classify(text)
 
 
 @dataclass
@@ -20,14 +63,16 @@ class Service:
     content: Content
     engine: Engine
     store: Store
+    router: BackgroundRouter
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> "Service":
         """Loads and checks the content (ContentError if invalid) and opens the database."""
         settings = settings or Settings()
         content = load_content(settings.content_dir)
-        engine = Engine(content)
-        return cls(content, engine, Store(connect(settings.database_url), content.version, engine.zone))
+        router = BackgroundRouter(content)
+        engine = Engine(content, router)
+        return cls(content, engine, Store(connect(settings.database_url), content.version, engine.zone), router)
 
     def receive(self, channel: str, user_key: str, inbound: Inbound) -> list[Reply]:
         """Handles one customer message; the turn is stored before the replies are returned."""

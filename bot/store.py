@@ -33,11 +33,22 @@ class ConversationRow(SQLModel, table=True):
     facts: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     case_number: str | None = None
     greeted: bool = False
+    salutation: str | None = None
+    offered: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    offered_text: str = Field(default="", sa_column=Column(Text, nullable=False))
+    later: str | None = None
     created_at: datetime = _when()
     updated_at: datetime = _when()
 
     def to_conversation(self) -> Conversation:
-        return Conversation(self.category, self.state, dict(self.facts), self.case_number, self.greeted)
+        return Conversation(self.category, self.state, dict(self.facts), self.case_number, self.greeted,
+                            self.salutation, list(self.offered), self.offered_text, self.later)
+
+    def take(self, conv: Conversation) -> None:
+        """Copies the conversation's new state onto the row."""
+        self.category, self.state, self.facts, self.case_number = conv.category, conv.state, dict(conv.facts), conv.case_number
+        self.greeted, self.salutation, self.offered = conv.greeted, conv.salutation, list(conv.offered)
+        self.offered_text, self.later = conv.offered_text, conv.later
 
 
 class CaseRow(SQLModel, table=True):
@@ -170,8 +181,8 @@ class TurnTx:
             self._apply(ev, now)
             session.add(EventRow(conversation_id=row.id, case_number=ev.data.get("number") or ev.data.get("case"),
                                  kind=ev.kind, data=_jsonable(ev.data), at=now))
-        row.category, row.state, row.facts = conv.category, conv.state, dict(conv.facts)
-        row.case_number, row.greeted, row.updated_at = conv.case_number, conv.greeted, now
+        row.take(conv)
+        row.updated_at = now
         session.add(row)
 
     def _apply(self, ev: Event, now: datetime) -> None:

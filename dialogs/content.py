@@ -10,15 +10,17 @@ from typing import Any, Iterator
 
 from pydantic import BaseModel
 
+from dialogs.folding import fold
 from dialogs.policies import POLICIES_FILE, Policies, load_policies
 from dialogs.render import template_problems
-from dialogs.schema import Category, Shared, Text
+from dialogs.schema import Category, OtherTopic, Shared, Text
 from dialogs.yamlfile import DEFAULT_DIR
 from dialogs.yamlfile import ContentError, ContentFileError, Problem, YamlDoc, did_you_mean, parse_model, read_yaml, shown_path
 
 SHARED_FILE = "shared.yaml"
 # Files in scripts_yaml/ that are not complaint categories: fee and policy topics, off-topic examples.
-NOT_CATEGORIES = {SHARED_FILE, POLICIES_FILE, "other.yaml"}
+OTHER_FILE = "other.yaml"
+NOT_CATEGORIES = {SHARED_FILE, POLICIES_FILE, OTHER_FILE}
 
 
 @dataclass(frozen=True)
@@ -26,6 +28,7 @@ class Content:
     shared: Shared
     categories: dict[str, Category]
     policies: Policies  # the fee and policy topics
+    other: OtherTopic  # off-topic examples, and the answer to them
     version: str  # the shared version plus a hash of every file, stored on each case
 
 
@@ -35,12 +38,17 @@ def load_content(directory: Path = DEFAULT_DIR) -> Content:
     problems: list[Problem] = []
     docs: dict[str, YamlDoc] = {}
     digest = hashlib.sha256()
-    for name in (SHARED_FILE, POLICIES_FILE):
+    for name in (SHARED_FILE, POLICIES_FILE, OTHER_FILE):
         if not (directory / name).exists():
             raise ContentError([Problem(str(directory / name), None, "", "missing: every content folder needs this file")])
     for path in sorted(directory.glob("*.yaml")):
         digest.update(path.name.encode() + b"\0" + path.read_bytes())
     files = sorted(p for p in directory.glob("*.yaml") if p.name not in NOT_CATEGORIES - {SHARED_FILE})
+    other = None
+    try:
+        other = parse_model(read_yaml(directory / OTHER_FILE, shown_path(directory / OTHER_FILE)), OtherTopic, problems)
+    except ContentFileError as exc:
+        problems.append(exc.problem)
     policies = None
     try:
         policies = load_policies(directory / POLICIES_FILE)
@@ -65,10 +73,33 @@ def load_content(directory: Path = DEFAULT_DIR) -> Content:
         problems += _check_shared(shared, shared_doc, stems, set(policies.topics) if policies else set())
         for stem, category in categories.items():
             problems += _check_category(category, stem, docs[stem], shared, stems)
+    if policies is not None:
+        for topic_id in set(policies.topics) & set(categories):
+            problems.append(Problem(shown_path(directory / POLICIES_FILE), None, topic_id, "topic id is also a category id"))
+    if not problems:
+        problems += _examples_of_several_labels(categories, policies, other, directory)
     if problems:
         raise ContentError(problems)
-    assert shared is not None and policies is not None
-    return Content(shared, categories, policies, f"{shared.version}+{digest.hexdigest()[:10]}")
+    assert shared is not None and policies is not None and other is not None
+    return Content(shared, categories, policies, other, f"{shared.version}+{digest.hexdigest()[:10]}")
+
+
+def training_examples(categories: dict[str, Category], policies: Policies, other: OtherTopic) -> dict[str, list[str]]:
+    """The example messages by label: categories and topics by id, off-topic messages as 'other'."""
+    examples = {cid: list(c.examples) for cid, c in categories.items()}
+    examples.update({tid: list(t.examples) for tid, t in policies.topics.items()})
+    examples["other"] = list(other.examples)
+    return examples
+
+
+def _examples_of_several_labels(categories, policies, other, directory: Path) -> list[Problem]:
+    """One message may teach the router one label only (compared after folding)."""
+    owners: dict[str, set[str]] = {}
+    for label, items in training_examples(categories, policies, other).items():
+        for item in items:
+            owners.setdefault(fold(item).casefold(), set()).add(label)
+    return [Problem(shown_path(directory), None, "examples", f"'{text}' is an example of several labels: {', '.join(sorted(labels))}")
+            for text, labels in owners.items() if len(labels) > 1]
 
 
 def _texts(obj: Any, path: tuple = ()) -> Iterator[tuple[tuple, Text]]:

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 MENU = "menu"  # the state of a conversation that is in no category
+CLARIFY = "clarify"  # in no category, asking which of the offered categories the customer meant
 
 
 @dataclass
@@ -18,6 +19,10 @@ class Conversation:
     facts: dict[str, str] = field(default_factory=dict)
     case_number: str | None = None  # the case opened for the current or latest complaint
     greeted: bool = False
+    salutation: str | None = None  # how the customer asked to be addressed (王先生), if they said
+    offered: list[str] = field(default_factory=list)  # categories offered in the clarify state
+    offered_text: str = ""  # the message that led to the offer, to take its facts from
+    later: str | None = None  # a second complaint from the same message, offered when this one ends
 
 
 @dataclass(frozen=True)

@@ -7,18 +7,20 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 import re
-from typing import Any
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from transitions import Machine
 
 from dialogs.content import Content
-from dialogs.conversation import MENU, CaseView, Conversation, Event, Inbound, Ledger, Option, Reply, Turn
-from dialogs.matching import check_fact, normalize, pick_option
+from dialogs.conversation import CLARIFY, MENU, Conversation, Event, Inbound, Ledger, Option, Reply, Turn
+from dialogs.entities import Entities, extract
+from dialogs.matching import check_fact, is_number, normalize, pick_option
 from dialogs.render import render
 from dialogs.schema import Category, State, Text
 from dialogs.topics import TopicDesk
 
+OTHER = "other"  # the router's label for messages that are none of kefu's topics
 START = "start"  # every machine's entry: 'begin' leads from here to the flow's initial state
 TOPIC = "topic"  # the one state of a conversation about a fee or policy topic
 MAX_MOVES = 50  # a guard: the validator already rejects loops that never wait for the customer
@@ -34,6 +36,8 @@ class _Run:
         self.turn = turn
         self.ledger = ledger
         self.first_contact = False
+        self.entities = Entities()  # what the message mentions: waybill, phone, amounts, how to address
+        self.understood: Any = None  # the router's reading of the message, once asked
 
     @property
     def state(self) -> str:
@@ -44,12 +48,24 @@ class _Run:
         self.conversation.state = value
 
 
-class Engine:
-    """Runs conversations over the loaded content; build once, share across all conversations."""
+class Router(Protocol):
+    def classify(self, text: str) -> Any:
+        """Returns an object with label, confidence and candidates ((label, confidence), best first)."""
 
-    def __init__(self, content: Content):
+
+class Engine:
+    """Runs conversations over the loaded content; build once, share across all conversations.
+
+    Without a router, customers choose from the menu by number or name; with one, free text is
+    understood too (see dialogs/intents.py)."""
+
+    def __init__(self, content: Content, router: Router | None = None):
         self.content = content
+        self.router = router
         self.shared = content.shared
+        self.routing = content.shared.routing
+        # Clauses end at punctuation or at a joining word (而且, 还有): each may be a complaint of its own.
+        self._clauses = re.compile("|".join([r"[,.;!?，。；！？、]"] + [re.escape(w) for w in self.routing.joiners]))
         self.zone = ZoneInfo(self.shared.timezone)
         self._commands = {
             normalize(word).casefold(): move
@@ -105,13 +121,11 @@ class Engine:
         asked = CASE_NUMBER.search(normalize(text))
         if asked:
             return self._case_progress(run, f"KF-{asked.group(1)}-{asked.group(2)}")
+        run.entities = extract(text, self.routing.places, today=self._today(run))
+        if run.entities.salutation:
+            conv.salutation = run.entities.salutation
         if conv.category is None:
-            index = pick_option(text, [names for names, _ in self._menu_entries()])
-            if index is None:
-                if not run.first_contact:  # a first "你好" just gets the menu after the greeting
-                    self._say(run, self.shared.texts.fallback)
-                return self._show_menu(run)
-            return self._start(run, self._menu_entries()[index][1])
+            return self._from_menu(run, text)
         if conv.category in self.content.policies.topics:
             return self._topic_text(run, text)
         state = self._state(conv)
@@ -119,10 +133,109 @@ class Engine:
         if pending is not None:
             return self._take_fact(run, pending, text)
         index = pick_option(text, [[o.label] for o in state.options])
-        if index is None:
+        if index is not None:
+            return self._trigger(run, f"option{index}")
+        if not self._change_topic(run, text):
+            self._prefill(run)
             self._say(run, self.shared.texts.choose_again)
-            return self._prompt(run)
-        self._trigger(run, f"option{index}")
+            self._prompt(run)
+
+    # -- understanding free text -------------------------------------------------------------
+
+    def _from_menu(self, run: _Run, text: str) -> None:
+        """Starts what a message outside any category asks for: an offered choice, a menu entry, or free text."""
+        conv = run.conversation
+        if conv.state == CLARIFY:
+            offered, source = conv.offered, conv.offered_text
+            conv.state, conv.offered, conv.offered_text = MENU, [], ""
+            index = pick_option(text, [self._names(label) for label in offered])
+            if index is not None:
+                return self._start(run, offered[index], source)
+        index = pick_option(text, [names for names, _ in self._menu_entries()])
+        if index is not None:  # a number is a choice, not a figure for the topic to work with
+            return self._start(run, self._menu_entries()[index][1], "" if is_number(text) else text)
+        self._route(run, text)
+
+    def _route(self, run: _Run, text: str) -> None:
+        """Acts on the router's reading: start the category, answer off-topic, or ask which one was meant."""
+        conv, texts = run.conversation, self.shared.texts
+        reading = self._understand(run, text)
+        if reading is None:
+            if not run.first_contact:  # a first "你好" just gets the menu after the greeting
+                self._say(run, texts.fallback)
+            return self._show_menu(run)
+        if reading.confidence >= self.routing.threshold:
+            if reading.label == OTHER:
+                if not run.first_contact:
+                    self._say(run, self.content.other.reply)
+                return self._show_menu(run)
+            later = self._second_complaint(run, text, reading)
+            if later is not None:
+                self._say(run, texts.also_mentioned, category=self._entry(later).name)
+            self._start(run, reading.label, text)
+            conv.later = later
+            return None
+        offered = [label for label, _ in reading.candidates if label != OTHER and self._entry(label) is not None]
+        if not offered:
+            self._say(run, texts.fallback)
+            return self._show_menu(run)
+        conv.state, conv.offered, conv.offered_text = CLARIFY, offered, text
+        self._prompt(run)
+
+    def _second_complaint(self, run: _Run, text: str, reading: Any) -> str | None:
+        """Names a second complaint in the same message ("货摔坏了，司机态度还很差"): a clause that the
+        router confidently reads as another complaint category."""
+        if reading.label not in self.content.categories:
+            return None
+        for clause in self._clauses.split(normalize(text)):
+            if len(clause.strip()) < 3:
+                continue
+            other = self.router.classify(clause)  # type: ignore[union-attr]
+            if (other.label in self.content.categories and other.label != reading.label
+                    and other.confidence >= self.routing.also_threshold):
+                return other.label
+        return None
+
+    def _change_topic(self, run: _Run, text: str, answered: bool = False) -> bool:
+        """Leaves the current category for another when the message clearly asks for it.
+
+        An answer that fits the question (answered) changes the topic only when it says so (算了，我要问运费)."""
+        conv = run.conversation
+        said_so = any(word in normalize(text) for word in self.routing.change_words)
+        if answered and not said_so:
+            return False
+        reading = self._understand(run, text)
+        if reading is None or reading.confidence < self.routing.threshold:
+            return False
+        if reading.label in (OTHER, conv.category) or self._entry(reading.label) is None:
+            return False
+        if not said_so and reading.confidence < self.routing.switch_threshold:
+            return False
+        run.turn.events.append(Event("topic_changed", {"from": conv.category, "to": reading.label}))
+        self._leave(run)
+        self._say(run, self.shared.texts.topic_changed, category=self._entry(reading.label).name)
+        self._start(run, reading.label, text)
+        return True
+
+    def _understand(self, run: _Run, text: str) -> Any:
+        if self.router is None:
+            return None
+        if run.understood is None:
+            run.understood = self.router.classify(text)
+        return run.understood
+
+    def _prefill(self, run: _Run) -> None:
+        """Takes the facts a category needs from what the customer already wrote (a waybill, a phone)."""
+        conv = run.conversation
+        for fact_id, fact in self._category(conv).facts.items():
+            fact_type = self.shared.fact_types[fact.type]
+            if fact_id in conv.facts or fact_type.entity is None:
+                continue
+            for found in getattr(run.entities, fact_type.entity):
+                value = check_fact(found, fact_type, fact.options)
+                if value is not None:
+                    conv.facts[fact_id] = value
+                    break
 
     def _on_choice(self, run: _Run, value: str) -> None:
         """A pressed option counts only if it belongs to the question being asked now."""
@@ -174,12 +287,15 @@ class Engine:
         if not keep_facts:
             conv.facts = {}
             conv.case_number = None
+        self._prefill(run)
         self._trigger(run, "begin")
 
     def _topic_text(self, run: _Run, text: str) -> None:
         conv = run.conversation
         reply = self.topics.take(conv.category, text, conv.facts, self._today(run))  # type: ignore[arg-type]
         if not reply.understood:
+            if self._change_topic(run, text):
+                return
             self._say(run, self.shared.texts.topic_not_understood)
         for line in reply.texts:
             self._say_plain(run, line)
@@ -199,7 +315,12 @@ class Engine:
             conv = run.conversation
             state = self._state(conv)
             if state.end:
+                later = conv.later
                 self._leave(run)
+                if later is not None:  # the second complaint of the first message
+                    conv.state, conv.offered = CLARIFY, [later]
+                    return self._say(run, self.shared.texts.also_now, options=self._current_options(conv),
+                                     category=self._entry(later).name)
                 self._say(run, self.shared.texts.anything_else)
                 return self._show_menu(run, with_prompt=False)
             if state.switch_to:
@@ -265,21 +386,29 @@ class Engine:
         fact = self._category(conv).facts[fact_id]
         fact_type = self.shared.fact_types[fact.type]
         value = check_fact(text, fact_type, fact.options)
+        if value is None and fact_type.entity is not None:  # "运单号是 SH123456，麻烦快点"
+            value = next(filter(None, (check_fact(v, fact_type, None) for v in getattr(run.entities, fact_type.entity))), None)
+        if self._change_topic(run, text, answered=value is not None):
+            return
         if value is None:
+            self._prefill(run)  # not an answer, but it may name a fact asked later (a waybill, a phone)
             self._say(run, fact_type.invalid)
             return self._prompt(run)
         conv.facts[fact_id] = value
+        self._prefill(run)
         self._settle(run)
 
     def _leave(self, run: _Run) -> None:
         conv = run.conversation
-        conv.category, conv.state = None, MENU
+        conv.category, conv.state, conv.later = None, MENU, None
 
     # -- what is being asked -----------------------------------------------------------------
 
     def _prompt(self, run: _Run) -> None:
         """Asks again whatever the conversation is waiting for."""
         conv = run.conversation
+        if conv.state == CLARIFY:
+            return self._say(run, self.shared.texts.which_one, options=self._current_options(conv))
         if conv.category is None:
             return self._show_menu(run)
         if conv.state == TOPIC:
@@ -302,7 +431,9 @@ class Engine:
 
     def _current_options(self, conv: Conversation) -> list[Option]:
         key = self._question_key(conv)
-        if conv.category is None:
+        if conv.state == CLARIFY:
+            labels = [self._names(label)[0] for label in conv.offered] + [self.shared.back_label]
+        elif conv.category is None:
             labels = [names[0] for names, _ in self._menu_entries()]
         elif conv.state == TOPIC:
             labels = [self.shared.back_label]
@@ -317,13 +448,20 @@ class Engine:
     def _question_key(self, conv: Conversation) -> str:
         """Names the question now asked, short enough for Telegram's 64-byte button data."""
         if conv.category is None:
-            return MENU
+            return conv.state  # menu, or clarify
         pending = self._pending_fact(conv)
         return f"{conv.category}.{conv.state}" + (f".{pending}" if pending else "")
 
     def _menu_entries(self) -> list[tuple[list[str], str]]:
-        entries = {**self.content.categories, **self.content.policies.topics}
-        return [([entries[c].menu_label, entries[c].name], c) for c in self.shared.menu]
+        return [(self._names(c), c) for c in self.shared.menu]
+
+    def _entry(self, label: str) -> Any:
+        """The category or topic with this id, or None."""
+        return self.content.categories.get(label) or self.content.policies.topics.get(label)
+
+    def _names(self, label: str) -> list[str]:
+        entry = self._entry(label)
+        return [entry.menu_label, entry.name]
 
     def _pending_fact(self, conv: Conversation) -> str | None:
         if conv.category is None or conv.state == TOPIC:
@@ -342,7 +480,7 @@ class Engine:
         conv = run.conversation
         category = self.content.categories.get(conv.category or "") or self.content.policies.topics.get(conv.category or "")
         values = {
-            "salutation": self.shared.salutation_default,
+            "salutation": conv.salutation or self.shared.salutation_default,
             "facts": dict(conv.facts),
             "case": {"number": conv.case_number},
             "step": {},

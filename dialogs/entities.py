@@ -388,7 +388,7 @@ def _city_pattern(known: tuple[str, ...]) -> tuple[re.Pattern, dict[str, str]]:
 
 _COMPOUND_SURNAMES = ("欧阳", "司马", "诸葛", "上官", "东方", "皇甫", "慕容", "尉迟", "公孙", "令狐", "长孙",
                       "宇文", "司徒", "夏侯", "轩辕", "端木", "独孤", "南宫", "西门", "澹台", "呼延")
-_NOT_SURNAMES = set("个位那这你他她的老小是一两其某")
+_NOT_SURNAMES = set("个位那这你他她的老小是一两其某家们和跟给找对让被")  # 我家先生 is a husband
 _SURNAME = "(?:" + "|".join(_COMPOUND_SURNAMES) + r"|[\u4e00-\u9fff])"
 _TITLES = {"先生": "先生", "男士": "先生", "女士": "女士", "小姐": "女士", "太太": "女士"}
 _SELF = r"(?:我是|我叫|本人是|本人|这边是|这里是|我这边是|我)"
@@ -403,9 +403,9 @@ _FEMALE = set("女太婆奶姑")
 
 def _salutation(folded: str) -> str | None:
     """Returns 王先生 / 李女士 when the customer names themself, 先生 / 女士 when only the gender is known."""
-    titled = _SELF_TITLED.search(folded) or _OPENING_TITLED.search(folded)
-    if titled and titled.group(1) not in _NOT_SURNAMES:
-        return (titled.group(1) or "") + _TITLES[titled.group(2)]
+    for titled in [*_SELF_TITLED.finditer(folded), *_OPENING_TITLED.finditer(folded)]:
+        if titled.group(1) not in _NOT_SURNAMES:
+            return (titled.group(1) or "") + _TITLES[titled.group(2)]
     surname_match = _SELF_SURNAME.search(folded)
     surname = surname_match.group(1) if surname_match else ""
     gender = _SELF_GENDER.search(folded)

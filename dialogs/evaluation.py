@@ -123,6 +123,8 @@ def format_report(report: Report, misses: int = 20) -> str:
     lines += ["", f"{'label':<{width}}  support  precision  recall"]
     for s in report.labels:
         lines.append(f"{s.label:<{width}}  {s.support:7d}    {pct(s.precision)}  {pct(s.recall)}")
+    lines += ["", "confusion matrix (rows: expected, columns: predicted, by number; . is 0):"]
+    lines += _matrix(report)
     lines += ["", "confusions (expected → predicted: count):"]
     pairs = sorted(((n, e, p) for e, row in report.confusion.items() for p, n in row.items() if p != e), reverse=True)
     lines += [f"  {e} → {p}: {n}" for n, e, p in pairs] or ["  none"]
@@ -130,3 +132,15 @@ def format_report(report: Report, misses: int = 20) -> str:
         lines += ["", f"most confident misses (up to {misses}):"]
         lines += [f"  {m.confidence:.2f}  {m.expected} → {m.got}: {m.text}" for m in report.misses[:misses]]
     return "\n".join(lines)
+
+
+def _matrix(report: Report) -> list[str]:
+    names = [s.label for s in report.labels]
+    width = max(len(n) for n in names) + 4
+    cell = max(3, len(str(len(names))) + 1, len(str(report.total)) + 1)
+    lines = [" " * width + "".join(f"{i + 1:>{cell}}" for i in range(len(names)))]
+    for i, expected in enumerate(names):
+        row = report.confusion.get(expected, {})
+        cells = "".join(f"{row.get(p, 0) or '.':>{cell}}" for p in names)
+        lines.append(f"{i + 1:>2} {expected:<{width - 3}}{cells}")
+    return lines

@@ -3,8 +3,13 @@ from the example messages in scripts_yaml/.
 
 Features are TF-IDF weighted character n-grams of the folded text, which cope with unsegmented
 Chinese, dialect and mixed English, plus n-grams of its toneless pinyin, so that a homophone typo
-(运但号, 太度, 理陪) still matches the word it stands for. A multinomial logistic regression
-turns them into a probability per label; the highest is the confidence."""
+(运但号, 太度, 理陪) still matches the word it stands for. A linear SVM scores each label; a softmax
+turns the scores into probabilities, with the temperature that best predicts held-out examples
+in cross-validation (temperature scaling). Real messages are messier than the examples, so the
+threshold for answering without asking back is chosen on labelled real messages
+(`kefu eval-intents`). The confidence is the highest probability, scaled down when the message
+is mostly made of character and pinyin pairs the examples never contain (keyboard mashing,
+啊啊啊啊), so that an unfamiliar message is not answered with false confidence."""
 
 from __future__ import annotations
 
@@ -13,26 +18,26 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
-import yaml
-from pydantic import Field, ValidationError
-
-from dialogs.content import DEFAULT_DIR, ContentError, load_content
+from dialogs.content import load_content, training_examples
 from dialogs.folding import fold
-from dialogs.schema import Strict, Text
-from dialogs.yamlfile import ContentFileError, Problem, read_yaml
+from dialogs.yamlfile import DEFAULT_DIR
 
 OTHER = "other"  # the label of messages that are none of kefu's topics
-OTHER_FILE = "other.yaml"
-POLICIES_FILE = "policies.yaml"
 CANDIDATES = 3  # labels offered as "which of these did you mean?"
 
-# Tuned on the evaluation set (see benchmarks/intents_bench.py and `kefu eval-intents`).
+# Chosen with `kefu eval-intents` and benchmarks/intents_bench.py; see the figures there.
 CHAR_NGRAMS = (1, 3)
 PINYIN_NGRAMS = (1, 2)
 PINYIN_WEIGHT = 0.7  # the pinyin block's share next to the characters' (1.0)
-REGULARISATION_C = 20.0
+SVM_C = 0.5
+CALIBRATION_FOLDS = 5
+TEMPERATURES = tuple(0.5 * 1.07 ** i for i in range(72))  # 0.5 … about 60
+DEFAULT_TEMPERATURE = 8.0  # when there are too few examples per label to cross-validate
+# A message at least this familiar (share of its n-grams seen in the examples) keeps its full
+# confidence; a less familiar one gets proportionally less. About 3 % of real messages are below.
+FAMILIAR_SHARE = 0.2
 
 
 @dataclass(frozen=True)
@@ -126,18 +131,20 @@ def pinyin_tokens(text: str) -> list[str]:
 class Router:
     """Classifies messages; build it once at start-up with Router.train and share it."""
 
-    def __init__(self, char_vectorizer: Any, pinyin_vectorizer: Any, model: Any):
+    def __init__(self, char_vectorizer: Any, pinyin_vectorizer: Any, model: Any, temperature: float):
         self._chars = char_vectorizer
         self._pinyin = pinyin_vectorizer
         self._model = model
-        self.labels: tuple[str, ...] = tuple(model.classes_)
+        self.temperature = temperature
+        self.labels: tuple[str, ...] = tuple(str(label) for label in model.classes_)
+        self._char_analyser = char_vectorizer.build_analyzer()
 
     @classmethod
     def train(cls, examples: Mapping[str, Sequence[str]]) -> "Router":
         """Fits the model on example messages per label; needs at least two labels."""
-        # Imported here: scikit-learn takes about 1.5 s to import, paid only by whoever trains.
+        # Imported here: scikit-learn takes about 2 s to import, paid only by whoever trains.
         from sklearn.feature_extraction.text import TfidfVectorizer
-        from sklearn.linear_model import LogisticRegression
+        from sklearn.svm import LinearSVC
 
         texts, labels = [], []
         for label, items in examples.items():
@@ -150,9 +157,8 @@ class Router:
         chars = TfidfVectorizer(analyzer="char", ngram_range=CHAR_NGRAMS, lowercase=False, sublinear_tf=True)
         pinyin = TfidfVectorizer(analyzer=_pinyin_ngrams, lowercase=False, sublinear_tf=True)
         features = _stack(chars.fit_transform(texts), pinyin.fit_transform(texts))
-        model = LogisticRegression(C=REGULARISATION_C, max_iter=2000)
-        model.fit(features, labels)
-        return cls(chars, pinyin, model)
+        model = LinearSVC(C=SVM_C, random_state=0).fit(features, labels)
+        return cls(chars, pinyin, model, _fit_temperature(features, labels, model.classes_))
 
     def classify(self, text: str) -> Classification:
         """Returns the most likely label of one message, with its confidence and the runners-up."""
@@ -161,17 +167,64 @@ class Router:
     def classify_many(self, texts: Sequence[str]) -> list[Classification]:
         """Classifies many messages at once (faster than one by one)."""
         normalised = [normalise(t) for t in texts]
+        if not normalised:
+            return []
         features = _stack(self._chars.transform(normalised), self._pinyin.transform(normalised))
+        probabilities = _softmax(self._model.decision_function(features), self.temperature)
         results = []
-        for text, row, probabilities in zip(normalised, features, self._model.predict_proba(features)):
+        for text, row, row_probabilities in zip(normalised, features, probabilities):
             if not text or row.nnz == 0:
-                # Nothing the model has seen before (gibberish, a lone emoji): no guess at all.
+                # Nothing the model has seen before (a lone emoji, a script it never saw): no guess.
                 results.append(Classification(OTHER if OTHER in self.labels else self.labels[0], 0.0, ()))
                 continue
-            ranked = sorted(zip(self.labels, probabilities), key=lambda pair: -pair[1])
+            scale = min(1.0, self.familiarity(text) / FAMILIAR_SHARE)
+            ranked = sorted(zip(self.labels, row_probabilities * scale), key=lambda pair: -pair[1])
             top = tuple((label, round(float(p), 4)) for label, p in ranked[:CANDIDATES])
             results.append(Classification(top[0][0], float(ranked[0][1]), top))
         return results
+
+    def familiarity(self, normalised: str) -> float:
+        """Returns the share of a normalised message's character pairs and triples and pinyin
+        pairs that occur in the examples (its characters, for a one-character message)."""
+        analyse = self._char_analyser
+        pairs = [g for g in analyse(normalised) if len(g) >= 2]
+        syllables = pinyin_tokens(normalised)
+        spoken = [" ".join(pair) for pair in zip(syllables, syllables[1:])]
+        known = [g in self._chars.vocabulary_ for g in pairs] + [g in self._pinyin.vocabulary_ for g in spoken]
+        if not known:
+            known = [g in self._chars.vocabulary_ for g in analyse(normalised)]
+        return sum(known) / len(known) if known else 0.0
+
+
+def _fit_temperature(features: Any, labels: list[str], classes: Any) -> float:
+    """Picks the softmax temperature that best predicts held-out examples (least log loss)."""
+    import numpy as np
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+    from sklearn.svm import LinearSVC
+
+    folds = min(CALIBRATION_FOLDS, min(labels.count(c) for c in classes))
+    if folds < 2:
+        return DEFAULT_TEMPERATURE
+    scores = cross_val_predict(LinearSVC(C=SVM_C, random_state=0), features, labels, method="decision_function",
+                               cv=StratifiedKFold(folds, shuffle=True, random_state=0))
+    truth = np.searchsorted(classes, labels)
+    rows = np.arange(len(labels))
+
+    def log_loss(temperature: float) -> float:
+        return -float(np.log(_softmax(scores, temperature)[rows, truth] + 1e-12).mean())
+
+    return min(TEMPERATURES, key=log_loss)
+
+
+def _softmax(scores: Any, temperature: float) -> Any:
+    import numpy as np
+
+    scaled = np.asarray(scores, dtype=float) * temperature
+    if scaled.ndim == 1:  # two labels: one score per message, for the second label
+        scaled = np.column_stack([-scaled, scaled])
+    scaled -= scaled.max(axis=1, keepdims=True)
+    exp = np.exp(scaled)
+    return exp / exp.sum(axis=1, keepdims=True)
 
 
 def _pinyin_ngrams(text: str) -> list[str]:
@@ -188,86 +241,7 @@ def _stack(chars: Any, pinyin: Any) -> Any:
 
 # -- training examples from the content -----------------------------------------------------------
 
-class OtherTopic(Strict):
-    """scripts_yaml/other.yaml: messages that are none of kefu's topics, and the answer to them."""
-
-    # The least confidence at which the router's answer is used; below it the customer chooses
-    # among the candidates. Kept here until it moves to shared.yaml.
-    threshold: float = Field(gt=0, lt=1)
-    # Place names the entity extractor looks for. Kept here until it moves to shared.yaml.
-    cities: list[str] = []
-    examples: list[str] = Field(min_length=1)
-    reply: Text
-
-
-def load_other(content_dir: Path = DEFAULT_DIR) -> OtherTopic:
-    """Reads and checks other.yaml; raises ContentError naming the file, line and field."""
-    path = Path(content_dir) / OTHER_FILE
-    if not path.exists():
-        raise ContentError([Problem(str(path), None, "", "missing: the off-topic examples file")])
-    try:
-        doc = read_yaml(path, str(path))
-    except ContentFileError as exc:
-        raise ContentError([exc.problem])
-    if not isinstance(doc.data, dict):
-        raise ContentError([doc.problem((), "expected a mapping of fields at the top of the file")])
-    try:
-        return OtherTopic.model_validate(doc.data)
-    except ValidationError as exc:
-        raise ContentError([doc.problem(tuple(e["loc"]), e["msg"]) for e in exc.errors()])
-
-
 def load_examples(content_dir: Path = DEFAULT_DIR) -> dict[str, list[str]]:
-    """Gathers the training messages by label: each category file's examples (label = file stem),
-    each topic's examples in policies.yaml (label = topic id) and other.yaml's (label = other).
-
-    Raises ContentError when the content is invalid, or when one message is an example of two labels."""
-    content_dir = Path(content_dir)
-    examples: dict[str, list[str]] = {cid: list(c.examples) for cid, c in load_content(content_dir).categories.items()}
-    problems: list[Problem] = []
-    for topic, items in _policy_examples(content_dir / POLICIES_FILE).items():
-        if topic in examples:
-            problems.append(Problem(str(content_dir / POLICIES_FILE), None, topic, "topic id is also a category id"))
-        else:
-            examples[topic] = items
-    examples[OTHER] = list(load_other(content_dir).examples)
-    problems += _shared_examples(examples, content_dir)
-    if problems:
-        raise ContentError(problems)
-    return examples
-
-
-def _policy_examples(path: Path) -> dict[str, list[str]]:
-    """Reads {topic id: {examples: [...], ...}} from policies.yaml, at the top or one level down;
-    anything else in the file is not the router's business."""
-    if not path.exists():
-        return {}
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise ContentError([Problem(str(path), None, "", f"not valid YAML: {exc}")])
-    found: dict[str, list[str]] = {}
-
-    def collect(mapping: Any) -> None:
-        for key, value in mapping.items():
-            if isinstance(value, dict) and isinstance(value.get("examples"), list):
-                found[str(key)] = [e.strip() for e in value["examples"] if isinstance(e, str) and e.strip()]
-
-    if isinstance(data, dict):
-        collect(data)
-        for value in data.values():
-            if isinstance(value, dict) and not found:
-                collect(value)
-    return {topic: items for topic, items in found.items() if items}
-
-
-def _shared_examples(examples: Mapping[str, Iterable[str]], content_dir: Path) -> list[Problem]:
-    """Lists each message that is an example of more than one label (after normalising)."""
-    owners: dict[str, set[str]] = {}
-    for label, items in examples.items():
-        for item in items:
-            owners.setdefault(normalise(item), set()).add(label)
-    return [
-        Problem(str(content_dir), None, "examples", f"'{text}' is an example of several labels: {', '.join(sorted(labels))}")
-        for text, labels in owners.items() if len(labels) > 1
-    ]
+    """Gathers the training messages by label from checked content (ContentError if it is invalid)."""
+    content = load_content(content_dir)
+    return training_examples(content.categories, content.policies, content.other)

@@ -16,6 +16,11 @@ def normalize(text: str) -> str:
     return unicodedata.normalize("NFKC", text).strip()
 
 
+def is_number(text: str) -> bool:
+    """Tells whether a message is only an option's number ("2", "第2个")."""
+    return bool(_NUMBER.match(normalize(text)))
+
+
 def pick_option(text: str, choices: Sequence[Sequence[str]]) -> int | None:
     """Returns the index of the choice a message means: its number (from 1), or a unique name match.
 

@@ -43,6 +43,7 @@ class FactType(Strict):
     """How a kind of fact is checked: a pattern after normalising, a free text, or a fixed choice."""
 
     kind: Literal["pattern", "text", "choice"]
+    entity: Literal["waybills", "phones"] | None = None  # filled from this kind of entity found in any message
     pattern: str | None = None
     strip: str = ""  # characters removed before matching, e.g. spaces and dashes in a waybill number
     min_length: int = 1
@@ -85,6 +86,21 @@ class SharedTexts(Strict):
     status_not_found: Text
     topic_more: Text
     topic_not_understood: Text
+    which_one: Text
+    also_mentioned: Text
+    also_now: Text
+    topic_changed: Text
+
+
+class Routing(Strict):
+    """How free text is understood (see dialogs/intents.py)."""
+
+    threshold: float = Field(gt=0, lt=1)  # least confidence to act on the router's label
+    switch_threshold: float = Field(gt=0, lt=1)  # least confidence to leave a conversation unannounced
+    also_threshold: float = Field(gt=0, lt=1)  # least confidence of a clause read as a second complaint
+    joiners: list[str]  # words that join two complaints in one message (而且, 还有)
+    change_words: list[str]  # words that announce a change of topic mid-conversation (算了, 换个问题)
+    places: list[str] = []
 
 
 class Shared(Strict):
@@ -100,6 +116,14 @@ class Shared(Strict):
     back_label: str  # the option that returns to the main menu; must be one of commands.menu
     commands: Commands
     menu: list[Id] = Field(min_length=1)
+    routing: Routing
+
+
+class OtherTopic(Strict):
+    """scripts_yaml/other.yaml: messages that are none of kefu's topics, and the answer to them."""
+
+    examples: list[str] = Field(min_length=1)
+    reply: Text
 
 
 class Fact(Strict):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import shutil
 
 import pytest
-import yaml
 
 from dialogs.content import DEFAULT_DIR, load_content
 from dialogs.conversation import Conversation

@@ -1,0 +1,231 @@
+"""Entities from free text: one test per kind, with the tricky cases named."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+
+import pytest
+
+from dialogs.entities import Duration, extract, number
+
+TODAY = date(2024, 11, 20)  # a Wednesday
+CITIES = ["福州", "福清", "厦门", "长沙", "苏州", "杭州", "南昌市"]
+
+
+def ents(text: str, today: date = TODAY):
+    return extract(text, CITIES, today=today)
+
+
+# -- waybills and phones -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("text, waybills, phones", [
+    ("运单号 13905912345", ["13905912345"], []),  # looks like a phone, but is introduced as a waybill
+    ("单号：13905912345", ["13905912345"], []),
+    ("运但号13905912345", ["13905912345"], []),  # the homophone typo still introduces it
+    ("13905912345", [], ["13905912345"]),
+    ("我的电话13905912345，运单12345678", ["12345678"], ["13905912345"]),
+    ("运单号 62093317，电话 13859012345", ["62093317"], ["13859012345"]),
+    ("运单１２３４５６７８９０的货", ["1234567890"], []),  # full-width digits
+    ("理赔单号 lp20240311", ["LP20240311"], []),  # letter prefix, upper-cased
+    ("单号 880192736451 麻烦查一下", ["880192736451"], []),  # 12 digits starting with 1: not a phone
+    ("单号 12345", [], []),  # too short for a waybill
+])
+def test_waybills_and_phones(text, waybills, phones):
+    found = ents(text)
+    assert list(found.waybills) == waybills
+    assert list(found.phones) == phones
+
+
+@pytest.mark.parametrize("text, phone", [
+    ("座机 0591-87654321", "059187654321"),
+    ("(0591)87654321", "059187654321"),
+    ("（0591）87654321", "059187654321"),  # full-width brackets
+    ("0591 87654321", "059187654321"),
+    ("010-12345678", "01012345678"),
+    ("+86 139 0591 2345", "13905912345"),
+    ("+8613905912345", "13905912345"),
+    ("139-0591-2345", "13905912345"),
+    ("手机 186 7312 0098", "18673120098"),
+])
+def test_phone_forms(text, phone):
+    found = ents(text)
+    assert found.phones == (phone,)
+    assert found.waybills == () and found.amounts == ()
+
+
+# -- money ---------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("text, amount", [
+    ("5000", "5000"),
+    ("5,000元", "5000"),
+    ("5千", "5000"),
+    ("1.2万", "12000"),
+    ("五千元", "5000"),
+    ("两千五", "2500"),
+    ("一万二", "12000"),
+    ("3k", "3000"),
+    ("3万5", "35000"),
+    ("¥1,200.50", "1200.5"),
+    ("５０００元", "5000"),  # full-width digits
+    ("兩千五百塊", "2500"),  # traditional characters
+    ("收了我两百八", "280"),
+    ("赔了三百块就想打发我", "300"),
+    ("价值两万多的茶具", "20000"),  # "more than 20000": the least it can be
+    ("会员卡一张要5块吗", "5"),
+])
+def test_amounts(text, amount):
+    assert ents(text).amounts == (Decimal(amount),)
+
+
+@pytest.mark.parametrize("text, amounts", [
+    ("12箱货收了我800", ["800"]),  # 12 counts boxes
+    ("一吨货收我1200，隔壁才800", ["1200", "800"]),
+    ("上次才三百这次要五百", ["300", "500"]),
+    ("货值五千只赔我五百", ["5000", "500"]),
+    ("代收1.2万手续费是不是30块封顶", ["12000", "30"]),
+    ("运单12345678运费500元", ["500"]),
+    ("电话 13905912345，运费600", ["600"]),
+])
+def test_amounts_next_to_other_numbers(text, amounts):
+    assert list(ents(text).amounts) == [Decimal(a) for a in amounts]
+
+
+@pytest.mark.parametrize("text", [
+    "11月3号发的货",
+    "我3号交的货，18号才到",
+    "2024-11-03 发的",
+    "11/3 发的货",
+    "下午3点送到",
+    "今晚十点的车",
+    "我家住5楼",
+    "货三天了还没发",
+    "等了72小时",
+    "保价费是0.5%吗",
+    "我有A2驾照",
+    "第300票",
+    "十万火急",
+    "玻璃碎了三块",  # pieces, not yuan
+    "十几个杯子碎了",
+    "选3",  # a menu choice
+])
+def test_no_amount_from_dates_times_counts_or_idioms(text):
+    assert ents(text).amounts == ()
+
+
+def test_number_reads_chinese_numerals_and_rejects_ranges():
+    assert number("一万二") == Decimal(12000)
+    assert number("两千零五十") == Decimal(2050)
+    assert number("1.2万") == Decimal(12000)
+    assert number("半") == Decimal("0.5")
+    # cn2an reads a run of digit characters one by one (七八 → 78); in speech it is a range.
+    assert number("七八") is None
+    assert number("一两") is None
+
+
+# -- durations -----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("text, duration", [
+    ("三天了", "P3D"),
+    ("两个星期", "P2W"),
+    ("48小时", "PT48H"),
+    ("一个礼拜了", "P1W"),
+    ("一个多月了还没结果", "P1M"),
+    ("一天半", "P1.5D"),
+    ("半个月", "P0.5M"),
+    ("都第六天了", "P6D"),
+    ("等了四十多天", "P40D"),
+    ("貨物停了一個禮拜", "P1W"),
+    ("stuck 5 days", "P5D"),
+])
+def test_durations(text, duration):
+    assert [str(d) for d in ents(text).durations] == [duration]
+
+
+@pytest.mark.parametrize("text", ["七八天了", "搞了半天", "第二天晚上才装车", "3月份发的货", "2024年的货"])
+def test_no_duration(text):
+    assert ents(text).durations == ()
+
+
+def test_duration_in_days():
+    two_weeks = ents("两个星期").durations[0]
+    assert two_weeks == Duration(Decimal(2), "week")
+    assert two_weeks.days == 14
+    assert two_weeks.as_timedelta().days == 14
+
+
+# -- dates ---------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("text, day", [
+    ("昨天发的", date(2024, 11, 19)),
+    ("前天", date(2024, 11, 18)),
+    ("大前天", date(2024, 11, 17)),
+    ("明天能到吗", date(2024, 11, 21)),
+    ("上周五拖运的", date(2024, 11, 15)),
+    ("上礼拜三", date(2024, 11, 13)),
+    ("周五", date(2024, 11, 22)),  # this week's
+    ("下周一", date(2024, 11, 25)),
+    ("上星期天", date(2024, 11, 17)),
+    ("11月3号", date(2024, 11, 3)),
+    ("十一月三日", date(2024, 11, 3)),
+    ("3号", date(2024, 11, 3)),
+    ("25号", date(2024, 11, 25)),  # a few days ahead: this month
+    ("28号发的货", date(2024, 10, 28)),  # far ahead this month: last month's
+    ("三天前", date(2024, 11, 17)),
+    ("上个月15号", date(2024, 10, 15)),
+    ("2024年3月5日", date(2024, 3, 5)),
+    ("2024-03-05", date(2024, 3, 5)),
+])
+def test_dates(text, day):
+    assert ents(text).dates == (day,)
+
+
+def test_dates_across_the_new_year():
+    assert ents("11月3号发的", today=date(2025, 1, 10)).dates == (date(2024, 11, 3),)
+    assert ents("1月3号能到吗", today=date(2024, 12, 20)).dates == (date(2025, 1, 3),)
+
+
+@pytest.mark.parametrize("text", ["我家住3号楼", "地铁1号线", "以前天天催"])
+def test_no_date(text):
+    assert ents(text).dates == ()
+
+
+# -- cities and salutation -----------------------------------------------------------------------
+
+def test_cities_in_order_of_appearance_folded_and_by_their_known_name():
+    assert ents("货从福州发到长沙").cities == ("福州", "长沙")
+    assert ents("本來是到杭州，結果跑到蘇州").cities == ("杭州", "苏州")  # traditional characters
+    assert ents("我要的是福州不是福清").cities == ("福州", "福清")
+    assert ents("到南昌的货").cities == ("南昌市",)  # known as 南昌市, said without 市
+    assert ents("发到郑州").cities == ()  # not a known city
+    assert extract("发到福州").cities == ()  # no list given
+
+
+@pytest.mark.parametrize("text, salutation", [
+    ("我是王先生，运单 12345678", "王先生"),
+    ("我姓李，女的", "李女士"),
+    ("李女士，我的货呢", "李女士"),
+    ("我是张小姐", "张女士"),
+    ("我是歐陽先生", "欧阳先生"),  # compound surname, traditional
+    ("我是女的，搬不动", "女士"),
+    ("我一个女的怎么搬得动三百斤的货", "女士"),
+    ("我是男的", "先生"),
+    ("那个姓陈的师傅说话太难听了", None),  # someone else's surname
+    ("我姓王", None),  # no 先生 or 女士 to go with it
+    ("你们客服小姑娘说话难听", None),
+    ("我家先生去提的货，我是李女士", "李女士"),  # 我家先生 is her husband
+])
+def test_salutation(text, salutation):
+    assert ents(text).salutation == salutation
+
+
+def test_as_json_is_plain_strings():
+    found = ents("运单号 13905912345，昨天发的，三天了，运费两千五，我是王先生，在福州")
+    assert found.as_json() == {
+        "waybills": ["13905912345"], "phones": [], "amounts": ["2500"], "durations": ["P3D"],
+        "dates": ["2024-11-19"], "cities": ["福州"], "salutation": "王先生",
+    }
+
+
+def test_repeats_are_kept_once():
+    assert ents("单号 12345678，再说一遍单号 12345678").waybills == ("12345678",)

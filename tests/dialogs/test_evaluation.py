@@ -1,0 +1,62 @@
+"""The evaluation's arithmetic, on a router whose answers are fixed."""
+
+from __future__ import annotations
+
+from dialogs.evaluation import evaluate, format_report, load_labelled
+from dialogs.intents import Classification
+
+
+class FixedRouter:
+    """Answers each message with the label and confidence it was given."""
+
+    labels = ("a", "b", "other")
+
+    def __init__(self, answers: dict[str, tuple[str, float]]):
+        self.answers = answers
+
+    def classify_many(self, texts):
+        return [Classification(*self.answers[t], candidates=(self.answers[t],)) for t in texts]
+
+
+LABELLED = [("1", "a"), ("2", "a"), ("3", "a"), ("4", "b"), ("5", "b"), ("6", "c")]
+ANSWERS = {
+    "1": ("a", 0.9),  # right, confident
+    "2": ("a", 0.3),  # right, unsure
+    "3": ("b", 0.8),  # wrong, confident: a misroute
+    "4": ("b", 0.7),
+    "5": ("a", 0.2),  # wrong, unsure: asked back, not a misroute
+    "6": ("other", 0.9),  # a label the router was never trained on
+}
+
+
+def test_report_figures():
+    report = evaluate(FixedRouter(ANSWERS), LABELLED, threshold=0.5)
+    assert (report.total, report.correct) == (6, 3)
+    assert report.accuracy == 0.5
+    assert (report.answered, report.misrouted) == (4, 2)
+    assert report.misroute_rate == 2 / 6
+    assert report.answered_accuracy == 0.5
+    scores = {s.label: s for s in report.labels}
+    assert (scores["a"].precision, scores["a"].recall) == (2 / 3, 2 / 3)
+    assert (scores["b"].precision, scores["b"].recall) == (1 / 2, 1 / 2)
+    assert scores["c"].precision is None and scores["c"].recall == 0
+    assert scores["other"].recall is None and scores["other"].precision == 0
+    assert report.confusion == {"a": {"a": 2, "b": 1}, "b": {"b": 1, "a": 1}, "c": {"other": 1}}
+    assert [m.text for m in report.misses] == ["6", "3", "5"]  # most confident first
+    assert report.unknown_labels == ("c",)
+
+
+def test_format_report():
+    text = format_report(evaluate(FixedRouter(ANSWERS), LABELLED, threshold=0.5))
+    assert "top-1 accuracy:  50.0% (3/6)" in text
+    assert "misroute rate (confident and wrong, over all messages):  33.3% (2/6)" in text
+    assert "labels with no training examples: c" in text
+    assert "a → b: 1" in text and "c → other: 1" in text
+    assert "0.80  a → b: 3" in text
+
+
+def test_load_labelled(tmp_path):
+    path = tmp_path / "eval.yaml"
+    path.write_text('messages:\n  - {text: "货没发", category: stranded}\n  - {text: 123, category: other}\n',
+                    encoding="utf-8")
+    assert load_labelled(path) == [("货没发", "stranded"), ("123", "other")]
