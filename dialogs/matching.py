@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import re
-import unicodedata
 from typing import Sequence
 
+from dialogs.folding import fold
 from dialogs.schema import FactType
 
 _NUMBER = re.compile(r"^第?(\d{1,3})(?:个|项|号|条)?[.、。)]?$")
 
 
 def normalize(text: str) -> str:
-    """Folds full-width letters, digits and punctuation to their plain forms, and trims."""
-    return unicodedata.normalize("NFKC", text).strip()
+    """Folds full-width letters, digits and punctuation to their plain forms and traditional
+    characters to simplified ("貨物滯留" picks 货物滞留), and trims."""
+    return fold(text).strip()
 
 
 def is_number(text: str) -> bool:

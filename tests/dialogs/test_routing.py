@@ -1,0 +1,91 @@
+"""Free text through the engine with the trained router: routing, asking back, off-topic, two
+complaints in one message, changing topic, and facts taken from what the customer wrote."""
+
+from __future__ import annotations
+
+import pytest
+
+from dialogs.content import training_examples
+from dialogs.conversation import Conversation, Inbound
+from dialogs.engine import Engine
+from dialogs.intents import Router
+from test_engine import FakeLedger
+
+
+@pytest.fixture(scope="module")
+def engine(content):
+    return Engine(content, Router.train(training_examples(content.categories, content.policies, content.other)))
+
+
+def talk(engine, *lines, conv=None):
+    conv, ledger = conv or Conversation(greeted=True), FakeLedger()
+    turns = [engine.handle(conv, Inbound(text=line), ledger) for line in lines]
+    return conv, turns
+
+
+def shown(turn):
+    return "\n".join(r.text for r in turn.replies)
+
+
+def test_free_text_goes_to_its_category_and_fills_facts_and_salutation(engine):
+    conv, [turn] = talk(engine, "我是王先生，运单号 SH20261127 的货三天了还没发出去，怎么回事")
+    assert conv.category == "stranded"
+    assert conv.facts == {"waybill": "SH20261127"}
+    assert "好的，王先生，我这边帮您了解落实" in shown(turn)
+    assert "请留下您的联系电话" in turn.replies[-1].text  # the waybill is not asked again
+
+
+def test_fee_question_in_free_text_gets_the_figure(engine):
+    conv, [turn] = talk(engine, "代收五千元手续费要多少")
+    assert conv.category == "cod"
+    assert "按代收金额的 3‰ 收取：15.00 元" in shown(turn)
+
+
+def test_traditional_characters_and_full_width_digits(engine):
+    conv, [turn] = talk(engine, "貨物三天了還沒發出去，運單號１２３４５６７８")
+    assert conv.category == "stranded" and conv.facts["waybill"] == "12345678"
+
+
+def test_unsure_reading_asks_which_category_was_meant(engine):
+    conv, [turn] = talk(engine, "货有问题")
+    assert conv.state == "clarify" and conv.category is None
+    assert "您是想反映以下哪类问题" in turn.replies[-1].text
+    labels = [o.label for o in turn.replies[-1].options]
+    assert labels[-1] == "返回主菜单" and 2 <= len(labels) <= 4
+    first = conv.offered[0]
+    talk(engine, "1", conv=conv)
+    assert conv.category == first and conv.offered == []
+
+
+def test_off_topic_message_is_answered_and_the_menu_offered(engine):
+    conv, [turn] = talk(engine, "今天天气怎么样")
+    assert conv.category is None
+    assert "抱歉" in turn.replies[0].text
+    assert turn.replies[-1].options
+
+
+def test_two_complaints_handle_the_main_one_and_offer_the_other(engine):
+    conv, turns = talk(engine, "货摔坏了，司机态度还很差", "1", "司机把货扔在地上还骂人", "12345678", "13800138000")
+    assert "您还提到了“发错货、运输质量”的问题" in shown(turns[0])
+    assert conv.state == "clarify" and conv.offered == ["wrong_or_damaged"]
+    assert "需要现在为您处理吗" in turns[-1].replies[-1].text
+    talk(engine, "1", conv=conv)
+    assert conv.category == "wrong_or_damaged"
+
+
+def test_change_of_topic_mid_conversation_is_understood(engine):
+    conv, turns = talk(engine, "服务态度问题", "1", "算了，我要问运费")
+    assert conv.category == "pricing"
+    assert "好的，先为您处理“运价问题”" in shown(turns[-1])
+
+
+def test_an_answer_to_the_question_is_not_a_change_of_topic(engine):
+    conv, turns = talk(engine, "货物滞留", "运单号是多少我忘了", "我不想给电话")
+    assert conv.category == "stranded"
+    assert "运单号格式不对" in shown(turns[1]) and "运单号格式不对" in shown(turns[2])
+
+
+def test_a_waybill_inside_a_sentence_answers_the_waybill_question(engine):
+    conv, turns = talk(engine, "货物滞留", "单号是 FZ88886666，电话13800138000，麻烦快点")
+    assert conv.category is None  # both facts taken, the case opened, back at the menu
+    assert "已为您登记" in shown(turns[1])
