@@ -68,6 +68,30 @@ def cases(status: str = typer.Option("open", help="open, closed or all")) -> Non
                   f"第{case.step + 1}步 {role}\t期限 {deadline:%Y-%m-%d %H:%M}")
 
 
+@app.command()
+def checklist(category: Optional[str] = typer.Argument(None, help="A category id (default: every category).")) -> None:
+    """Show each category's handling steps: who acts, what they do, the deadline, and where the text comes from."""
+    try:
+        loaded = load_content(Settings().content_dir)
+    except ContentError as exc:
+        _print_problems(exc)
+        raise typer.Exit(1)
+    if category is not None and category not in loaded.categories:
+        print(f"kefu: no category '{category}' (known: {', '.join(loaded.categories)})", file=sys.stderr)
+        raise typer.Exit(2)
+    origin = {"manual": "手册", "draft": "草稿"}
+    for cid in [category] if category else loaded.shared.menu:
+        if cid not in loaded.categories:
+            continue  # a fee or policy topic: no handling steps
+        cat = loaded.categories[cid]
+        print(f"{cat.name}（{cid}）— {cat.manual_section}")
+        for i, step in enumerate(cat.handling, start=1):
+            role = loaded.shared.roles[step.role].name
+            source = f"，{step.action.source}" if step.action.source else ""
+            print(f"  {i}. {role}，{step.deadline_hours:g} 小时内：{step.action.text}  [{origin[step.action.provenance.value]}{source}]")
+        print()
+
+
 EVAL_DATA = Path(__file__).resolve().parent.parent / "tests" / "data" / "intents_eval.yaml"
 
 

@@ -113,3 +113,14 @@ def test_answer_points_of_the_five_manual_categories_are_marked_manual():
         assert any(p.provenance is Provenance.manual and p.source for p in points), cid
     # carrying's answer point is cut off in the source: its completion is ours.
     assert content.categories["carrying"].answer_points["offer"].provenance is Provenance.draft
+
+
+def test_checklist_shows_each_step_with_role_deadline_and_provenance():
+    result = _kefu("checklist", "attitude", env_extra={})
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "服务态度（attitude）— 第四章 一、（一）反映服务态度方面"
+    assert lines[1] == "  1. 客服专员，4 小时内：倾听客户的心声，问清事件经过，并向有关方了解调查。  [手册，第四章 一、（一） 2、处理方式]"
+    every = _kefu("checklist", env_extra={}).stdout
+    assert "[草稿]" in every and every.count("（") >= 12
+    assert _kefu("checklist", "nosuch", env_extra={}).returncode == 2
