@@ -92,6 +92,37 @@ def checklist(category: Optional[str] = typer.Argument(None, help="A category id
         print()
 
 
+staff_app = typer.Typer(no_args_is_help=True, help="Staff, supervisors and admins (by Telegram user id).")
+app.add_typer(staff_app, name="staff")
+
+
+@staff_app.command("add")
+def staff_add(
+    telegram_id: int = typer.Argument(..., help="The person's Telegram user id."),
+    role: str = typer.Option("staff", help="staff, supervisor or admin."),
+    chat: Optional[int] = typer.Option(None, help="The staff chat where this person's case cards are posted."),
+    handles: str = typer.Option("", help="Handling roles this person covers, comma-separated (e.g. customer_service,branch_manager); empty: all."),
+) -> None:
+    """Add or update a staff member."""
+    from bot.casework import Casework, CaseworkError
+
+    try:
+        member = Casework(_service()).add_staff(telegram_id, role, chat, [h for h in handles.split(",") if h])
+    except CaseworkError as exc:
+        print(f"kefu: {exc}", file=sys.stderr)
+        raise typer.Exit(2)
+    print(f"OK: {member.telegram_id} {member.role} chat={member.chat_id} handles={','.join(member.handles) or 'all'}")
+
+
+@staff_app.command("list")
+def staff_list() -> None:
+    """List staff members."""
+    from bot.casework import Casework
+
+    for m in Casework(_service()).all_staff():
+        print(f"{m.telegram_id}\t{m.role}\tchat={m.chat_id}\thandles={','.join(m.handles) or 'all'}")
+
+
 EVAL_DATA = Path(__file__).resolve().parent.parent / "tests" / "data" / "intents_eval.yaml"
 
 

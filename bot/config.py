@@ -5,9 +5,19 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from pydantic import BaseModel
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
 from dialogs.content import DEFAULT_DIR
+
+
+class StaffConfig(BaseModel):
+    """A staff member declared in kefu.toml ([[staff]] tables); merged into the database at start."""
+
+    telegram_id: int
+    role: str = "staff"
+    chat_id: int | None = None
+    handles: list[str] = []
 
 
 class Settings(BaseSettings):
@@ -15,6 +25,8 @@ class Settings(BaseSettings):
 
     database_url: str = "sqlite:///kefu.db"
     content_dir: Path = DEFAULT_DIR
+    staff: list[StaffConfig] = []
+    grace_hours: float = 2.0  # after a missed deadline's reminder, how long before the case moves up a step
 
     @classmethod
     def settings_customise_sources(

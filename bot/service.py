@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from bot.config import Settings
 from bot.store import Store, connect
 from dialogs.content import Content, load_content, training_examples
-from dialogs.conversation import Inbound, Reply
+from dialogs.conversation import Inbound, Reply, Turn
 from dialogs.engine import Engine
 
 TURN_ATTEMPTS = 3  # two processes may race for the same new case number; the loser runs its turn again
@@ -76,12 +76,17 @@ class Service:
 
     def receive(self, channel: str, user_key: str, inbound: Inbound) -> list[Reply]:
         """Handles one customer message; the turn is stored before the replies are returned."""
+        return self.handle(channel, user_key, inbound).replies
+
+    def handle(self, channel: str, user_key: str, inbound: Inbound) -> Turn:
+        """Handles one customer message and returns the whole turn (replies and events, such as a
+        case opened), stored before it is returned."""
         for attempt in range(TURN_ATTEMPTS):
             try:
                 with self.store.turn(channel, user_key) as tx:
                     turn = self.engine.handle(tx.conversation, inbound, tx)
                     tx.record(inbound, turn)
-                return turn.replies
+                return turn
             except IntegrityError:
                 if attempt == TURN_ATTEMPTS - 1:
                     raise

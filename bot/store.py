@@ -6,7 +6,7 @@ from contextlib import contextmanager
 from datetime import datetime, timezone, tzinfo
 from typing import Any, Iterator
 
-from sqlalchemy import JSON, Column, DateTime, Text, UniqueConstraint, event, func
+from sqlalchemy import JSON, BigInteger, Column, DateTime, Text, UniqueConstraint, event, func
 from sqlalchemy.engine import Engine as DbEngine
 from sqlmodel import Field, Session, SQLModel, create_engine, select
 
@@ -68,6 +68,35 @@ class CaseRow(SQLModel, table=True):
     step_deadline: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
     opened_at: datetime = _when()
     closed_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+    assigned_to: int | None = Field(default=None, sa_column=Column(BigInteger))  # the staff member's Telegram id
+    paused_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))  # waiting on the customer
+    reminded_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+    top_alerted: bool = False  # the last step's deadline passed and the supervisors were told
+    rating: int | None = None  # 1-5, from the customer after the case closed
+    rating_reason: str | None = Field(default=None, sa_column=Column(Text))
+
+
+class StaffRow(SQLModel, table=True):
+    __tablename__ = "staff"
+
+    telegram_id: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    role: str  # staff, supervisor, admin
+    chat_id: int | None = Field(default=None, sa_column=Column(BigInteger))
+    handles: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+
+
+class AttachmentRow(SQLModel, table=True):
+    """A photo or document a customer sent (evidence), kept by its channel's file id."""
+
+    __tablename__ = "attachments"
+
+    id: int | None = Field(default=None, primary_key=True)
+    conversation_id: int = Field(foreign_key="conversations.id", index=True)
+    case_number: str | None = Field(default=None, index=True)
+    kind: str  # photo, document
+    file_id: str
+    meta: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    at: datetime = _when()
 
 
 class MessageRow(SQLModel, table=True):
@@ -79,6 +108,7 @@ class MessageRow(SQLModel, table=True):
     text: str | None = Field(default=None, sa_column=Column(Text))  # exactly as sent or shown
     choice: str | None = None  # the value of a pressed option
     options: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    staff_id: int | None = Field(default=None, sa_column=Column(BigInteger))  # a staff member's reply, not the bot's
     category: str | None = None
     state: str  # the conversation's state when the message was received or sent
     at: datetime = _when()
@@ -194,6 +224,11 @@ class TurnTx:
                 step=ev.data["step"], step_role=ev.data["role"], step_deadline=ev.data["deadline"], opened_at=now,
             ))
             self.session.flush()  # the number's uniqueness is checked now, inside the turn
+        elif ev.kind == "rating_reason":
+            case = self.session.exec(select(CaseRow).where(CaseRow.number == ev.data["case"])).first()
+            if case is not None:
+                case.rating_reason = ev.data["reason"]
+                self.session.add(case)
 
 
 def _jsonable(data: dict) -> dict:

@@ -23,6 +23,7 @@ from dialogs.topics import TopicDesk
 OTHER = "other"  # the router's label for messages that are none of kefu's topics
 START = "start"  # every machine's entry: 'begin' leads from here to the flow's initial state
 TOPIC = "topic"  # the one state of a conversation about a fee or policy topic
+REASON = "reason"  # in no category, after a low rating: the next message says why
 MAX_MOVES = 50  # a guard: the validator already rejects loops that never wait for the customer
 # A case number anywhere in a message is a request for that case's progress: KF-20261127-0001.
 CASE_NUMBER = re.compile(r"KF-?(\d{8})-?(\d{4})", re.IGNORECASE)
@@ -121,6 +122,11 @@ class Engine:
         asked = CASE_NUMBER.search(normalize(text))
         if asked:
             return self._case_progress(run, f"KF-{asked.group(1)}-{asked.group(2)}")
+        if conv.state == REASON and conv.case_number:  # why the customer rated a closed case low
+            run.turn.events.append(Event("rating_reason", {"case": conv.case_number, "reason": text}))
+            conv.state = MENU
+            self._say(run, self.shared.texts.rate_reason_thanks)
+            return self._show_menu(run)
         run.entities = extract(text, self.routing.places, today=self._today(run))
         if run.entities.salutation:
             conv.salutation = run.entities.salutation

@@ -87,6 +87,10 @@ class SharedTexts(Strict):
     topic_more: Text
     topic_not_understood: Text
     which_one: Text
+    rate_ask: Text
+    rate_thanks: Text
+    rate_low_ask: Text
+    rate_reason_thanks: Text
     also_mentioned: Text
     also_now: Text
     topic_changed: Text
@@ -114,6 +118,7 @@ class Shared(Strict):
     fact_types: dict[Id, FactType]
     case_statuses: dict[Id, str]  # how a case's status is shown to customers
     back_label: str  # the option that returns to the main menu; must be one of commands.menu
+    rating_reasons: list[str] = Field(min_length=1)  # offered when a customer rates a closed case low
     commands: Commands
     menu: list[Id] = Field(min_length=1)
     routing: Routing

@@ -1,0 +1,304 @@
+"""Casework for staff: who the staff are, case cards, claiming, replying, resolving, escalating,
+deadlines and ratings. Channel-neutral: the Telegram adapter (and later the web pages) call it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Iterable
+
+from sqlmodel import select
+
+from bot.service import Service
+from bot.store import CaseRow, ConversationRow, EventRow, MessageRow, StaffRow, aware, utcnow
+from dialogs.conversation import MENU, Option, Reply
+from dialogs.engine import REASON
+from dialogs.render import render
+
+STAFF_ROLES = ("staff", "supervisor", "admin")
+LOW_RATING = 2  # a rating at or below this asks for the reason and alerts the supervisors
+
+
+class CaseworkError(Exception):
+    """A staff action that cannot be done, with a message for the staff member (Chinese)."""
+
+
+@dataclass(frozen=True)
+class StaffMember:
+    telegram_id: int
+    role: str  # staff, supervisor or admin
+    chat_id: int | None  # where this member's case cards go (a group, or their private chat)
+    handles: tuple[str, ...]  # handling roles (customer_service, branch_manager, ...) they cover; empty: all
+
+
+@dataclass(frozen=True)
+class CaseCard:
+    """Everything staff see about a case, ready to post."""
+
+    number: str
+    category: str
+    category_name: str
+    status: str  # open, closed
+    facts: tuple[tuple[str, str], ...]  # (label, value) in the category's order
+    step: int  # 1-based
+    steps: int
+    role: str  # the handling role that acts now
+    role_name: str
+    action: str  # the manual's handling step for this stage
+    deadline: datetime
+    deadline_text: str  # local time, e.g. 11月27日 18:00
+    assigned_to: int | None
+    paused: bool  # waiting on the customer: the deadline clock is stopped
+    canned: tuple[str, ...]  # the category's answer points, filled with the case's facts
+    channel: str  # the customer's channel and user key, to reach them
+    user_key: str
+
+    def text(self) -> str:
+        """The card as plain text (Chinese), for a staff chat."""
+        lines = [f"案件 {self.number}｜{self.category_name}｜{'处理中' if self.status == 'open' else '已办结'}"]
+        lines += [f"{label}：{value}" for label, value in self.facts]
+        lines.append(f"第{self.step}/{self.steps}步 {self.role_name}：{self.action}")
+        lines.append(f"期限：{self.deadline_text}" + ("（等待客户回复，计时暂停）" if self.paused else ""))
+        if self.assigned_to:
+            lines.append(f"跟进人：{self.assigned_to}")
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class Due:
+    """A case whose step deadline has passed: remind its chat, or (after the grace period) escalate."""
+
+    kind: str  # remind, escalated, top (already at the last step: the supervisors are told)
+    card: CaseCard
+
+
+class Casework:
+    def __init__(self, service: Service, grace: timedelta = timedelta(hours=2)):
+        self.service = service
+        self.content = service.content
+        self.zone = service.engine.zone
+        self.grace = grace  # after a reminder, how long before the case moves up a step
+
+    # -- staff ---------------------------------------------------------------------------------
+
+    def add_staff(self, telegram_id: int, role: str, chat_id: int | None = None,
+                  handles: Iterable[str] = ()) -> StaffMember:
+        """Adds or updates a staff member."""
+        if role not in STAFF_ROLES:
+            raise CaseworkError(f"未知角色 {role}，可选：{', '.join(STAFF_ROLES)}")
+        handles = tuple(handles)
+        unknown = [h for h in handles if h not in self.content.shared.roles]
+        if unknown:
+            raise CaseworkError(f"未知的处理角色：{', '.join(unknown)}（可选：{', '.join(self.content.shared.roles)}）")
+        with self.service.store.session() as session, session.begin():
+            row = session.get(StaffRow, telegram_id) or StaffRow(telegram_id=telegram_id, role=role)
+            row.role, row.chat_id, row.handles = role, chat_id, list(handles)
+            session.add(row)
+        return StaffMember(telegram_id, role, chat_id, handles)
+
+    def staff(self, telegram_id: int) -> StaffMember | None:
+        """The staff member with this Telegram id, or None for a customer."""
+        with self.service.store.session() as session:
+            row = session.get(StaffRow, telegram_id)
+            return _member(row) if row else None
+
+    def all_staff(self) -> list[StaffMember]:
+        with self.service.store.session() as session:
+            return [_member(r) for r in session.exec(select(StaffRow).order_by(StaffRow.telegram_id))]
+
+    def chats_for(self, handling_role: str) -> list[int]:
+        """The staff chats a card for this handling role goes to: those of the staff who cover it,
+        else every staff chat (so no case goes unseen)."""
+        members = [m for m in self.all_staff() if m.chat_id is not None]
+        covering = [m for m in members if handling_role in m.handles]
+        return sorted({m.chat_id for m in (covering or members)})  # type: ignore[misc]
+
+    def supervisor_chats(self) -> list[int]:
+        return sorted({m.chat_id for m in self.all_staff() if m.role in ("supervisor", "admin") and m.chat_id is not None})
+
+    # -- cases ---------------------------------------------------------------------------------
+
+    def card(self, number: str) -> CaseCard:
+        """The case card of a case (CaseworkError if there is no such case)."""
+        with self.service.store.session() as session:
+            case, conv = self._case(session, number)
+            return self._card(case, conv)
+
+    def claim(self, number: str, staff_id: int) -> CaseCard:
+        """Assigns the case to this staff member."""
+        with self.service.store.session() as session, session.begin():
+            case, conv = self._case(session, number, open_only=True)
+            case.assigned_to = staff_id
+            self._event(session, case, "case_claimed", {"staff": staff_id})
+            return self._card(case, conv)
+
+    def reply(self, number: str, staff_id: int, text: str) -> CaseCard:
+        """Records a staff member's reply to the customer (the adapter sends it); the case now waits
+        on the customer, so its deadline clock stops until they answer."""
+        if not text.strip():
+            raise CaseworkError("回复内容不能为空")
+        with self.service.store.session() as session, session.begin():
+            case, conv = self._case(session, number, open_only=True)
+            now = utcnow()
+            if case.assigned_to is None:
+                case.assigned_to = staff_id
+            session.add(MessageRow(conversation_id=conv.id, direction="out", text=text, category=conv.category,
+                                   state=conv.state, at=now, staff_id=staff_id))
+            if case.paused_at is None:
+                case.paused_at = now
+            self._event(session, case, "staff_replied", {"staff": staff_id})
+            return self._card(case, conv)
+
+    def customer_wrote(self, channel: str, user_key: str) -> CaseCard | None:
+        """Called for each customer message: restarts the clock of their open case that waited on them,
+        and returns that case's card when a staff member follows it (to forward the message)."""
+        with self.service.store.session() as session, session.begin():
+            conv = session.exec(select(ConversationRow).where(
+                ConversationRow.channel == channel, ConversationRow.user_key == user_key)).first()
+            if conv is None:
+                return None
+            case = session.exec(select(CaseRow).where(CaseRow.conversation_id == conv.id, CaseRow.status == "open")
+                                .order_by(CaseRow.id.desc())).first()  # type: ignore[union-attr]
+            if case is None:
+                return None
+            if case.paused_at is not None:
+                case.step_deadline = aware(case.step_deadline) + (utcnow() - aware(case.paused_at))
+                case.paused_at = None
+            return self._card(case, conv) if case.assigned_to else None
+
+    def escalate(self, number: str, staff_id: int | None = None) -> CaseCard:
+        """Moves the case to the next handling step, with a new deadline (CaseworkError at the last step)."""
+        with self.service.store.session() as session, session.begin():
+            case, conv = self._case(session, number, open_only=True)
+            self._next_step(session, case, staff_id)
+            return self._card(case, conv)
+
+    def resolve(self, number: str, staff_id: int) -> CaseCard:
+        """Closes the case; the adapter then asks the customer to rate the service (rating_request)."""
+        with self.service.store.session() as session, session.begin():
+            case, conv = self._case(session, number, open_only=True)
+            case.status, case.closed_at = "closed", utcnow()
+            case.assigned_to = case.assigned_to or staff_id
+            self._event(session, case, "case_closed", {"staff": staff_id})
+            return self._card(case, conv)
+
+    def due(self, now: datetime | None = None) -> list[Due]:
+        """Finds open, running cases past their deadline: reminds each once, and escalates those still
+        untouched a grace period later. Returns what happened, for the adapter to post."""
+        now = now or utcnow()
+        happened: list[Due] = []
+        with self.service.store.session() as session, session.begin():
+            query = select(CaseRow).where(CaseRow.status == "open", CaseRow.paused_at.is_(None))  # type: ignore[union-attr]
+            for case in session.exec(query).all():
+                deadline = aware(case.step_deadline)
+                if now < deadline:
+                    continue
+                conv = session.get(ConversationRow, case.conversation_id)
+                if case.reminded_at is None:
+                    case.reminded_at = now
+                    self._event(session, case, "deadline_reminded", {"step": case.step})
+                    happened.append(Due("remind", self._card(case, conv)))
+                elif now >= aware(case.reminded_at) + self.grace:
+                    if case.step + 1 < len(self.content.categories[case.category].handling):
+                        self._next_step(session, case, None, now)
+                        happened.append(Due("escalated", self._card(case, conv)))
+                    elif not case.top_alerted:
+                        case.top_alerted = True
+                        self._event(session, case, "deadline_missed_at_top", {"step": case.step})
+                        happened.append(Due("top", self._card(case, conv)))
+        return happened
+
+    # -- ratings -------------------------------------------------------------------------------
+
+    def rating_request(self, number: str) -> Reply:
+        """The message asking the customer to rate a closed case, with 1–5 buttons."""
+        texts = self.content.shared.texts
+        options = tuple(Option(f"{'★' * score}", f"rate:{number}:{score}") for score in range(1, 6))
+        return Reply(render(texts.rate_ask.text, self._values(number)), options)
+
+    def rate(self, number: str, score: int, channel: str, user_key: str) -> Reply:
+        """Stores the customer's rating; a low one asks for the reason (rating_reason takes it)."""
+        if not 1 <= score <= 5:
+            raise CaseworkError("评分须为 1 到 5")
+        texts = self.content.shared.texts
+        with self.service.store.session() as session, session.begin():
+            case, conv = self._case(session, number)
+            if (conv.channel, conv.user_key) != (channel, user_key):
+                raise CaseworkError("只能评价您本人的案件")
+            case.rating = score
+            self._event(session, case, "case_rated", {"score": score})
+            if score > LOW_RATING:
+                return Reply(render(texts.rate_thanks.text, self._values(number)))
+            conv.state, conv.case_number = REASON, number  # the next message is the reason
+            session.add(conv)
+        reasons = self.content.shared.rating_reasons
+        return Reply(render(texts.rate_low_ask.text, self._values(number)),
+                     tuple(Option(r, f"reason:{number}:{i}") for i, r in enumerate(reasons)))
+
+    def rating_reason(self, number: str, reason: str, channel: str, user_key: str) -> Reply:
+        """Stores why a low rating was given (a chosen reason or the customer's words)."""
+        with self.service.store.session() as session, session.begin():
+            case, conv = self._case(session, number)
+            if (conv.channel, conv.user_key) != (channel, user_key):
+                raise CaseworkError("只能评价您本人的案件")
+            case.rating_reason = reason
+            if conv.state == REASON:
+                conv.state = MENU
+                session.add(conv)
+            self._event(session, case, "rating_reason", {"reason": reason})
+        return Reply(render(self.content.shared.texts.rate_reason_thanks.text, self._values(number)))
+
+    # -- inside --------------------------------------------------------------------------------
+
+    def _case(self, session, number: str, open_only: bool = False) -> tuple[CaseRow, ConversationRow]:
+        case = session.exec(select(CaseRow).where(CaseRow.number == number.strip().upper())).first()
+        if case is None:
+            raise CaseworkError(f"没有编号为 {number} 的案件")
+        if open_only and case.status != "open":
+            raise CaseworkError(f"案件 {case.number} 已办结")
+        return case, session.get(ConversationRow, case.conversation_id)
+
+    def _next_step(self, session, case: CaseRow, staff_id: int | None, now: datetime | None = None) -> None:
+        ladder = self.content.categories[case.category].handling
+        if case.step + 1 >= len(ladder):
+            raise CaseworkError(f"案件 {case.number} 已在最后一步（{self.content.shared.roles[case.step_role].name}）")
+        now = now or utcnow()
+        case.step += 1
+        step = ladder[case.step]
+        case.step_role, case.step_deadline = step.role, now + timedelta(hours=step.deadline_hours)
+        case.reminded_at, case.assigned_to, case.paused_at = None, None, None
+        self._event(session, case, "step_escalated", {"step": case.step, "role": step.role, "staff": staff_id,
+                                                      "deadline": case.step_deadline.isoformat()})
+
+    def _event(self, session, case: CaseRow, kind: str, data: dict) -> None:
+        session.add(case)
+        session.add(EventRow(conversation_id=case.conversation_id, case_number=case.number, kind=kind, data=data,
+                             at=utcnow()))
+
+    def _card(self, case: CaseRow, conv: ConversationRow) -> CaseCard:
+        category = self.content.categories[case.category]
+        step = category.handling[case.step]
+        facts = tuple((fact.label, str(case.facts[fid])) for fid, fact in category.facts.items() if fid in case.facts)
+        values = {"salutation": conv.salutation or self.content.shared.salutation_default, "facts": dict(case.facts),
+                  "case": {"number": case.number}, "step": {}, "category": category.name}
+        canned = []
+        for point in category.answer_points.values():
+            try:
+                canned.append(render(point.text, values))
+            except Exception:  # a point that needs a fact this case lacks is not offered
+                continue
+        deadline = aware(case.step_deadline)
+        return CaseCard(
+            case.number, case.category, category.name, case.status, facts, case.step + 1, len(category.handling),
+            step.role, self.content.shared.roles[step.role].name, render(step.action.text, values), deadline,
+            deadline.astimezone(self.zone).strftime("%m月%d日 %H:%M"), case.assigned_to, case.paused_at is not None,
+            tuple(canned), conv.channel, conv.user_key,
+        )
+
+    def _values(self, number: str) -> dict:
+        return {"salutation": self.content.shared.salutation_default, "facts": {}, "case": {"number": number},
+                "step": {}, "category": ""}
+
+
+def _member(row: StaffRow) -> StaffMember:
+    return StaffMember(row.telegram_id, row.role, row.chat_id, tuple(row.handles or ()))
