@@ -1,0 +1,107 @@
+"""Casework on a real database: cards, claiming, replies that pause the clock, escalation, deadlines, ratings."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlmodel import select
+
+from bot.casework import Casework, CaseworkError
+from bot.config import Settings
+from bot.service import Service
+from bot.store import CaseRow, EventRow, MessageRow, utcnow
+from dialogs.conversation import Inbound
+
+
+@pytest.fixture
+def desk(database_url):
+    service = Service.from_settings(Settings(database_url=database_url))
+    for line in ["货物滞留", "12345678", "13800138000"]:
+        service.receive("telegram", "5001", Inbound(text=line))
+    return Casework(service)
+
+
+def number(desk) -> str:
+    with desk.service.store.session() as session:
+        return session.exec(select(CaseRow)).one().number
+
+
+def test_card_shows_facts_step_and_canned_answers(desk):
+    card = desk.card(number(desk))
+    assert (card.category, card.step, card.steps, card.role) == ("stranded", 1, 3, "branch_counter")
+    assert card.facts == (("运单号", "12345678"), ("联系电话", "13800138000"))
+    assert card.action.startswith("联系当地托运窗口有关人员")
+    assert any("要求他们务必将您的货物第一时间发出" in text for text in card.canned)
+    assert (card.channel, card.user_key) == ("telegram", "5001")
+    assert "第1/3步 托运窗口" in card.text()
+
+
+def test_staff_registry_and_where_cards_go(desk):
+    desk.add_staff(11, "staff", chat_id=-100, handles=["branch_counter"])
+    desk.add_staff(12, "staff", chat_id=-200)
+    desk.add_staff(13, "supervisor", chat_id=-300)
+    assert desk.staff(11).handles == ("branch_counter",) and desk.staff(99) is None
+    assert desk.chats_for("branch_counter") == [-100]
+    assert desk.chats_for("group_cs") == [-300, -200, -100]  # nobody covers it: every staff chat
+    assert desk.supervisor_chats() == [-300]
+    with pytest.raises(CaseworkError):
+        desk.add_staff(14, "boss")
+
+
+def test_reply_pauses_the_clock_until_the_customer_answers(desk):
+    n = number(desk)
+    before = desk.card(n).deadline
+    card = desk.reply(n, 11, "请问您的货是哪天托运的？")
+    assert card.paused and card.assigned_to == 11
+    with desk.service.store.session() as session:
+        staff_msg = session.exec(select(MessageRow).where(MessageRow.staff_id == 11)).one()
+        assert staff_msg.text == "请问您的货是哪天托运的？" and staff_msg.direction == "out"
+    # Paused cases are never reminded, however late.
+    assert desk.due(utcnow() + timedelta(days=30)) == []
+    followed = desk.customer_wrote("telegram", "5001")
+    assert followed is not None and followed.assigned_to == 11 and not followed.paused
+    assert desk.card(n).deadline >= before
+
+
+def test_missed_deadline_is_reminded_then_escalated_then_told_to_supervisors(desk):
+    n = number(desk)
+    late = desk.card(n).deadline + timedelta(minutes=1)
+    [remind] = desk.due(late)
+    assert (remind.kind, remind.card.step) == ("remind", 1)
+    assert desk.due(late + timedelta(minutes=1)) == []  # reminded once
+    [escalated] = desk.due(late + desk.grace)
+    assert (escalated.kind, escalated.card.step, escalated.card.role) == ("escalated", 2, "branch_manager")
+    card = desk.escalate(n, 11)
+    assert card.step == 3
+    with pytest.raises(CaseworkError, match="最后一步"):
+        desk.escalate(n, 11)
+    last = desk.card(n).deadline + timedelta(minutes=1)
+    assert [d.kind for d in desk.due(last)] == ["remind"]
+    assert [d.kind for d in desk.due(last + desk.grace)] == ["top"]
+    assert desk.due(last + desk.grace * 2) == []
+
+
+def test_resolve_then_rating_high_and_low_with_reason(desk):
+    n = number(desk)
+    desk.claim(n, 11)
+    closed = desk.resolve(n, 11)
+    assert closed.status == "closed"
+    with pytest.raises(CaseworkError, match="已办结"):
+        desk.reply(n, 11, "还在吗")
+    ask = desk.rating_request(n)
+    assert n in ask.text and [o.value for o in ask.options] == [f"rate:{n}:{s}" for s in range(1, 6)]
+    with pytest.raises(CaseworkError):
+        desk.rate(n, 5, "telegram", "someone-else")
+    low = desk.rate(n, 1, "telegram", "5001")
+    assert [o.label for o in low.options] == desk.content.shared.rating_reasons
+    # The customer answers in words: the engine takes the next message as the reason.
+    replies = desk.service.receive("telegram", "5001", Inbound(text="等了五天才有人理我"))
+    assert "谢谢您的意见" in replies[0].text
+    with desk.service.store.session() as session:
+        case = session.exec(select(CaseRow)).one()
+        assert (case.rating, case.rating_reason) == (1, "等了五天才有人理我")
+        kinds = [e.kind for e in session.exec(select(EventRow).where(EventRow.case_number == n))]
+    assert {"case_claimed", "case_closed", "case_rated", "rating_reason"} <= set(kinds)
+    assert "谢谢" in desk.rating_reason(n, "处理太慢", "telegram", "5001").text
+    assert "感谢您的评价" in desk.rate(n, 5, "telegram", "5001").text
