@@ -85,10 +85,12 @@ def load_content(directory: Path = DEFAULT_DIR) -> Content:
 
 
 def training_examples(categories: dict[str, Category], policies: Policies, other: OtherTopic) -> dict[str, list[str]]:
-    """The example messages by label: categories and topics by id, off-topic messages as 'other'."""
+    """The example messages by label: categories and topics by id, off-topic messages as 'other',
+    complaints that name no category as 'vague'."""
     examples = {cid: list(c.examples) for cid, c in categories.items()}
     examples.update({tid: list(t.examples) for tid, t in policies.topics.items()})
     examples["other"] = list(other.examples)
+    examples["vague"] = list(other.vague_examples)
     return examples
 
 

@@ -21,6 +21,7 @@ from dialogs.schema import Category, State, Text
 from dialogs.topics import TopicDesk
 
 OTHER = "other"  # the router's label for messages that are none of kefu's topics
+VAGUE = "vague"  # the router's label for a complaint that names no category ("投诉")
 START = "start"  # every machine's entry: 'begin' leads from here to the flow's initial state
 TOPIC = "topic"  # the one state of a conversation about a fee or policy topic
 REASON = "reason"  # in no category, after a low rating: the next message says why
@@ -175,13 +176,16 @@ class Engine:
                 if not run.first_contact:
                     self._say(run, self.content.other.reply)
                 return self._show_menu(run)
+            if reading.label == VAGUE:
+                self._say(run, self.content.other.vague_reply)
+                return self._show_menu(run, with_prompt=False)
             later = self._second_complaint(run, text, reading)
             if later is not None:
                 self._say(run, texts.also_mentioned, category=self._entry(later).name)
             self._start(run, reading.label, text)
             conv.later = later
             return None
-        offered = [label for label, _ in reading.candidates if label != OTHER and self._entry(label) is not None]
+        offered = [label for label, _ in reading.candidates if self._entry(label) is not None]
         if not offered:
             self._say(run, texts.fallback)
             return self._show_menu(run)
@@ -213,7 +217,7 @@ class Engine:
         reading = self._understand(run, text)
         if reading is None or reading.confidence < self.routing.threshold:
             return False
-        if reading.label in (OTHER, conv.category) or self._entry(reading.label) is None:
+        if reading.label == conv.category or self._entry(reading.label) is None:
             return False
         if not said_so and reading.confidence < self.routing.switch_threshold:
             return False

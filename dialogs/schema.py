@@ -129,6 +129,9 @@ class OtherTopic(Strict):
 
     examples: list[str] = Field(min_length=1)
     reply: Text
+    # "投诉", "我要反映问题": a complaint that names no category. Answered with the menu, not a guess.
+    vague_examples: list[str] = Field(min_length=1)
+    vague_reply: Text
 
 
 class Fact(Strict):

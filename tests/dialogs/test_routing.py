@@ -47,7 +47,7 @@ def test_traditional_characters_and_full_width_digits(engine):
 
 
 def test_unsure_reading_asks_which_category_was_meant(engine):
-    conv, [turn] = talk(engine, "货有问题")
+    conv, [turn] = talk(engine, "货呢")
     assert conv.state == "clarify" and conv.category is None
     assert "您是想反映以下哪类问题" in turn.replies[-1].text
     labels = [o.label for o in turn.replies[-1].options]
@@ -89,3 +89,16 @@ def test_a_waybill_inside_a_sentence_answers_the_waybill_question(engine):
     conv, turns = talk(engine, "货物滞留", "单号是 FZ88886666，电话13800138000，麻烦快点")
     assert conv.category is None  # both facts taken, the case opened, back at the menu
     assert "已为您登记" in shown(turns[1])
+
+
+@pytest.mark.parametrize("text", ["投诉", "投诉！！！", "我要投诉"])
+def test_a_complaint_that_names_nothing_gets_the_menu_not_a_guess(engine, text):
+    conv, [turn] = talk(engine, text)
+    assert conv.category is None
+    assert "请问您想反映哪方面的问题" in turn.replies[-1].text
+    assert len(turn.replies[-1].options) == 18
+
+
+def test_mixed_english_is_understood(engine):
+    conv, _ = talk(engine, "快递 delay 了")
+    assert conv.category == "stranded"
