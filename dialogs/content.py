@@ -104,23 +104,23 @@ def _examples_of_several_labels(categories, policies, other, directory: Path) ->
             for text, labels in owners.items() if len(labels) > 1]
 
 
-def _texts(obj: Any, path: tuple = ()) -> Iterator[tuple[tuple, Text]]:
+def texts_in(obj: Any, path: tuple = ()) -> Iterator[tuple[tuple, Text]]:
     """Yields every Text inside a parsed model, with its path in the file."""
     if isinstance(obj, Text):
         yield path, obj
     elif isinstance(obj, BaseModel):
         for name in type(obj).model_fields:
-            yield from _texts(getattr(obj, name), path + (name,))
+            yield from texts_in(getattr(obj, name), path + (name,))
     elif isinstance(obj, dict):
         for key, value in obj.items():
-            yield from _texts(value, path + (key,))
+            yield from texts_in(value, path + (key,))
     elif isinstance(obj, list):
         for i, value in enumerate(obj):
-            yield from _texts(value, path + (i,))
+            yield from texts_in(value, path + (i,))
 
 
 def _check_shared(shared: Shared, doc: YamlDoc, categories: set[str], topics: set[str]) -> list[Problem]:
-    problems = [doc.problem(path + ("text",), msg) for path, text in _texts(shared) for msg in template_problems(text.text, None)]
+    problems = [doc.problem(path + ("text",), msg) for path, text in texts_in(shared) for msg in template_problems(text.text, None)]
     for name, fact_type in shared.fact_types.items():
         if fact_type.pattern is not None:
             try:
@@ -144,7 +144,7 @@ def _check_category(category: Category, stem: str, doc: YamlDoc, shared: Shared,
 
     if category.id != stem:
         add(("id",), f"must equal the file name '{stem}'")
-    for path, text in _texts(category):
+    for path, text in texts_in(category):
         for message in template_problems(text.text, {f: fact.options for f, fact in category.facts.items()}):
             add(path + ("text",), message)
     for i, step in enumerate(category.handling):

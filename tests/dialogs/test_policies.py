@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from dialogs.content import ContentError
+from dialogs.content import ContentError, texts_in
 from dialogs.policies import (
     DEFAULT_FILE,
     TOPIC_IDS,
@@ -24,7 +24,7 @@ from dialogs.policies import (
     storage_fee,
     topic_answers,
 )
-from dialogs.schema import Provenance, Text
+from dialogs.schema import Provenance
 
 BAD = Path(__file__).parent / "bad_policies"
 # Words the document site's synonym replacer put in; a customer must never read them.
@@ -34,20 +34,6 @@ GARBLED = ["企业", "告知", "贯彻", "日勺", "阐明", "同步", "联络",
 @pytest.fixture(scope="module")
 def policies():
     return load_policies()
-
-
-def _texts(obj, path=()):
-    if isinstance(obj, Text):
-        yield path, obj
-    elif hasattr(type(obj), "model_fields"):
-        for name in type(obj).model_fields:
-            yield from _texts(getattr(obj, name), path + (name,))
-    elif isinstance(obj, dict):
-        for key, value in obj.items():
-            yield from _texts(value, path + (key,))
-    elif isinstance(obj, list):
-        for i, value in enumerate(obj):
-            yield from _texts(value, path + (i,))
 
 
 # -- the shipped file ------------------------------------------------------------------------
@@ -80,9 +66,9 @@ def test_answers_render_in_restored_wording(policies):
 
 
 def test_manual_and_draft_texts_are_both_present_and_manual_ones_name_a_section(policies):
-    provenances = {text.provenance for _, text in _texts(policies)}
+    provenances = {text.provenance for _, text in texts_in(policies)}
     assert provenances == {Provenance.manual, Provenance.draft}
-    for path, text in _texts(policies):
+    for path, text in texts_in(policies):
         if text.provenance is Provenance.manual:
             assert text.source and text.source.startswith("第二章"), path
 
