@@ -12,6 +12,8 @@ from pydantic import BaseModel, ValidationError
 
 Path_ = tuple[str | int, ...]
 DEFAULT_DIR = Path(__file__).resolve().parent.parent / "scripts_yaml"
+# libyaml's parser when PyYAML has it (several times faster); both report the same lines.
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 @dataclass
@@ -67,7 +69,10 @@ def read_yaml(path: Path, shown_as: str) -> YamlDoc:
     """Parses one file; a syntax error or a duplicate key raises ContentFileError."""
     text = path.read_text(encoding="utf-8")
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        try:
+            node = yaml.compose(text, Loader=_LOADER)
+        except yaml.YAMLError:
+            node = yaml.compose(text, Loader=yaml.SafeLoader)  # its messages say what it found, and where
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark else None
@@ -84,7 +89,7 @@ def _build(node: yaml.Node, path: Path_, doc: YamlDoc) -> Any:
     if isinstance(node, yaml.MappingNode):
         out: dict[Any, Any] = {}
         for key_node, value_node in node.value:
-            key = yaml.SafeLoader("").construct_object(key_node, deep=True)
+            key = _scalar(key_node)
             if key in out:
                 raise ContentFileError(
                     Problem(doc.file, key_node.start_mark.line + 1, dotted(path + (key,)),
@@ -95,6 +100,11 @@ def _build(node: yaml.Node, path: Path_, doc: YamlDoc) -> Any:
         return out
     if isinstance(node, yaml.SequenceNode):
         return [_build(item, path + (i,), doc) for i, item in enumerate(node.value)]
+    return _scalar(node)
+
+
+def _scalar(node: yaml.Node) -> Any:
+    """Builds a plain value (a scalar, or a complex key) with PyYAML's safe rules."""
     return yaml.SafeLoader("").construct_object(node, deep=True)
 
 
