@@ -10,9 +10,10 @@ from typing import Iterable
 from sqlmodel import select
 
 from bot.service import Service
-from bot.store import CaseRow, ConversationRow, EventRow, MessageRow, StaffRow, aware, utcnow
-from dialogs.conversation import MENU, Option, Reply
-from dialogs.engine import REASON
+from bot.store import AttachmentRow, CaseRow, ConversationRow, EventRow, MessageRow, StaffRow, aware, utcnow
+from dialogs.conversation import MENU, Event, Inbound, Option, Reply, Turn
+from dialogs.engine import CASE_NUMBER, REASON
+from dialogs.matching import is_number, normalize
 from dialogs.render import render
 
 STAFF_ROLES = ("staff", "supervisor", "admin")
@@ -116,6 +117,10 @@ class Casework:
     def supervisor_chats(self) -> list[int]:
         return sorted({m.chat_id for m in self.all_staff() if m.role in ("supervisor", "admin") and m.chat_id is not None})
 
+    def staff_chats(self) -> list[int]:
+        """Every configured staff chat: what is said there is staff talk, never a customer's."""
+        return sorted({m.chat_id for m in self.all_staff() if m.chat_id is not None})
+
     # -- cases ---------------------------------------------------------------------------------
 
     def card(self, number: str) -> CaseCard:
@@ -133,8 +138,8 @@ class Casework:
             return self._card(case, conv)
 
     def reply(self, number: str, staff_id: int, text: str) -> CaseCard:
-        """Records a staff member's reply to the customer (the adapter sends it); the case now waits
-        on the customer, so its deadline clock stops until they answer."""
+        """Records a staff member's reply to the customer (the adapter sends it, headed as reply_text()
+        words it); the case now waits on the customer, so its deadline clock stops until they answer."""
         if not text.strip():
             raise CaseworkError("回复内容不能为空")
         with self.service.store.session() as session, session.begin():
@@ -148,6 +153,10 @@ class Casework:
                 case.paused_at = now
             self._event(session, case, "staff_replied", {"staff": staff_id})
             return self._card(case, conv)
+
+    def reply_text(self, number: str, text: str) -> str:
+        """A staff member's words as the customer receives them: which case they answer, then the words."""
+        return f"{render(self.content.shared.texts.staff_reply.text, self._values(number))}\n{text.strip()}"
 
     def customer_wrote(self, channel: str, user_key: str) -> CaseCard | None:
         """Called for each customer message: restarts the clock of their open case that waited on them,
@@ -165,6 +174,56 @@ class Casework:
                 case.step_deadline = aware(case.step_deadline) + (utcnow() - aware(case.paused_at))
                 case.paused_at = None
             return self._card(case, conv) if case.assigned_to else None
+
+    def relay(self, channel: str, user_key: str, text: str) -> tuple[CaseCard, Reply] | None:
+        """Takes a customer's typed words for the staff member who follows their open case: when the
+        conversation is idle at the menu (no complaint in progress) and the words are no command
+        and no case number. Records them with the answer to the customer and returns the case card
+        (the adapter forwards the words to that staff member) and that answer; None: the engine
+        handles the message."""
+        words = normalize(text).casefold()
+        commands = {normalize(w).casefold() for ws in self.content.shared.commands.model_dump().values() for w in ws}
+        if (not words or words in commands or words.startswith("/") or is_number(text)  # a menu choice by number
+                or CASE_NUMBER.search(normalize(text))):
+            return None
+        with self.service.store.turn(channel, user_key) as tx:
+            conv = tx.conversation
+            if conv.category is not None or conv.state != MENU:
+                return None
+            case = tx.session.exec(select(CaseRow).where(CaseRow.conversation_id == tx.row.id, CaseRow.status == "open")
+                                   .order_by(CaseRow.id.desc())).first()  # type: ignore[union-attr]
+            if case is None or case.assigned_to is None:
+                return None
+            answer = Reply(render(self.content.shared.texts.relayed.text, self._values(case.number)))
+            tx.record(Inbound(text=text), Turn([answer], [Event("relayed_to_staff", {"case": case.number,
+                                                                                    "staff": case.assigned_to})]))
+            return self._card(case, tx.row), answer
+
+    def attach(self, channel: str, user_key: str, kind: str, file_id: str, meta: dict, shown: str) -> Reply:
+        """Keeps a photo or document a customer sent, with their latest case (or, before there is one,
+        with the conversation: the next case opened takes it). shown: the message as the transcript
+        shows it (e.g. "[照片] 外箱破损"). Returns the answer to send."""
+        texts = self.content.shared.texts
+        with self.service.store.turn(channel, user_key) as tx:
+            case = tx.session.exec(select(CaseRow).where(CaseRow.conversation_id == tx.row.id)
+                                   .order_by(CaseRow.id.desc())).first()  # type: ignore[union-attr]
+            number = case.number if case is not None else None
+            tx.session.add(AttachmentRow(conversation_id=tx.row.id, case_number=number, kind=kind, file_id=file_id,
+                                         meta=meta, at=tx.now))
+            answer = Reply(render((texts.attachment_saved if number else texts.attachment_kept).text, self._values(number)))
+            tx.record(Inbound(text=shown), Turn([answer], [Event("attachment_received", {"case": number, "kind": kind})]))
+        return answer
+
+    def latest_case(self, channel: str, user_key: str) -> str | None:
+        """The number of the customer's latest case, if any (for logs and forwarding)."""
+        with self.service.store.session() as session:
+            conv = session.exec(select(ConversationRow).where(
+                ConversationRow.channel == channel, ConversationRow.user_key == user_key)).first()
+            if conv is None:
+                return None
+            case = session.exec(select(CaseRow).where(CaseRow.conversation_id == conv.id)
+                                .order_by(CaseRow.id.desc())).first()  # type: ignore[union-attr]
+            return case.number if case else conv.case_number
 
     def escalate(self, number: str, staff_id: int | None = None) -> CaseCard:
         """Moves the case to the next handling step, with a new deadline (CaseworkError at the last step)."""
@@ -229,8 +288,9 @@ class Casework:
             self._event(session, case, "case_rated", {"score": score})
             if score > LOW_RATING:
                 return Reply(render(texts.rate_thanks.text, self._values(number)))
-            conv.state, conv.case_number = REASON, number  # the next message is the reason
-            session.add(conv)
+            if conv.category is None:  # idle: the next typed message is the reason (mid-complaint: the buttons only)
+                conv.state, conv.case_number = REASON, number
+                session.add(conv)
         reasons = self.content.shared.rating_reasons
         return Reply(render(texts.rate_low_ask.text, self._values(number)),
                      tuple(Option(r, f"reason:{number}:{i}") for i, r in enumerate(reasons)))

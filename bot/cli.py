@@ -1,4 +1,4 @@
-"""The kefu command: chat locally, check the content, look at cases."""
+"""The kefu command: chat locally, run the Telegram bot, check the content, look at cases and staff."""
 
 from __future__ import annotations
 
@@ -90,6 +90,27 @@ def checklist(category: Optional[str] = typer.Argument(None, help="A category id
             source = f"，{step.action.source}" if step.action.source else ""
             print(f"  {i}. {role}，{step.deadline_hours:g} 小时内：{step.action.text}  [{origin[step.action.provenance.value]}{source}]")
         print()
+
+
+@app.command()
+def telegram() -> None:
+    """Run the Telegram bot: long polling, or a webhook server when telegram_webhook_url is set."""
+    from bot.casework import CaseworkError
+    from bot.telegram import TelegramBot, TelegramConfigError, configure_logging
+
+    settings = Settings()
+    token = settings.telegram_bot_token.get_secret_value().strip() if settings.telegram_bot_token else ""
+    if not token:
+        print("kefu: TELEGRAM_BOT_TOKEN is not set. Get a token from @BotFather in Telegram and set it, e.g.\n"
+              "  TELEGRAM_BOT_TOKEN=123456:ABC... kefu telegram\n(see README, 'Telegram').", file=sys.stderr)
+        raise typer.Exit(2)
+    configure_logging(token)
+    try:
+        bot = TelegramBot(settings, _service())
+    except (TelegramConfigError, CaseworkError) as exc:
+        print(f"kefu: {exc}", file=sys.stderr)
+        raise typer.Exit(2)
+    bot.run()
 
 
 staff_app = typer.Typer(no_args_is_help=True, help="Staff, supervisors and admins (by Telegram user id).")

@@ -91,3 +91,9 @@ class Service:
                 if attempt == TURN_ATTEMPTS - 1:
                     raise
         raise AssertionError("unreachable")
+
+    def record(self, channel: str, user_key: str, inbound: Inbound | None, turn: Turn) -> None:
+        """Stores a turn the engine took no part in (a rating, a photo, a message to staff, a failed
+        send): the transcript keeps every message in and out."""
+        with self.store.turn(channel, user_key) as tx:
+            tx.record(inbound, turn)

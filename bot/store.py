@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from contextlib import contextmanager
-from datetime import datetime, timezone, tzinfo
+from datetime import datetime, timedelta, timezone, tzinfo
 from typing import Any, Iterator
 
 from sqlalchemy import JSON, BigInteger, Column, DateTime, Text, UniqueConstraint, event, func
@@ -99,6 +99,19 @@ class AttachmentRow(SQLModel, table=True):
     at: datetime = _when()
 
 
+class InboxRow(SQLModel, table=True):
+    """A raw Telegram update, written before Telegram is told it arrived (so a crash loses none);
+    pending until every handler has run, replayed at the next start if the process died first."""
+
+    __tablename__ = "telegram_inbox"
+
+    update_id: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    data: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    status: str = Field(default="pending", index=True)  # pending, done, failed
+    received_at: datetime = _when()
+    done_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+
+
 class MessageRow(SQLModel, table=True):
     __tablename__ = "messages"
 
@@ -166,6 +179,50 @@ class Store:
         return Session(self.db, expire_on_commit=False)
 
 
+class Inbox:
+    """The durable inbox of raw Telegram updates (InboxRow)."""
+
+    # Telegram keeps an unconfirmed update for 24 hours, so only a repeat within a day is a redelivery;
+    # after a quiet week it restarts update ids at random, and an older row with the same id is reused.
+    REDELIVERY = timedelta(days=1)
+
+    def __init__(self, db: DbEngine):
+        self.db = db
+
+    def add(self, update_id: int, data: dict) -> bool:
+        """Keeps a raw update; False if it is a redelivery of one already kept (to be dropped)."""
+        now = utcnow()
+        with Session(self.db) as session, session.begin():
+            row = session.get(InboxRow, update_id)
+            if row is not None and now - aware(row.received_at) < self.REDELIVERY:
+                return False
+            row = row or InboxRow(update_id=update_id)
+            row.data, row.status, row.received_at, row.done_at = data, "pending", now, None
+            session.add(row)
+        return True
+
+    def finish(self, update_id: int, status: str = "done") -> None:
+        """Marks a kept update handled (done) or failed; a failed one stays failed."""
+        with Session(self.db) as session, session.begin():
+            row = session.get(InboxRow, update_id)
+            if row is not None and (row.status == "pending" or status == "failed"):
+                row.status, row.done_at = status, utcnow()
+                session.add(row)
+
+    def pending(self) -> list[dict]:
+        """The updates kept but never handled (the process stopped first), oldest first."""
+        with Session(self.db) as session:
+            rows = session.exec(select(InboxRow).where(InboxRow.status == "pending").order_by(InboxRow.update_id))
+            return [dict(row.data) for row in rows]
+
+    def prune(self, older_than: timedelta = timedelta(days=7)) -> None:
+        """Forgets handled updates after a while (the transcript keeps the messages)."""
+        with Session(self.db) as session, session.begin():
+            for row in session.exec(select(InboxRow).where(InboxRow.status != "pending",
+                                                           InboxRow.received_at < utcnow() - older_than)):
+                session.delete(row)
+
+
 class TurnTx:
     """The open transaction of one turn: loads the conversation, answers the engine's questions
     (it is the engine's Ledger), then writes what happened."""
@@ -198,11 +255,13 @@ class TurnTx:
         return CaseView(case.number, case.category, case.status, case.step, case.step_role,
                         aware(case.step_deadline), mine=case.conversation_id == self.row.id)
 
-    def record(self, inbound: Inbound, turn: Turn) -> None:
-        """Writes the inbound message, the replies, the events and the new conversation state."""
+    def record(self, inbound: Inbound | None, turn: Turn) -> None:
+        """Writes the inbound message (None: a message kefu sends unasked, such as a rating request),
+        the replies, the events and the new conversation state."""
         row, conv, session, now = self.row, self.conversation, self.session, self.now
-        session.add(MessageRow(conversation_id=row.id, direction="in", text=inbound.text, choice=inbound.choice,
-                               category=row.category, state=row.state, at=now))
+        if inbound is not None:
+            session.add(MessageRow(conversation_id=row.id, direction="in", text=inbound.text, choice=inbound.choice,
+                                   category=row.category, state=row.state, at=now))
         for reply in turn.replies:
             session.add(MessageRow(conversation_id=row.id, direction="out", text=reply.text,
                                    options=[[o.label, o.value] for o in reply.options],
@@ -224,6 +283,11 @@ class TurnTx:
                 step=ev.data["step"], step_role=ev.data["role"], step_deadline=ev.data["deadline"], opened_at=now,
             ))
             self.session.flush()  # the number's uniqueness is checked now, inside the turn
+            # Evidence sent before the case existed (a photo first, then the complaint) joins it.
+            for attachment in self.session.exec(select(AttachmentRow).where(
+                    AttachmentRow.conversation_id == self.row.id, AttachmentRow.case_number.is_(None))):  # type: ignore[union-attr]
+                attachment.case_number = ev.data["number"]
+                self.session.add(attachment)
         elif ev.kind == "rating_reason":
             case = self.session.exec(select(CaseRow).where(CaseRow.number == ev.data["case"])).first()
             if case is not None:

@@ -94,6 +94,15 @@ class SharedTexts(Strict):
     also_mentioned: Text
     also_now: Text
     topic_changed: Text
+    # The Telegram channel's own texts (bot/telegram.py, bot/casework.py).
+    too_fast: Text
+    unsupported_message: Text
+    attachment_saved: Text
+    attachment_kept: Text
+    relayed: Text
+    staff_reply: Text
+    staff_only: Text
+    system_error: Text
 
 
 class Routing(Strict):

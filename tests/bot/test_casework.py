@@ -10,7 +10,7 @@ from sqlmodel import select
 from bot.casework import Casework, CaseworkError
 from bot.config import Settings
 from bot.service import Service
-from bot.store import CaseRow, EventRow, MessageRow, utcnow
+from bot.store import AttachmentRow, CaseRow, ConversationRow, EventRow, MessageRow, utcnow
 from dialogs.conversation import Inbound
 
 
@@ -105,3 +105,60 @@ def test_resolve_then_rating_high_and_low_with_reason(desk):
     assert {"case_claimed", "case_closed", "case_rated", "rating_reason"} <= set(kinds)
     assert "谢谢" in desk.rating_reason(n, "处理太慢", "telegram", "5001").text
     assert "感谢您的评价" in desk.rate(n, 5, "telegram", "5001").text
+
+
+def test_staff_chats_and_the_roles_they_cover_are_checked(desk):
+    desk.add_staff(11, "staff", chat_id=-100)
+    desk.add_staff(12, "admin")  # no chat of their own
+    assert desk.staff_chats() == [-100]
+    with pytest.raises(CaseworkError, match="未知的处理角色"):
+        desk.add_staff(14, "staff", handles=["janitor"])
+
+
+def test_a_staff_reply_is_headed_with_its_case_for_the_customer(desk):
+    n = number(desk)
+    assert desk.reply_text(n, "  今天下午发车 ") == f"客服回复（案件 {n}）：\n今天下午发车"
+
+
+def test_words_for_the_staff_member_are_relayed_only_when_nothing_else_is_going_on(desk):
+    n = number(desk)
+    assert desk.relay("telegram", "5001", "我明天上午在家") is None  # nobody follows the case yet
+    desk.claim(n, 11)
+    card, answer = desk.relay("telegram", "5001", "我明天上午在家")
+    assert card.number == n and n in answer.text
+    for engine_words in ("菜单", "/help", "2", f"查询 {n}"):
+        assert desk.relay("telegram", "5001", engine_words) is None
+    desk.service.receive("telegram", "5001", Inbound(text="货物滞留"))  # a new complaint: its answers are the engine's
+    assert desk.relay("telegram", "5001", "87654321") is None
+    with desk.service.store.session() as session:
+        said = [m.text for m in session.exec(select(MessageRow).where(MessageRow.direction == "in"))]
+        kinds = [e.kind for e in session.exec(select(EventRow))]
+    assert "我明天上午在家" in said and "relayed_to_staff" in kinds
+
+
+def test_evidence_sent_before_a_case_joins_it_when_it_opens(desk):
+    early = desk.attach("telegram", "5002", "photo", "F1", {"caption": "外箱"}, "[照片] 外箱")
+    assert "登记案件时会一并附上" in early.text
+    for line in ["货物滞留", "87654321", "13900001111"]:
+        desk.service.receive("telegram", "5002", Inbound(text=line))
+    later = desk.attach("telegram", "5002", "document", "F2", {"file_name": "单据.pdf"}, "[文件 单据.pdf]")
+    with desk.service.store.session() as session:
+        mine = session.exec(select(CaseRow).where(CaseRow.contact == "13900001111")).one().number
+        kept = session.exec(select(AttachmentRow).order_by(AttachmentRow.id)).all()
+    assert mine in later.text
+    assert [(a.file_id, a.case_number, a.meta) for a in kept] == [("F1", mine, {"caption": "外箱"}),
+                                                                   ("F2", mine, {"file_name": "单据.pdf"})]
+    assert desk.latest_case("telegram", "5002") == mine
+
+
+def test_a_low_rating_in_the_middle_of_a_new_complaint_leaves_it_alone(desk):
+    n = number(desk)
+    desk.resolve(n, 11)
+    desk.service.receive("telegram", "5001", Inbound(text="货物滞留"))
+    desk.rate(n, 1, "telegram", "5001")
+    with desk.service.store.session() as session:
+        conv = session.exec(select(ConversationRow)).one()
+        assert (conv.category, conv.state) == ("stranded", "collect")  # not thrown into the reason question
+    desk.rating_reason(n, "处理太慢", "telegram", "5001")
+    with desk.service.store.session() as session:
+        assert session.exec(select(CaseRow)).one().rating_reason == "处理太慢"

@@ -63,3 +63,25 @@ def test_case_numbers_count_up_within_a_day(database_url):
         numbers = [c.number for c in session.exec(select(CaseRow).order_by(CaseRow.id))]
     assert [n[-4:] for n in numbers] == ["0001", "0002"]
     assert numbers[0][:-4] == numbers[1][:-4]
+
+
+def test_the_telegram_inbox_keeps_updates_until_handled_and_drops_redeliveries(database_url):
+    from datetime import timedelta
+
+    from bot.store import Inbox, InboxRow
+
+    svc = service(database_url)
+    inbox = Inbox(svc.store.db)
+    assert inbox.add(7, {"update_id": 7, "message": {"text": "你好"}})
+    assert inbox.add(8, {"update_id": 8})
+    assert not inbox.add(7, {"update_id": 7})  # delivered again: already kept
+    assert [u["update_id"] for u in inbox.pending()] == [7, 8]
+    inbox.finish(7)
+    inbox.finish(8, "failed")
+    inbox.finish(8)  # a failed update stays failed
+    assert inbox.pending() == []
+    with svc.store.session() as session:
+        assert {r.update_id: r.status for r in session.exec(select(InboxRow))} == {7: "done", 8: "failed"}
+    inbox.prune(older_than=timedelta(0))
+    with svc.store.session() as session:
+        assert session.exec(select(InboxRow)).all() == []

@@ -1,0 +1,788 @@
+"""The Telegram channel: turns updates into calls on Service and Casework, and their answers into
+Telegram messages; customers on one side, staff on the other, one case between them."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import secrets
+import time
+from datetime import timedelta
+from typing import Awaitable, Callable, Iterable, TypeVar
+from urllib.parse import urlparse
+
+from telegram import (BotCommand, BotCommandScopeChat, InlineKeyboardButton, InlineKeyboardMarkup, Message,
+                      ReplyParameters, Update)
+from telegram.constants import ChatType, MessageLimit
+from telegram.error import BadRequest, NetworkError, TelegramError
+from telegram.ext import (AIORateLimiter, Application, ApplicationBuilder, CallbackQueryHandler, CommandHandler,
+                          ContextTypes, MessageHandler, TypeHandler, filters)
+
+from bot.casework import LOW_RATING, CaseCard, Casework, CaseworkError
+from bot.config import Settings
+from bot.service import Service
+from bot.store import Inbox
+from dialogs.conversation import Event, Inbound, Option, Reply, Turn
+from dialogs.engine import CASE_NUMBER
+
+CHANNEL = "telegram"
+log = logging.getLogger("kefu.telegram")
+
+# Registered with set_my_commands: what customers see in Telegram's command menu.
+COMMANDS = (
+    ("start", "开始咨询"),
+    ("menu", "返回主菜单"),
+    ("cancel", "取消本次办理"),
+    ("status", "查询案件进度：/status 案件编号"),
+    ("human", "转人工客服"),
+    ("help", "使用说明"),
+)
+STAFF_COMMANDS = (
+    ("claim", "认领案件：/claim 案件编号"),
+    ("reply", "回复客户：/reply 案件编号 内容"),
+    ("resolve", "办结案件并请客户评价"),
+    ("escalate", "升级到下一步处理"),
+    ("status", "查看案件卡片：/status 案件编号"),
+    ("help", "客服命令说明"),
+)
+STAFF_HELP = (
+    "客服命令：\n"
+    "/claim 案件编号 — 认领案件\n"
+    "/reply 案件编号 内容 — 回复客户（也可以直接“回复”案件卡片或客户消息）\n"
+    "/resolve 案件编号 — 办结案件，并请客户评价\n"
+    "/escalate 案件编号 — 升级到下一步处理\n"
+    "/status 案件编号 — 查看案件卡片\n"
+    "在回复案件卡片时发送 /claim、/resolve、/escalate，可以省略案件编号。"
+)
+# Staff-facing headers (customer-facing texts live in scripts_yaml/shared.yaml).
+DUE_HEADERS = {
+    "remind": "⏰ 已超过处理期限，请尽快处理",
+    "escalated": "⏫ 超过期限未处理，已升级到下一步",
+    "top": "🚨 已在最后一步且超过期限，请主管关注",
+}
+KINDS = {  # what a customer sent that kefu cannot take, as the transcript names it
+    "sticker": "贴纸", "voice": "语音", "video_note": "视频消息", "audio": "音频", "video": "视频",
+    "animation": "动图", "location": "位置", "venue": "地点", "contact": "联系人名片", "poll": "投票",
+    "dice": "骰子", "game": "游戏", "story": "动态",
+}
+# Button data (Telegram allows 64 bytes): staff actions on a case card, a rating, a low rating's reason.
+STAFF_BUTTON = re.compile(r"^staff:(claim|resolve|escalate|canned):(KF-\d{8}-\d{4})(?::(\d+))?$")
+RATE_BUTTON = re.compile(r"^(rate|reason):(KF-\d{8}-\d{4}):(\d+)$")
+# Commands whose words after the command are not part of what they ask (/start <deep-link payload>).
+BARE_COMMANDS = {"/start", "/menu", "/cancel", "/human", "/help"}
+DONE_GROUP = 1_000  # after every other handler: the update has been handled
+SEND_ATTEMPTS = 3  # network errors on a send are retried with back-off (1 s, 2 s); flood limits by AIORateLimiter
+
+T = TypeVar("T")
+
+
+class TelegramConfigError(Exception):
+    """kefu telegram cannot start: a setting is missing or wrong."""
+
+
+# -- pieces that need no bot --------------------------------------------------------------------
+
+def _units(text: str) -> int:
+    """Telegram measures message length in UTF-16 code units (an emoji may count twice)."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+def _fit(line: str, limit: int) -> int:
+    """Where to cut a line too long for one message: after the last sentence end that fits,
+    else as much as fits (never inside a surrogate pair)."""
+    end, size = 0, 0
+    for i, ch in enumerate(line):
+        size += 2 if ord(ch) > 0xFFFF else 1
+        if size > limit:
+            break
+        end = i + 1
+    sentence = max(line.rfind(mark, 0, end) for mark in "。！？；!?;")
+    return sentence + 1 if sentence >= end // 2 else max(end, 1)
+
+
+def split_message(text: str, limit: int = MessageLimit.MAX_TEXT_LENGTH) -> list[str]:
+    """Cuts a reply into messages Telegram accepts: at line breaks, and a line longer than a whole
+    message at its last sentence end that fits."""
+    pieces: list[str] = []
+    for line in text.split("\n"):
+        while _units(line) > limit:
+            cut = _fit(line, limit)
+            pieces.append(line[:cut])
+            line = line[cut:]
+        pieces.append(line)
+    chunks: list[list[str]] = [[]]
+    size = 0
+    for piece in pieces:
+        extra = _units(piece) + (1 if chunks[-1] else 0)
+        if chunks[-1] and size + extra > limit:
+            chunks.append([])
+            extra = _units(piece)
+            size = 0
+        chunks[-1].append(piece)
+        size += extra
+    return [joined for joined in ("\n".join(c).strip("\n") for c in chunks) if joined.strip()]
+
+
+class Throttle:
+    """A token bucket per customer: `burst` messages at once, then `rate` a second. A customer over
+    it is asked to slow down; their messages are still stored and handled."""
+
+    def __init__(self, rate: float, burst: int, clock: Callable[[], float] = time.monotonic):
+        self.rate, self.burst, self.clock = rate, max(1, burst), clock
+        self._buckets: dict[str, tuple[float, float]] = {}  # key: (tokens, when)
+
+    def _level(self, key: str) -> float:
+        tokens, then = self._buckets.get(key, (float(self.burst), self.clock()))
+        return min(float(self.burst), tokens + (self.clock() - then) * self.rate)
+
+    def take(self, key: str) -> bool:
+        """Takes one message's token; False when the customer is over the limit."""
+        tokens = self._level(key)
+        allowed = tokens >= 1
+        self._buckets[key] = (tokens - 1 if allowed else tokens, self.clock())
+        if len(self._buckets) > 10_000:  # forget customers whose buckets are full again
+            self._buckets = {k: v for k, v in self._buckets.items() if self._level(k) < self.burst}
+        return allowed
+
+    def wait(self, key: str) -> float:
+        """Seconds until the customer may send again."""
+        missing = 1 - self._level(key)
+        return max(0.0, missing / self.rate) if self.rate > 0 else float("inf")
+
+
+def keyboard(options: Iterable[Option]) -> InlineKeyboardMarkup | None:
+    """Options as inline buttons: two a row when the labels are short, else one."""
+    buttons = [InlineKeyboardButton(o.label, callback_data=o.value) for o in options]
+    if not buttons:
+        return None
+    width = 2 if len(buttons) > 3 and all(len(b.text) <= 8 for b in buttons) else 1
+    return InlineKeyboardMarkup([buttons[i:i + width] for i in range(0, len(buttons), width)])
+
+
+def command_text(text: str) -> str:
+    """A command as the engine knows it: without the bot's @name, and /start without its payload."""
+    if not text.startswith("/"):
+        return text
+    head, _, rest = text.strip().partition(" ")
+    command = head.split("@", 1)[0].lower()
+    if command in BARE_COMMANDS:
+        return command
+    return f"{command} {rest.strip()}".strip() if command == "/status" else text
+
+
+def card_message(card: CaseCard, header: str) -> str:
+    """A case card as staff see it in their chat."""
+    lines = [header, card.text()]
+    if card.channel != CHANNEL:
+        lines.append(f"客户渠道：{card.channel}（回复会记录在案，但无法通过 Telegram 送达）")
+    if card.status == "open" and card.canned:
+        lines.append("可用答复（按下方按钮即发送给客户）：")
+        lines += [f"{i}. {text}" for i, text in enumerate(card.canned, start=1)]
+    if card.status == "open":  # the number again last: a long card is split, and the buttons go with its end
+        lines.append(f"直接“回复”本消息即可答复客户（案件 {card.number}）。")
+    return "\n".join(lines)
+
+
+def card_keyboard(card: CaseCard) -> InlineKeyboardMarkup:
+    """The buttons of an open case card: claim, resolve, escalate, and the ready answers."""
+    if card.status != "open":
+        return InlineKeyboardMarkup([])
+    actions = [("认领", "claim")] if card.assigned_to is None else []
+    actions.append(("办结", "resolve"))
+    if card.step < card.steps:
+        actions.append(("升级", "escalate"))
+    rows = [[InlineKeyboardButton(label, callback_data=f"staff:{verb}:{card.number}") for label, verb in actions]]
+    canned = [InlineKeyboardButton(f"发送答复{i + 1}", callback_data=f"staff:canned:{card.number}:{i}")
+              for i in range(len(card.canned))]
+    rows += [canned[i:i + 3] for i in range(0, len(canned), 3)]
+    return InlineKeyboardMarkup(rows)
+
+
+class RedactToken(logging.Filter):
+    """Keeps the bot token out of every log line (httpx and others print request URLs)."""
+
+    def __init__(self, token: str):
+        super().__init__()
+        self.token = token
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if self.token and self.token in message:
+            record.msg, record.args = message.replace(self.token, "<token>"), None
+        return True
+
+
+def configure_logging(token: str, level: int = logging.INFO) -> None:
+    """Logs to stderr, never with the token; httpx's line per request is left out."""
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(RedactToken(token))
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
+class InboxQueue(asyncio.Queue):
+    """PTB's update queue, writing each update to the durable inbox before queueing it. The poller puts
+    an update here before its next getUpdates confirms it to Telegram, and the webhook server before
+    it answers Telegram, so an update that Telegram considers delivered is always on disk."""
+
+    def __init__(self, inbox: Inbox):
+        super().__init__()
+        self.inbox = inbox
+
+    async def put(self, item) -> None:
+        if isinstance(item, Update) and not self.inbox.add(item.update_id, item.to_dict()):
+            log.info("update %s was delivered again; it is already kept, so it is dropped", item.update_id)
+            return
+        await super().put(item)
+
+
+# -- the bot ------------------------------------------------------------------------------------
+
+class TelegramBot:
+    """kefu on Telegram: one Application whose handlers feed Service (customers) and Casework (staff)."""
+
+    def __init__(self, settings: Settings, service: Service | None = None):
+        token = settings.telegram_bot_token.get_secret_value().strip() if settings.telegram_bot_token else ""
+        if not token:
+            raise TelegramConfigError(
+                "TELEGRAM_BOT_TOKEN is not set: get a token from @BotFather and set it (see README, 'Telegram').")
+        self.settings = settings
+        self.service = service or Service.from_settings(settings)
+        self.casework = Casework(self.service, timedelta(hours=settings.grace_hours))
+        self.texts = self.service.content.shared.texts
+        self.inbox = Inbox(self.service.store.db)
+        self.throttle = Throttle(settings.telegram_rate, settings.telegram_burst)
+        self._held: dict[str, tuple[int, list[Reply]]] = {}  # a throttled customer's latest answer, sent later
+        self._warned: set[str] = set()
+        self.secret = (settings.telegram_secret_token.get_secret_value() if settings.telegram_secret_token
+                       else secrets.token_urlsafe(32))
+        self._loop: asyncio.AbstractEventLoop | None = None
+        for member in settings.staff:  # kefu.toml's staff join (and update) the database's
+            self.casework.add_staff(member.telegram_id, member.role, member.chat_id, member.handles)
+        self.application = self._build(token)
+
+    def _build(self, token: str) -> Application:
+        builder = (ApplicationBuilder().token(token).rate_limiter(AIORateLimiter(max_retries=3))
+                   .update_queue(InboxQueue(self.inbox)).post_init(self._post_init))
+        api = (self.settings.telegram_api_base_url or "").rstrip("/")
+        if api:
+            builder = builder.base_url(f"{api}/bot").base_file_url(f"{api}/file/bot")
+        app = builder.build()
+        message = filters.UpdateType.MESSAGE
+        app.add_handler(CommandHandler(["claim", "reply", "resolve", "escalate"], self.on_staff_command, filters=message))
+        app.add_handler(CallbackQueryHandler(self.on_callback_query))
+        app.add_handler(MessageHandler(message & filters.TEXT, self.on_message))
+        app.add_handler(MessageHandler(message & (filters.PHOTO | filters.Document.ALL), self.on_attachment))
+        app.add_handler(MessageHandler(message & ~filters.StatusUpdate.ALL, self.on_other_message))
+        app.add_handler(TypeHandler(Update, self.on_update_done), group=DONE_GROUP)
+        app.add_error_handler(self.on_error)
+        assert app.job_queue is not None, "install python-telegram-bot[job-queue]"
+        app.job_queue.run_repeating(self.on_deadline_tick, interval=self.settings.telegram_deadline_seconds,
+                                    first=1, name="deadlines")
+        return app
+
+    # -- running ---------------------------------------------------------------------------------
+
+    def run(self, handle_signals: bool = True) -> None:
+        """Runs until stopped: a webhook server when telegram_webhook_url is set, long polling otherwise.
+        handle_signals=False when not on the main thread (Ctrl-C and SIGTERM are then not caught)."""
+        signals = {} if handle_signals else {"stop_signals": None}
+        url = self.settings.telegram_webhook_url
+        if url:
+            log.info("kefu telegram: webhook at %s, listening on %s:%s", url, self.settings.telegram_listen,
+                     self.settings.telegram_port)
+            self.application.run_webhook(
+                listen=self.settings.telegram_listen, port=self.settings.telegram_port,
+                url_path=urlparse(url).path.lstrip("/"), webhook_url=url, secret_token=self.secret,
+                allowed_updates=Update.ALL_TYPES, bootstrap_retries=3, **signals)
+        else:
+            log.info("kefu telegram: long polling")
+            self.application.run_polling(allowed_updates=Update.ALL_TYPES, bootstrap_retries=3, **signals)
+
+    def stop(self) -> None:
+        """Stops a running bot gracefully; callable from any thread."""
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self.application.stop_running)
+
+    async def _post_init(self, app: Application) -> None:
+        """Registers the commands, starts training the router, and queues the updates kept in the
+        inbox but never handled (the process stopped first)."""
+        self._loop = asyncio.get_running_loop()
+        self.service.router.warm()
+        await app.bot.set_my_commands([BotCommand(c, d) for c, d in COMMANDS])
+        for chat in self.casework.staff_chats():
+            try:
+                await app.bot.set_my_commands([BotCommand(c, d) for c, d in STAFF_COMMANDS],
+                                              scope=BotCommandScopeChat(chat))
+            except TelegramError as exc:  # the bot is not (yet) in that chat
+                log.warning("could not register the staff commands in chat %s: %s", chat, exc)
+        pending = self.inbox.pending()
+        if pending:
+            log.info("replaying %d update(s) kept in the inbox but not handled", len(pending))
+        for data in pending:
+            update = Update.de_json(data, app.bot)
+            asyncio.Queue.put_nowait(app.update_queue, update)  # already kept: past InboxQueue.put
+
+    # -- customers -------------------------------------------------------------------------------
+
+    async def on_message(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """Hands a customer's text to the engine, or a staff member's reply to the customer."""
+        message, user = update.effective_message, update.effective_user
+        if message is None or user is None or message.text is None:
+            return
+        staff_chats = self.casework.staff_chats()
+        number = self._card_number(message.reply_to_message, context)
+        if number is not None and (message.chat_id in staff_chats or self.casework.staff(user.id)):
+            return await self._staff_reply(update, context, number, message.text)
+        if message.chat_id in staff_chats:
+            return await self._staff_chat(update, context)
+        if self._customer_chat(message, staff_chats):
+            await self._customer(update, context, Inbound(text=command_text(message.text)))
+
+    async def on_attachment(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """Keeps a customer's photo or document as evidence with their case, and says so."""
+        message, user = update.effective_message, update.effective_user
+        if message is None or user is None or not self._customer_chat(message, self.casework.staff_chats()):
+            return
+        caption = message.caption or ""
+        if message.photo:
+            photo = message.photo[-1]  # the largest size
+            kind, file_id, shown = "photo", photo.file_id, f"[照片] {caption}".strip()
+            meta = {"file_unique_id": photo.file_unique_id, "width": photo.width, "height": photo.height,
+                    "file_size": photo.file_size}
+        else:
+            document = message.document
+            assert document is not None
+            kind, file_id, shown = "document", document.file_id, f"[文件 {document.file_name or ''}] {caption}".strip()
+            meta = {"file_unique_id": document.file_unique_id, "file_name": document.file_name,
+                    "mime_type": document.mime_type, "file_size": document.file_size}
+        meta.update({"caption": caption, "message_id": message.message_id, "chat_id": message.chat_id,
+                     "date": message.date.isoformat() if message.date else None})
+        user_key = str(user.id)
+        allowed = self.throttle.take(user_key)
+        card = self.casework.customer_wrote(CHANNEL, user_key)
+        answer = self.casework.attach(CHANNEL, user_key, kind, file_id, meta, shown)
+        if card is not None:
+            await self._forward(context, card, kind, file_id, f"📎 客户补充了资料（案件 {card.number}）：{caption}")
+        await self._answer(context, message.chat_id, user_key, [answer], allowed)
+
+    async def on_other_message(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """Answers stickers, voice, locations and the like with what kefu can take."""
+        message, user = update.effective_message, update.effective_user
+        if message is None or user is None or not self._customer_chat(message, self.casework.staff_chats()):
+            return
+        kind = next((k for k in KINDS if getattr(message, k, None)), "other")
+        user_key = str(user.id)
+        allowed = self.throttle.take(user_key)
+        answer = Reply(self.texts.unsupported_message.text)
+        self.service.record(CHANNEL, user_key, Inbound(text=f"[{KINDS.get(kind, '其他消息')}]"),
+                            Turn([answer], [Event("unsupported_message", {"kind": kind})]))
+        await self._answer(context, message.chat_id, user_key, [answer], allowed)
+
+    async def on_callback_query(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """Answers a pressed button, takes its keyboard away, and acts on it."""
+        query = update.callback_query
+        if query is None:
+            return
+        data = query.data or ""
+        if STAFF_BUTTON.match(data):
+            return await self._staff_button(update, context)
+        rating = RATE_BUTTON.match(data)
+        if rating:
+            return await self._rating_button(update, context, rating.group(1), rating.group(2), int(rating.group(3)))
+        await query.answer()
+        await self._close_keyboard(query)
+        await self._customer(update, context, Inbound(choice=data))
+
+    async def _customer(self, update: Update, context: ContextTypes.DEFAULT_TYPE, inbound: Inbound) -> None:
+        """One customer message: to the staff member following their case, or through the engine."""
+        user, chat = update.effective_user, update.effective_chat
+        assert user is not None and chat is not None
+        user_key = str(user.id)
+        allowed = self.throttle.take(user_key)
+        self.casework.customer_wrote(CHANNEL, user_key)  # the case's clock runs again
+        relayed = self.casework.relay(CHANNEL, user_key, inbound.text) if inbound.text is not None else None
+        if relayed is not None:
+            card, answer = relayed
+            await self._forward(context, card, "text", None, f"💬 客户留言（案件 {card.number}）：\n{inbound.text}")
+            return await self._answer(context, chat.id, user_key, [answer], allowed)
+        turn = await asyncio.to_thread(self.service.handle, CHANNEL, user_key, inbound)
+        await self._answer(context, chat.id, user_key, turn.replies, allowed)
+        await self._tell_staff(context, update, turn)
+
+    async def _answer(self, context: ContextTypes.DEFAULT_TYPE, chat_id: int, user_key: str, replies: list[Reply],
+                      allowed: bool) -> None:
+        """Sends a turn's replies; to a customer over the limit, says to slow down once, and sends only
+        the latest turn's replies when they may send again."""
+        if allowed:
+            self._held.pop(user_key, None)
+            self._warned.discard(user_key)
+            await self._send_replies(context, chat_id, replies, user_key)
+            return
+        self._held[user_key] = (chat_id, replies)
+        if user_key in self._warned:
+            return
+        self._warned.add(user_key)
+        notice = Reply(self.texts.too_fast.text)
+        self.service.record(CHANNEL, user_key, None, Turn([notice], [Event("slowed_down", {})]))
+        await self._send_replies(context, chat_id, [notice], user_key)
+        assert context.job_queue is not None
+        context.job_queue.run_once(self.on_catch_up, when=max(self.throttle.wait(user_key), 0.5), data=user_key,
+                                   name=f"catch-up:{user_key}")
+
+    async def on_catch_up(self, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """Sends a slowed-down customer the answer to their latest message."""
+        user_key = context.job.data if context.job else None
+        held = self._held.pop(user_key, None)
+        self._warned.discard(user_key)
+        if held is not None:
+            await self._send_replies(context, held[0], held[1], user_key)
+
+    async def _tell_staff(self, context: ContextTypes.DEFAULT_TYPE, update: Update, turn: Turn) -> None:
+        """Posts what staff must act on after a customer's turn: new cases, calls for a person, low ratings' reasons."""
+        user = update.effective_user
+        for ev in turn.events:
+            if ev.kind == "case_opened":
+                card = self.casework.card(ev.data["number"])
+                await self._post_card(context, card, "🆕 新案件", self.casework.chats_for(card.role))
+            elif ev.kind == "human_requested":
+                if ev.data.get("case"):
+                    card = self.casework.card(ev.data["case"])
+                    await self._post_card(context, card, "🙋 客户请求人工", self.casework.chats_for(card.role))
+                else:
+                    who = f"{user.full_name}（Telegram {user.id}）" if user else "客户"
+                    for chat in self.casework.staff_chats():
+                        await self._send_text(context, chat, f"🙋 {who} 请求人工客服，目前没有案件。")
+            elif ev.kind == "rating_reason":
+                await self._alert_supervisors(context, f"📝 案件 {ev.data['case']} 的低分原因：{ev.data['reason']}")
+
+    # -- ratings ---------------------------------------------------------------------------------
+
+    async def _rating_button(self, update: Update, context: ContextTypes.DEFAULT_TYPE, kind: str, number: str,
+                             value: int) -> None:
+        """Stores a rating (a low one asks why and alerts the supervisors) or a low rating's reason."""
+        query, user = update.callback_query, update.effective_user
+        assert query is not None and user is not None
+        user_key = str(user.id)
+        reasons = self.service.content.shared.rating_reasons
+        try:
+            if kind == "rate":
+                answer = self.casework.rate(number, value, CHANNEL, user_key)
+            elif value < len(reasons):
+                answer = self.casework.rating_reason(number, reasons[value], CHANNEL, user_key)
+            else:
+                raise CaseworkError(self.texts.stale_choice.text)
+        except CaseworkError as exc:
+            await query.answer(str(exc), show_alert=True)
+            return
+        await query.answer()
+        await self._close_keyboard(query)
+        self.service.record(CHANNEL, user_key, Inbound(choice=query.data), Turn([answer]))
+        await self._send_replies(context, query.message.chat.id if query.message else user.id, [answer], user_key)
+        if kind == "rate" and value <= LOW_RATING:
+            await self._alert_supervisors(context, f"⚠️ 低分评价：案件 {number} 获 {value} 星，请关注。")
+        elif kind == "reason":
+            await self._alert_supervisors(context, f"📝 案件 {number} 的低分原因：{reasons[value]}")
+
+    async def _alert_supervisors(self, context: ContextTypes.DEFAULT_TYPE, text: str) -> None:
+        chats = self.casework.supervisor_chats()
+        if not chats:
+            log.warning("no supervisor chat is configured; not posted: %s", text)
+        for chat in chats:
+            await self._send_text(context, chat, text)
+
+    # -- staff -----------------------------------------------------------------------------------
+
+    async def on_staff_command(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """Runs /claim, /reply, /resolve or /escalate for a staff member, and refuses anyone else."""
+        message, user = update.effective_message, update.effective_user
+        if message is None or user is None or message.text is None:
+            return
+        staff = self.casework.staff(user.id)
+        if staff is None:
+            refusal = Reply(self.texts.staff_only.text)
+            if message.chat_id not in self.casework.staff_chats():
+                self.service.record(CHANNEL, str(user.id), Inbound(text=message.text),
+                                    Turn([refusal], [Event("staff_command_refused", {})]))
+            await self._send_text(context, message.chat_id, refusal.text, reply_to=message.message_id)
+            return
+        command = message.text.split(None, 1)[0]
+        verb = command.lstrip("/").split("@", 1)[0].lower()
+        body = message.text[len(command):].strip()
+        found = CASE_NUMBER.match(body)
+        if found:
+            number, body = f"KF-{found.group(1)}-{found.group(2)}", body[found.end():].strip()
+        else:
+            number = self._card_number(message.reply_to_message, context)
+        if number is None:
+            usage = "/reply 案件编号 回复内容" if verb == "reply" else f"/{verb} 案件编号"
+            await self._send_text(context, message.chat_id, f"请写明案件编号，例如：{usage}（或回复案件卡片发送本命令）",
+                                  reply_to=message.message_id)
+            return
+        if verb == "reply":
+            return await self._staff_reply(update, context, number, body)
+        try:
+            card = await self._staff_act(context, verb, number, user.id)
+        except CaseworkError as exc:
+            await self._send_text(context, message.chat_id, f"⚠️ {exc}", reply_to=message.message_id)
+            return
+        done = {"claim": "✅ 已认领", "resolve": "✅ 已办结，已请客户评价", "escalate": "⏫ 已升级"}[verb]
+        await self._post_card(context, card, f"{done}（{user.full_name}）", [message.chat_id])
+
+    async def _staff_act(self, context: ContextTypes.DEFAULT_TYPE, verb: str, number: str, staff_id: int) -> CaseCard:
+        """Claims, resolves or escalates a case, and does what follows (rating request, the next step's card)."""
+        if verb == "claim":
+            return self.casework.claim(number, staff_id)
+        if verb == "resolve":
+            card = self.casework.resolve(number, staff_id)
+            await self._ask_rating(context, card)
+            return card
+        card = self.casework.escalate(number, staff_id)
+        await self._post_card(context, card, "⏫ 案件升级到本步", self.casework.chats_for(card.role))
+        return card
+
+    async def _staff_reply(self, update: Update, context: ContextTypes.DEFAULT_TYPE, number: str, text: str) -> None:
+        """Sends a staff member's words to the customer of a case, and records them in its transcript."""
+        message, user = update.effective_message, update.effective_user
+        assert message is not None and user is not None
+        if self.casework.staff(user.id) is None:
+            await self._send_text(context, message.chat_id, self.texts.staff_only.text, reply_to=message.message_id)
+            return
+        try:
+            card = self.casework.reply(number, user.id, text)
+        except CaseworkError as exc:
+            await self._send_text(context, message.chat_id, f"⚠️ {exc}", reply_to=message.message_id)
+            return
+        if card.channel != CHANNEL:
+            note = f"⚠️ 已记录，但该客户来自 {card.channel} 渠道，无法通过 Telegram 送达。"
+        elif await self._send_replies(context, int(card.user_key), [Reply(self.casework.reply_text(number, text))],
+                                      card.user_key):
+            note = f"✅ 已发送给客户（案件 {number}）"
+        else:
+            note = f"⚠️ 发送给客户失败（案件 {number}），已记录，请稍后再试或电话联系。"
+        await self._send_text(context, message.chat_id, note, reply_to=message.message_id)
+
+    async def _staff_chat(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """Answers /status and /help in a staff chat; other talk there is the staff's own."""
+        message = update.effective_message
+        assert message is not None and message.text is not None
+        text = command_text(message.text)
+        if text.startswith("/status"):
+            found = CASE_NUMBER.search(text)
+            if found is None:
+                await self._send_text(context, message.chat_id, "请写明案件编号，例如：/status KF-20261127-0001")
+                return
+            try:
+                card = self.casework.card(f"KF-{found.group(1)}-{found.group(2)}")
+            except CaseworkError as exc:
+                await self._send_text(context, message.chat_id, f"⚠️ {exc}")
+                return
+            await self._post_card(context, card, "📋 案件卡片", [message.chat_id])
+        elif text in ("/help", "/start", "/menu"):
+            await self._send_text(context, message.chat_id, STAFF_HELP)
+
+    async def _staff_button(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """Acts on a case card's button for staff, then shows the card as it now is."""
+        query, user = update.callback_query, update.effective_user
+        assert query is not None and user is not None
+        found = STAFF_BUTTON.match(query.data or "")
+        assert found is not None
+        verb, number, index = found.group(1), found.group(2), found.group(3)
+        if self.casework.staff(user.id) is None:  # the card stays as it is for the staff
+            await query.answer(self.texts.staff_only.text, show_alert=True)
+            return
+        try:
+            if verb == "canned":
+                canned = self.casework.card(number).canned
+                if index is None or int(index) >= len(canned):
+                    raise CaseworkError("这条答复已不可用")
+                text = canned[int(index)]
+                card = self.casework.reply(number, user.id, text)
+                sent = card.channel == CHANNEL and await self._send_replies(
+                    context, int(card.user_key), [Reply(self.casework.reply_text(number, text))], card.user_key)
+                header = f"💬 {user.full_name} 发送了答复{int(index) + 1}" + ("" if sent else "（未能送达客户）")
+            else:
+                card = await self._staff_act(context, verb, number, user.id)
+                header = {"claim": f"✅ {user.full_name} 已认领", "resolve": f"✅ {user.full_name} 已办结，已请客户评价",
+                          "escalate": f"⏫ {user.full_name} 已升级"}[verb]
+        except CaseworkError as exc:
+            await query.answer(str(exc), show_alert=True)
+            card = self._card_or_none(number)
+            if card is not None:
+                await self._edit(query, card_message(card, "📋 案件卡片"), card_keyboard(card))
+            return
+        await query.answer(header)
+        await self._edit(query, card_message(card, header), card_keyboard(card))
+
+    async def _ask_rating(self, context: ContextTypes.DEFAULT_TYPE, card: CaseCard) -> None:
+        """Asks the customer of a closed case to rate the service."""
+        if card.channel != CHANNEL:
+            return
+        request = self.casework.rating_request(card.number)
+        self.service.record(CHANNEL, card.user_key, None, Turn([request], [Event("rating_requested", {"case": card.number})]))
+        await self._send_replies(context, int(card.user_key), [request], card.user_key)
+
+    async def _forward(self, context: ContextTypes.DEFAULT_TYPE, card: CaseCard, kind: str, file_id: str | None,
+                       text: str) -> None:
+        """Passes what a customer sent on to the staff member who follows their case."""
+        member = self.casework.staff(card.assigned_to) if card.assigned_to else None
+        if member is None:
+            return
+        chat = member.chat_id or member.telegram_id
+        text += "\n（“回复”本消息即可答复客户）"
+        if kind == "photo" and file_id:
+            await self._deliver(lambda: context.bot.send_photo(chat, file_id, caption=text[:1024]))
+        elif kind == "document" and file_id:
+            await self._deliver(lambda: context.bot.send_document(chat, file_id, caption=text[:1024]))
+        else:
+            await self._send_text(context, chat, text)
+
+    async def _post_card(self, context: ContextTypes.DEFAULT_TYPE, card: CaseCard, header: str,
+                         chats: Iterable[int]) -> None:
+        chats = list(chats)
+        if not chats:
+            log.warning("no staff chat for role %s: the card of case %s was not posted", card.role, card.number)
+        for chat in chats:
+            await self._send_text(context, chat, card_message(card, header), markup=card_keyboard(card))
+
+    # -- deadlines -------------------------------------------------------------------------------
+
+    async def on_deadline_tick(self, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """Reminds staff of missed deadlines and posts the cases that moved up a step (the state is in the database)."""
+        for due in self.casework.due():
+            card = due.card
+            chats = (self.casework.supervisor_chats() or self.casework.staff_chats()) if due.kind == "top" \
+                else self.casework.chats_for(card.role)
+            await self._post_card(context, card, DUE_HEADERS[due.kind], chats)
+        self.inbox.prune()
+
+    # -- every update ----------------------------------------------------------------------------
+
+    async def on_update_done(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """Marks the update handled in the inbox."""
+        self.inbox.finish(update.update_id)
+
+    async def on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """Logs a failed update with the customer's case number and user id, and tells the customer."""
+        try:
+            user = update.effective_user if isinstance(update, Update) else None
+            update_id = update.update_id if isinstance(update, Update) else None
+            case = self.casework.latest_case(CHANNEL, str(user.id)) if user else None
+            log.error("update %s failed (user %s, case %s): %s", update_id, user.id if user else None, case,
+                      type(context.error).__name__, exc_info=context.error)
+            if update_id is not None:
+                self.inbox.finish(update_id, "failed")
+            chat = update.effective_chat if isinstance(update, Update) else None
+            if chat is not None and chat.id not in self.casework.staff_chats():
+                await context.bot.send_message(chat.id, self.texts.system_error.text)
+        except Exception:  # the error handler must never be what stops the bot
+            log.exception("the error handler failed too")
+
+    # -- sending ---------------------------------------------------------------------------------
+
+    async def _deliver(self, call: Callable[[], Awaitable[T]]) -> T:
+        """Makes one Telegram call, retrying network errors with back-off (a refused request is not retried;
+        flood limits are waited out by AIORateLimiter)."""
+        for attempt in range(SEND_ATTEMPTS):
+            try:
+                return await call()
+            except NetworkError as exc:
+                if isinstance(exc, BadRequest) or attempt == SEND_ATTEMPTS - 1:
+                    raise
+                log.warning("network error, retrying in %s s: %s", 2 ** attempt, exc)
+                await asyncio.sleep(2 ** attempt)
+        raise AssertionError("unreachable")
+
+    async def _send_replies(self, context: ContextTypes.DEFAULT_TYPE, chat_id: int, replies: list[Reply],
+                            user_key: str | None) -> bool:
+        """Sends replies (already stored); a failed send is recorded as an event. True if all arrived."""
+        for reply in replies:
+            try:
+                await self._send(context, chat_id, reply.text, keyboard(reply.options))
+            except TelegramError as exc:
+                log.error("sending to chat %s (user %s, case %s) failed: %s", chat_id, user_key,
+                          self.casework.latest_case(CHANNEL, user_key) if user_key else None, exc)
+                if user_key is not None:
+                    self.service.record(CHANNEL, user_key, None, Turn([], [Event("send_failed", {
+                        "chat": chat_id, "text": reply.text[:200], "error": str(exc)})]))
+                return False
+        return True
+
+    async def _send_text(self, context: ContextTypes.DEFAULT_TYPE, chat_id: int, text: str,
+                         markup: InlineKeyboardMarkup | None = None, reply_to: int | None = None) -> bool:
+        """Sends a message to staff (or a refusal); a failure is logged, never raised."""
+        try:
+            await self._send(context, chat_id, text, markup, reply_to)
+            return True
+        except TelegramError as exc:
+            log.error("sending to chat %s failed: %s", chat_id, exc)
+            return False
+
+    async def _send(self, context: ContextTypes.DEFAULT_TYPE, chat_id: int, text: str,
+                    markup: InlineKeyboardMarkup | None = None, reply_to: int | None = None) -> Message | None:
+        """Sends a text, split into as many messages as Telegram needs; the buttons go with the last one."""
+        chunks = split_message(text) or ["…"]
+        sent = None
+        for i, chunk in enumerate(chunks):
+            last = i == len(chunks) - 1
+            sent = await self._deliver(lambda: context.bot.send_message(
+                chat_id, chunk, reply_markup=markup if last else None,
+                reply_parameters=ReplyParameters(reply_to, allow_sending_without_reply=True) if reply_to and i == 0 else None))
+        return sent
+
+    async def _edit(self, query, text: str, markup: InlineKeyboardMarkup) -> None:
+        """Replaces a pressed message's text and buttons (a message that cannot be edited is left as it is)."""
+        try:
+            if _units(text) <= MessageLimit.MAX_TEXT_LENGTH:
+                await self._deliver(lambda: query.edit_message_text(text, reply_markup=markup))
+            else:
+                await self._deliver(lambda: query.edit_message_reply_markup(markup))
+        except TelegramError as exc:
+            log.info("could not edit message: %s", exc)
+
+    async def _close_keyboard(self, query) -> None:
+        """Takes the buttons off a pressed message, so an old question cannot be answered twice, and
+        notes the choice under it (a button press leaves no message of its own in the chat)."""
+        message = query.message
+        if not isinstance(message, Message):
+            return
+        markup = message.reply_markup
+        label = next((b.text for row in (markup.inline_keyboard if markup else ()) for b in row
+                      if b.callback_data == query.data), None)
+        if message.text and label:
+            await self._edit(query, f"{message.text}\n\n👉 {label}", InlineKeyboardMarkup([]))
+        else:
+            try:
+                await self._deliver(lambda: query.edit_message_reply_markup(InlineKeyboardMarkup([])))
+            except TelegramError as exc:
+                log.info("could not take the buttons off: %s", exc)
+
+    # -- looking things up -----------------------------------------------------------------------
+
+    @staticmethod
+    def _customer_chat(message: Message, staff_chats: list[int]) -> bool:
+        """Customers write in private chats. A group that is no staff chat is ignored; its id is logged,
+        for `kefu staff add ... --chat <id>`."""
+        if message.chat_id in staff_chats:
+            return False
+        if message.chat.type != ChatType.PRIVATE:
+            log.info("message in chat %s (%s), which is no staff chat: ignored (kefu staff add <user id> --chat %s "
+                     "makes it one)", message.chat_id, message.chat.title, message.chat_id)
+            return False
+        return True
+
+    @staticmethod
+    def _card_number(replied: Message | None, context: ContextTypes.DEFAULT_TYPE) -> str | None:
+        """The case a message replies to: one of kefu's own messages (a case card, a forwarded
+        customer message) that names a case number."""
+        if replied is None or replied.from_user is None or replied.from_user.id != context.bot.id:
+            return None
+        found = CASE_NUMBER.search(replied.text or replied.caption or "")
+        return f"KF-{found.group(1)}-{found.group(2)}" if found else None
+
+    def _card_or_none(self, number: str) -> CaseCard | None:
+        try:
+            return self.casework.card(number)
+        except CaseworkError:
+            return None
