@@ -154,9 +154,18 @@ class Engine:
         conv = run.conversation
         if conv.state == CLARIFY:
             offered, source = conv.offered, conv.offered_text
+            # The options shown are the offered ones, then back to the menu: a number counts against
+            # that list, never against the main menu's numbers the customer cannot see now.
+            index = pick_option(text, [self._names(label) for label in offered] + [[self.shared.back_label]])
+            if index is None and is_number(text):
+                self._say(run, self.shared.texts.choose_again)
+                return self._prompt(run)
             conv.state, conv.offered, conv.offered_text = MENU, [], ""
-            index = pick_option(text, [self._names(label) for label in offered])
+            if index == len(offered):
+                return self._show_menu(run)
             if index is not None:
+                # The waybill or phone in the message that led to the offer is not asked again.
+                run.entities = extract(f"{source}\n{text}", self.routing.places, today=self._today(run))
                 return self._start(run, offered[index], source)
         index = pick_option(text, [names for names, _ in self._menu_entries()])
         if index is not None:  # a number is a choice, not a figure for the topic to work with
@@ -182,9 +191,8 @@ class Engine:
             later = self._second_complaint(run, text, reading)
             if later is not None:
                 self._say(run, texts.also_mentioned, category=self._entry(later).name)
-            self._start(run, reading.label, text)
-            conv.later = later
-            return None
+            conv.later = later  # before starting: a first complaint whose facts are all in the message ends at once
+            return self._start(run, reading.label, text)
         offered = [label for label, _ in reading.candidates if self._entry(label) is not None]
         if not offered:
             self._say(run, texts.fallback)
@@ -254,6 +262,8 @@ class Engine:
         if key != self._question_key(run.conversation) or not index_text.isdigit() or int(index_text) >= len(options):
             self._say(run, self.shared.texts.stale_choice)
             return self._prompt(run)
+        if run.conversation.state == REASON:  # a menu button pressed: a choice, not the reason for a low rating
+            run.conversation.state = MENU
         self._on_text(run, options[int(index_text)].label)
 
     def _command(self, text: str | None) -> str | None:
@@ -304,6 +314,8 @@ class Engine:
         conv = run.conversation
         reply = self.topics.take(conv.category, text, conv.facts, self._today(run))  # type: ignore[arg-type]
         if not reply.understood:
+            if pick_option(text, [[self.shared.back_label]]) is not None:  # "1": the one option shown
+                return self._global_move(run, "menu")
             if self._change_topic(run, text):
                 return
             self._say(run, self.shared.texts.topic_not_understood)
@@ -328,7 +340,7 @@ class Engine:
                 later = conv.later
                 self._leave(run)
                 if later is not None:  # the second complaint of the first message
-                    conv.state, conv.offered = CLARIFY, [later]
+                    conv.state, conv.offered, conv.offered_text = CLARIFY, [later], ""
                     return self._say(run, self.shared.texts.also_now, options=self._current_options(conv),
                                      category=self._entry(later).name)
                 self._say(run, self.shared.texts.anything_else)
@@ -458,7 +470,8 @@ class Engine:
     def _question_key(self, conv: Conversation) -> str:
         """Names the question now asked, short enough for Telegram's 64-byte button data."""
         if conv.category is None:
-            return conv.state  # menu, or clarify
+            # menu, or clarify; waiting for a low rating's reason, the buttons shown are the menu's
+            return MENU if conv.state == REASON else conv.state
         pending = self._pending_fact(conv)
         return f"{conv.category}.{conv.state}" + (f".{pending}" if pending else "")
 

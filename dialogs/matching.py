@@ -39,6 +39,9 @@ def pick_option(text: str, choices: Sequence[Sequence[str]]) -> int | None:
         return exact[0]
     # "我要投诉服务态度" names one choice; "态度" is part of one: both are clear if only one fits.
     partial = [i for i, ns in enumerate(names) if any(n in said or (len(said) >= 2 and said in n) for n in ns)]
+    if len(partial) > 1:
+        # "需要" is in both "需要，登记搬运服务" and "不需要了", but only the first begins with it.
+        partial = [i for i in partial if any(n.startswith(said) for n in names[i])]
     return partial[0] if len(partial) == 1 else None
 
 

@@ -8,12 +8,14 @@ from datetime import date
 from decimal import Decimal
 
 from dialogs.entities import Entities, extract
+from dialogs.folding import fold
 from dialogs.policies import (Policies, UnknownCity, cod_fee, insurance_fee, known_places, storage_fee, topic_answers,
                               topic_text)
 
 # The storage quote needs three figures; they may come in one message or over several.
 STORAGE_NEEDS = ("freight", "days", "city")
 NTH_DAY = re.compile(r"第\s*(\d{1,3})\s*天")  # "第5天": the count customers give for days since the notice
+BARE_COUNT = re.compile(r"\d{1,3}")  # "5" alone, answering "how many days?" (entities take no lone small number as money)
 FREIGHT_WORD = "运费"
 
 
@@ -40,10 +42,11 @@ class TopicDesk:
     def take(self, topic_id: str, text: str, facts: dict[str, str], today: date) -> TopicReply:
         """Works out a figure from a message within the topic, or says it could not."""
         found = extract(text, self.places, today=today)
-        if topic_id == "cod" and found.amounts:
-            return TopicReply([cod_fee(found.amounts[0], self.policies).explanation])
-        if topic_id == "insurance" and found.amounts:
-            quote = insurance_fee(found.amounts[0], self.policies)
+        amounts = [a for a in found.amounts if a > 0]  # "0元" quotes nothing (and the calculators refuse it)
+        if topic_id == "cod" and amounts:
+            return TopicReply([cod_fee(amounts[0], self.policies).explanation])
+        if topic_id == "insurance" and amounts:
+            quote = insurance_fee(amounts[0], self.policies)
             return TopicReply([quote.explanation, *quote.notes])
         if topic_id == "storage":
             return self._storage(text, found, facts, today)
@@ -60,6 +63,8 @@ class TopicDesk:
     def _storage(self, text: str, found: Entities, facts: dict[str, str], today: date) -> TopicReply:
         before = dict(facts)
         days = _days(text, found, today)
+        if days is None and facts.get("freight") and not facts.get("days") and BARE_COUNT.fullmatch(fold(text).strip()):
+            days = int(fold(text).strip())
         amounts = [a for a in found.amounts if days is None or a != days]
         if days is not None:
             facts["days"] = str(days)

@@ -154,3 +154,53 @@ def test_asking_for_progress_without_a_number_asks_for_it(engine):
     result = say(engine, conv, "查询")
     assert "请发送您的案件编号" in result.replies[0].text
     assert conv.state == "collect" and "运单号" in result.replies[-1].text
+
+
+def test_a_clarify_choice_keeps_the_facts_of_the_message_that_led_to_it(engine):
+    conv = Conversation(greeted=True, state="clarify", offered=["pricing", "attitude"],
+                        offered_text="货有问题，运单号12345678，电话13800138000")
+    say(engine, conv, "1")
+    assert conv.category == "pricing"
+    result = say(engine, conv, "1")  # 需要，帮我核对运费
+    assert conv.facts == {"waybill": "12345678", "phone": "13800138000"}
+    assert "请说明您对哪一部分费用有异议" in result.replies[-1].text  # neither number is asked again
+
+
+def test_a_number_in_clarify_counts_against_the_options_shown_not_the_main_menu(engine):
+    offer = dict(greeted=True, state="clarify", offered=["pricing", "attitude"], offered_text="货有问题")
+    conv = Conversation(**offer)
+    result = say(engine, conv, "3")  # the third option shown: 返回主菜单 (the main menu's 3 is pricing)
+    assert (conv.category, conv.state) == (None, "menu")
+    assert len(result.replies[-1].options) == 18
+    conv = Conversation(**offer)
+    result = say(engine, conv, "9")  # no such option: asked again, not the main menu's 9
+    assert (conv.category, conv.state, conv.offered) == (None, "clarify", ["pricing", "attitude"])
+    assert "请回复选项前的数字" in result.replies[0].text and "您是想反映以下哪类问题" in result.replies[-1].text
+
+
+def test_the_number_of_the_back_option_in_a_topic_returns_to_the_menu(engine):
+    conv = Conversation(greeted=True)
+    menu = say(engine, conv, "代收货款（办理、手续费、提款）").replies[-1].options
+    assert [o.label for o in menu] == ["返回主菜单"]
+    result = say(engine, conv, "1")
+    assert (conv.category, conv.state) == (None, "menu")
+    assert "没能从您的消息里找到需要的数字" not in result.replies[0].text
+
+
+def test_a_short_answer_that_begins_one_option_and_is_inside_another_picks_the_first(engine):
+    conv = Conversation(greeted=True)
+    say(engine, conv, "配送司机不搬货、不送上楼")
+    say(engine, conv, "需要")  # options: 需要，登记搬运服务 / 不需要了 / 我要投诉司机态度
+    assert (conv.category, conv.state) == ("carrying", "collect")
+
+
+def test_a_menu_button_pressed_while_a_low_ratings_reason_is_awaited_is_a_choice_not_the_reason(engine):
+    conv = Conversation(greeted=True, state="reason", case_number="KF-20261127-0001")
+    stranded = next(o for o in say(engine, conv, "帮助").replies[-1].options if o.label == "货物滞留、迟迟不发")
+    result = engine.handle(conv, Inbound(choice=stranded.value), FakeLedger())
+    assert [e.kind for e in result.events] == []  # no rating_reason "货物滞留、迟迟不发" for the supervisors
+    assert conv.category == "stranded"
+    # The menu sent before the rating (menu:N) is still the menu, not a stale question.
+    conv = Conversation(greeted=True, state="reason", case_number="KF-20261127-0001")
+    engine.handle(conv, Inbound(choice="menu:1"), FakeLedger())
+    assert conv.category == "stranded"

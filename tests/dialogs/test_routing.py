@@ -102,3 +102,10 @@ def test_a_complaint_that_names_nothing_gets_the_menu_not_a_guess(engine, text):
 def test_mixed_english_is_understood(engine):
     conv, _ = talk(engine, "快递 delay 了")
     assert conv.category == "stranded"
+
+
+def test_a_second_complaint_is_offered_even_when_the_first_ends_in_the_same_message(engine):
+    conv, [turn] = talk(engine, "货三天了还没发，运单号12345678，电话13800138000，而且司机态度很差")
+    assert "您还提到了“服务态度”的问题" in shown(turn) and "已为您登记" in shown(turn)
+    assert (conv.state, conv.offered, conv.later) == ("clarify", ["attitude"], None)
+    assert "需要现在为您处理吗" in turn.replies[-1].text

@@ -80,3 +80,17 @@ def test_a_changed_figure_in_yaml_changes_the_answer(tmp_path):
     _, turns = chat(changed, "代收货款（办理、手续费、提款）", "2500")
     assert turns[1][0].endswith("：5.00 元")
     assert "不超过 3000 元" in turns[1][0]
+
+
+def test_storage_fee_takes_a_bare_single_digit_as_the_day_count(engine):
+    conv, turns = chat(engine, "仓储保管费（逾期提货）", "运费300", "5", "厦门")
+    assert "一共几天" in turns[1][-1]
+    assert "哪个城市" in turns[2][-1], turns[2]
+    assert turns[3][0].endswith("300.00 元 × 10% × 2 天 = 60.00 元")
+
+
+@pytest.mark.parametrize("topic, amount", [("代收货款（办理、手续费、提款）", "0元"), ("货物保价", "保价0元")])
+def test_a_zero_amount_gets_an_answer_not_a_crash(engine, topic, amount):
+    conv, turns = chat(engine, topic, amount)
+    assert "没能从您的消息里找到需要的数字" in turns[1][0]
+    assert conv.category is not None
