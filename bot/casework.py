@@ -249,6 +249,8 @@ class Casework:
         with self.service.store.session() as session, session.begin():
             query = select(CaseRow).where(CaseRow.status == "open", CaseRow.paused_at.is_(None))  # type: ignore[union-attr]
             for case in session.exec(query).all():
+                if case.category not in self.content.categories:
+                    continue  # a category the content no longer has: its ladder is gone, staff must close it by hand
                 deadline = aware(case.step_deadline)
                 if now < deadline:
                     continue

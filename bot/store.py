@@ -260,7 +260,8 @@ class TurnTx:
         the replies, the events and the new conversation state."""
         row, conv, session, now = self.row, self.conversation, self.session, self.now
         if inbound is not None:
-            session.add(MessageRow(conversation_id=row.id, direction="in", text=inbound.text, choice=inbound.choice,
+            session.add(MessageRow(conversation_id=row.id, direction="in",
+                                   text=inbound.text if inbound.as_sent is None else inbound.as_sent, choice=inbound.choice,
                                    category=row.category, state=row.state, at=now))
         for reply in turn.replies:
             session.add(MessageRow(conversation_id=row.id, direction="out", text=reply.text,

@@ -67,8 +67,8 @@ KINDS = {  # what a customer sent that kefu cannot take, as the transcript names
     "dice": "骰子", "game": "游戏", "story": "动态",
 }
 # Button data (Telegram allows 64 bytes): staff actions on a case card, a rating, a low rating's reason.
-STAFF_BUTTON = re.compile(r"^staff:(claim|resolve|escalate|canned):(KF-\d{8}-\d{4})(?::(\d+))?$")
-RATE_BUTTON = re.compile(r"^(rate|reason):(KF-\d{8}-\d{4}):(\d+)$")
+STAFF_BUTTON = re.compile(r"^staff:(claim|resolve|escalate|canned):(KF-\d{8}-\d{4,6})(?::(\d+))?$")
+RATE_BUTTON = re.compile(r"^(rate|reason):(KF-\d{8}-\d{4,6}):(\d+)$")
 # Commands whose words after the command are not part of what they ask (/start <deep-link payload>).
 BARE_COMMANDS = {"/start", "/menu", "/cancel", "/human", "/help"}
 DONE_GROUP = 1_000  # after every other handler: the update has been handled
@@ -338,7 +338,7 @@ class TelegramBot:
         if message.chat_id in staff_chats:
             return await self._staff_chat(update, context)
         if self._customer_chat(message, staff_chats):
-            await self._customer(update, context, Inbound(text=command_text(message.text)))
+            await self._customer(update, context, Inbound(text=command_text(message.text), as_sent=message.text))
 
     async def on_attachment(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Keeps a customer's photo or document as evidence with their case, and says so."""

@@ -31,6 +31,9 @@ class Inbound:
 
     text: str | None = None
     choice: str | None = None
+    # Exactly what the customer sent, when a channel adapted `text` for the engine
+    # (Telegram's "/start@kefu_bot campaign-7" reaches the engine as "/start").
+    as_sent: str | None = None
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ TOPIC = "topic"  # the one state of a conversation about a fee or policy topic
 REASON = "reason"  # in no category, after a low rating: the next message says why
 MAX_MOVES = 50  # a guard: the validator already rejects loops that never wait for the customer
 # A case number anywhere in a message is a request for that case's progress: KF-20261127-0001.
-CASE_NUMBER = re.compile(r"KF-?(\d{8})-?(\d{4})", re.IGNORECASE)
+CASE_NUMBER = re.compile(r"KF-?(\d{8})-?(\d{4,6})(?!\d)", re.IGNORECASE)  # 4 digits, more on a busy day
 
 
 class _Run:
@@ -99,11 +99,15 @@ class Engine:
     def handle(self, conversation: Conversation, inbound: Inbound, ledger: Ledger) -> Turn:
         """Takes one customer message and returns the replies and events; updates the conversation."""
         run = _Run(conversation, Turn(), ledger)
+        if not self._known(conversation):  # stored under content that has since changed
+            run.turn.events.append(Event("conversation_reset", {"category": conversation.category, "state": conversation.state}))
+            self._leave(run)
+            conversation.offered, conversation.offered_text = [], ""
         if not conversation.greeted:
             conversation.greeted = True
             run.first_contact = True
             self._say(run, self.shared.texts.greeting)
-            if inbound.choice is None and not normalize(inbound.text or ""):
+            if inbound.choice is None and (not normalize(inbound.text or "") or self._command(inbound.text) == "hello"):
                 self._show_menu(run)
                 return run.turn
         if inbound.choice is not None:
@@ -111,6 +115,15 @@ class Engine:
         else:
             self._on_text(run, inbound.text or "")
         return run.turn
+
+    def _known(self, conv: Conversation) -> bool:
+        """Tells whether the conversation's category and state exist in the loaded content."""
+        if conv.category is None:
+            return conv.state in (MENU, CLARIFY, REASON)
+        if conv.category in self.content.policies.topics:
+            return conv.state == TOPIC
+        category = self.content.categories.get(conv.category)
+        return category is not None and conv.state in category.flow.states
 
     def _on_text(self, run: _Run, text: str) -> None:
         conv = run.conversation
@@ -274,6 +287,9 @@ class Engine:
         texts = self.shared.texts
         if move == "help":
             self._say(run, texts.help)
+            return self._prompt(run)
+        if move == "hello":  # a returning customer's "你好": greet, and ask again what was being asked
+            self._say(run, texts.greeting)
             return self._prompt(run)
         if move == "status":
             self._say(run, texts.status_ask)

@@ -65,6 +65,7 @@ class Commands(Strict):
     human: list[str]
     help: list[str]
     bye: list[str]
+    hello: list[str]
     status: list[str]
 
 

@@ -85,3 +85,12 @@ def test_the_telegram_inbox_keeps_updates_until_handled_and_drops_redeliveries(d
     inbox.prune(older_than=timedelta(0))
     with svc.store.session() as session:
         assert session.exec(select(InboxRow)).all() == []
+
+
+def test_a_message_adapted_for_the_engine_is_stored_as_sent(database_url):
+    svc = service(database_url)
+    replies = svc.receive("telegram", "7", Inbound(text="/start", as_sent="/start@kefu_bot campaign-7"))
+    assert replies[-1].options  # the engine saw /start
+    with svc.store.session() as session:
+        stored = session.exec(select(MessageRow).where(MessageRow.direction == "in")).one()
+    assert stored.text == "/start@kefu_bot campaign-7"

@@ -204,3 +204,26 @@ def test_a_menu_button_pressed_while_a_low_ratings_reason_is_awaited_is_a_choice
     conv = Conversation(greeted=True, state="reason", case_number="KF-20261127-0001")
     engine.handle(conv, Inbound(choice="menu:1"), FakeLedger())
     assert conv.category == "stranded"
+
+
+def test_greetings_and_thanks_from_a_returning_customer_are_answered_kindly(engine):
+    conv, ledger = Conversation(), FakeLedger()
+    first = engine.handle(conv, Inbound(text="你好"), ledger)
+    assert [r.text for r in first.replies].count("您好，欢迎联系盛辉物流客服！我是在线客服，很高兴为您服务。") == 1
+    for line in ["货物滞留", "12345678", "13800138000"]:
+        say(engine, conv, line, ledger)
+    thanks = say(engine, conv, "谢谢", ledger)
+    assert "祝您生活愉快" in thanks.replies[0].text and "抱歉" not in thanks.replies[0].text
+    hello = say(engine, conv, "你好", ledger)
+    assert hello.replies[0].text.startswith("您好，欢迎联系") and hello.replies[-1].options
+    say(engine, conv, "货物滞留", ledger)
+    mid = say(engine, conv, "在吗", ledger)  # mid-question: greeted, and asked again
+    assert "请提供您的运单号" in mid.replies[-1].text and conv.category == "stranded"
+
+
+@pytest.mark.parametrize("category, state", [("retired", "collect"), ("stranded", "renamed"), ("cod", "collect"), (None, "odd")])
+def test_a_conversation_stored_under_content_that_changed_starts_again_from_the_menu(engine, category, state):
+    conv = Conversation(category=category, state=state, greeted=True)
+    result = say(engine, conv, "2")
+    assert result.events[0].kind == "conversation_reset"
+    assert conv.category == "stranded" and conv.state == "collect"  # "2" then chose from the menu

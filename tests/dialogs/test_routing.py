@@ -68,7 +68,7 @@ def test_two_complaints_handle_the_main_one_and_offer_the_other(engine):
     conv, turns = talk(engine, "货摔坏了，司机态度还很差", "1", "司机把货扔在地上还骂人", "12345678", "13800138000")
     assert "您还提到了“发错货、运输质量”的问题" in shown(turns[0])
     assert conv.state == "clarify" and conv.offered == ["wrong_or_damaged"]
-    assert "需要现在为您处理吗" in turns[-1].replies[-1].text
+    assert "如需现在处理，请选择下面的选项" in turns[-1].replies[-1].text
     talk(engine, "1", conv=conv)
     assert conv.category == "wrong_or_damaged"
 
@@ -108,4 +108,4 @@ def test_a_second_complaint_is_offered_even_when_the_first_ends_in_the_same_mess
     conv, [turn] = talk(engine, "货三天了还没发，运单号12345678，电话13800138000，而且司机态度很差")
     assert "您还提到了“服务态度”的问题" in shown(turn) and "已为您登记" in shown(turn)
     assert (conv.state, conv.offered, conv.later) == ("clarify", ["attitude"], None)
-    assert "需要现在为您处理吗" in turn.replies[-1].text
+    assert "如需现在处理，请选择下面的选项" in turn.replies[-1].text
