@@ -204,7 +204,9 @@ class Engine:
             later = self._second_complaint(run, text, reading)
             if later is not None:
                 self._say(run, texts.also_mentioned, category=self._entry(later).name)
-            conv.later = later  # before starting: a first complaint whose facts are all in the message ends at once
+            # Before starting: a first complaint whose facts are all in the message ends at once.
+            # The message is kept so the second complaint takes its facts from it too.
+            conv.later, conv.offered_text = later, text if later else ""
             return self._start(run, reading.label, text)
         offered = [label for label, _ in reading.candidates if self._entry(label) is not None]
         if not offered:
@@ -353,10 +355,10 @@ class Engine:
             conv = run.conversation
             state = self._state(conv)
             if state.end:
-                later = conv.later
+                later, source = conv.later, conv.offered_text
                 self._leave(run)
                 if later is not None:  # the second complaint of the first message
-                    conv.state, conv.offered, conv.offered_text = CLARIFY, [later], ""
+                    conv.state, conv.offered, conv.offered_text = CLARIFY, [later], source
                     return self._say(run, self.shared.texts.also_now, options=self._current_options(conv),
                                      category=self._entry(later).name)
                 self._say(run, self.shared.texts.anything_else)
@@ -438,7 +440,7 @@ class Engine:
 
     def _leave(self, run: _Run) -> None:
         conv = run.conversation
-        conv.category, conv.state, conv.later = None, MENU, None
+        conv.category, conv.state, conv.later, conv.offered_text = None, MENU, None, ""
 
     # -- what is being asked -----------------------------------------------------------------
 

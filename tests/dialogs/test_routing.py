@@ -109,3 +109,11 @@ def test_a_second_complaint_is_offered_even_when_the_first_ends_in_the_same_mess
     assert "您还提到了“服务态度”的问题" in shown(turn) and "已为您登记" in shown(turn)
     assert (conv.state, conv.offered, conv.later) == ("clarify", ["attitude"], None)
     assert "如需现在处理，请选择下面的选项" in turn.replies[-1].text
+
+
+def test_the_second_complaint_takes_its_facts_from_the_first_message_too(engine):
+    conv, turns = talk(engine, "货三天了还没发，运单号12345678，电话13800138000，而且司机态度很差")
+    assert conv.offered == ["attitude"]
+    talk(engine, "1", conv=conv)
+    assert conv.category == "attitude"
+    assert conv.facts["waybill"] == "12345678" and conv.facts["phone"] == "13800138000"
