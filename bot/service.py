@@ -78,12 +78,15 @@ class Service:
         """Handles one customer message; the turn is stored before the replies are returned."""
         return self.handle(channel, user_key, inbound).replies
 
-    def handle(self, channel: str, user_key: str, inbound: Inbound) -> Turn:
+    def handle(self, channel: str, user_key: str, inbound: Inbound, update_id: int | None = None) -> Turn:
         """Handles one customer message and returns the whole turn (replies and events, such as a
-        case opened), stored before it is returned."""
+        case opened), stored before it is returned. With the channel's update id, the turn runs once
+        even when the update is replayed: an update already taken by a committed turn gets an empty turn."""
         for attempt in range(TURN_ATTEMPTS):
             try:
                 with self.store.turn(channel, user_key) as tx:
+                    if update_id is not None and not tx.take_update(update_id):
+                        return Turn()
                     turn = self.engine.handle(tx.conversation, inbound, tx)
                     tx.record(inbound, turn)
                 return turn

@@ -248,6 +248,18 @@ class TurnTx:
         count = self.session.exec(select(func.count()).select_from(CaseRow).where(CaseRow.number.startswith(prefix))).one()
         return f"{prefix}{count + 1:04d}"
 
+    def take_update(self, update_id: int) -> bool:
+        """Marks a kept channel update handled by this turn, in the turn's own transaction; False if an
+        earlier turn already did (a replay after a crash between that turn's commit and the update's end)."""
+        row = self.session.get(InboxRow, update_id)
+        if row is None:
+            return True  # not kept in the inbox (another channel, or a test): nothing to guard
+        if row.status == "done":
+            return False
+        row.status, row.done_at = "done", self.now
+        self.session.add(row)
+        return True
+
     def find_case(self, number: str) -> CaseView | None:
         case = self.session.exec(select(CaseRow).where(CaseRow.number == number)).first()
         if case is None:

@@ -407,7 +407,7 @@ class TelegramBot:
             card, answer = relayed
             await self._forward(context, card, "text", None, f"💬 客户留言（案件 {card.number}）：\n{inbound.text}")
             return await self._answer(context, chat.id, user_key, [answer], allowed)
-        turn = await asyncio.to_thread(self.service.handle, CHANNEL, user_key, inbound)
+        turn = await asyncio.to_thread(self.service.handle, CHANNEL, user_key, inbound, update.update_id)
         await self._answer(context, chat.id, user_key, turn.replies, allowed)
         await self._tell_staff(context, update, turn)
 

@@ -94,3 +94,19 @@ def test_a_message_adapted_for_the_engine_is_stored_as_sent(database_url):
     with svc.store.session() as session:
         stored = session.exec(select(MessageRow).where(MessageRow.direction == "in")).one()
     assert stored.text == "/start@kefu_bot campaign-7"
+
+
+def test_a_replayed_update_runs_its_turn_once(database_url):
+    from bot.store import Inbox
+
+    svc = service(database_url)
+    inbox = Inbox(svc.store.db)
+    assert inbox.add(42, {"update_id": 42})
+    first = svc.handle("telegram", "8", Inbound(text="货物滞留"), update_id=42)
+    assert first.replies
+    # The process died after the turn committed but before the update was marked done: it is replayed.
+    again = svc.handle("telegram", "8", Inbound(text="货物滞留"), update_id=42)
+    assert again.replies == [] and again.events == []
+    with svc.store.session() as session:
+        assert len(session.exec(select(MessageRow).where(MessageRow.direction == "in")).all()) == 1
+    assert inbox.pending() == []
