@@ -437,10 +437,10 @@ def test_one_failing_update_does_not_stop_the_bot(world, caplog):
     service = world.service()
     handle = service.handle
 
-    def failing(channel, user_key, inbound):
+    def failing(channel, user_key, inbound, update_id=None):
         if inbound.text == "boom":
             raise RuntimeError("the engine broke")
-        return handle(channel, user_key, inbound)
+        return handle(channel, user_key, inbound, update_id)
 
     service.handle = failing  # the service fails, not the adapter
     world.start(service)
