@@ -14,7 +14,7 @@ from bot.store import AttachmentRow, CaseRow, ConversationRow, EventRow, Message
 from dialogs.conversation import MENU, Event, Inbound, Option, Reply, Turn
 from dialogs.engine import CASE_NUMBER, REASON
 from dialogs.matching import is_number, normalize
-from dialogs.render import render
+from dialogs.render import render, template_values
 
 STAFF_ROLES = ("staff", "supervisor", "admin")
 LOW_RATING = 2  # a rating at or below this asks for the reason and alerts the supervisors
@@ -77,7 +77,6 @@ class Casework:
     def __init__(self, service: Service, grace: timedelta = timedelta(hours=2)):
         self.service = service
         self.content = service.content
-        self.zone = service.engine.zone
         self.grace = grace  # after a reminder, how long before the case moves up a step
 
     # -- staff ---------------------------------------------------------------------------------
@@ -341,8 +340,8 @@ class Casework:
         category = self.content.categories[case.category]
         step = category.handling[case.step]
         facts = tuple((fact.label, str(case.facts[fid])) for fid, fact in category.facts.items() if fid in case.facts)
-        values = {"salutation": conv.salutation or self.content.shared.salutation_default, "facts": dict(case.facts),
-                  "case": {"number": case.number}, "step": {}, "category": category.name}
+        values = template_values(conv.salutation or self.content.shared.salutation_default, case.facts, case.number,
+                                 category=category.name)
         canned = []
         for point in category.answer_points.values():
             try:
@@ -353,13 +352,12 @@ class Casework:
         return CaseCard(
             case.number, case.category, category.name, case.status, facts, case.step + 1, len(category.handling),
             step.role, self.content.shared.roles[step.role].name, render(step.action.text, values), deadline,
-            deadline.astimezone(self.zone).strftime("%m月%d日 %H:%M"), case.assigned_to, case.paused_at is not None,
+            self.service.engine.local_time(deadline), case.assigned_to, case.paused_at is not None,
             tuple(canned), conv.channel, conv.user_key,
         )
 
-    def _values(self, number: str) -> dict:
-        return {"salutation": self.content.shared.salutation_default, "facts": {}, "case": {"number": number},
-                "step": {}, "category": ""}
+    def _values(self, number: str | None) -> dict:
+        return template_values(self.content.shared.salutation_default, case_number=number)
 
 
 def _member(row: StaffRow) -> StaffMember:

@@ -16,7 +16,7 @@ from dialogs.content import Content
 from dialogs.conversation import CLARIFY, MENU, Conversation, Event, Inbound, Ledger, Option, Reply, Turn
 from dialogs.entities import Entities, extract
 from dialogs.matching import check_fact, is_number, normalize, pick_option
-from dialogs.render import render
+from dialogs.render import render, template_values
 from dialogs.schema import Category, State, Text
 from dialogs.topics import TopicDesk
 
@@ -102,7 +102,6 @@ class Engine:
         if not self._known(conversation):  # stored under content that has since changed
             run.turn.events.append(Event("conversation_reset", {"category": conversation.category, "state": conversation.state}))
             self._leave(run)
-            conversation.offered, conversation.offered_text = [], ""
         if not conversation.greeted:
             conversation.greeted = True
             run.first_contact = True
@@ -127,13 +126,14 @@ class Engine:
 
     def _on_text(self, run: _Run, text: str) -> None:
         conv = run.conversation
-        if not normalize(text):
+        said = normalize(text)  # folded once: a long message is costly to fold
+        if not said:
             self._say(run, self.shared.texts.empty_message)
             return self._prompt(run)
-        move = self._command(text)
+        move = self._commands.get(said.casefold())
         if move is not None:
             return self._global_move(run, move)
-        asked = CASE_NUMBER.search(normalize(text))
+        asked = CASE_NUMBER.search(said)
         if asked:
             return self._case_progress(run, f"KF-{asked.group(1)}-{asked.group(2)}")
         if conv.state == REASON and conv.case_number:  # why the customer rated a closed case low
@@ -397,7 +397,7 @@ class Engine:
         self._say(run, self.shared.texts.case_opened, step={
             "role": self.shared.roles[step.role].name,
             "action": render(step.action.text, self._values(run)),
-            "deadline": self._local(deadline),
+            "deadline": self.local_time(deadline),
         })
 
     def _case_progress(self, run: _Run, number: str) -> None:
@@ -414,11 +414,12 @@ class Engine:
                 "category": category.name if category else case.category, "open": case.status == "open",
             }, step={
                 "number": case.step + 1, "role": self.shared.roles[case.role].name if case.role in self.shared.roles else case.role,
-                "deadline": self._local(case.deadline),
+                "deadline": self.local_time(case.deadline),
             })
         self._prompt(run)
 
-    def _local(self, moment: datetime) -> str:
+    def local_time(self, moment: datetime) -> str:
+        """A moment as customers and staff read it: local time, e.g. 11月27日 18:00."""
         return moment.astimezone(self.zone).strftime("%m月%d日 %H:%M")
 
     def _take_fact(self, run: _Run, fact_id: str, text: str) -> None:
@@ -440,7 +441,7 @@ class Engine:
 
     def _leave(self, run: _Run) -> None:
         conv = run.conversation
-        conv.category, conv.state, conv.later, conv.offered_text = None, MENU, None, ""
+        conv.category, conv.state, conv.later, conv.offered, conv.offered_text = None, MENU, None, [], ""
 
     # -- what is being asked -----------------------------------------------------------------
 
@@ -519,14 +520,9 @@ class Engine:
 
     def _values(self, run: _Run, **extra: Any) -> dict[str, Any]:
         conv = run.conversation
-        category = self.content.categories.get(conv.category or "") or self.content.policies.topics.get(conv.category or "")
-        values = {
-            "salutation": conv.salutation or self.shared.salutation_default,
-            "facts": dict(conv.facts),
-            "case": {"number": conv.case_number},
-            "step": {},
-            "category": category.name if category else "",
-        }
+        entry = self._entry(conv.category) if conv.category else None
+        values = template_values(conv.salutation or self.shared.salutation_default, conv.facts, conv.case_number,
+                                 category=entry.name if entry else "")
         values.update(extra)
         return values
 

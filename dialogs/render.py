@@ -21,6 +21,13 @@ def _compiled(source: str):
     return _env.from_string(source)
 
 
+def template_values(salutation: str, facts: Mapping[str, Any] | None = None, case_number: str | None = None,
+                    step: Mapping[str, Any] | None = None, category: str = "", **case: Any) -> dict[str, Any]:
+    """The values a content text is rendered with: one for each name in TEMPLATE_NAMES."""
+    return {"salutation": salutation, "facts": dict(facts or {}), "case": {"number": case_number, **case},
+            "step": dict(step or {}), "category": category}
+
+
 def render(source: str, values: dict[str, Any]) -> str:
     """Renders a content text with the given values."""
     return _compiled(source).render(**values).strip()
