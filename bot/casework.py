@@ -11,8 +11,10 @@ from sqlmodel import select
 
 from bot.service import Service
 from bot.store import AttachmentRow, CaseRow, ConversationRow, EventRow, MessageRow, StaffRow, aware, utcnow
-from dialogs.conversation import MENU, Event, Inbound, Option, Reply, Turn
-from dialogs.engine import CASE_NUMBER, REASON
+from dialogs.conversation import AFTER, MENU, Event, Inbound, Option, Reply, Turn
+from dialogs.conversation import REASON
+from dialogs.engine import CASE_NUMBER
+from dialogs.hours import Day
 from dialogs.matching import is_number, normalize
 from dialogs.render import render, template_values
 
@@ -170,7 +172,10 @@ class Casework:
             if case is None:
                 return None
             if case.paused_at is not None:
-                case.step_deadline = aware(case.step_deadline) + (utcnow() - aware(case.paused_at))
+                # The working time spent waiting on the customer is given back to the step.
+                day = self._day(case.step_role)
+                waited = day.between(aware(case.paused_at), utcnow())
+                case.step_deadline = day.add(aware(case.step_deadline), waited.total_seconds() / 3600)
                 case.paused_at = None
             return self._card(case, conv) if case.assigned_to else None
 
@@ -187,7 +192,7 @@ class Casework:
             return None
         with self.service.store.turn(channel, user_key) as tx:
             conv = tx.conversation
-            if conv.category is not None or conv.state != MENU:
+            if conv.category is not None or conv.state not in (MENU, AFTER):  # idle: nothing is being asked
                 return None
             case = tx.session.exec(select(CaseRow).where(CaseRow.conversation_id == tx.row.id, CaseRow.status == "open")
                                    .order_by(CaseRow.id.desc())).first()  # type: ignore[union-attr]
@@ -248,7 +253,7 @@ class Casework:
         with self.service.store.session() as session, session.begin():
             query = select(CaseRow).where(CaseRow.status == "open", CaseRow.paused_at.is_(None))  # type: ignore[union-attr]
             for case in session.exec(query).all():
-                if case.category not in self.content.categories:
+                if case.category not in self.content.case_kinds:
                     continue  # a category the content no longer has: its ladder is gone, staff must close it by hand
                 deadline = aware(case.step_deadline)
                 if now < deadline:
@@ -259,7 +264,7 @@ class Casework:
                     self._event(session, case, "deadline_reminded", {"step": case.step})
                     happened.append(Due("remind", self._card(case, conv)))
                 elif now >= aware(case.reminded_at) + self.grace:
-                    if case.step + 1 < len(self.content.categories[case.category].handling):
+                    if case.step + 1 < len(self.content.case_kinds[case.category].handling):
                         self._next_step(session, case, None, now)
                         happened.append(Due("escalated", self._card(case, conv)))
                     elif not case.top_alerted:
@@ -320,16 +325,19 @@ class Casework:
         return case, session.get(ConversationRow, case.conversation_id)
 
     def _next_step(self, session, case: CaseRow, staff_id: int | None, now: datetime | None = None) -> None:
-        ladder = self.content.categories[case.category].handling
+        ladder = self.content.case_kinds[case.category].handling
         if case.step + 1 >= len(ladder):
             raise CaseworkError(f"案件 {case.number} 已在最后一步（{self.content.shared.roles[case.step_role].name}）")
         now = now or utcnow()
         case.step += 1
         step = ladder[case.step]
-        case.step_role, case.step_deadline = step.role, now + timedelta(hours=step.deadline_hours)
+        case.step_role, case.step_deadline = step.role, self.service.engine.deadline(now, step)
         case.reminded_at, case.assigned_to, case.paused_at = None, None, None
         self._event(session, case, "step_escalated", {"step": case.step, "role": step.role, "staff": staff_id,
                                                       "deadline": case.step_deadline.isoformat()})
+
+    def _day(self, role: str) -> Day:
+        return Day.of(self.content.shared.business_hours, role, self.service.engine.zone)
 
     def _event(self, session, case: CaseRow, kind: str, data: dict) -> None:
         session.add(case)
@@ -337,11 +345,10 @@ class Casework:
                              at=utcnow()))
 
     def _card(self, case: CaseRow, conv: ConversationRow) -> CaseCard:
-        category = self.content.categories[case.category]
+        category = self.content.case_kinds[case.category]
         step = category.handling[case.step]
         facts = tuple((fact.label, str(case.facts[fid])) for fid, fact in category.facts.items() if fid in case.facts)
-        values = template_values(conv.salutation or self.content.shared.salutation_default, case.facts, case.number,
-                                 category=category.name)
+        values = template_values(conv.salutation or "", case.facts, case.number, category=category.name)
         canned = []
         for point in category.answer_points.values():
             try:
@@ -357,7 +364,7 @@ class Casework:
         )
 
     def _values(self, number: str | None) -> dict:
-        return template_values(self.content.shared.salutation_default, case_number=number)
+        return template_values("", case_number=number)
 
 
 def _member(row: StaffRow) -> StaffMember:

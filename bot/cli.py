@@ -189,6 +189,29 @@ def classify(
                           "entities": entities.as_json()}, ensure_ascii=False), flush=True)
 
 
+DIALOGUES = Path(__file__).resolve().parent.parent / "tests" / "data" / "dialogues"
+
+
+@app.command("eval-dialogues")
+def eval_dialogues(
+    data: list[Path] = typer.Option([DIALOGUES], help="Conversation files or folders (tests/data/dialogues/README.md)."),
+    content: Optional[Path] = typer.Option(None, help="Content folder (default: the configured one)."),
+    failures: int = typer.Option(10, help="How many failed conversations to list."),
+    show: list[str] = typer.Option([], help="Print the transcript of these conversation ids."),
+) -> None:
+    """Replay the test conversations through the engine: pass rate per pattern, and what failed."""
+    from dialogs import dialogues
+    from dialogs.engine import Engine
+
+    router, loaded, _ = _router(content or Settings().content_dir)
+    report = dialogues.evaluate(Engine(loaded, router), dialogues.load(data))
+    print(dialogues.format_report(report, failures=failures))
+    for result in report.results:
+        if result.id in show:
+            print(f"\n{result.id}: {'passed' if result.passed else '; '.join(result.failures)}")
+            print("\n".join(result.transcript))
+
+
 @app.command("eval-intents")
 def eval_intents(
     data: Path = typer.Option(EVAL_DATA, help="Labelled messages: `messages: [{text, category}]`."),

@@ -10,7 +10,7 @@ from sqlalchemy import JSON, BigInteger, Column, DateTime, Text, UniqueConstrain
 from sqlalchemy.engine import Engine as DbEngine
 from sqlmodel import Field, Session, SQLModel, create_engine, select
 
-from dialogs.conversation import CaseView, Conversation, Event, Inbound, Turn
+from dialogs.conversation import CaseView, Conversation, Event, Inbound, Memory, Turn
 
 
 def utcnow() -> datetime:
@@ -37,18 +37,21 @@ class ConversationRow(SQLModel, table=True):
     offered: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     offered_text: str = Field(default="", sa_column=Column(Text, nullable=False))
     later: str | None = None
+    memory: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=True))  # dialogs.conversation.Memory
     created_at: datetime = _when()
     updated_at: datetime = _when()
 
     def to_conversation(self) -> Conversation:
         return Conversation(self.category, self.state, dict(self.facts), self.case_number, self.greeted,
-                            self.salutation, list(self.offered), self.offered_text, self.later)
+                            self.salutation, list(self.offered), self.offered_text, self.later,
+                            Memory.from_json(self.memory))
 
     def take(self, conv: Conversation) -> None:
         """Copies the conversation's new state onto the row."""
         self.category, self.state, self.facts, self.case_number = conv.category, conv.state, dict(conv.facts), conv.case_number
         self.greeted, self.salutation, self.offered = conv.greeted, conv.salutation, list(conv.offered)
         self.offered_text, self.later = conv.offered_text, conv.later
+        self.memory = conv.memory.as_json()
 
 
 class CaseRow(SQLModel, table=True):
@@ -152,7 +155,25 @@ def connect(database_url: str) -> DbEngine:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
     SQLModel.metadata.create_all(engine)
+    _add_missing_columns(engine)
     return engine
+
+
+# Columns added to existing tables since the first release, so a database from an older build keeps
+# working (create_all makes missing tables, never missing columns). Alembic will take this over.
+_ADDED_COLUMNS = {"conversations": {"memory": "JSON"}}
+
+
+def _add_missing_columns(engine: DbEngine) -> None:
+    from sqlalchemy import inspect
+
+    with engine.begin() as conn:
+        inspector = inspect(conn)
+        for table, columns in _ADDED_COLUMNS.items():
+            present = {c["name"] for c in inspector.get_columns(table)}
+            for name, kind in columns.items():
+                if name not in present:
+                    conn.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
 
 
 def aware(moment: datetime | None) -> datetime | None:
@@ -262,10 +283,17 @@ class TurnTx:
 
     def find_case(self, number: str) -> CaseView | None:
         case = self.session.exec(select(CaseRow).where(CaseRow.number == number)).first()
-        if case is None:
-            return None
+        return None if case is None else self._view(case)
+
+    def my_cases(self) -> list[CaseView]:
+        rows = self.session.exec(select(CaseRow).where(CaseRow.conversation_id == self.row.id, CaseRow.status == "open")
+                                 .order_by(CaseRow.id.desc()))  # type: ignore[union-attr]
+        return [self._view(case) for case in rows]
+
+    def _view(self, case: CaseRow) -> CaseView:
         return CaseView(case.number, case.category, case.status, case.step, case.step_role,
-                        aware(case.step_deadline), mine=case.conversation_id == self.row.id)
+                        aware(case.step_deadline), mine=case.conversation_id == self.row.id,
+                        paused=case.paused_at is not None)
 
     def record(self, inbound: Inbound | None, turn: Turn) -> None:
         """Writes the inbound message (None: a message kefu sends unasked, such as a rating request),
@@ -301,6 +329,12 @@ class TurnTx:
                     AttachmentRow.conversation_id == self.row.id, AttachmentRow.case_number.is_(None))):  # type: ignore[union-attr]
                 attachment.case_number = ev.data["number"]
                 self.session.add(attachment)
+        elif ev.kind == "case_facts_corrected":
+            case = self.session.exec(select(CaseRow).where(CaseRow.number == ev.data["case"])).first()
+            if case is not None:
+                case.facts = {**case.facts, **ev.data["facts"]}
+                case.waybill, case.contact = case.facts.get("waybill"), case.facts.get("phone")
+                self.session.add(case)
         elif ev.kind == "rating_reason":
             case = self.session.exec(select(CaseRow).where(CaseRow.number == ev.data["case"])).first()
             if case is not None:

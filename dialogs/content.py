@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from functools import cached_property
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,7 +14,7 @@ from pydantic import BaseModel
 from dialogs.folding import fold
 from dialogs.policies import POLICIES_FILE, Policies, load_policies
 from dialogs.render import template_problems
-from dialogs.schema import Category, OtherTopic, Shared, Text
+from dialogs.schema import Category, Fact, Flow, OtherTopic, Shared, State, Text
 from dialogs.yamlfile import DEFAULT_DIR
 from dialogs.yamlfile import ContentError, ContentFileError, Problem, YamlDoc, did_you_mean, parse_model, read_yaml, shown_path
 
@@ -21,6 +22,7 @@ SHARED_FILE = "shared.yaml"
 # Files in scripts_yaml/ that are not complaint categories: fee and policy topics, off-topic examples.
 OTHER_FILE = "other.yaml"
 NOT_CATEGORIES = {SHARED_FILE, POLICIES_FILE, OTHER_FILE}
+HANDOFF = "handoff"  # the kind of a case opened because the customer asked for a person, outside any complaint
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,16 @@ class Content:
     policies: Policies  # the fee and policy topics
     other: OtherTopic  # off-topic examples, and the answer to them
     version: str  # the shared version plus a hash of every file, stored on each case
+
+    @cached_property
+    def handoff(self) -> Category:
+        """The handoff case kind, shaped as a category so cases of every kind are handled alike."""
+        return _handoff_kind(self.shared)
+
+    @cached_property
+    def case_kinds(self) -> dict[str, Category]:
+        """Every kind of case: the complaint categories, and the handoff."""
+        return {**self.categories, HANDOFF: self.handoff}
 
 
 def load_content(directory: Path = DEFAULT_DIR) -> Content:
@@ -84,6 +96,17 @@ def load_content(directory: Path = DEFAULT_DIR) -> Content:
     return Content(shared, categories, policies, other, f"{shared.version}+{digest.hexdigest()[:10]}")
 
 
+def _handoff_kind(shared: Shared) -> Category:
+    handoff = shared.handoff
+    label = Text(text=handoff.name, provenance="draft")
+    facts = {fid: Fact(type="text", label=name, prompt=label) for fid, name in handoff.fact_labels.items()}
+    flow = Flow(initial="open", states={"open": State(open_case=True, goto="done"), "done": State(end=True)})
+    # Built, not validated: a handoff has no answer points to say and no examples to route by.
+    return Category.model_construct(id=HANDOFF, name=handoff.name, menu_label=handoff.name, manual_section="",
+                                    examples=[], answer_points={}, handling=handoff.handling, facts=facts, faq={},
+                                    closing=label, flow=flow)
+
+
 def training_examples(categories: dict[str, Category], policies: Policies, other: OtherTopic) -> dict[str, list[str]]:
     """The example messages by label: categories and topics by id, off-topic messages as 'other',
     complaints that name no category as 'vague'."""
@@ -127,6 +150,17 @@ def _check_shared(shared: Shared, doc: YamlDoc, categories: set[str], topics: se
                 re.compile(fact_type.pattern)
             except re.error as exc:
                 problems.append(doc.problem(("fact_types", name, "pattern"), f"not a valid regular expression: {exc}"))
+    for i, step in enumerate(shared.handoff.handling):
+        if step.role not in shared.roles:
+            problems.append(doc.problem(("handoff", "handling", i, "role"), f"unknown role '{step.role}'" + did_you_mean(step.role, shared.roles)))
+    for role in shared.business_hours.roles:
+        if role not in shared.roles:
+            problems.append(doc.problem(("business_hours", "roles", role), f"unknown role '{role}'" + did_you_mean(role, shared.roles)))
+    for key, labels in shared.routing.prefer.items():
+        for i, label in enumerate([key, *labels]):
+            if label not in categories:
+                at = ("routing", "prefer", key) + ((i - 1,) if i else ())
+                problems.append(doc.problem(at, f"no category '{label}'" + did_you_mean(label, categories)))
     if shared.back_label not in shared.commands.menu:
         problems.append(doc.problem(("back_label",), "must be one of the words under commands.menu, so choosing it returns to the menu"))
     for i, entry in enumerate(shared.menu):
@@ -147,6 +181,11 @@ def _check_category(category: Category, stem: str, doc: YamlDoc, shared: Shared,
     for path, text in texts_in(category):
         for message in template_problems(text.text, {f: fact.options for f, fact in category.facts.items()}):
             add(path + ("text",), message)
+    for fact_id, fact in category.facts.items():
+        for option in fact.option_words:
+            if option not in (fact.options or []):
+                add(("facts", fact_id, "option_words", option), f"'{option}' is not one of the fact's options"
+                    + did_you_mean(option, fact.options or []))
     for i, step in enumerate(category.handling):
         if step.role not in shared.roles:
             add(("handling", i, "role"), f"unknown role '{step.role}'" + did_you_mean(step.role, shared.roles))

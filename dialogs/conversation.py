@@ -8,6 +8,9 @@ from typing import Any, Protocol
 
 MENU = "menu"  # the state of a conversation that is in no category
 CLARIFY = "clarify"  # in no category, asking which of the offered categories the customer meant
+AFTER = "after"  # in no category, after a case or an answer: the likely next steps are offered
+TOPIC = "topic"  # the one state of a conversation about a fee or policy topic
+REASON = "reason"  # in no category, after a low rating: the next message says why
 
 
 @dataclass
@@ -23,6 +26,30 @@ class Conversation:
     offered: list[str] = field(default_factory=list)  # categories offered in the clarify state
     offered_text: str = ""  # the message that led to the offer, to take its facts from
     later: str | None = None  # a second complaint from the same message, offered when this one ends
+    memory: "Memory" = field(default_factory=lambda: Memory())
+
+
+@dataclass
+class Memory:
+    """What the conversation patterns remember between turns (dialogs/repairs.py): stored as one JSON value."""
+
+    said: list[str] = field(default_factory=list)  # the customer's messages in the current complaint, first one first
+    skipped: list[str] = field(default_factory=list)  # facts the customer cannot give (no waybill): left for staff
+    misses: int = 0  # failed answers in a row to the question asked now
+    confirming: str | None = None  # cancel or bye, when kefu asked "sure?" and waits for yes or no
+    last_lines: list[str] = field(default_factory=list)  # what kefu said last turn: never said again at once
+    topic: str | None = None  # the fee topic asked about last, for follow-ups that name none (那两千呢)
+    handed: str | None = None  # the case handed to a person (or "" when handed without one)
+    second: str | None = None  # the second complaint of a message, offered now: its facts, not its story, carry over
+
+    def as_json(self) -> dict[str, Any]:
+        return {"said": self.said, "skipped": self.skipped, "misses": self.misses, "confirming": self.confirming,
+                "last_lines": self.last_lines, "topic": self.topic, "handed": self.handed, "second": self.second}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any] | None) -> "Memory":
+        known = {k: v for k, v in (data or {}).items() if k in cls.__dataclass_fields__}
+        return cls(**known)
 
 
 @dataclass(frozen=True)
@@ -52,7 +79,9 @@ class Reply:
 class Event:
     """Something that happened in a turn that storage or staff must act on."""
 
-    kind: str  # case_opened, human_requested, conversation_cancelled, conversation_closed, handed_over
+    # case_opened, human_requested, conversation_cancelled, conversation_closed, handed_over, topic_changed,
+    # conversation_reset, rating_reason, relayed_to_staff, ...
+    kind: str
     data: dict[str, Any] = field(default_factory=dict)
 
 
@@ -73,7 +102,7 @@ class CaseView:
     role: str
     deadline: datetime
     mine: bool  # opened in this customer's conversation
-
+    paused: bool = False  # waiting on the customer
 
 class Ledger(Protocol):
     """What the engine may ask of storage during one turn (the caller supplies it; the engine does no I/O)."""
@@ -85,3 +114,6 @@ class Ledger(Protocol):
 
     def find_case(self, number: str) -> CaseView | None:
         """Returns the case with this number, if there is one."""
+
+    def my_cases(self) -> list[CaseView]:
+        """Returns this customer's open cases, newest first."""

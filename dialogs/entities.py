@@ -26,6 +26,9 @@ _CN_DIGITS = "零〇一二两三四五六七八九壹贰叁肆伍陆柒捌玖"
 _CN_MAGNITUDES = "十拾百佰千仟万亿"
 CN_NUMBER = f"[{_CN_DIGITS}十拾][{_CN_DIGITS}{_CN_MAGNITUDES}]*"
 NUMBER = rf"(?:\d+(?:\.\d+)?|{CN_NUMBER})"
+# The same, starting only where a number starts: a pattern tried at every position of a long run of
+# digits would otherwise rescan the run each time (quadratic: 4096 digits took seconds).
+STARTING_NUMBER = rf"(?:(?<![\d.])\d+(?:\.\d+)?|(?<![{_CN_DIGITS}{_CN_MAGNITUDES}]){CN_NUMBER})"
 
 
 def number(text: str) -> Decimal | None:
@@ -95,7 +98,11 @@ class Entities:
     durations: tuple[Duration, ...] = ()
     dates: tuple[date, ...] = ()
     cities: tuple[str, ...] = ()
-    salutation: str | None = None  # 王先生, 李女士, or just 先生 / 女士
+    salutation: str | None = None  # 王先生, 李女士, 陈先生/女士, or just 先生 / 女士
+    addresses: tuple[str, ...] = ()  # 福州市鼓楼区五四路100号
+    times: tuple[str, ...] = ()  # when the customer can receive goods: 明天上午, 今天下午六点前
+    money: tuple[tuple[int, Decimal], ...] = ()  # each amount with where it starts in the folded text
+    nth_days: tuple[int, ...] = ()  # "第5天", "第十天": the day counted from a notice, the notice day being day 1
 
     def as_json(self) -> dict[str, Any]:
         """Returns plain JSON values: amounts, durations (ISO 8601) and dates (ISO) as strings."""
@@ -107,6 +114,9 @@ class Entities:
             "dates": [d.isoformat() for d in self.dates],
             "cities": list(self.cities),
             "salutation": self.salutation,
+            "addresses": list(self.addresses),
+            "times": list(self.times),
+            "nth_days": list(self.nth_days),
         }
 
 
@@ -117,13 +127,17 @@ def extract(text: str, known_cities: Iterable[str] = (), *, today: date | None =
     work = _Work(folded)
     phones = _phones(work)
     waybills = _waybills(work)
+    addresses = _addresses(work)
+    times = _times(work.text)  # before the dates take 明天 out of the text
+    nth_days = _nth_days(work)
     dates = _dates(work, today or date.today())
     durations = _durations(work)
-    amounts = _amounts(work)
+    money = _amounts(work)
     return Entities(
-        waybills=_unique(waybills), phones=_unique(phones), amounts=_unique(amounts),
+        waybills=_unique(waybills), phones=_unique(phones), amounts=_unique([value for _, value in money]),
         durations=_unique(durations), dates=_unique(dates),
         cities=_cities(folded, tuple(known_cities)), salutation=_salutation(folded),
+        addresses=_unique(addresses), times=times, money=tuple(money), nth_days=_unique(nth_days),
     )
 
 
@@ -159,7 +173,10 @@ _MOBILE = re.compile(r"(?<![\dA-Za-z+])(?:(?:\+|00)86[ -]?|\((?:\+|00)?86\)\s?)?
 _LANDLINE = re.compile(r"(?<![\dA-Za-z])(?:(?:\+|00)86[ -]?)?(?:\((0\d{2,3})\)\s?|(0\d{2,3})[ -])(\d{7,8})(?![\d])")
 _LANDLINE_BARE = re.compile(r"(?<![\dA-Za-z])(0(?:10|2\d|[3-9]\d{2})\d{7,8})(?![\d])")
 _WAYBILL = re.compile(r"(?<![A-Za-z\d.,])([A-Za-z]{1,4})?(\d{6,16})(?![\d]|[.,]\d)")
-_MONEY_NEXT = re.compile(r"^(?:元|块|圆|万|千|亿|k|w|rmb|%|‰)", re.IGNORECASE)
+_MONEY_NEXT = re.compile(r"^(?:元|块|圆|万|千|亿|k|w|rmb|yuan|%|‰)", re.IGNORECASE)
+# A number right after one of these is an amount however many digits it has (保价100001, 代收100000).
+_MONEY_BEFORE = re.compile(r"(?:保价|代收|运费|货款|货值|价值|金额|赔偿?|付了?|收了|扣了|花了|值|报价|保了|保|手续费|费用)"
+                           r"\s*(?:金额|额)?\s*(?:是|为|:|了|有)?\s*$")
 
 
 def _phones(work: _Work) -> list[tuple[int, str]]:
@@ -183,6 +200,8 @@ def _waybills(work: _Work) -> list[str]:
     for m in _WAYBILL.finditer(work.text):
         if _MONEY_NEXT.match(work.after(m.end())):
             continue  # 150000元 is money
+        if not m.group(1) and _MONEY_BEFORE.search(work.before(m.start(), 8)):
+            continue  # 保价100001 is money too
         if len(m.group(2)) <= 8 and not m.group(1) and _INTRODUCED_AS_PHONE.search(work.before(m.start())):
             work.take(m.start(), m.end())  # a local phone number without area code: neither
             continue
@@ -199,7 +218,8 @@ _RELATIVE_DAYS = {"大前天": -3, "前天": -2, "昨天": -1, "昨日": -1, "�
 _WEEKDAYS = {"一": 0, "二": 1, "三": 2, "四": 3, "五": 4, "六": 5, "日": 6, "天": 6,
              "1": 0, "2": 1, "3": 2, "4": 3, "5": 4, "6": 5, "7": 6}
 _WEEKS = {"上上": -2, "上": -1, "这": 0, "本": 0, "": 0, "下": 1, "下下": 2}
-_DAY = rf"(?:\d{{1,2}}|{CN_NUMBER})"
+# A day of the month or a month: 1 to 2 digits, or up to 3 Chinese numerals (三十一), at a number's start.
+_DAY = rf"(?:\d{{1,2}}|(?<![{_CN_DIGITS}{_CN_MAGNITUDES}])[{_CN_DIGITS}十拾]{{1,3}}(?![{_CN_DIGITS}{_CN_MAGNITUDES}]))"
 _DAY_AHEAD = timedelta(days=7)
 _MONTH_DAY_AHEAD = timedelta(days=60)
 # 3号楼, 1号线, 5号门 are places, not days.
@@ -209,7 +229,7 @@ _DATE_PATTERNS: list[tuple[str, re.Pattern]] = [
     ("ymd", re.compile(r"(?<!\d)(\d{4})\s*(?:年|-|/|\.)\s*(\d{1,2})\s*(?:月|-|/|\.)\s*(\d{1,2})\s*[日号]?(?!\d)")),
     ("md", re.compile(rf"(?<![\d.])({_DAY})\s*月\s*({_DAY})\s*[日号]")),
     ("md", re.compile(r"(?<![\d/.])(\d{1,2})/(\d{1,2})(?![\d/])")),
-    ("ago", re.compile(rf"({NUMBER})\s*(?:个)?(?:天|日)\s*(前|以前|之前|后|以后|之后)")),
+    ("ago", re.compile(rf"({STARTING_NUMBER})\s*(?:个)?(?:天|日)\s*(前|以前|之前|后|以后|之后)")),
     ("month_day", re.compile(rf"(上上个?|上个?|这个?|本|下个?)月\s*({_DAY})\s*[日号]")),
     ("week", re.compile(r"(上上|上|这|本|下下|下)?(?:个)?(?:周|星期|礼拜)([一二三四五六日天1-7])")),
     ("relative", re.compile(r"大前天|(?<![以之提从目当面向跟眼事])前天|昨天|昨日|昨儿|昨晚|昨夜|今天|今日|今儿|今早|今晚"
@@ -285,7 +305,7 @@ def _add_months(year: int, month: int, k: int) -> tuple[int, int]:
 _DURATION_UNITS = {"分钟": "minute", "小时": "hour", "钟头": "hour", "钟": "hour", "天": "day", "日": "day",
                    "周": "week", "星期": "week", "礼拜": "week", "月": "month", "年": "year"}
 _DURATION = re.compile(
-    rf"(?<!同)(第)?({NUMBER}|半)\s*(个)?(半|多|来)?(整)?\s*"
+    rf"(?<!同)(第)?({STARTING_NUMBER}|半)\s*(个)?(半|多|来)?(整)?\s*"
     r"(分钟|小时|钟头|(?<=个)钟|天|日(?=内|之内|以内)|周|星期|礼拜|月|年)(半)?")
 _DURATION_EN = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)\s*(minutes?|mins?|hours?|hrs?|days?|weeks?|months?|years?)\b",
                           re.IGNORECASE)
@@ -321,10 +341,11 @@ def _durations(work: _Work) -> list[Duration]:
 
 _AMOUNT = re.compile(
     r"(¥|rmb|人民币)?\s*"
-    rf"(\d{{1,3}}(?:,\d{{3}})+(?:\.\d+)?|\d+(?:\.\d+)?(?:[千万亿](?:\d+千|\d(?!\d))?)?|{CN_NUMBER})"
+    # 1,200 | 12.5 | 1.2万, 3万5, 10万零1, 1万5千 | 两千五, 二十万零五百
+    rf"(\d{{1,3}}(?:,\d{{3}})+(?:\.\d+)?|\d+(?:\.\d+)?(?:[千万亿](?:零?\d+(?:\.\d+)?)?)*|{CN_NUMBER})"
     r"([kw](?![a-z]))?"
     r"(多|来|余)?"
-    r"\s*(块钱|元|块|圆|rmb|人民币)?",
+    r"\s*(块钱|元|块|圆|rmb|人民币|yuan)?",
     re.IGNORECASE)
 # A number followed by one of these counts things, times or sizes, not money.
 _NOT_MONEY = re.compile(
@@ -335,7 +356,8 @@ _NOT_MONEY = re.compile(
 _MONEY_CUE = re.compile(r"收|赔|付|费|钱|价|贵|花|扣|罚|给|要|才|只|元|加|补|退|便宜|多少")
 
 
-def _amounts(work: _Work) -> list[Decimal]:
+def _amounts(work: _Work) -> list[tuple[int, Decimal]]:
+    """Returns each amount with where it starts; an amount written with a minus sign keeps it (负5000)."""
     found = []
     for m in _AMOUNT.finditer(work.text):
         # 两万多 (多, 来, 余: "more than") is read as 20000, the least it can be.
@@ -346,7 +368,7 @@ def _amounts(work: _Work) -> list[Decimal]:
         if short_magnitude:  # 3k, 5w (万)
             value = tidy(value * (1000 if short_magnitude.lower() == "k" else 10000))
         arabic = digits[0].isdigit()
-        before = work.before(m.start(), 1)
+        before = work.before(m.start(2), 1)
         if before and (before.isascii() and before.isalpha() or before in "第#*×/:."):
             continue  # A2驾照, 第300, 60x40, 9:30
         if unit is None and currency is None:
@@ -360,8 +382,71 @@ def _amounts(work: _Work) -> list[Decimal]:
                 continue  # 十, 四十: far more often a count or part of an idiom than money
         elif unit == "块" and value < 10 and not _MONEY_CUE.search(work.before(m.start(), 8)):
             continue  # 玻璃碎了三块: pieces, not yuan
-        found.append(value)
+        sign = work.text[:m.start(2)].rstrip()[-1:]
+        found.append((m.start(), -value if sign in ("-", "负", "−") else value))
     return found
+
+
+# -- days counted from a notice, addresses and delivery times ------------------------------------
+
+_NTH_DAY = re.compile(rf"第\s*({STARTING_NUMBER})\s*(?:天|日)(?![内了])")
+
+
+def _nth_days(work: _Work) -> list[int]:
+    found = []
+    for m in _NTH_DAY.finditer(work.text):
+        n = number(m.group(1))
+        if n is not None and n == n.to_integral_value() and 0 < n <= 366:
+            found.append(int(n))
+            work.take(m.start(), m.end())
+    return found
+
+
+_PLACE_CHARS = r"[\u4e00-\u9fff]"
+# An address the customer writes out: a district or county, then a road, street or estate, then a number.
+_ADDRESS = re.compile(
+    rf"(?:{_PLACE_CHARS}{{2,4}}(?:省|市))?{_PLACE_CHARS}{{1,5}}(?:区|县|镇|乡)"
+    rf"[\u4e00-\u9fffA-Za-z0-9]{{1,16}}?(?:路|街|道|巷|弄|村|大道|小区|花园|大厦|广场|园区|工业区|市场)"
+    rf"[\u4e00-\u9fffA-Za-z0-9#\-]{{0,24}}")
+_ADDRESS_SAID = re.compile(r"(?:收货地址|送货地址|地址|送到|送货到|地点)\s*(?:是|为|:|在|改成|改为)?\s*([^,.;!?\s\x00]{4,60})")
+_ADDRESS_END = re.compile(r"(?:我?(?:明天|今天|后天|周.|星期.|上午|下午|晚上|全天|随时|都在|在家|电话|手机|联系).*)$")
+
+
+def _addresses(work: _Work) -> list[str]:
+    found = []
+    for pattern in (_ADDRESS_SAID, _ADDRESS):
+        for m in pattern.finditer(work.text):
+            span = m.span(1) if pattern is _ADDRESS_SAID else m.span()
+            address = _ADDRESS_END.sub("", work.text[span[0]:span[1]]).strip(HOLE + " ")
+            if len(address) >= 4 and HOLE not in address:
+                found.append((span[0], address))
+                work.take(*span)
+    return [a for _, a in sorted(found)]
+
+
+_TIME_DAY = r"(?:今天|明天|后天|大后天|今晚|明早|明晚|这周.|下周.|周[一二三四五六日天末]|星期[一二三四五六日天]|礼拜[一二三四五六日天]|(?<![\d\x00])\d{1,2}号)"
+_TIME_PART = r"(?:上午|中午|下午|晚上|傍晚|早上|白天|全天|一整天|一天)"
+_TIME_CLOCK = r"(?:(?:\d{1,2}|[一二三四五六七八九十]{1,3})(?:点钟|点|:\d{2})半?)"
+_TIMES = re.compile(
+    rf"{_TIME_DAY}{_TIME_PART}?{_TIME_CLOCK}?(?:前|以前|之前|后|以后|之后|左右|到\S{{1,6}}?点)?"
+    rf"|{_TIME_PART}{_TIME_CLOCK}?(?:前|以前|之前|后|以后|之后|左右)?"
+    rf"|{_TIME_CLOCK}(?:前|以前|之前|后|以后|之后|左右)"
+    r"|随时|什么时候都行|什么时候都可以|都可以|都在家|一直在家|全天都在")
+
+
+# A time counts when it says when the customer can receive goods or by when they must arrive:
+# "明天上午在家", "周五前", "六点以后" — not "下午就把货交了", which tells when something happened.
+_TIME_USE = re.compile(r"^(?:在家|有人|方便|可以|都行|都可以|能收|收货|送|到|之前|以前|前|必须|要到|有空|随时)")
+
+
+def _times(folded: str) -> tuple[str, ...]:
+    found = []
+    for m in _TIMES.finditer(folded):
+        said = m.group(0)
+        if said.endswith(("前", "后", "左右")) or "点" in said or "随时" in said or "都" in said or "在家" in said \
+                or _TIME_USE.match(folded[m.end():m.end() + 4].lstrip()):
+            found.append(said)
+    return _unique(found)
 
 
 # -- cities and salutation -----------------------------------------------------------------------
@@ -402,7 +487,8 @@ _FEMALE = set("女太婆奶姑")
 
 
 def _salutation(folded: str) -> str | None:
-    """Returns 王先生 / 李女士 when the customer names themself, 先生 / 女士 when only the gender is known."""
+    """Returns 王先生 / 李女士 when the customer names themself, 陈先生/女士 for a surname alone,
+    先生 / 女士 when only the gender is known."""
     for titled in [*_SELF_TITLED.finditer(folded), *_OPENING_TITLED.finditer(folded)]:
         if titled.group(1) not in _NOT_SURNAMES:
             return (titled.group(1) or "") + _TITLES[titled.group(2)]
@@ -410,7 +496,8 @@ def _salutation(folded: str) -> str | None:
     surname = surname_match.group(1) if surname_match else ""
     gender = _SELF_GENDER.search(folded)
     if gender is None:
-        return None  # a surname alone does not say 先生 or 女士
+        # A surname alone does not say 先生 or 女士: the written form that leaves both open.
+        return f"{surname}先生/女士" if surname else None
     word = gender.group(1) or gender.group(2)
     return surname + ("女士" if any(c in _FEMALE for c in word) else "先生")
 

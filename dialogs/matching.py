@@ -45,6 +45,22 @@ def pick_option(text: str, choices: Sequence[Sequence[str]]) -> int | None:
     return partial[0] if len(partial) == 1 else None
 
 
+def pick_by_words(text: str, choices: Sequence[Sequence[str]]) -> int | None:
+    """Returns the index of the choice whose words a message uses ("开单的" → 托运窗口人员): the longest
+    word found decides (没保价 over 保价); None when none is found or two choices tie."""
+    said = normalize(text).casefold()
+    best_length, best = 0, set()
+    for i, words in enumerate(choices):
+        for word in words:
+            word = normalize(word).casefold()
+            if word and word in said:
+                if len(word) > best_length:
+                    best_length, best = len(word), {i}
+                elif len(word) == best_length:
+                    best.add(i)
+    return best.pop() if len(best) == 1 else None
+
+
 def check_fact(text: str, fact_type: FactType, options: Sequence[str] | None) -> str | None:
     """Returns the value to keep for a fact, or None when the answer is not valid."""
     value = normalize(text)

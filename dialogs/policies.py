@@ -10,20 +10,24 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Any, Callable
+from datetime import date
+from typing import Annotated, Any, Callable, Literal
 
 from jinja2 import StrictUndefined, TemplateSyntaxError, Undefined, meta, nodes
 from jinja2.sandbox import SandboxedEnvironment
 from pydantic import Field, model_validator
 
 from dialogs.matching import normalize
-from dialogs.schema import Id, Strict, Text
+from dialogs.schema import Answer, Id, Strict, Text
 from dialogs.yamlfile import (DEFAULT_DIR, ContentError, ContentFileError, Problem, YamlDoc, did_you_mean, parse_model,
                               read_yaml, shown_path)
 
 POLICIES_FILE = "policies.yaml"
 DEFAULT_FILE = DEFAULT_DIR / POLICIES_FILE
 CENT = Decimal("0.01")  # money is quoted to the fen, rounded half up
+# No freight, declared value or collection is this large; a larger figure is a typo, answered as such
+# (and Decimal's 28 digits are far away).
+MAX_AMOUNT = Decimal(10) ** 12
 
 Money = Annotated[Decimal, Field(ge=0)]  # 元
 Share = Annotated[Decimal, Field(gt=0, le=1)]  # a fraction: 0.003 is 3‰, 0.10 is 10 %
@@ -39,7 +43,8 @@ class Topic(Strict):
     menu_label: str
     manual_section: str
     examples: list[str] = Field(min_length=1)
-    answers: dict[Id, Text] = Field(min_length=1)  # said in this order
+    words: list[str] = Field(min_length=1)  # what names the topic in a question (代收, 保价): amounts are priced by it
+    answers: dict[Id, Answer] = Field(min_length=1)  # said in this order
     ask: Text | None = None  # invites the customer's figures, for topics kefu can calculate
 
 
@@ -62,6 +67,7 @@ class CodTier(Strict):
 
 class Cod(Topic):
     small_limit: Money  # the first tier's upper limit: a reading of a damaged source
+    charged_differs: Text  # names: charged, fee
     tiers: list[CodTier] = Field(min_length=1)
     payout_months: int = Field(gt=0)
     handover_day: int = Field(ge=1, le=31)
@@ -84,21 +90,30 @@ class Approval(Strict):
     note: Text  # names: approval
 
 
+class Goods(Strict):
+    """A kind of goods as the manual names it, and what customers call it."""
+
+    goods: str
+    words: list[str] = Field(min_length=1)
+
+
 class LossOnly(Strict):
-    goods: list[str] = Field(min_length=1)
+    goods: list[Goods] = Field(min_length=1)
     waybill_remark: str  # written on the waybill word for word
 
 
 class InsuranceQuotes(Strict):
     rate: Text  # names: declared, fee
     minimum: Text
+    refused: Text  # names: goods, rule
+    fragile: Text  # names: goods, rule
 
 
 class Insurance(Topic):
     rate: Share
     minimum: Money  # per waybill
     approvals: list[Approval] = []
-    not_insurable: list[str] = Field(min_length=1)
+    not_insurable: list[Goods] = Field(min_length=1)
     loss_only: LossOnly
     quotes: InsuranceQuotes
 
@@ -108,6 +123,7 @@ class Region(Strict):
 
     id: Id
     name: str
+    short: str  # a button's label
     share: Share  # of the freight, per overdue day
     places: list[str] = Field(min_length=1)  # as the manual names them
     draft_places: list[str] = []  # added by us, for a supervisor to confirm
@@ -125,6 +141,7 @@ class StoragePrompts(Strict):
     freight: Text
     days: Text
     city: Text
+    city_again: Text  # the answer named no place kefu knows
 
 
 class Storage(Topic):
@@ -134,25 +151,46 @@ class Storage(Topic):
     quotes: StorageQuotes
 
 
+class InvoiceQuotes(Strict):
+    in_time: Text  # names: shipped, deadline
+    too_late: Text
+
+
 class Invoice(Topic):
     vat_documents: list[str] = Field(min_length=1)
+    quotes: InvoiceQuotes
+
+
+Fault = Literal["missing", "incomplete", "old"]
 
 
 class Penalty(Strict):
+    id: Id
     case: str
     amount: Money
+    pieces: Literal["below", "above", "any"]  # up to piece_limit, over it, or whatever the count
+    kinds: list[Fault] = Field(min_length=1)
+
+
+class LabelQuotes(Strict):
+    penalty: Text  # names: pieces, penalty, boundary
+    reward: Text  # names: penalty (元), reward
 
 
 class Labels(Topic):
+    piece_limit: int = Field(gt=0)
     penalties: list[Penalty] = Field(min_length=1)
+    fault_words: dict[Fault, list[str]]
     finder_share: Share
     company_share: Share
+    quotes: LabelQuotes
 
 
 class Policies(Strict):
     """scripts_yaml/policies.yaml: one field per topic, plus the file's version."""
 
     version: str
+    total: Text  # names: total
     cod: Cod
     membership: Membership
     insurance: Insurance
@@ -166,7 +204,7 @@ class Policies(Strict):
         return {topic_id: getattr(self, topic_id) for topic_id in TOPIC_IDS}
 
 
-TOPIC_IDS: tuple[str, ...] = tuple(name for name in Policies.model_fields if name != "version")
+TOPIC_IDS: tuple[str, ...] = tuple(name for name in Policies.model_fields if name not in ("version", "total"))
 
 
 # -- results ---------------------------------------------------------------------------------
@@ -264,6 +302,8 @@ def _amount(value: Any, what: str, *, positive: bool = True) -> Decimal:
         raise ValueError(f"{what} must be a number, not {value!r}") from None
     if not number.is_finite() or number < 0 or (positive and number == 0):
         raise ValueError(f"{what} must be {'more than' if positive else 'at least'} 0, not {value!r}")
+    if number > MAX_AMOUNT:
+        raise ValueError(f"{what} must be at most {MAX_AMOUNT}, not {value!r}")
     return number
 
 
@@ -276,6 +316,11 @@ def cod_fee(amount: Decimal | int | str, policies: Policies) -> Quote:
         raise ValueError(f"no COD tier covers {amount}")
     fee = _cents(tier.fixed if tier.fixed is not None else amount * tier.rate)  # type: ignore[operator]
     return Quote(fee, _render(tier.explain, _names(cod, amount=amount, tier=tier, fee=fee)), tier.id)
+
+
+def cod_charged_differs(standard: Quote, charged: Decimal, policies: Policies) -> str:
+    """Says that what the customer was charged for a collection is not the standard fee, and offers a check."""
+    return _render(policies.cod.charged_differs, _names(policies.cod, charged=charged, fee=standard.amount))
 
 
 def insurance_fee(declared_value: Decimal | int | str, policies: Policies) -> Quote:
@@ -329,8 +374,84 @@ def membership_fee(policies: Policies, cards: int = 1) -> Quote:
     return Quote(fee, _render(membership.quotes.card, _names(membership, cards=cards, fee=fee)), "card")
 
 
+def label_penalty(pieces: int | None, fault: str, policies: Policies) -> Quote | None:
+    """Quotes the label penalty of one waybill with this many pieces (None: not said) and this fault
+    (missing, incomplete, old); None when the rows do not settle it (the piece count is needed)."""
+    labels = policies.labels
+    if fault == "old":
+        rows = [p for p in labels.penalties if "old" in p.kinds]
+    elif pieces is None:
+        rows = [p for p in labels.penalties if fault in p.kinds]
+        if len({p.amount for p in rows}) != 1:
+            return None
+    else:
+        side = {"below"} if pieces < labels.piece_limit else {"above"} if pieces > labels.piece_limit else {"below", "above"}
+        rows = [p for p in labels.penalties if fault in p.kinds and (p.pieces in side or p.pieces == "any")]
+    if not rows:
+        return None
+    penalty = rows[0] if len({p.amount for p in rows}) == 1 else min(rows, key=lambda p: p.amount)
+    boundary = pieces == labels.piece_limit and len(rows) > 1 and fault != "old"
+    text = _render(labels.quotes.penalty, _names(labels, pieces=pieces, penalty=penalty, boundary=boundary))
+    return Quote(_cents(penalty.amount), text, penalty.id)
+
+
+def label_reward(penalty: Decimal, policies: Policies) -> str:
+    """What the finder of a label fault is rewarded out of the penalty."""
+    labels = policies.labels
+    reward = _cents(penalty * labels.finder_share)
+    return _render(labels.quotes.reward, _names(labels, penalty=penalty, reward=reward))
+
+
+def invoice_deadline(shipped: date, today: date, policies: Policies) -> Quote:
+    """Says whether an invoice may still be asked for goods shipped on that day: until the end of
+    the following month. rule: in_time or too_late; amount: 0."""
+    year, month = divmod(shipped.year * 12 + shipped.month, 12)  # the month after, 1-based below
+    after = date(year, month + 1, 1)
+    last = date(after.year + (after.month == 12), after.month % 12 + 1, 1).toordinal() - 1
+    deadline = date.fromordinal(last)
+    rule = "in_time" if today <= deadline else "too_late"
+    invoice = policies.invoice
+    text = _render(getattr(invoice.quotes, rule), _names(invoice, shipped=f"{shipped.month}月",
+                                                         deadline=f"{deadline.month}月{deadline.day}日"))
+    return Quote(_cents(Decimal(0)), text, rule)
+
+
+def goods_named(text: str, groups: list[Goods]) -> tuple[str, Goods] | None:
+    """The first of these kinds of goods the text names: the word the customer used, and its kind."""
+    said = _fold(text)
+    hits = [(said.find(_fold(word)), word, group) for group in groups for word in group.words if _fold(word) in said]
+    if not hits:
+        return None
+    _, word, group = min(hits, key=lambda hit: (hit[0], -len(hit[1])))
+    return word, group
+
+
+def insurance_limits(goods: tuple[str, Goods], refused: bool, policies: Policies) -> str:
+    """Explains why these goods cannot be insured (refused) or are insured against total loss only."""
+    insurance = policies.insurance
+    word, group = goods
+    quote = insurance.quotes.refused if refused else insurance.quotes.fragile
+    return _render(quote, _names(insurance, goods=word, rule=group.goods))
+
+
+def total_text(total: Decimal, policies: Policies) -> str:
+    return _render(policies.total, {"total": _cents(total)})
+
+
 def _fold(text: str) -> str:
     return "".join(normalize(text).split()).casefold()
+
+
+def route_region(places: list[str], policies: Policies) -> Region | None | str:
+    """The storage region of a route named by its places: the end outside Fujian decides (厦门发上海 →
+    the deltas). Returns the region, None when no place was named, or the first place that no
+    region lists (昆明: the manual sets no share for it)."""
+    regions = [(place, find_region(place, policies)) for place in places]
+    outside = [(place, region) for place, region in regions if region is None or region.id != policies.storage.regions[0].id]
+    if outside:
+        place, region = outside[0]
+        return region if region is not None else place
+    return regions[0][1] if regions else None
 
 
 def find_region(city: str, policies: Policies) -> Region | None:
@@ -453,6 +574,9 @@ def _check_templates(policies: Policies, add: Callable[[tuple, str], None]) -> N
     for topic_id, topic in policies.topics.items():
         for answer_id, text in topic.answers.items():
             check((topic_id, "answers", answer_id), text, _names(topic))
+            for i, other in enumerate(text.also):
+                if other not in topic.answers:
+                    add((topic_id, "answers", answer_id, "also", i), f"no answer '{other}'" + did_you_mean(other, topic.answers))
 
     cod = policies.cod
     for i, tier in enumerate(cod.tiers):
@@ -461,11 +585,22 @@ def _check_templates(policies: Policies, add: Callable[[tuple, str], None]) -> N
 
     membership = policies.membership
     check(("membership", "quotes", "card"), membership.quotes.card, _names(membership, cards=1, fee=membership.card_fee))
+    check(("cod", "charged_differs"), cod.charged_differs, _names(cod, charged=Decimal(10), fee=Decimal(5)))
+    check(("total",), policies.total, {"total": Decimal(0)})
+    invoice = policies.invoice
+    for rule in InvoiceQuotes.model_fields:
+        check(("invoice", "quotes", rule), getattr(invoice.quotes, rule), _names(invoice, shipped="1月", deadline="2月28日"))
+    labels = policies.labels
+    check(("labels", "quotes", "reward"), labels.quotes.reward, _names(labels, penalty=Decimal(30), reward=Decimal(15)))
+    check(("labels", "quotes", "penalty"), labels.quotes.penalty,
+          _names(labels, pieces=labels.piece_limit, penalty=labels.penalties[0], boundary=True))
 
     insurance = policies.insurance
-    for rule in InsuranceQuotes.model_fields:
+    for rule in ("rate", "minimum"):
         check(("insurance", "quotes", rule), getattr(insurance.quotes, rule),
               _names(insurance, declared=insurance.minimum, fee=insurance.minimum))
+    for rule in ("refused", "fragile"):
+        check(("insurance", "quotes", rule), getattr(insurance.quotes, rule), _names(insurance, goods="", rule=""))
     for i, approval in enumerate(insurance.approvals):
         check(("insurance", "approvals", i, "note"), approval.note, _names(insurance, approval=approval))
 

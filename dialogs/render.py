@@ -9,7 +9,7 @@ from jinja2 import StrictUndefined, TemplateSyntaxError, meta, nodes
 from jinja2.sandbox import SandboxedEnvironment
 
 # The names a content text may use. The engine supplies all of them on every render.
-TEMPLATE_NAMES = frozenset({"salutation", "facts", "case", "step", "category"})
+TEMPLATE_NAMES = frozenset({"salutation", "facts", "case", "step", "category", "what"})
 
 # Sandboxed because supervisors edit the templates; plain text out, so no HTML escaping:
 # a customer's "<b>" or "{{ }}" reaches templates only as a value and is never evaluated.
@@ -22,10 +22,12 @@ def _compiled(source: str):
 
 
 def template_values(salutation: str, facts: Mapping[str, Any] | None = None, case_number: str | None = None,
-                    step: Mapping[str, Any] | None = None, category: str = "", **case: Any) -> dict[str, Any]:
-    """The values a content text is rendered with: one for each name in TEMPLATE_NAMES."""
+                    step: Mapping[str, Any] | None = None, category: str = "", what: str = "", **case: Any) -> dict[str, Any]:
+    """The values a content text is rendered with: one for each name in TEMPLATE_NAMES.
+    salutation: 王先生 when the customer said, else empty (the texts then say 您); what: the things a
+    text names (电话、运单号)."""
     return {"salutation": salutation, "facts": dict(facts or {}), "case": {"number": case_number, **case},
-            "step": dict(step or {}), "category": category}
+            "step": dict(step or {}), "category": category, "what": what}
 
 
 def render(source: str, values: dict[str, Any]) -> str:

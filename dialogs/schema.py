@@ -35,26 +35,66 @@ class Text(Strict):
         return self
 
 
+class Answer(Text):
+    """A text that answers a question customers ask in their own words (a policy point, a category's FAQ)."""
+
+    cues: list[str] = []  # words that show a question asks for this answer (多久, 到账, 打给我)
+    title: str | None = None  # a short name offered as a button when the question is unclear (提款期限)
+    overview: bool = True  # said when the topic opens; False: only when asked for
+    also: list[str] = []  # answers said with this one (the storage rule, then the shares)
+    figures: bool = False  # states the figures a quote gives (the fee table): not repeated beside a quote
+
+
 class Role(Strict):
     name: str  # shown to staff and customers, e.g. 分公司经理
+    doing: str  # what this role does on a case, in plain words for the customer (正在联系托运窗口安排发货)
+
+
+class Hours(Strict):
+    """Business hours, local time: promised contact times fall inside them and deadline clocks run only then."""
+
+    open: Annotated[str, StringConstraints(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")]
+    close: Annotated[str, StringConstraints(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")]
+
+    @model_validator(mode="after")
+    def _opens_before_closing(self) -> "Hours":
+        if self.open >= self.close:
+            raise ValueError("'open' must be before 'close'")
+        return self
+
+
+class BusinessHours(Hours):
+    roles: dict[Id, Hours] = {}  # a role's own hours (a fleet that starts earlier), else the default
 
 
 class FactType(Strict):
     """How a kind of fact is checked: a pattern after normalising, a free text, or a fixed choice."""
 
     kind: Literal["pattern", "text", "choice"]
-    entity: Literal["waybills", "phones"] | None = None  # filled from this kind of entity found in any message
+    # filled from this kind of entity found in any message
+    entity: Literal["waybills", "phones", "addresses", "times"] | None = None
     pattern: str | None = None
     strip: str = ""  # characters removed before matching, e.g. spaces and dashes in a waybill number
     min_length: int = 1
     max_length: int = 2000
     invalid: Text
+    invalid_again: Text | None = None  # the second failed answer in a row: says it differently, offers a way out
+    skip_label: str | None = None  # the option that says the customer cannot give it (没有运单号)
+    instead: "InsteadFact | None" = None  # asked when the customer cannot give this fact (no waybill)
 
     @model_validator(mode="after")
     def _pattern_for_pattern_kind(self) -> "FactType":
         if (self.kind == "pattern") != (self.pattern is not None):
             raise ValueError("'pattern' is required for kind 'pattern' and only allowed there")
         return self
+
+
+class InsteadFact(Strict):
+    """What identifies the same thing when the customer cannot give the fact (no waybill: who, route, date)."""
+
+    id: Id
+    label: str
+    prompt: Text
 
 
 class Commands(Strict):
@@ -86,7 +126,6 @@ class SharedTexts(Strict):
     status: Text
     status_not_found: Text
     topic_more: Text
-    topic_not_understood: Text
     which_one: Text
     rate_ask: Text
     rate_thanks: Text
@@ -95,6 +134,30 @@ class SharedTexts(Strict):
     also_mentioned: Text
     also_now: Text
     topic_changed: Text
+    # Conversation repairs (dialogs/repairs.py), for every category and topic.
+    handoff: Text
+    handoff_again: Text
+    confirm_cancel: Text
+    confirm_bye: Text
+    go_on: Text
+    resume: Text
+    thanks_reply: Text
+    wait_reply: Text
+    about_me: Text
+    apology: Text
+    noted: Text
+    look_back_failed: Text
+    moved_on: Text
+    also_noted: Text
+    my_cases: Text
+    case_updated: Text
+    no_my_cases: Text
+    repeat_prefix: Text
+    status_by_waybill: Text
+    topic_which: Text
+    topic_follow_up: Text
+    amount_too_large: Text
+    amount_not_positive: Text
     # The Telegram channel's own texts (bot/telegram.py, bot/casework.py).
     too_fast: Text
     unsupported_message: Text
@@ -106,6 +169,48 @@ class SharedTexts(Strict):
     system_error: Text
 
 
+class FollowUp(Strict):
+    """The short list offered after a case or an answer, instead of the whole menu (button labels)."""
+
+    status: str  # how my cases stand
+    other: str  # another problem: the menu
+    human: str  # a person
+    bye: str  # nothing else
+
+
+class Repairs(Strict):
+    """Words that say what a message wants besides answering the question (dialogs/repairs.py).
+
+    Lists of phrases, matched after folding; the short-message lists (cancel, bye, thanks, wait,
+    affirm, deny) count only when the message says little else."""
+
+    human: list[str]  # a request for a person wherever it stands (真人, 转人工, 12315)
+    human_after_verb: list[str]  # a person asked for after 找/叫/要/转/换/让/请 (领导, 主管, 人)
+    not_human: list[str]  # look like a request for a person but are not (人工费)
+    cancel: list[str]
+    bye: list[str]
+    thanks: list[str]
+    wait: list[str]
+    affirm: list[str]
+    deny: list[str]
+    protest: list[str]  # "I already said it": look back at earlier messages
+    meta: list[str]  # questions about kefu itself
+    insult: list[str]
+    cannot_give: list[str]  # the customer does not have what is asked (单子丢了, 不记得)
+    subjects: list[str]  # what is asked for (单号, 电话): "单号我找找" still says little else
+    correction: list[str]  # a fact or the complaint is being corrected
+    own_status: list[str]  # asks how their own case is going, without its number
+    fillers: str  # characters that carry no meaning in a short message (啊吧了呢)
+
+
+class Handoff(Strict):
+    """A case opened only because the customer asked for a person, outside any complaint."""
+
+    name: str
+    handling: list["Step"] = Field(min_length=1)
+    fact_labels: dict[Id, str]  # how staff see what is known: request (the customer's words), waybill, phone
+
+
 class Routing(Strict):
     """How free text is understood (see dialogs/intents.py)."""
 
@@ -113,6 +218,8 @@ class Routing(Strict):
     switch_threshold: float = Field(gt=0, lt=1)  # least confidence to leave a conversation unannounced
     also_threshold: float = Field(gt=0, lt=1)  # least confidence of a clause read as a second complaint
     joiners: list[str]  # words that join two complaints in one message (而且, 还有)
+    # Two complaints in one message: the key's category yields to those listed (the goods before the manners).
+    prefer: dict[Id, list[Id]] = {}
     change_words: list[str]  # words that announce a change of topic mid-conversation (算了, 换个问题)
     places: list[str] = []
 
@@ -121,8 +228,8 @@ class Shared(Strict):
     """scripts_yaml/shared.yaml: texts, roles and rules used by every category."""
 
     version: str
-    salutation_default: str
     timezone: str
+    business_hours: BusinessHours
     texts: SharedTexts
     roles: dict[Id, Role]
     fact_types: dict[Id, FactType]
@@ -131,7 +238,10 @@ class Shared(Strict):
     rating_reasons: list[str] = Field(min_length=1)  # offered when a customer rates a closed case low
     commands: Commands
     menu: list[Id] = Field(min_length=1)
+    follow_up: "FollowUp"  # offered after a case or an answer: the likely next steps
     routing: Routing
+    repairs: Repairs
+    handoff: Handoff
 
 
 class OtherTopic(Strict):
@@ -151,6 +261,10 @@ class Fact(Strict):
     label: str  # how staff see it on the case, e.g. 运单号
     prompt: Text
     options: list[str] | None = None  # for facts of a choice type
+    # Words that mean an option when a customer says it their way (开单的 → 托运窗口人员).
+    option_words: dict[str, list[str]] = {}
+    # The customer's own account of what happened: a first message that tells the story fills it.
+    describes: bool = False
 
 
 class Step(Strict):
@@ -164,6 +278,7 @@ class Step(Strict):
 class Option(Strict):
     label: str
     goto: StateName
+    words: list[str] = []  # what customers say for this option (发到别的地方了)
 
 
 class State(Strict):
@@ -209,5 +324,11 @@ class Category(Strict):
     answer_points: dict[Id, Text] = Field(min_length=1)
     handling: list[Step] = Field(min_length=1)
     facts: dict[Id, Fact] = {}
+    faq: dict[Id, Answer] = {}  # side questions asked during this complaint (那搬上楼要多少钱)
     closing: Text
     flow: Flow
+
+
+FactType.model_rebuild()
+Shared.model_rebuild()
+Handoff.model_rebuild()

@@ -36,7 +36,7 @@ def test_progress_is_asked_by_case_number_in_a_later_conversation(sqlite_url):
     number = only_case(sqlite_url).number
     later = kefu_chat(["查询", number], "claimant", sqlite_url)
     assert "请发送您的案件编号" in later
-    assert f"案件 {number}（货损货差理赔）：处理中。目前在第1步，由客服专员跟进" in later
+    assert f"案件 {number}（货损货差理赔）：处理中。客服专员正在核实处理您的问题，预计" in later
     stranger = kefu_chat([f"查询 {number}"], "stranger", sqlite_url)
     assert f"没有查到您名下编号为 {number} 的案件" in stranger
     assert "处理中" not in stranger

@@ -31,7 +31,7 @@ EXPECTED = {
         "attitude.yaml:6: answer_point: unknown field (did you mean 'answer_points'?)",
     ],
     "unknown_variable": [
-        "attitude.yaml:7: answer_points.reply.text: template uses unknown name 'customer_name' (known: case, category, facts, salutation, step)",
+        "attitude.yaml:7: answer_points.reply.text: template uses unknown name 'customer_name' (known: case, category, facts, salutation, step, what)",
         "attitude.yaml:7: answer_points.reply.text: template uses facts.waybill, which this category does not collect",
     ],
     "unknown_filter": ["attitude.yaml:7: answer_points.reply.text: broken template (line 1 of the text): No filter named 'uper'."],

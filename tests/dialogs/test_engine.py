@@ -33,9 +33,19 @@ class FakeLedger:
     def find_case(self, number):
         return self.cases.get(number)
 
+    def my_cases(self):
+        return [c for c in self.cases.values() if c.mine and c.status == "open"]
+
 
 def say(engine, conv, text, ledger=None):
-    return engine.handle(conv, Inbound(text=str(text)), ledger or FakeLedger())
+    ledger = ledger or FakeLedger()
+    turn = engine.handle(conv, Inbound(text=str(text)), ledger)
+    for event in turn.events:  # opened cases can be looked up, as in storage
+        if event.kind == "case_opened":
+            data = event.data
+            ledger.cases[data["number"]] = CaseView(data["number"], data["category"], "open", 0, data["role"],
+                                                    data["deadline"], mine=True)
+    return turn
 
 
 @pytest.mark.parametrize("golden", golden_params())
@@ -60,8 +70,8 @@ def test_golden_conversation(engine, content, golden):
         assert data["facts"]["phone"] == expected["contact"]
         for key, value in expected.get("facts", {}).items():
             assert data["facts"][key] == value
-        hours = content.categories[expected["category"]].handling[0].deadline_hours
-        assert data["deadline"] == NOW + timedelta(hours=hours)
+        # the first step's hours, counted in business hours from the moment the case opened
+        assert data["deadline"] == engine.deadline(NOW, content.categories[expected["category"]].handling[0])
 
 
 def test_one_machine_per_category_shared_by_all_conversations(engine, content):
@@ -131,12 +141,23 @@ def test_human_request_is_an_event_with_the_case(engine):
     assert "KF-20261127-0001" in result.replies[0].text
 
 
+def test_human_request_mid_complaint_opens_the_case_with_what_is_known(engine):
+    conv, ledger = Conversation(greeted=True), FakeLedger()
+    for line in ["货物滞留", "12345678"]:
+        say(engine, conv, line, ledger)
+    result = say(engine, conv, "我要转人工", ledger)
+    assert [e.kind for e in result.events] == ["case_opened", "human_requested"]
+    assert result.events[0].data["facts"] == {"waybill": "12345678"}
+    assert "托运窗口会在11月27日 12:00前与您联系" in result.replies[0].text
+    assert conv.category is None
+
+
 def test_progress_of_own_case_by_number(engine, content):
     ledger, conv = FakeLedger(), Conversation(greeted=True)
     ledger.cases["KF-20261127-0007"] = CaseView("KF-20261127-0007", "claims", "open", 1, "branch_manager",
                                                 NOW + timedelta(hours=24), mine=True)
     result = say(engine, conv, "我想查一下 kf20261127-0007 的进度", ledger)
-    assert "案件 KF-20261127-0007（货损货差理赔）：处理中。目前在第2步，由分公司经理跟进，将在11月28日 10:00前给您反馈。" in result.replies[0].text
+    assert "案件 KF-20261127-0007（货损货差理赔）：处理中。分公司经理正在亲自协调处理，预计11月28日 10:00前给您回复。" in result.replies[0].text
     assert result.replies[-1].options  # and the menu again
 
 
@@ -171,7 +192,7 @@ def test_a_number_in_clarify_counts_against_the_options_shown_not_the_main_menu(
     conv = Conversation(**offer)
     result = say(engine, conv, "3")  # the third option shown: 返回主菜单 (the main menu's 3 is pricing)
     assert (conv.category, conv.state) == (None, "menu")
-    assert len(result.replies[-1].options) == 18
+    assert len(result.replies[-1].options) == len(engine.shared.menu)
     conv = Conversation(**offer)
     result = say(engine, conv, "9")  # no such option: asked again, not the main menu's 9
     assert (conv.category, conv.state, conv.offered) == (None, "clarify", ["pricing", "attitude"])
@@ -213,7 +234,8 @@ def test_greetings_and_thanks_from_a_returning_customer_are_answered_kindly(engi
     for line in ["货物滞留", "12345678", "13800138000"]:
         say(engine, conv, line, ledger)
     thanks = say(engine, conv, "谢谢", ledger)
-    assert "祝您生活愉快" in thanks.replies[0].text and "抱歉" not in thanks.replies[0].text
+    assert "不客气" in thanks.replies[0].text and "抱歉" not in thanks.replies[0].text
+    assert [o.label for o in thanks.replies[-1].options] == list(engine.shared.follow_up.model_dump().values())
     hello = say(engine, conv, "你好", ledger)
     assert hello.replies[0].text.startswith("您好，欢迎联系") and hello.replies[-1].options
     say(engine, conv, "货物滞留", ledger)

@@ -211,7 +211,7 @@ def test_cities_in_order_of_appearance_folded_and_by_their_known_name():
     ("我一个女的怎么搬得动三百斤的货", "女士"),
     ("我是男的", "先生"),
     ("那个姓陈的师傅说话太难听了", None),  # someone else's surname
-    ("我姓王", None),  # no 先生 or 女士 to go with it
+    ("我姓王", "王先生/女士"),  # no 先生 or 女士 to go with it: the written form that leaves both open
     ("你们客服小姑娘说话难听", None),
     ("我家先生去提的货，我是李女士", "李女士"),  # 我家先生 is her husband
 ])
@@ -224,8 +224,44 @@ def test_as_json_is_plain_strings():
     assert found.as_json() == {
         "waybills": ["13905912345"], "phones": [], "amounts": ["2500"], "durations": ["P3D"],
         "dates": ["2024-11-19"], "cities": ["福州"], "salutation": "王先生",
+        "addresses": [], "times": [], "nth_days": [],
     }
 
 
 def test_repeats_are_kept_once():
     assert ents("单号 12345678，再说一遍单号 12345678").waybills == ("12345678",)
+
+
+@pytest.mark.parametrize("text, amounts", [
+    ("保价100001要多少钱", ["100001"]),  # six digits after a fee word: money, not a waybill
+    ("代收100000手续费多少", ["100000"]),
+    ("保价10万零1块", ["100001"]),
+    ("1万5千", ["15000"]),
+    ("二十万零五百", ["200500"]),
+    ("代收 -5000 元", ["-5000"]),  # the sign is kept, for the fee desk to refuse
+    ("How much is the COD fee for 5000 yuan?", ["5000"]),
+])
+def test_amounts_in_every_form(text, amounts):
+    assert [str(a) for a in ents(text).amounts] == amounts
+
+
+@pytest.mark.parametrize("text, days", [("运费500，第5天，上海", [5]), ("运费300元，第十天，南昌", [10]), ("第4天去提", [4])])
+def test_nth_days(text, days):
+    assert list(ents(text).nth_days) == days
+
+
+def test_address_and_delivery_time_from_a_long_message():
+    found = ents("货昨天就到福州了，运单SH20261188，地址福州市鼓楼区五四路100号，明天上午在家，电话13800001111，我姓李")
+    assert found.addresses == ("福州市鼓楼区五四路100号",)
+    assert found.times == ("明天上午",)
+    assert found.salutation == "李先生/女士"
+
+
+@pytest.mark.parametrize("char", ["1", "一", "9."])
+def test_long_runs_take_linear_time(char):
+    """A 100 KB run of digits used to take minutes (a pattern rescanned the run from every position)."""
+    import time
+
+    started = time.process_time()
+    ents(char * 50_000)
+    assert time.process_time() - started < 2.0

@@ -1,0 +1,351 @@
+"""The fee and policy desk: reads a customer's question about the manual's fees and policies and
+answers it from scripts_yaml/policies.yaml, with exact figures where the question gives numbers.
+
+A question is read as a whole: each amount is priced by the fee named nearest to it (代收5000，保价8000
+is two quotes and a total), follow-up questions get the one answer they ask for (代收的钱多久能打给我),
+goods that cannot be insured are refused with the rule, and a storage quote may gather its figures
+over several messages. Pure code: the engine keeps the storage figures in the conversation's facts."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, replace
+from datetime import date, timedelta
+from decimal import Decimal
+
+from dialogs.entities import STARTING_NUMBER, Entities, number
+from dialogs.folding import fold
+from dialogs.policies import (MAX_AMOUNT, Policies, UnknownCity, cod_charged_differs, cod_fee, goods_named, insurance_fee,
+                              insurance_limits, invoice_deadline, label_penalty, label_reward, membership_fee, route_region,
+                              storage_fee, topic_answers, topic_text, total_text)
+
+STORAGE_NEEDS = ("freight", "days", "city")
+FREIGHT_WORD = "运费"
+# An amount right after one of these is what was charged, not a new question (你们扣了我十块).
+_CHARGED = re.compile(r"(?<!代)(?:扣了|收了|收我|扣我|交了|付了|扣掉|收取了|罚了)(?:我)?\s*$")
+_TOTAL = re.compile(r"一共|总共|加起来|合计|加一起|总计|一起多少")
+_QUESTION_END = re.compile(r"[?？。;；!！\n]|(?<=[吗呢])[,，]")
+_CLAUSE_END = re.compile(r"[,.;!?，。；！？\n]")
+_CARDS = re.compile(rf"({STARTING_NUMBER})\s*张")
+_PIECES = re.compile(rf"({STARTING_NUMBER})\s*件")
+_MONTHS_AGO = re.compile(r"(上上|上|这|本)个?月|去年")
+_QUESTION = re.compile(r"[?？吗么呢]|多少|怎么|怎样|如何|哪|几|什么|谁|能不能|可不可以|是否|有没有|要不要|行不行")
+
+
+@dataclass
+class FeeAnswer:
+    """What the desk says: texts, the topic they were about, and what the customer may press next."""
+
+    texts: list[str] = field(default_factory=list)
+    topic: str | None = None  # the topic answered (the conversation follows it)
+    options: list[str] = field(default_factory=list)  # buttons: answer titles, storage lines, 登记核查
+    problem: str | None = None  # too_large, negative: the engine says so
+    offer_check: bool = False  # the customer was charged more than the standard: offer a pricing check
+    took: bool = False  # figures of a storage quote were taken; the engine asks for the next one
+    invites: bool = False  # the last text invites the customer's figures (the topic's ask)
+
+    @property
+    def understood(self) -> bool:
+        return bool(self.texts) or self.problem is not None or self.took
+
+
+class FeeDesk:
+    """Answers fee and policy questions; build once from the policies and the known place names."""
+
+    def __init__(self, policies: Policies, places: tuple[str, ...]):
+        self.policies = policies
+        self.places = places
+        self._words = {tid: [fold(w).casefold() for w in topic.words] for tid, topic in policies.topics.items()}
+
+    # -- reading ------------------------------------------------------------------------------------
+
+    def names_topic(self, text: str) -> str | None:
+        """The topic a message names first (保价, 代收), if any."""
+        said = fold(text).casefold()
+        hits = [(said.find(w), tid) for tid, words in self._words.items() for w in words if w in said]
+        return min(hits)[1] if hits else None
+
+    def is_question(self, text: str, found: Entities) -> bool:
+        """Tells whether a message asks the desk something: it names a topic and asks, or gives an amount for it."""
+        said = fold(text).casefold()
+        return self.names_topic(text) is not None and (bool(found.money) or bool(_QUESTION.search(said)))
+
+    def answer(self, text: str, found: Entities, context: str | None, facts: dict[str, str], today: date,
+               opening: bool = False) -> FeeAnswer:
+        """Answers one message. context: the topic of the conversation, for questions that name none
+        ("那两千呢"); facts: the storage figures gathered so far (updated in place)."""
+        said = fold(text).casefold()
+        named = self.names_topic(text)
+        if not found.money and found.waybills and (named or context) in ("cod", "insurance", "storage"):
+            # "100001呢" after a fee: digits alone are the next amount, not a waybill
+            found = replace(found, money=tuple((said.find(w.lower()), Decimal(w)) for w in found.waybills if w.isdigit()))
+        storage_said = named == "storage" or (FREIGHT_WORD in said and bool(found.nth_days or found.durations or found.dates))
+        topic = named or ("storage" if storage_said else context)
+        if topic is None:
+            return FeeAnswer()
+        priced = self._by_fee(said, found, topic, storage_said)
+        for value in [v for values in priced.values() for v in values]:
+            if value <= 0:
+                return FeeAnswer(topic=topic, problem="not_positive")
+            if value > MAX_AMOUNT:
+                return FeeAnswer(topic=topic, problem="too_large")
+        reply = FeeAnswer(topic=topic)
+        totals: list[Decimal] = []
+        for fee_topic in ("cod", "insurance"):
+            for amount in priced.get(fee_topic, []):
+                self._quote(fee_topic, amount, said, found, reply, totals)
+        if topic == "storage" or priced.get("storage_freight"):
+            storage = self._storage(said, found, facts, today, priced.get("storage_freight", []), context == "storage")
+            if storage is not None:
+                if not reply.texts:
+                    reply.topic = "storage"
+                reply.texts += storage.texts
+                reply.options += storage.options
+                if not storage.texts:
+                    reply.took = True
+                    return reply  # the engine asks for the storage figure still missing
+        cards = self._count(_CARDS, said)
+        if "会员卡" in said or topic == "membership":
+            if cards or (found.money and context == "membership" and named is None):
+                quote = membership_fee(self.policies, cards or int(found.money[0][1]))
+                reply.texts.append(quote.explanation)
+                totals.append(quote.amount)
+                reply.topic = reply.topic if len(reply.texts) > 1 else "membership"
+        if topic == "labels":
+            self._labels(said, found, reply)
+        if topic == "invoice":
+            shipped = self._shipped(said, found, today)
+            if shipped is not None:
+                reply.texts.append(invoice_deadline(shipped, today, self.policies).explanation)
+        if len(totals) > 1:
+            reply.texts.append(total_text(sum(totals, Decimal(0)), self.policies))
+        quoted = [Decimal(a) for a in facts.get("quoted", "").split(",") if a]
+        if totals:
+            facts["quoted"] = ",".join(str(a) for a in quoted + totals)
+        elif _TOTAL.search(said) and len(quoted) > 1:  # "加起来一共多少": the quotes given so far
+            reply.texts.append(total_text(sum(quoted, Decimal(0)), self.policies))
+        if reply.texts:
+            extra = self._policy_answer(said, reply.topic or topic, False, context, figures=False)
+            reply.texts += [t for t in extra.texts if t not in reply.texts]
+            return reply
+        return self._policy_answer(said, topic, named is not None or opening, context)
+
+    def _by_fee(self, said: str, found: Entities, topic: str, storage_said: bool) -> dict[str, list]:
+        """Puts each amount with the fee named nearest to it: before it in its clause, then after it
+        in its clause, then anywhere before, then the topic of the conversation."""
+        marks = sorted((m.start(), m.end(), tid) for tid in ("cod", "insurance", "storage")
+                       for w in self._words[tid] for m in re.finditer(re.escape(w), said))
+        marks += sorted((m.start(), m.end(), "storage_freight") for m in re.finditer(FREIGHT_WORD, said))
+        marks.sort()
+        priced: dict[str, list] = {}
+        for at, value in found.money:
+            if _CHARGED.search(said[max(0, at - 6):at]):
+                priced.setdefault("charged", []).append(value)
+                continue
+            clause_start = max([m.end() for m in _CLAUSE_END.finditer(said, 0, at)], default=0)
+            clause_end = next((m.start() for m in _CLAUSE_END.finditer(said, at)), len(said))
+            before = [m for m in marks if clause_start <= m[1] <= at]
+            after = [m for m in marks if at < m[0] < clause_end]
+            anywhere = [m for m in marks if m[1] <= at]
+            chosen = (before[-1] if before else after[0] if after else anywhere[-1] if anywhere else None)
+            fee = chosen[2] if chosen else topic
+            if fee == "storage" and storage_said:
+                fee = "storage_freight"  # 保管费 names the topic; the amount is the freight
+            priced.setdefault(fee, []).append(value)
+        return priced
+
+    # -- quotes -------------------------------------------------------------------------------------
+
+    def _quote(self, topic: str, amount: Decimal, said: str, found: Entities, reply: FeeAnswer,
+               totals: list[Decimal]) -> None:
+        if amount == 0:
+            return
+        if topic == "cod":
+            quote = cod_fee(amount, self.policies)
+            reply.texts.append(quote.explanation)
+            totals.append(quote.amount)
+            return
+        insurance = self.policies.insurance
+        refused = goods_named(said, insurance.not_insurable)
+        if refused is not None:  # 古董花瓶值5万: no fee to quote, the rule instead
+            reply.texts.append(insurance_limits(refused, True, self.policies))
+            return
+        quote = insurance_fee(amount, self.policies)
+        reply.texts += [quote.explanation, *quote.notes]
+        totals.append(quote.amount)
+        fragile = goods_named(said, insurance.loss_only.goods)
+        if fragile is not None:
+            reply.texts.append(insurance_limits(fragile, False, self.policies))
+
+    def charged_check(self, text: str, found: Entities) -> FeeAnswer | None:
+        """When the customer says what they were charged for a collection and it is not the standard
+        fee: the standard, and the offer of a check."""
+        said = fold(text).casefold()
+        priced = self._by_fee(said, found, "cod", False)
+        charged, amounts = priced.get("charged"), priced.get("cod")
+        if not charged or not amounts or not 0 < amounts[0] <= MAX_AMOUNT:
+            return None
+        standard = cod_fee(amounts[0], self.policies)
+        if standard.amount == charged[0]:
+            return None
+        return FeeAnswer([standard.explanation, cod_charged_differs(standard, charged[0], self.policies)], "cod",
+                         offer_check=True)
+
+    def _storage(self, said: str, found: Entities, facts: dict[str, str], today: date, freights: list,
+                 in_storage: bool) -> FeeAnswer | None:
+        storage = self.policies.storage
+        before = dict(facts)
+        days = _days(found, today)
+        if days is None and in_storage and facts.get("freight") and not facts.get("days"):
+            bare = re.fullmatch(r"\s*(\d{1,3})\s*天?\s*", said)
+            if bare:
+                days = int(bare.group(1))  # a bare "5" answers "which day is it?"
+        if days is not None:
+            facts["days"] = str(days)
+        if freights:
+            facts["freight"] = str(freights[0])
+        elif found.money and in_storage and not facts.get("freight"):
+            facts["freight"] = str(found.money[0][1])
+        region = None
+        for r in storage.regions:  # a line chosen by its button
+            if r.short in said or fold(r.name) in said:
+                region = r
+        places = [c for c in found.cities]
+        if region is not None:
+            facts["city"] = f"region:{region.id}"
+        elif places:
+            routed = route_region(places, self.policies)
+            facts["city"] = f"region:{routed.id}" if routed is not None and not isinstance(routed, str) else places[0]
+        if {k: facts.get(k) for k in STORAGE_NEEDS} == {k: before.get(k) for k in STORAGE_NEEDS}:
+            if in_storage and facts.get("freight") and facts.get("days") and not facts.get("city") and said.strip():
+                # asked for the line and given no place kefu knows: the lines to choose from, never the words echoed
+                return FeeAnswer([topic_text("storage", storage.prompts.city_again, self.policies)], "storage",
+                                 options=[r.short for r in storage.regions])
+            return None
+        if not all(facts.get(need) for need in STORAGE_NEEDS):
+            if not facts.get("freight") or not facts.get("days"):
+                return FeeAnswer([], "storage")  # the engine asks for the next figure
+            if int(facts["days"]) > storage.free_days:
+                return FeeAnswer([], "storage", options=[r.short for r in storage.regions])
+        city = facts.get("city", "")
+        chosen = next((r for r in storage.regions if city == f"region:{r.id}"), None)
+        result = storage_fee(Decimal(facts["freight"]), int(facts["days"]), chosen.places[0] if chosen else city,
+                             self.policies)
+        if isinstance(result, UnknownCity):
+            del facts["city"]
+            return FeeAnswer([result.message], "storage", options=[r.short for r in storage.regions])
+        # The figures stay: "第4天呢" changes one of them and asks again.
+        return FeeAnswer([result.explanation], "storage")
+
+    def _labels(self, said: str, found: Entities, reply: FeeAnswer) -> None:
+        labels = self.policies.labels
+        if found.money and any(fold(c) in said for c in labels.answers["reward"].cues):
+            penalty = found.money[0][1]  # "罚了30，我举报能拿多少"
+            if 0 < penalty <= MAX_AMOUNT:
+                reply.texts.append(label_reward(penalty, self.policies))
+                return
+        faults = [(said.find(fold(w)), len(w), kind) for kind, words in labels.fault_words.items() for w in words
+                  if fold(w) in said]
+        if not faults:
+            return
+        fault = max(faults, key=lambda f: (f[1], -f[0]))[2]
+        quote = label_penalty(self._count(_PIECES, said), fault, self.policies)
+        if quote is not None:
+            reply.texts.append(quote.explanation)
+
+    def _count(self, pattern: re.Pattern, said: str) -> int | None:
+        m = pattern.search(said)
+        value = number(m.group(1)) if m else None
+        return int(value) if value is not None and value == value.to_integral_value() and 0 < value < 100000 else None
+
+    def _shipped(self, said: str, found: Entities, today: date) -> date | None:
+        """The day the goods were shipped, when an invoice question says (上上个月发的货, 10月15号发的)."""
+        if found.dates:
+            return min(found.dates)
+        m = _MONTHS_AGO.search(said)
+        if m is None:
+            return None
+        if m.group(0) == "去年":
+            return date(today.year - 1, 12, 1)
+        back = {"上上": 2, "上": 1, "这": 0, "本": 0}[m.group(1)]
+        year, month = divmod(today.year * 12 + today.month - 1 - back, 12)
+        return date(year, month + 1, 1)
+
+    # -- policy questions ---------------------------------------------------------------------------
+
+    def _policy_answer(self, said: str, topic: str, named: bool, context: str | None, figures: bool = True) -> FeeAnswer:
+        """The answer each question of the message asks for (到付的发票谁开？开专票要啥资料？: two); the
+        overview when a topic is first asked about; the answers' titles as buttons when it is unclear.
+        figures=False leaves out the answers that state the figures a quote already gave."""
+        policies = self.policies
+        entry = policies.topics[topic]
+        rendered = topic_answers(topic, policies)
+        texts: list[str] = []
+        for question in [q for q in _QUESTION_END.split(said) if q.strip()] or [said]:
+            if topic == "insurance":
+                limits = self._insurance_limits(question)
+                if limits is not None:
+                    texts.append(limits)
+                    continue
+            scored = []
+            for answer_id, answer in entry.answers.items():
+                hits = [c for c in answer.cues if fold(c).casefold() in question]
+                if hits and (figures or not answer.figures):
+                    scored.append((not answer.overview, max(map(len, hits)), len(hits), answer_id))
+            if scored:
+                best = max(scored)[3]
+                texts += [rendered[best]] + [rendered[a] for a in entry.answers[best].also]
+        if texts:
+            return FeeAnswer(list(dict.fromkeys(texts)), topic)
+        if not figures:
+            return FeeAnswer([], topic)
+        if named and topic != context:  # a topic just opened: what the manual says about it
+            overview = [rendered[a] for a, answer in entry.answers.items() if answer.overview]
+            if entry.ask is not None:
+                overview.append(topic_text(topic, entry.ask, policies))
+            return FeeAnswer(overview, topic, invites=entry.ask is not None)
+        return FeeAnswer([], topic, options=[a.title for a in entry.answers.values() if a.title])
+
+    def _insurance_limits(self, said: str) -> str | None:
+        """Refuses goods that cannot be insured, or explains the total-loss-only rule for fragile ones."""
+        insurance = self.policies.insurance
+        for groups, refused in ((insurance.not_insurable, True), (insurance.loss_only.goods, False)):
+            goods = goods_named(said, groups)
+            if goods is not None:
+                return insurance_limits(goods, refused, self.policies)
+        return None
+
+    def overview(self, topic: str) -> FeeAnswer:
+        """What the manual says about a topic, for a customer who chose it from the menu."""
+        return self._policy_answer("", topic, True, None)
+
+    def by_title(self, topic: str, text: str) -> str | None:
+        """The answer whose title the customer chose (a button), if any."""
+        said = fold(text).strip().casefold()
+        for answer_id, answer in self.policies.topics[topic].answers.items():
+            if answer.title and fold(answer.title).casefold() == said:
+                return topic_answers(topic, self.policies)[answer_id]
+        return None
+
+    def prompt(self, topic: str, facts: dict[str, str]) -> str | None:
+        """What to ask next in a storage quote that lacks a figure, if anything."""
+        storage = self.policies.storage
+        if topic == "storage" and any(facts.get(need) for need in STORAGE_NEEDS):
+            missing = next((need for need in STORAGE_NEEDS if not facts.get(need)), None)
+            if missing is not None:
+                return topic_text(topic, getattr(storage.prompts, missing), self.policies)
+        return None
+
+
+def _days(found: Entities, today: date) -> int | None:
+    """The day of pickup counted from the notice, the notice day being day 1 ("第5天", "放了5天",
+    or the notice's date: notified on the 29th, picked up on the 2nd is day 4)."""
+    if found.nth_days:
+        return found.nth_days[0]
+    for duration in found.durations:
+        if duration.unit in ("day", "week", "month"):
+            return int(duration.days)
+    for when in found.dates:
+        if when <= today and today - when < timedelta(days=366):
+            return (today - when).days + 1
+    return None

@@ -1,0 +1,134 @@
+"""What a message wants besides answering the question asked: a person, to stop, to say thanks or
+goodbye, to wait, to protest that it was already said (the conversation-repair patterns of Rasa).
+
+Pure code over the phrase lists in shared.yaml (`repairs:`), matched on the folded message. The
+engine reads every message this way first, whatever complaint or topic is open, so each pattern
+lives here once and no category file repeats it."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from dialogs.folding import fold
+from dialogs.schema import Repairs
+
+# A person asked for after a verb: 找你们领导, 叫个主管来, 转人工. "人" alone takes the narrow verbs only
+# (让人很生气 and 需要人帮忙 ask for nobody).
+_VERBS = "找|叫|喊|要|转|换|请|接|转给|给我找|给我转|让"
+_PERSON_VERBS = "找|叫|喊|转"
+_BETWEEN = "(?:一下|个|一个|你们|你们的|那个|来|来个|一位|位)?"
+_CLAUSE = re.compile(r"[,.;!?，。；！？\s]+")
+_ASKS = re.compile(r"[?？]|我要问|我想问|问一下|帮我|怎么|多少|能不能|可以吗")
+
+
+@dataclass(frozen=True)
+class Wants:
+    """What one message asks for besides an answer. The short-message wishes (cancel, bye, thanks,
+    wait) are set only when the message says little else."""
+
+    human: bool = False
+    cancel: bool = False
+    bye: bool = False
+    thanks: bool = False
+    wait: bool = False
+    protest: bool = False
+    meta: bool = False
+    insult: bool = False
+    insult_only: bool = False  # nothing but abuse: apologise and ask again
+    cannot_give: bool = False
+    correction: bool = False
+    own_status: bool = False
+    decision: bool | None = None  # to a yes/no question: True yes, False no, None neither (or not short)
+
+
+class RepairReader:
+    """Reads messages for the repair patterns; build once from the shared content."""
+
+    def __init__(self, repairs: Repairs):
+        self.lists = {name: _phrases(getattr(repairs, name)) for name in type(repairs).model_fields if name != "fillers"}
+        self._fillers = set(fold(repairs.fillers).casefold())
+        after_verb = [p for p in self.lists["human_after_verb"] if p != "人"]
+        self._human = re.compile(
+            "|".join([_alternation(self.lists["human"])]
+                     + [f"(?:{_VERBS}){_BETWEEN}(?:{'|'.join(map(re.escape, after_verb))})" if after_verb else "(?!)"]
+                     + [f"(?:{_PERSON_VERBS}){_BETWEEN}人(?![家们工])"]))
+        self._not_human = _alternation(self.lists["not_human"])
+        self._patterns = {name: re.compile(_alternation(items)) for name, items in self.lists.items()}
+
+    def read(self, text: str) -> Wants:
+        """Returns what the message wants (text: as the customer wrote it, or already folded)."""
+        said = fold(text).strip().casefold()
+        if not said:
+            return Wants()
+        found = {name: bool(pattern.search(said)) for name, pattern in self._patterns.items()}
+        short = self._says_little_else(said, ("cancel", "thanks", "bye"))
+        without_insults = self._rest(said, ("insult",))
+        first = _CLAUSE.split(said, maxsplit=1)[0]
+        cancels = {p for p in self.lists["cancel"] if p in said}
+        return Wants(
+            human=bool(self._human.search(re.sub(self._not_human, " ", said) if self.lists["not_human"] else said)),
+            # "算了，不投诉了，投了也没用": two ways of dropping it say so as clearly as a short message
+            cancel=found["cancel"] and (short or len(cancels) >= 2
+                                        or (self._says_little_else(first, ("cancel",)) and not _ASKS.search(said))),
+            bye=found["bye"] and self._says_little_else(said, ("bye", "thanks")),
+            thanks=found["thanks"] and short,
+            wait=found["wait"] and self._says_little_else(said, ("wait", "thanks", "subjects")),
+            protest=found["protest"],
+            meta=found["meta"],
+            insult=found["insult"],
+            insult_only=found["insult"] and not without_insults,
+            cannot_give=found["cannot_give"] and len(self._rest(said, ("cannot_give", "subjects"))) <= 6,
+            correction=found["correction"],
+            own_status=found["own_status"],
+            decision=self._decision(said),
+        )
+
+    def _decision(self, said: str) -> bool | None:
+        """Yes or no, when the message is just that: the longest phrase found decides (不是 over 是,
+        不办了 over 不)."""
+        best: tuple[int, bool] | None = None
+        for name, value in (("affirm", True), ("deny", False)):
+            for phrase in self.lists[name]:
+                if phrase in said and (best is None or len(phrase) > best[0]):
+                    best = (len(phrase), value)
+        if best is None:
+            return None
+        lists = ("affirm", "deny", "cancel", "thanks", "bye")
+        # "嗯，先不弄了，我自己去网点问": the answer comes first, the rest is an explanation
+        if self._says_little_else(said, lists) or self._says_little_else(_CLAUSE.split(said, maxsplit=1)[0], lists):
+            return best[1]
+        return None
+
+    def _says_little_else(self, said: str, lists: tuple[str, ...]) -> bool:
+        return len(self._rest(said, lists)) <= 1
+
+    def _rest(self, said: str, lists: tuple[str, ...]) -> str:
+        """The message without the phrases of these lists and without filler characters."""
+        for phrase in sorted((p for name in lists for p in self.lists[name]), key=len, reverse=True):
+            said = said.replace(phrase, " ")
+        return "".join(c for c in said if c not in self._fillers and not c.isspace())
+
+    def has(self, name: str, text: str) -> bool:
+        """Tells whether the message contains a phrase of one of the lists (e.g. 'correction')."""
+        return bool(self._patterns[name].search(fold(text).casefold()))
+
+
+def _phrases(items: list[str]) -> list[str]:
+    return sorted({fold(item).strip().casefold() for item in items if item.strip()}, key=len, reverse=True)
+
+
+def _alternation(phrases: list[str]) -> str:
+    """One pattern for a phrase list; numbers and Latin words must stand alone (12315 is not part of a
+    waybill, 'bot' not part of 'robotic')."""
+    if not phrases:
+        return "(?!)"
+    parts = []
+    for phrase in phrases:
+        body = re.escape(phrase)
+        if phrase.isdigit():
+            body = rf"(?<!\d){body}(?!\d)"
+        elif phrase.isascii() and phrase[0].isalpha():
+            body = rf"(?<![a-z]){body}(?![a-z])"
+        parts.append(body)
+    return "|".join(parts)
