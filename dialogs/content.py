@@ -156,7 +156,7 @@ def _check_shared(shared: Shared, doc: YamlDoc, categories: set[str], topics: se
     for role in shared.business_hours.roles:
         if role not in shared.roles:
             problems.append(doc.problem(("business_hours", "roles", role), f"unknown role '{role}'" + did_you_mean(role, shared.roles)))
-    for key, labels in shared.routing.prefer.items():
+    for key, labels in [*shared.routing.prefer.items(), *shared.routing.covers.items()]:
         for i, label in enumerate([key, *labels]):
             if label not in categories:
                 at = ("routing", "prefer", key) + ((i - 1,) if i else ())

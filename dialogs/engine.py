@@ -221,6 +221,8 @@ class Engine:
             conv.state = MENU
             if index is not None:
                 return self._follow_up(run, index, text)
+            if self._already_recorded(run, text):
+                return
         if conv.state == CLARIFY:
             offered, source = conv.offered, conv.offered_text
             # The options shown are the offered ones, then back to the menu: a number counts against
@@ -265,12 +267,26 @@ class Engine:
             self._say(run, texts.status_by_waybill)
             return self._start(run, "tracking", text)
         if self.fees.is_question(text, run.entities):
-            reading = self._understand(run, text)
-            if reading is None or reading.label not in self.content.categories or reading.confidence < self.routing.threshold:
+            complaint = self._complaint_in(run, text)
+            if complaint is None:
                 return self._start(run, self.fees.names_topic(text) or "cod", text)
             if _QUESTION.search(normalize(text)):  # a complaint that also asks a fee: the fee first, then the complaint
                 self._side_fee(run, text)
+            run.understood = complaint
         self._route(run, text)
+
+    def _already_recorded(self, run: _Run, text: str) -> bool:
+        """More about the case just opened (碎了, right after the claim): said to be on the case, not a new complaint."""
+        conv = run.conversation
+        case = run.ledger.find_case(conv.case_number) if conv.case_number else None
+        reading = self._understand(run, text) if case is not None else None
+        if case is None or case.status != "open" or reading is None or reading.confidence < self.routing.threshold:
+            return False
+        if reading.label not in [case.category, *self.routing.covers.get(case.category, [])]:
+            return False
+        self._say(run, self.shared.texts.already_recorded, case={"number": case.number})
+        self._after(run, ask=False)
+        return True
 
     def _follow_up(self, run: _Run, index: int, text: str) -> None:
         """Acts on one of the short follow-up options offered after a case or an answer."""
@@ -304,9 +320,11 @@ class Engine:
                 self._say(run, self.content.other.vague_reply)
                 return self._show_menu(run, with_prompt=False)
             label = reading.label
-            later = self._second_complaint(run, text, label)
-            if later in self.routing.prefer.get(label, []) and later in dict(reading.candidates):
+            later, sure = self._second_complaint(run, text, label)
+            if later in self.routing.prefer.get(label, []) and (dict(reading.candidates).get(later, 0) >= 0.1 or sure >= 0.9):
                 label, later = later, label  # the goods before the manners: the material problem first
+            if later in self.routing.covers.get(label, []):
+                later = None  # the damage a claim is about is the claim, not a second complaint
             if later is not None:
                 self._say(run, texts.also_mentioned, category=self._entry(later).name)
             # Before starting: a first complaint whose facts are all in the message ends at once.
@@ -320,18 +338,34 @@ class Engine:
         conv.state, conv.offered, conv.offered_text = CLARIFY, offered, text
         self._prompt(run)
 
-    def _second_complaint(self, run: _Run, text: str, label: str) -> str | None:
-        """Names a second complaint in the same message ("货摔坏了，司机态度还很差"): a clause that the
-        router confidently reads as another complaint category."""
-        if label not in self.content.categories or self.router is None:
+    def _complaint_in(self, run: _Run, text: str) -> Any:
+        """The router's confident reading of a complaint in the message or in one of its clauses
+        (货三天没发了…另外问一下代收5000手续费多少: the stranded goods), or None."""
+        reading = self._understand(run, text)
+        if reading is None:
             return None
+        if reading.label in self.content.categories and reading.confidence >= self.routing.threshold:
+            return reading
+        if not any(word in normalize(text) for word in self.routing.asides):
+            return None  # "货放仓库一个星期了，运费800，保管费多少": the story of the fee question, no complaint
+        for clause in [c for c in self._clauses.split(normalize(text)) if len(_WORDS.findall(c)) >= 4][:12]:
+            other = self.router.classify(clause)  # type: ignore[union-attr]
+            if other.label in self.content.categories and other.confidence >= self.routing.also_threshold:
+                return other
+        return None
+
+    def _second_complaint(self, run: _Run, text: str, label: str) -> tuple[str | None, float]:
+        """Names a second complaint in the same message ("货摔坏了，司机态度还很差"): a clause that the
+        router confidently reads as another complaint category; with how sure it is."""
+        if label not in self.content.categories or self.router is None:
+            return None, 0.0
         clauses = [c for c in self._clauses.split(normalize(text)) if len(_MEANINGFUL.findall(c)) >= 4][:12]
         for clause in clauses:
             other = self.router.classify(clause)
             if (other.label in self.content.categories and other.label != label
                     and other.confidence >= self.routing.also_threshold):
-                return other.label
-        return None
+                return other.label, other.confidence
+        return None, 0.0
 
     def _understand(self, run: _Run, text: str) -> Any:
         if self.router is None:
@@ -456,13 +490,14 @@ class Engine:
             return self._skip(run, pending, text)
         self._missed(run, pending)
 
-    def _adds_to_story(self, run: _Run, text: str) -> bool:
-        """"我刚说了啊，泉州的货跑漳州去了": what the protest restates is added to the account of what happened."""
+    def _adds_to_story(self, run: _Run, text: str, wants_protest: bool = True) -> bool:
+        """"我刚说了啊，泉州的货跑漳州去了": what the message tells is added to the account of what happened
+        (for a protest, once the protest itself is taken out)."""
         conv = run.conversation
-        rest = text
-        for phrase in self.repairs.lists["protest"]:
-            rest = normalize(rest).casefold().replace(phrase, "")
-        if len(_MEANINGFUL.findall(rest)) < ANSWER_STORY:
+        rest = normalize(text).casefold()
+        for phrase in self.repairs.lists["protest"] if wants_protest else ():
+            rest = rest.replace(phrase, "")
+        if len(_WORDS.findall(rest)) < ANSWER_STORY:
             return False
         story = [fid for fid, fact in self._category(conv).facts.items() if fact.describes]
         for fact_id in story:
@@ -517,14 +552,21 @@ class Engine:
         if wants.protest:
             if self._adds_to_story(run, text):
                 return self._prompt(run)
-            found = self._look_back(run, fact_id)
-            if found is not None:
-                return found()
+            rest = normalize(text)
+            for phrase in self.repairs.lists["protest"]:
+                rest = rest.replace(phrase, "")
+            if len(_WORDS.findall(rest)) < 4:  # nothing but the protest: look back at what was said
+                return self._look_back(run, fact_id)()
         if run.noted and len(_MEANINGFUL.findall(self._without_entities(run, text))) < 4:
             return self._prompt(run)  # only a phone or a waybill: noted, and the question stands
         if wants.cannot_give:
             return self._skip(run, fact_id, text)
         fact_type = self._fact_type(conv, fact_id)
+        other = self._answers_other_choice(run, fact_id, text)
+        if other is not None:  # "送货司机" when asked what happened: the answer to the question before
+            conv.facts[other[0]] = other[1]
+            run.noted.append(self._category(conv).facts[other[0]].label)
+            return self._prompt(run)
         value = check_fact(text, fact_type, None)
         found = getattr(run.entities, fact_type.entity) if fact_type.entity else ()
         if found and len(_MEANINGFUL.findall(text)) > 30:
@@ -535,6 +577,17 @@ class Engine:
         if value is None:
             return self._missed(run, fact_id)
         self._take(run, fact_id, value)
+
+    def _answers_other_choice(self, run: _Run, fact_id: str, text: str) -> tuple[str, str] | None:
+        """A short answer that is one of another choice fact's options, not an account of anything."""
+        if len(_WORDS.findall(text)) >= ANSWER_STORY:
+            return None
+        for other_id, fact in self._category(run.conversation).facts.items():
+            if other_id != fact_id and fact.options:
+                index = pick_option(text, [[o] for o in fact.options])
+                if index is not None and not is_number(text):
+                    return other_id, fact.options[index]
+        return None
 
     def _side_question(self, run: _Run, text: str, wants: Wants, pending: str | None) -> bool:
         """Answers a question that is not the one asked (a fee, this complaint's FAQ, another complaint),
@@ -557,9 +610,17 @@ class Engine:
         if text_pending:
             return False
         reading = self._understand(run, text)
-        if (reading is not None and reading.label in self.content.categories and reading.label != conv.category
-                and reading.confidence >= self.routing.also_threshold and len(_MEANINGFUL.findall(text)) >= 6
-                and not wants.correction
+        if reading is None or reading.label not in self.content.categories:
+            return False
+        related = [conv.category, *self.routing.covers.get(conv.category, [])]  # type: ignore[list-item]
+        about_this = reading.label in related or dict(reading.candidates).get(conv.category, 0) >= 0.05
+        if about_this and self._adds_to_story(run, text, wants_protest=False):
+            self._prompt(run)  # more about the same complaint: added to the account of it
+            return True
+        if reading.label == conv.category:
+            return False
+        if (reading.label not in related and reading.confidence >= self.routing.also_threshold
+                and len(_MEANINGFUL.findall(text)) >= 6 and not wants.correction
                 and not self.repairs.has("correction", text)):
             if conv.later is None:
                 conv.later = reading.label
@@ -592,6 +653,8 @@ class Engine:
         reading = self._understand(run, text)
         if reading is None or reading.confidence < self.routing.threshold:
             return False
+        if not said_so and len(_WORDS.findall(text)) < 6:
+            return False  # "要查": too short to leave a complaint for, whatever the router thinks
         if reading.label == conv.category or self._entry(reading.label) is None:
             return False
         if not said_so and reading.confidence < self.routing.switch_threshold:
@@ -627,6 +690,9 @@ class Engine:
             elif fact_type.kind == "choice" and text:
                 index = pick_by_words(text, self._option_words(fact))
                 value = fact.options[index] if index is not None else None  # type: ignore[index]
+            elif fact.clues and text:  # "照片都拍了": the clause that speaks of it
+                value = next((c.strip() for c in self._clauses.split(text)
+                              if any(normalize(w) in normalize(c) for w in fact.clues)), None)
             if value is not None and value != conv.facts.get(fact_id):
                 conv.facts[fact_id] = value
                 if fact_id in conv.memory.skipped:
@@ -912,19 +978,20 @@ class Engine:
         raise RuntimeError(f"conversation did not settle after {MAX_MOVES} moves")
 
     def _chosen_before(self, conv: Conversation, state: State) -> int | None:
-        """An option the customer's earlier words already chose (已经申请过了 → the first), if exactly one."""
+        """An option the customer's earlier words already chose (已经申请过了 → the first), if exactly one.
+        Only words of two characters or more count: "急" in a first message is no answer yet."""
         for message in conv.memory.said:
-            index = self._pick_state_option(message, state, numbers=False)
+            index = self._pick_state_option(message, state, numbers=False, shortest=2)
             if index is not None:
                 return index
         return None
 
-    def _pick_state_option(self, text: str, state: State, numbers: bool = True) -> int | None:
+    def _pick_state_option(self, text: str, state: State, numbers: bool = True, shortest: int = 1) -> int | None:
         if numbers:
             index = pick_option(text, [[o.label] for o in state.options])
             if index is not None:
                 return index
-        return pick_by_words(text, [o.words for o in state.options])
+        return pick_by_words(text, [[w for w in o.words if len(w) >= shortest] for o in state.options])
 
     def _entered(self, event) -> None:
         """Records what a state says and does on entry."""

@@ -173,6 +173,8 @@ _MOBILE = re.compile(r"(?<![\dA-Za-z+])(?:(?:\+|00)86[ -]?|\((?:\+|00)?86\)\s?)?
 _LANDLINE = re.compile(r"(?<![\dA-Za-z])(?:(?:\+|00)86[ -]?)?(?:\((0\d{2,3})\)\s?|(0\d{2,3})[ -])(\d{7,8})(?![\d])")
 _LANDLINE_BARE = re.compile(r"(?<![\dA-Za-z])(0(?:10|2\d|[3-9]\d{2})\d{7,8})(?![\d])")
 _WAYBILL = re.compile(r"(?<![A-Za-z\d.,])([A-Za-z]{1,4})?(\d{6,16})(?![\d]|[.,]\d)")
+# With a letter prefix, groups of digits may be split by dashes or spaces: FZ-2026-09876, SH 2026 1127 001.
+_WAYBILL_SPLIT = re.compile(r"(?<![A-Za-z\d])([A-Za-z]{1,4})[- ]?(\d{2,8}(?:[- ]\d{2,8}){1,3})(?![\d])")
 _MONEY_NEXT = re.compile(r"^(?:元|块|圆|万|千|亿|k|w|rmb|yuan|%|‰)", re.IGNORECASE)
 # A number right after one of these is an amount however many digits it has (保价100001, 代收100000).
 _MONEY_BEFORE = re.compile(r"(?:保价|代收|运费|货款|货值|价值|金额|赔偿?|付了?|收了|扣了|花了|值|报价|保了|保|手续费|费用)"
@@ -197,6 +199,11 @@ def _phones(work: _Work) -> list[tuple[int, str]]:
 
 def _waybills(work: _Work) -> list[str]:
     found = []
+    for m in _WAYBILL_SPLIT.finditer(work.text):
+        digits = re.sub(r"\D", "", m.group(2))
+        if 6 <= len(digits) <= 16:
+            found.append(m.group(1).upper() + digits)
+            work.take(m.start(), m.end())
     for m in _WAYBILL.finditer(work.text):
         if _MONEY_NEXT.match(work.after(m.end())):
             continue  # 150000元 is money
@@ -409,6 +416,7 @@ _ADDRESS = re.compile(
     rf"[\u4e00-\u9fffA-Za-z0-9]{{1,16}}?(?:路|街|道|巷|弄|村|大道|小区|花园|大厦|广场|园区|工业区|市场)"
     rf"[\u4e00-\u9fffA-Za-z0-9#\-]{{0,24}}")
 _ADDRESS_SAID = re.compile(r"(?:收货地址|送货地址|地址|送到|送货到|地点)\s*(?:是|为|:|在|改成|改为)?\s*([^,.;!?\s\x00]{4,60})")
+_ADDRESS_MARK = re.compile(r"[省市区县镇乡村路街道巷弄号栋幢楼室]|小区|大厦|花园|广场|园区|市场")
 _ADDRESS_END = re.compile(r"(?:我?(?:明天|今天|后天|周.|星期.|上午|下午|晚上|全天|随时|都在|在家|电话|手机|联系).*)$")
 
 
@@ -418,7 +426,7 @@ def _addresses(work: _Work) -> list[str]:
         for m in pattern.finditer(work.text):
             span = m.span(1) if pattern is _ADDRESS_SAID else m.span()
             address = _ADDRESS_END.sub("", work.text[span[0]:span[1]]).strip(HOLE + " ")
-            if len(address) >= 4 and HOLE not in address:
+            if len(address) >= 4 and HOLE not in address and _ADDRESS_MARK.search(address):
                 found.append((span[0], address))
                 work.take(*span)
     return [a for _, a in sorted(found)]

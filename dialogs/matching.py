@@ -53,12 +53,25 @@ def pick_by_words(text: str, choices: Sequence[Sequence[str]]) -> int | None:
     for i, words in enumerate(choices):
         for word in words:
             word = normalize(word).casefold()
-            if word and word in said:
+            if word and _said_not_denied(said, word):
                 if len(word) > best_length:
                     best_length, best = len(word), {i}
                 elif len(word) == best_length:
                     best.add(i)
     return best.pop() if len(best) == 1 else None
+
+
+_DENIED = re.compile(r"[不没别未无]\S?$")
+
+
+def _said_not_denied(said: str, word: str) -> bool:
+    """Whether the message uses the word other than denied ("不给搬上楼" does not ask for carrying)."""
+    start = said.find(word)
+    while start != -1:
+        if word[0] in "不没别未无" or not _DENIED.search(said[max(0, start - 2):start]):
+            return True
+        start = said.find(word, start + 1)
+    return False
 
 
 def check_fact(text: str, fact_type: FactType, options: Sequence[str] | None) -> str | None:

@@ -55,6 +55,8 @@ class RepairReader:
                      + [f"(?:{_PERSON_VERBS}){_BETWEEN}人(?![家们工])"]))
         self._not_human = _alternation(self.lists["not_human"])
         self._patterns = {name: re.compile(_alternation(items)) for name, items in self.lists.items()}
+        cannot, subjects = _alternation(self.lists["cannot_give"]), _alternation([s for s in self.lists["subjects"] if len(s) > 1])
+        self._cannot_give_subject = re.compile(f"(?:{cannot}).{{0,2}}(?:{subjects})|(?:{subjects}).{{0,3}}(?:{cannot})")
 
     def read(self, text: str) -> Wants:
         """Returns what the message wants (text: as the customer wrote it, or already folded)."""
@@ -78,7 +80,9 @@ class RepairReader:
             meta=found["meta"],
             insult=found["insult"],
             insult_only=found["insult"] and not without_insults,
-            cannot_give=found["cannot_give"] and len(self._rest(said, ("cannot_give", "subjects"))) <= 6,
+            # "单号不记得了", or "我没有单号，单子在客户那，是从福州发到武汉的": said of what is asked for
+            cannot_give=found["cannot_give"] and (len(self._rest(said, ("cannot_give", "subjects"))) <= 6
+                                                  or bool(self._cannot_give_subject.search(said))),
             correction=found["correction"],
             own_status=found["own_status"],
             decision=self._decision(said),
@@ -87,18 +91,17 @@ class RepairReader:
     def _decision(self, said: str) -> bool | None:
         """Yes or no, when the message is just that: the longest phrase found decides (不是 over 是,
         不办了 over 不)."""
-        best: tuple[int, bool] | None = None
-        for name, value in (("affirm", True), ("deny", False)):
-            for phrase in self.lists[name]:
-                if phrase in said and (best is None or len(phrase) > best[0]):
-                    best = (len(phrase), value)
-        if best is None:
-            return None
         lists = ("affirm", "deny", "cancel", "thanks", "bye")
         # "嗯，先不弄了，我自己去网点问": the answer comes first, the rest is an explanation
-        if self._says_little_else(said, lists) or self._says_little_else(_CLAUSE.split(said, maxsplit=1)[0], lists):
-            return best[1]
-        return None
+        span = said if self._says_little_else(said, lists) else _CLAUSE.split(said, maxsplit=1)[0]
+        if not self._says_little_else(span, lists):
+            return None
+        best: tuple[int, bool] | None = None
+        for name, value in (("affirm", True), ("cancel", True), ("deny", False)):
+            for phrase in self.lists[name]:
+                if phrase in span and (best is None or len(phrase) > best[0]):
+                    best = (len(phrase), value)
+        return None if best is None else best[1]
 
     def _says_little_else(self, said: str, lists: tuple[str, ...]) -> bool:
         return len(self._rest(said, lists)) <= 1

@@ -149,6 +149,7 @@ class SharedTexts(Strict):
     look_back_failed: Text
     moved_on: Text
     also_noted: Text
+    already_recorded: Text
     my_cases: Text
     case_updated: Text
     no_my_cases: Text
@@ -218,8 +219,11 @@ class Routing(Strict):
     switch_threshold: float = Field(gt=0, lt=1)  # least confidence to leave a conversation unannounced
     also_threshold: float = Field(gt=0, lt=1)  # least confidence of a clause read as a second complaint
     joiners: list[str]  # words that join two complaints in one message (而且, 还有)
+    asides: list[str] = []  # words that set a second question apart (另外问一下, 对了): a complaint and a fee in one message
     # Two complaints in one message: the key's category yields to those listed (the goods before the manners).
     prefer: dict[Id, list[Id]] = {}
+    # A complaint that includes others (a claim is about the damage): those are not offered separately.
+    covers: dict[Id, list[Id]] = {}
     change_words: list[str]  # words that announce a change of topic mid-conversation (算了, 换个问题)
     places: list[str] = []
 
@@ -265,6 +269,8 @@ class Fact(Strict):
     option_words: dict[str, list[str]] = {}
     # The customer's own account of what happened: a first message that tells the story fills it.
     describes: bool = False
+    # A free-text fact that a clause of any message fills when it uses one of these words (照片都拍了 → photos).
+    clues: list[str] = []
 
 
 class Step(Strict):
