@@ -129,7 +129,8 @@ class Engine:
         if not conversation.greeted:
             conversation.greeted = True
             run.first_contact = True
-            self._say(run, self.shared.texts.greeting)
+            angry = inbound.text is not None and self.repairs.read(inbound.text).insult
+            self._say(run, self.shared.texts.greeting_plain if angry else self.shared.texts.greeting)
             if inbound.choice is None and (not normalize(inbound.text or "") or self._command(inbound.text) == "hello"):
                 self._show_menu(run)
                 return self._finish(run)
@@ -257,15 +258,15 @@ class Engine:
             return self._my_cases(run)
         if self._corrects_case(run, text, wants):
             return
-        if self._only_entities(run, text):  # a waybill or a phone alone: kept for the complaint that follows
-            conv.offered_text = f"{conv.offered_text}\n{text}".strip()
-            run.noted = self._entity_labels(run)
-            return self._prompt(run)
         status_words = self.shared.commands.status
         if (run.entities.waybills and "tracking" in self.content.categories
                 and (wants.own_status or any(said.startswith(w) for w in status_words for said in [normalize(text)]))):
             self._say(run, texts.status_by_waybill)
             return self._start(run, "tracking", text)
+        if self._only_entities(run, text):  # a waybill or a phone alone: kept for the complaint that follows
+            conv.offered_text = f"{conv.offered_text}\n{text}".strip()
+            run.noted = self._entity_labels(run)
+            return self._prompt(run)
         if self.fees.is_question(text, run.entities):
             complaint = self._complaint_in(run, text)
             if complaint is None:
@@ -332,11 +333,23 @@ class Engine:
             conv.later, conv.offered_text = later, text if later else ""
             return self._start(run, label, text)
         offered = [label for label, _ in reading.candidates if self._entry(label) is not None]
-        if not offered:
+        if not offered or self.repairs.read(text).insult:  # abuse with nothing clear in it: asked, not guessed
             self._say(run, texts.fallback)
             return self._show_menu(run)
         conv.state, conv.offered, conv.offered_text = CLARIFY, offered, text
         self._prompt(run)
+
+    def _complaint_beside_handoff(self, run: _Run, text: str) -> Any:
+        """The complaint a request for a person also makes ("运费乱收，多收了一百多，我要投诉到12315"):
+        read without the request itself, and only when clearly a complaint."""
+        if self._command(text) or self.router is None:
+            return None
+        rest = self.repairs.without_requests(text)
+        if len(_WORDS.findall(rest)) < 6:
+            return None
+        reading = self.router.classify(rest)
+        sure = reading.label in self.content.categories and reading.confidence >= self.routing.also_threshold
+        return reading if sure else None
 
     def _complaint_in(self, run: _Run, text: str) -> Any:
         """The router's confident reading of a complaint in the message or in one of its clauses
@@ -359,7 +372,8 @@ class Engine:
         router confidently reads as another complaint category; with how sure it is."""
         if label not in self.content.categories or self.router is None:
             return None, 0.0
-        clauses = [c for c in self._clauses.split(normalize(text)) if len(_MEANINGFUL.findall(c)) >= 4][:12]
+        clauses = [c for c in self._clauses.split(normalize(text))
+                   if len(_MEANINGFUL.findall(c)) >= 4 and not self.repairs.read(c).insult][:12]  # abuse names no complaint
         for clause in clauses:
             other = self.router.classify(clause)
             if (other.label in self.content.categories and other.label != label
@@ -830,12 +844,19 @@ class Engine:
                 number, step_role, deadline = case.number, case.role, case.deadline
                 step = Step(role=step_role, action=self.content.handoff.handling[0].action, deadline_hours=1)
             else:
-                facts = {k: v for k, v in (("waybill", next(iter(run.entities.waybills), None)),
-                                           ("phone", next(iter(run.entities.phones), None))) if v}
-                if text.strip() and not self._command(text):
-                    facts["request"] = text.strip()
-                conv.facts = facts
-                number, step, deadline = self._open_case(run, self.content.handoff, announce=False)
+                complaint = self._complaint_beside_handoff(run, text)
+                if complaint is not None:  # "运费乱收…我要投诉到12315": the complaint's case, with what it says
+                    conv.category, conv.state, conv.facts = complaint.label, START, {}
+                    self._prefill(run, text)
+                    conv.facts = {k: v for k, v in conv.facts.items()}
+                    kind = self._category(conv)
+                else:
+                    facts = {k: v for k, v in (("waybill", next(iter(run.entities.waybills), None)),
+                                               ("phone", next(iter(run.entities.phones), None))) if v}
+                    if text.strip() and not self._command(text):
+                        facts["request"] = text.strip()
+                    conv.facts, kind = facts, self.content.handoff
+                number, step, deadline = self._open_case(run, kind, announce=False)
         run.turn.events.append(Event("human_requested", {"category": conv.category, "case": number, "words": text}))
         values = self._step_values(step.role, deadline, number)
         facts = dict(conv.facts)
@@ -895,8 +916,13 @@ class Engine:
         if move == "help":
             self._say(run, texts.help)
             return self._prompt(run)
-        if move == "hello":  # a returning customer's "你好": greet, and ask again what was being asked
-            self._say(run, texts.greeting)
+        if move == "hello":  # "在吗" mid-conversation: still here; a returning customer's "你好": greeted again
+            if conv.memory.last_lines:
+                run.lead = render(texts.still_here.text, self._blank_values())
+                if conv.category is None:
+                    return self._say_plain(run, run.lead)
+            else:
+                self._say(run, texts.greeting)
             return self._prompt(run)
         if move == "status":
             self._say(run, texts.status_ask)

@@ -444,6 +444,7 @@ _TIMES = re.compile(
 
 # A time counts when it says when the customer can receive goods or by when they must arrive:
 # "明天上午在家", "周五前", "六点以后" — not "下午就把货交了", which tells when something happened.
+_TIME_NEED = re.compile(r"^[^,.;!?，。；！？]{0,4}(?:就要|要用|要到|得到|必须到|要货|等着用)")
 _TIME_USE = re.compile(r"^(?:在家|有人|方便|可以|都行|都可以|能收|收货|送|到|之前|以前|前|必须|要到|有空|随时)")
 
 
@@ -452,7 +453,7 @@ def _times(folded: str) -> tuple[str, ...]:
     for m in _TIMES.finditer(folded):
         said = m.group(0)
         if said.endswith(("前", "后", "左右")) or "点" in said or "随时" in said or "都" in said or "在家" in said \
-                or _TIME_USE.match(folded[m.end():m.end() + 4].lstrip()):
+                or _TIME_USE.match(folded[m.end():m.end() + 4].lstrip()) or _TIME_NEED.search(folded[m.end():m.end() + 6]):
             found.append(said)
     return _unique(found)
 

@@ -16,7 +16,7 @@ from decimal import Decimal
 from dialogs.entities import STARTING_NUMBER, Entities, number
 from dialogs.folding import fold
 from dialogs.policies import (MAX_AMOUNT, Policies, UnknownCity, cod_charged_differs, cod_fee, goods_named, insurance_fee,
-                              insurance_limits, invoice_deadline, label_penalty, label_reward, membership_fee, route_region,
+                              find_region, insurance_limits, invoice_deadline, label_penalty, label_reward, membership_fee, route_region,
                               storage_fee, topic_answers, topic_text, total_text)
 
 STORAGE_NEEDS = ("freight", "days", "city")
@@ -212,10 +212,14 @@ class FeeDesk:
                 region = r
         places = [c for c in found.cities]
         if region is not None:
-            facts["city"] = f"region:{region.id}"
+            facts["city"], facts["place"] = f"region:{region.id}", ""
         elif places:
             routed = route_region(places, self.policies)
-            facts["city"] = f"region:{routed.id}" if routed is not None and not isinstance(routed, str) else places[0]
+            if routed is not None and not isinstance(routed, str):
+                outside = [p for p in places if find_region(p, self.policies) is routed]
+                facts["city"], facts["place"] = f"region:{routed.id}", outside[0] if outside else ""
+            else:
+                facts["city"] = places[0]
         if {k: facts.get(k) for k in STORAGE_NEEDS} == {k: before.get(k) for k in STORAGE_NEEDS}:
             if in_storage and facts.get("freight") and facts.get("days") and not facts.get("city") and said.strip():
                 # asked for the line and given no place kefu knows: the lines to choose from, never the words echoed
@@ -230,7 +234,7 @@ class FeeDesk:
         city = facts.get("city", "")
         chosen = next((r for r in storage.regions if city == f"region:{r.id}"), None)
         result = storage_fee(Decimal(facts["freight"]), int(facts["days"]), chosen.places[0] if chosen else city,
-                             self.policies)
+                             self.policies, place=facts.get("place", ""))
         if isinstance(result, UnknownCity):
             del facts["city"]
             return FeeAnswer([result.message], "storage", options=[r.short for r in storage.regions])

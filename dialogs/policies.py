@@ -341,7 +341,7 @@ def insurance_fee(declared_value: Decimal | int | str, policies: Policies) -> Qu
 
 
 def storage_fee(
-    freight: Decimal | int | str, days_since_notice: int, city: str, policies: Policies
+    freight: Decimal | int | str, days_since_notice: int, city: str, policies: Policies, place: str = ""
 ) -> Quote | UnknownCity:
     """Quotes the storage fee for goods picked up days_since_notice days after the pickup notice.
 
@@ -361,7 +361,7 @@ def storage_fee(
         return UnknownCity(city, known, _render(storage.quotes.unknown_city, _names(storage, city=city, known=known)))
     overdue = days - storage.free_days
     fee = _cents(freight * region.share * overdue)
-    values = _names(storage, days=days, overdue=overdue, freight=freight, region=region, fee=fee)
+    values = _names(storage, days=days, overdue=overdue, freight=freight, region=region, fee=fee, place=place)
     return Quote(fee, _render(storage.quotes.charged, values), region.id)
 
 
@@ -610,7 +610,8 @@ def _check_templates(policies: Policies, add: Callable[[tuple, str], None]) -> N
     check(("storage", "quotes", "free"), quotes.free, _names(storage, days=free, freight=Decimal(0), fee=Decimal(0)))
     for region in storage.regions:  # every region's values, but each problem once
         found = _template_problems(
-            quotes.charged, _names(storage, days=free + 1, overdue=1, freight=Decimal(0), region=region, fee=Decimal(0)))
+            quotes.charged, _names(storage, days=free + 1, overdue=1, freight=Decimal(0), region=region, fee=Decimal(0),
+                                   place="上海"))
         for message in found:
             add(("storage", "quotes", "charged", "text"), message)
         if found:

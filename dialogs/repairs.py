@@ -112,6 +112,12 @@ class RepairReader:
             said = said.replace(phrase, " ")
         return "".join(c for c in said if c not in self._fillers and not c.isspace())
 
+    def without_requests(self, text: str) -> str:
+        """The message without its requests for a person and without abuse (what is left may be a complaint)."""
+        said = fold(text).casefold()
+        said = self._human.sub(" ", said)
+        return self._patterns["insult"].sub(" ", said)
+
     def has(self, name: str, text: str) -> bool:
         """Tells whether the message contains a phrase of one of the lists (e.g. 'correction')."""
         return bool(self._patterns[name].search(fold(text).casefold()))

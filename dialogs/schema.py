@@ -111,6 +111,8 @@ class Commands(Strict):
 
 class SharedTexts(Strict):
     greeting: Text
+    greeting_plain: Text  # the first message is angry: no "很高兴为您服务"
+    still_here: Text  # "在吗" from a customer already talking
     menu_prompt: Text
     fallback: Text
     choose_again: Text
