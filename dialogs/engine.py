@@ -920,7 +920,7 @@ class Engine:
             if conv.memory.last_lines:
                 run.lead = render(texts.still_here.text, self._blank_values())
                 if conv.category is None:
-                    return self._say_plain(run, run.lead)
+                    return self._say_plain(run, run.lead, self._current_options(conv))
             else:
                 self._say(run, texts.greeting)
             return self._prompt(run)

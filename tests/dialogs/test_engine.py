@@ -236,8 +236,8 @@ def test_greetings_and_thanks_from_a_returning_customer_are_answered_kindly(engi
     thanks = say(engine, conv, "谢谢", ledger)
     assert "不客气" in thanks.replies[0].text and "抱歉" not in thanks.replies[0].text
     assert [o.label for o in thanks.replies[-1].options] == list(engine.shared.follow_up.model_dump().values())
-    hello = say(engine, conv, "你好", ledger)
-    assert hello.replies[0].text.startswith("您好，欢迎联系") and hello.replies[-1].options
+    hello = say(engine, conv, "你好", ledger)  # still talking: no second welcome, the next steps offered
+    assert hello.replies[0].text == "在的，请问有什么可以帮您？" and hello.replies[-1].options
     say(engine, conv, "货物滞留", ledger)
     mid = say(engine, conv, "在吗", ledger)  # mid-question: greeted, and asked again
     assert "请提供您的运单号" in mid.replies[-1].text and conv.category == "stranded"
