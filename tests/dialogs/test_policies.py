@@ -192,8 +192,8 @@ def test_insurance_fee_reports_the_approvals_a_single_item_needs(policies, decla
 
 def test_insurance_approval_notes_say_who_checks(policies):
     assert insurance_fee(Decimal("250000"), policies).notes == (
-        "单件货物保价金额超过 10 万元，须由当地经理亲自把关。",
-        "单件货物保价金额超过 20 万元，须当场向集团安全办征询，并报集团客服部立案。",
+        "单件货物保价金额超过 10 万元的，按规定由当地经理亲自把关审核后为您办理。",
+        "单件货物保价金额超过 20 万元的，我们还会当场向集团安全办征询，并报集团客服部立案后再为您办理，请预留一些办理时间。",
     )
 
 
@@ -239,7 +239,7 @@ def test_storage_fee_explains_its_rule(policies):
         "通知当天算第 1 天，第 3 天来提还在 3 天的免费保管期内，不收保管费（0.00 元）。"
     )
     assert storage_fee(Decimal(300), 5, "上海", policies).explanation == (
-        "通知当天算第 1 天，第 5 天来提，超过 3 天的免费保管期 2 天；福建省内往返珠三角、长三角每逾期一天按运费的 5% 收取："
+        "通知当天算第 1 天，第 5 天来提，超过 3 天的免费保管期 2 天；福建省内往返珠三角、长三角，每逾期一天按运费的 5% 收取："
         "300.00 元 × 5% × 2 天 = 30.00 元。"
     )
 

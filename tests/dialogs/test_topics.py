@@ -43,7 +43,7 @@ def test_insurance_fee_and_high_value_checks(engine):
     _, turns = chat(engine, "货物保价", "999.99", "1000.01", "15万", "25万")
     assert turns[1][0].endswith("按最低收费收取：5.00 元")
     assert turns[2][0].endswith("按 0.5% 收取保价费：5.00 元")  # 5.00005 rounds to 5.00
-    assert "须由当地经理亲自把关" in turns[3][1]
+    assert "由当地经理亲自把关" in turns[3][1]
     assert "750.00 元" in turns[3][0]
     assert any("集团安全办" in line for line in turns[4])
 
