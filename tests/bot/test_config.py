@@ -3,17 +3,14 @@ refused token are one line naming the setting, with exit code 2; a traceback onl
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from bot.config import Settings, SettingsError, load_settings
-from telegram_harness import free_port
+from telegram_harness import BotApiStub, free_port
 
 
 def kefu(args: list[str], tmp_path, env: dict | None = None, stdin: str = "") -> subprocess.CompletedProcess:
@@ -134,23 +131,9 @@ def test_an_unreachable_bot_api_is_one_line(tmp_path):
 @pytest.fixture
 def refusing_bot_api():
     """A Bot API that refuses every token, as Telegram does a made-up one."""
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 - http.server's name
-            body = json.dumps({"ok": False, "error_code": 401, "description": "Unauthorized"}).encode()
-            self.send_response(401)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    server.server_close()
+    stub = BotApiStub(accept=False)
+    yield stub.url
+    stub.close()
 
 
 def test_a_refused_token_is_one_line(tmp_path, refusing_bot_api):
