@@ -108,12 +108,12 @@ class Terminal:
         os.close(slave)
         self.screen = b""
 
-    def wait_for(self, fragment: str, timeout: float = 60) -> None:
+    def wait_for(self, fragment: str, times: int = 1, timeout: float = 60) -> None:
         import select as poll
         import time
 
         deadline = time.monotonic() + timeout
-        while fragment.encode() not in self.screen:
+        while self.screen.count(fragment.encode()) < times:
             ready, _, _ = poll.select([self.master], [], [], max(0.0, deadline - time.monotonic()))
             if not ready:
                 raise AssertionError(f"{fragment!r} not shown; screen: {self.screen.decode(errors='replace')[-500:]}")
@@ -137,6 +137,7 @@ def test_the_terminal_chat_edits_lines_and_ends_on_ctrl_d(sqlite_url):
     terminal.wait_for("您: ")
     terminal.type("助\x1b[D帮\r")  # left arrow: readline moves the cursor instead of inserting ^[[D
     terminal.wait_for("使用说明")
+    terminal.wait_for("您: ", times=2)  # keys typed before the prompt would reach the terminal, not readline
     terminal.type("\x04")  # Ctrl-D
     assert terminal.close() == 0
     with Session(create_engine(sqlite_url)) as session:
