@@ -24,7 +24,7 @@ from bot.store import AttachmentRow, CaseRow, EventRow, InboxRow, MessageRow, St
 from bot.logs import Redact
 from bot.telegram import Throttle, command_text, split_message
 from dialogs.engine import Engine
-from telegram_harness import WAIT, Emulator, Proxy, RunningBot, Telegram, env_without_telegram, free_port, wait_until
+from telegram_harness import WAIT, RunningBot, Telegram, env_without_telegram, free_port, wait_until
 
 STAFF_CHAT, SUPERVISOR_CHAT = -1001, -1002
 STAFF_ID, SUPERVISOR_ID, CUSTOMER_ID, STRANGER_ID = 9001, 9100, 501, 777
@@ -104,15 +104,6 @@ def test_kefu_telegram_without_a_token_says_what_to_do(tmp_path):
 
 
 # -- end to end -----------------------------------------------------------------------------------
-
-@pytest.fixture(scope="session")
-def emulator():
-    emulator = Emulator()
-    proxy = Proxy(emulator)
-    yield emulator, proxy
-    proxy.close()
-    emulator.close()
-
 
 @pytest.fixture(scope="session")
 def shared_engine(content):
