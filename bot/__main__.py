@@ -1,5 +1,5 @@
 """Lets `python -m bot` run the kefu command."""
 
-from bot.cli import app
+from bot.cli import main
 
-app()
+main()

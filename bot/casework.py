@@ -98,6 +98,18 @@ class Casework:
             session.add(row)
         return StaffMember(telegram_id, role, chat_id, handles)
 
+    def remove_staff(self, telegram_id: int) -> bool:
+        """Removes a staff member (audited); False if there is no such member."""
+        from bot import audit
+
+        with self.service.store.session() as session, session.begin():
+            row = session.get(StaffRow, telegram_id)
+            if row is None:
+                return False
+            session.delete(row)
+            audit.record(session, "staff_remove", str(telegram_id), {"role": row.role})
+        return True
+
     def staff(self, telegram_id: int) -> StaffMember | None:
         """The staff member with this Telegram id, or None for a customer."""
         with self.service.store.session() as session:
@@ -252,6 +264,9 @@ class Casework:
         happened: list[Due] = []
         with self.service.store.session() as session, session.begin():
             query = select(CaseRow).where(CaseRow.status == "open", CaseRow.paused_at.is_(None))  # type: ignore[union-attr]
+            if session.bind.dialect.name != "sqlite":
+                # Several workers check deadlines: each case is reminded by whichever locks it first.
+                query = query.with_for_update(skip_locked=True)
             for case in session.exec(query).all():
                 if case.category not in self.content.case_kinds:
                     continue  # a category the content no longer has: its ladder is gone, staff must close it by hand

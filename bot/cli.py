@@ -1,25 +1,83 @@
-"""The kefu command: chat locally, run the Telegram bot, check the content, look at cases and staff."""
+"""The kefu command: chat locally, run the Telegram bot, check the content and the deployment, look at
+cases and staff, back up the database, and answer customers' requests for their data."""
 
 from __future__ import annotations
 
+import json
 import sys
+from enum import Enum
+from functools import cache
 from pathlib import Path
-from typing import Optional
+from typing import NoReturn, Optional
 
 import typer
 from sqlmodel import select
 
-from bot.config import Settings
+from bot import logs
+from bot.config import Settings, SettingsError, load_settings
 from dialogs.content import ContentError, load_content
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help="kefu: the customer-service manual as a working assistant.")
+app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+                  help="kefu: the customer-service manual as a working assistant.")
+_debug = False
 
 
-def _service():
+class LogFormat(str, Enum):
+    text = "text"
+    json = "json"
+
+
+@app.callback()
+def options(
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks, and kefu's debug lines."),
+    log_format: LogFormat = typer.Option(LogFormat.text, "--log-format", help="text, or json: one JSON object per line."),
+    log_pii: bool = typer.Option(False, "--log-pii", help="Log customers' words, phones and waybills unmasked (for debugging only)."),
+) -> None:
+    """Sets up logging for every command."""
+    global _debug
+    _debug = debug
+    logs.configure(debug=debug, json_lines=log_format is LogFormat.json, pii=log_pii)
+
+
+def main() -> None:
+    """Runs the kefu command: a problem with the settings, the database or Telegram is one line and exit
+    code 2; anything else one line and exit code 1; the traceback only with --debug."""
+    from bot.backup import BackupError
+    from bot.botapi import BotApiError
+    from bot.database import DatabaseError, one_line
+
+    try:
+        app()
+    except SettingsError as exc:
+        _fail(*exc.lines)
+    except (DatabaseError, BotApiError, BackupError) as exc:
+        if _debug:
+            raise
+        _fail(str(exc))
+    except Exception as exc:
+        if _debug:
+            raise
+        print(f"kefu: unexpected error: {type(exc).__name__}: {one_line(exc)} (--debug shows the traceback)",
+              file=sys.stderr)
+        sys.exit(1)
+
+
+def _fail(*lines: str) -> NoReturn:
+    for line in lines:
+        print(f"kefu: {line}", file=sys.stderr)
+    sys.exit(2)
+
+
+@cache
+def settings() -> Settings:
+    return load_settings()
+
+
+def _service(create: bool = True):
     from bot.service import Service
 
     try:
-        return Service.from_settings(Settings())
+        return Service.from_settings(settings(), create=create)
     except ContentError as exc:
         _print_problems(exc)
         raise typer.Exit(1)
@@ -42,7 +100,7 @@ def chat(user: str = typer.Option("local", help="Customer identity; the same id 
 @app.command()
 def validate(content: Optional[Path] = typer.Option(None, help="Content folder (default: the configured one).")) -> None:
     """Check every content file; print each problem with file, line and field."""
-    folder = content or Settings().content_dir
+    folder = content or settings().content_dir
     try:
         loaded = load_content(folder)
     except ContentError as exc:
@@ -51,28 +109,38 @@ def validate(content: Optional[Path] = typer.Option(None, help="Content folder (
     print(f"OK: {len(loaded.categories)} categories, content version {loaded.version}")
 
 
+class CaseStatus(str, Enum):
+    open = "open"
+    closed = "closed"
+    all = "all"
+
+
 @app.command()
-def cases(status: str = typer.Option("open", help="open, closed or all")) -> None:
-    """List cases with their current escalation step and deadline."""
+def cases(status: CaseStatus = typer.Option(CaseStatus.open, help="open, closed or all")) -> None:
+    """List cases with their current escalation step and deadline (local time, with its UTC offset)."""
     from bot.store import CaseRow, aware
 
-    service = _service()
+    service = _service(create=False)
+    shown = 0
     with service.store.session() as session:
         query = select(CaseRow).order_by(CaseRow.id)
-        if status != "all":
-            query = query.where(CaseRow.status == status)
+        if status is not CaseStatus.all:
+            query = query.where(CaseRow.status == status.value)
         for case in session.exec(query):
             role = service.content.shared.roles[case.step_role].name
             deadline = aware(case.step_deadline).astimezone(service.engine.zone)
             print(f"{case.number}\t{case.category}\t{case.status}\t运单 {case.waybill or '-'}\t"
-                  f"第{case.step + 1}步 {role}\t期限 {deadline:%Y-%m-%d %H:%M}")
+                  f"第{case.step + 1}步 {role}\t期限 {deadline.isoformat(sep=' ', timespec='minutes')}")
+            shown += 1
+    if not shown:
+        print(f"kefu: no {'' if status is CaseStatus.all else status.value + ' '}cases", file=sys.stderr)
 
 
 @app.command()
 def checklist(category: Optional[str] = typer.Argument(None, help="A category id (default: every category).")) -> None:
     """Show each category's handling steps: who acts, what they do, the deadline, and where the text comes from."""
     try:
-        loaded = load_content(Settings().content_dir)
+        loaded = load_content(settings().content_dir)
     except ContentError as exc:
         _print_problems(exc)
         raise typer.Exit(1)
@@ -95,22 +163,125 @@ def checklist(category: Optional[str] = typer.Argument(None, help="A category id
 @app.command()
 def telegram() -> None:
     """Run the Telegram bot: long polling, or a webhook server when telegram_webhook_url is set."""
+    from bot.botapi import get_me, token_of
     from bot.casework import CaseworkError
-    from bot.telegram import TelegramBot, TelegramConfigError, configure_logging
+    from bot.telegram import TelegramBot, TelegramConfigError
 
-    settings = Settings()
-    token = settings.telegram_bot_token.get_secret_value().strip() if settings.telegram_bot_token else ""
+    config = settings()
+    token = token_of(config)
     if not token:
         print("kefu: TELEGRAM_BOT_TOKEN is not set. Get a token from @BotFather in Telegram and set it, e.g.\n"
               "  TELEGRAM_BOT_TOKEN=123456:ABC... kefu telegram\n(see README, 'Telegram').", file=sys.stderr)
         raise typer.Exit(2)
-    configure_logging(token)
+    logs.hide(token)
+    get_me(config)  # a refused token or an unreachable Bot API: one line, before PTB's retries
     try:
-        bot = TelegramBot(settings, _service())
+        bot = TelegramBot(config, _service())
     except (TelegramConfigError, CaseworkError) as exc:
         print(f"kefu: {exc}", file=sys.stderr)
         raise typer.Exit(2)
     bot.run()
+
+
+@app.command()
+def doctor() -> None:
+    """Check settings, content, database and schema, the Telegram token, staff chats and disk space."""
+    from bot.doctor import FAIL, run
+
+    failed = 0
+    for check in run():
+        print(check.line(), flush=True)
+        failed += check.status == FAIL
+    if failed:
+        print(f"kefu: {failed} check(s) failed", file=sys.stderr)
+        raise typer.Exit(1)
+
+
+@app.command()
+def backup(path: Path = typer.Argument(..., help="The backup file to write (must not exist).")) -> None:
+    """Copy the database to PATH, consistently, while kefu runs (SQLite's online backup; pg_dump for PostgreSQL)."""
+    from bot.backup import backup as make_backup
+
+    kind = make_backup(settings(), path)
+    print(f"OK: {kind} backup written to {path}")
+
+
+@app.command()
+def restore(
+    path: Path = typer.Argument(..., help="A file written by kefu backup."),
+    yes: bool = typer.Option(False, "--yes", help="Do not ask for confirmation."),
+) -> None:
+    """Replace the database's contents with a backup. Stop kefu first."""
+    from bot.audit import record
+    from bot.backup import restore as put_back
+    from bot.database import open_database, shown
+
+    config = settings()
+    _confirm(yes, f"Replace everything in {shown(config.database_url)} with {path}?")
+    kind = put_back(config, path)
+    db = open_database(config)
+    from sqlmodel import Session
+
+    with Session(db) as session, session.begin():
+        record(session, "restore", None, {"from": str(path)})
+    print(f"OK: {kind} database restored from {path}")
+
+
+def _confirm(yes: bool, question: str) -> None:
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        _fail(f"{question} Not confirmed: add --yes to run without a terminal.")
+    if not typer.confirm(question, default=False):
+        print("kefu: nothing changed", file=sys.stderr)
+        raise typer.Exit(1)
+
+
+customer_app = typer.Typer(no_args_is_help=True, help="One customer's personal data: export or erase it (audited).")
+app.add_typer(customer_app, name="customer")
+USER_KEY = typer.Argument(..., help="The customer's user key: their Telegram user id, or kefu chat's --user.")
+CHANNEL = typer.Option(None, help="Only this channel (telegram or console); default: every channel.")
+
+
+def _database(create: bool = False):
+    from bot.database import open_database
+
+    return open_database(settings(), create=create)
+
+
+@customer_app.command("export")
+def customer_export(user_key: str = USER_KEY, channel: Optional[str] = CHANNEL) -> None:
+    """Print everything kept about one customer as JSON: conversations, messages, events, cases, attachments."""
+    from bot.customers import export
+
+    data = export(_database(), user_key, channel)
+    if not data["conversations"] and not data["telegram_updates"]:
+        print(f"kefu: nothing is kept about {user_key}", file=sys.stderr)
+    json.dump(data, sys.stdout, ensure_ascii=False, indent=2)
+    print()
+
+
+@customer_app.command("erase")
+def customer_erase(user_key: str = USER_KEY, channel: Optional[str] = CHANNEL,
+                   yes: bool = typer.Option(False, "--yes", help="Do not ask for confirmation.")) -> None:
+    """Erase one customer's messages, attachments and facts; cases keep anonymous statistics."""
+    from bot.customers import erase
+
+    db = _database()
+    _confirm(yes, f"Erase the personal data of {user_key}? This cannot be undone.")
+    counts = erase(db, user_key, channel)
+    print("OK: erased " + ", ".join(f"{n} {what}" for what, n in counts.items()))
+
+
+@customer_app.command("purge")
+def customer_purge(days: Optional[int] = typer.Option(None, min=1, help="Default: the retention_days setting.")) -> None:
+    """Erase the personal data of conversations idle for DAYS whose cases are all closed (retention)."""
+    from bot.customers import purge
+
+    days = days or settings().retention_days
+    if days is None:
+        _fail("no retention period: set retention_days (KEFU_RETENTION_DAYS) or give --days")
+    print(f"OK: erased {purge(_database(), days)} conversation(s) idle for more than {days} days")
 
 
 staff_app = typer.Typer(no_args_is_help=True, help="Staff, supervisors and admins (by Telegram user id).")
@@ -140,8 +311,24 @@ def staff_list() -> None:
     """List staff members."""
     from bot.casework import Casework
 
-    for m in Casework(_service()).all_staff():
+    members = Casework(_service(create=False)).all_staff()
+    for m in members:
         print(f"{m.telegram_id}\t{m.role}\tchat={m.chat_id}\thandles={','.join(m.handles) or 'all'}")
+    if not members:
+        print("kefu: no staff yet (kefu staff add ID --chat CHAT_ID)", file=sys.stderr)
+
+
+@staff_app.command("remove")
+def staff_remove(telegram_id: int = typer.Argument(..., help="The person's Telegram user id.")) -> None:
+    """Remove a staff member: from then on they are a customer like anyone else (audited)."""
+    from bot.casework import Casework
+
+    if not Casework(_service(create=False)).remove_staff(telegram_id):
+        _fail(f"{telegram_id} is not staff (kefu staff list lists them)")
+    print(f"OK: {telegram_id} removed")
+    if any(m.telegram_id == telegram_id for m in settings().staff):
+        print(f"kefu: {telegram_id} is still a [[staff]] entry in kefu.toml, which kefu telegram merges in at "
+              "every start: remove it there too", file=sys.stderr)
 
 
 EVAL_DATA = Path(__file__).resolve().parent.parent / "tests" / "data" / "intents_eval.yaml"
@@ -173,7 +360,7 @@ def classify(
 
     from dialogs.entities import extract
 
-    folder = content or Settings().content_dir
+    folder = content or settings().content_dir
     router, loaded, _ = _router(folder)
     try:
         day = date.fromisoformat(today) if today else datetime.now(ZoneInfo(loaded.shared.timezone)).date()
@@ -225,7 +412,7 @@ def eval_intents(
     from dialogs.evaluation import evaluate, format_report, load_labelled
 
     started = time.perf_counter()
-    router, loaded, examples = _router(content or Settings().content_dir)
+    router, loaded, examples = _router(content or settings().content_dir)
     trained = time.perf_counter() - started
     print(f"trained on {sum(len(v) for v in examples.values())} examples of {len(examples)} labels"
           f" in {trained:.2f} s (including imports)")

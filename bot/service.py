@@ -9,7 +9,8 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 
 from bot.config import Settings
-from bot.store import Store, connect
+from bot.database import open_database
+from bot.store import Store
 from dialogs.content import Content, load_content, training_examples
 from dialogs.conversation import Inbound, Reply, Turn
 from dialogs.engine import Engine
@@ -66,13 +67,14 @@ class Service:
     router: BackgroundRouter
 
     @classmethod
-    def from_settings(cls, settings: Settings | None = None) -> "Service":
-        """Loads and checks the content (ContentError if invalid) and opens the database."""
+    def from_settings(cls, settings: Settings | None = None, create: bool = True) -> "Service":
+        """Loads and checks the content (ContentError if invalid) and opens the database (DatabaseError
+        if it cannot; create=False: a missing SQLite file is an error, not a new empty database)."""
         settings = settings or Settings()
         content = load_content(settings.content_dir)
         router = BackgroundRouter(content)
         engine = Engine(content, router)
-        return cls(content, engine, Store(connect(settings.database_url), content.version, engine.zone), router)
+        return cls(content, engine, Store(open_database(settings, create), content.version, engine.zone), router)
 
     def receive(self, channel: str, user_key: str, inbound: Inbound) -> list[Reply]:
         """Handles one customer message; the turn is stored before the replies are returned."""

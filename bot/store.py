@@ -115,6 +115,32 @@ class InboxRow(SQLModel, table=True):
     done_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
 
 
+class AuditRow(SQLModel, table=True):
+    """Who did what to whose data: exports, erasures, staff removals, retention runs, restores."""
+
+    __tablename__ = "audit_log"
+
+    id: int | None = Field(default=None, primary_key=True)
+    action: str  # customer_export, customer_erase, retention_erase, staff_remove, restore
+    subject: str | None = None  # the customer's user key, or the staff member's id
+    actor: str  # the operating-system user who ran the command, or "kefu" for automatic runs
+    detail: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))  # counts, never content
+    at: datetime = _when()
+
+
+class MetaRow(SQLModel, table=True):
+    """Facts about the database itself; schema_version says which tables and columns it has."""
+
+    __tablename__ = "kefu_meta"
+
+    key: str = Field(primary_key=True)
+    value: str
+
+
+# The tables and columns above, as this build expects them. Raise it with every change to them.
+SCHEMA_VERSION = 1
+
+
 class MessageRow(SQLModel, table=True):
     __tablename__ = "messages"
 
@@ -142,8 +168,9 @@ class EventRow(SQLModel, table=True):
 
 
 def connect(database_url: str) -> DbEngine:
-    """Opens the database and creates the tables that are missing."""
-    engine = create_engine(database_url)
+    """Opens the database, creates the tables that are missing and records the schema version."""
+    # Errors never carry the statement's parameters: they are customers' messages, phones and waybills.
+    engine = create_engine(database_url, hide_parameters=True)
     if engine.dialect.name == "sqlite":
         # Take the write lock at BEGIN, so two processes serialise whole turns instead of failing midway.
         @event.listens_for(engine, "connect")
@@ -156,7 +183,21 @@ def connect(database_url: str) -> DbEngine:
 
     SQLModel.metadata.create_all(engine)
     _add_missing_columns(engine)
+    with Session(engine) as session, session.begin():
+        if session.get(MetaRow, "schema_version") is None:
+            session.add(MetaRow(key="schema_version", value=str(SCHEMA_VERSION)))
     return engine
+
+
+def schema_version(db: DbEngine) -> int | None:
+    """The schema version the database records; None when it has none (no kefu tables yet)."""
+    from sqlalchemy import inspect
+
+    if not inspect(db).has_table(MetaRow.__tablename__):
+        return None
+    with Session(db) as session:
+        row = session.get(MetaRow, "schema_version")
+        return int(row.value) if row else None
 
 
 # Columns added to existing tables since the first release, so a database from an older build keeps
@@ -272,7 +313,8 @@ class TurnTx:
     def take_update(self, update_id: int) -> bool:
         """Marks a kept channel update handled by this turn, in the turn's own transaction; False if an
         earlier turn already did (a replay after a crash between that turn's commit and the update's end)."""
-        row = self.session.get(InboxRow, update_id)
+        # Locked on PostgreSQL, so a second worker replaying the same update waits for this turn's commit.
+        row = self.session.get(InboxRow, update_id, with_for_update=self.session.bind.dialect.name != "sqlite")
         if row is None:
             return True  # not kept in the inbox (another channel, or a test): nothing to guard
         if row.status == "done":

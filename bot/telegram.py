@@ -21,6 +21,7 @@ from telegram.ext import (AIORateLimiter, Application, ApplicationBuilder, Callb
 
 from bot.casework import LOW_RATING, CaseCard, Casework, CaseworkError
 from bot.config import Settings
+from bot.logs import Private
 from bot.service import Service
 from bot.store import Inbox
 from dialogs.conversation import Event, Inbound, Option, Reply, Turn
@@ -28,6 +29,7 @@ from dialogs.engine import CASE_NUMBER
 
 CHANNEL = "telegram"
 log = logging.getLogger("kefu.telegram")
+RETENTION_EVERY = 6 * 3600  # seconds between retention runs: a day's delay at most a quarter
 
 # Registered with set_my_commands: what customers see in Telegram's command menu.
 COMMANDS = (
@@ -199,28 +201,6 @@ def card_keyboard(card: CaseCard) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup(rows)
 
 
-class RedactToken(logging.Filter):
-    """Keeps the bot token out of every log line (httpx and others print request URLs)."""
-
-    def __init__(self, token: str):
-        super().__init__()
-        self.token = token
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        if self.token and self.token in message:
-            record.msg, record.args = message.replace(self.token, "<token>"), None
-        return True
-
-
-def configure_logging(token: str, level: int = logging.INFO) -> None:
-    """Logs to stderr, never with the token; httpx's line per request is left out."""
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for handler in logging.getLogger().handlers:
-        handler.addFilter(RedactToken(token))
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-
-
 class InboxQueue(asyncio.Queue):
     """PTB's update queue, writing each update to the durable inbox before queueing it. The poller puts
     an update here before its next getUpdates confirms it to Telegram, and the webhook server before
@@ -280,6 +260,8 @@ class TelegramBot:
         assert app.job_queue is not None, "install python-telegram-bot[job-queue]"
         app.job_queue.run_repeating(self.on_deadline_tick, interval=self.settings.telegram_deadline_seconds,
                                     first=1, name="deadlines")
+        if self.settings.retention_days:
+            app.job_queue.run_repeating(self.on_retention_tick, interval=RETENTION_EVERY, first=60, name="retention")
         return app
 
     # -- running ---------------------------------------------------------------------------------
@@ -488,7 +470,7 @@ class TelegramBot:
     async def _alert_supervisors(self, context: ContextTypes.DEFAULT_TYPE, text: str) -> None:
         chats = self.casework.supervisor_chats()
         if not chats:
-            log.warning("no supervisor chat is configured; not posted: %s", text)
+            log.warning("no supervisor chat is configured; not posted: %s", Private(text))
         for chat in chats:
             await self._send_text(context, chat, text)
 
@@ -657,6 +639,14 @@ class TelegramBot:
             await self._post_card(context, card, DUE_HEADERS[due.kind], chats)
         self.inbox.prune()
 
+    async def on_retention_tick(self, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """Erases the personal data of conversations closed longer ago than retention_days."""
+        from bot.customers import purge
+
+        erased = purge(self.service.store.db, self.settings.retention_days, who="kefu")
+        if erased:
+            log.info("retention: erased the personal data of %d conversation(s)", erased, extra={"erased": erased})
+
     # -- every update ----------------------------------------------------------------------------
 
     async def on_update_done(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -670,7 +660,8 @@ class TelegramBot:
             update_id = update.update_id if isinstance(update, Update) else None
             case = self.casework.latest_case(CHANNEL, str(user.id)) if user else None
             log.error("update %s failed (user %s, case %s): %s", update_id, user.id if user else None, case,
-                      type(context.error).__name__, exc_info=context.error)
+                      type(context.error).__name__, exc_info=context.error,
+                      extra={"update_id": update_id, "user": user.id if user else None, "case": case})
             if update_id is not None:
                 self.inbox.finish(update_id, "failed")
             chat = update.effective_chat if isinstance(update, Update) else None
@@ -768,7 +759,7 @@ class TelegramBot:
             return False
         if message.chat.type != ChatType.PRIVATE:
             log.info("message in chat %s (%s), which is no staff chat: ignored (kefu staff add <user id> --chat %s "
-                     "makes it one)", message.chat_id, message.chat.title, message.chat_id)
+                     "makes it one)", message.chat_id, Private(message.chat.title or ""), message.chat_id)
             return False
         return True
 

@@ -216,14 +216,13 @@ class Engine:
             return self._after(run)
         if wants.bye:
             self._leave(run)
-            return self._say(run, texts.goodbye)
-        if conv.state == AFTER:
+            return self._goodbye(run)
+        after_case = conv.state == AFTER
+        if after_case:
             index = pick_option(text, [[label] for label in self._follow_up_labels()])
             conv.state = MENU
             if index is not None:
                 return self._follow_up(run, index, text)
-            if self._already_recorded(run, text):
-                return
         if conv.state == CLARIFY:
             offered, source = conv.offered, conv.offered_text
             # The options shown are the offered ones, then back to the menu: a number counts against
@@ -274,6 +273,8 @@ class Engine:
             if _QUESTION.search(normalize(text)):  # a complaint that also asks a fee: the fee first, then the complaint
                 self._side_fee(run, text)
             run.understood = complaint
+        if after_case and self._already_recorded(run, text):
+            return
         self._route(run, text)
 
     def _already_recorded(self, run: _Run, text: str) -> bool:
@@ -298,7 +299,7 @@ class Engine:
             return self._handoff(run, text)
         if action == "bye":
             self._leave(run)
-            return self._say(run, self.shared.texts.goodbye)
+            return self._goodbye(run)
         self._show_menu(run)  # other
 
     def _follow_up_labels(self) -> list[str]:
@@ -398,7 +399,7 @@ class Engine:
             return self._after(run)
         if wants.bye:
             self._leave(run)
-            return self._say(run, texts.goodbye)
+            return self._goodbye(run)
         if pick_option(text, [[self.shared.back_label]]) is not None and normalize(text) in ("1", self.shared.back_label):
             return self._global_move(run, "menu")
         chosen = self.fees.by_title(conv.category, text)  # a button of the answers' titles
@@ -820,7 +821,7 @@ class Engine:
         run.turn.events.append(Event("conversation_cancelled", {"category": conv.category, "state": conv.state}))
         self._leave(run)
         if what == "bye":
-            self._say(run, self.shared.texts.goodbye)
+            self._goodbye(run)
         else:
             self._say(run, self.shared.texts.cancelled)
             self._after(run)
@@ -863,6 +864,11 @@ class Engine:
         self._leave(run)
         conv.memory.handed = number or ""
         self._say_plain(run, render(texts.handoff.text, {**self._values(run), **values, "facts": facts}))
+
+    def _goodbye(self, run: _Run) -> None:
+        """Says goodbye; the event lets a channel close (the terminal chat ends there)."""
+        run.turn.events.append(Event("said_goodbye"))
+        self._say(run, self.shared.texts.goodbye)
 
     def _step_values(self, role: str, deadline: datetime, number: str | None) -> dict[str, Any]:
         return {"step": {"role": self._role_name(role), "deadline": self.local_time(deadline)},
@@ -931,7 +937,7 @@ class Engine:
             return self._confirm(run, move)
         if move == "bye":
             self._leave(run)
-            return self._say(run, texts.goodbye)
+            return self._goodbye(run)
         if move == "cancel" and conv.category is not None:
             run.turn.events.append(Event("conversation_cancelled", {"category": conv.category, "state": conv.state}))
             self._leave(run)

@@ -1,4 +1,4 @@
-"""Shared fixtures: the shipped content, a fresh SQLite file, and a real PostgreSQL server."""
+"""Shared fixtures: the shipped content, a fresh SQLite file, a real PostgreSQL server, the Telegram emulator."""
 
 from __future__ import annotations
 
@@ -75,3 +75,15 @@ def postgres_url(postgres_server):
 def database_url(request):
     """Runs a storage test once on SQLite and once on a real PostgreSQL server."""
     return request.getfixturevalue(f"{request.param}_url")
+
+
+@pytest.fixture(scope="session")
+def emulator():
+    """The Telegram Bot API emulator and the proxy that fills its gaps (tests/telegram_harness.py)."""
+    from telegram_harness import Emulator, Proxy
+
+    emulator = Emulator()
+    proxy = Proxy(emulator)
+    yield emulator, proxy
+    proxy.close()
+    emulator.close()

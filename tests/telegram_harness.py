@@ -413,3 +413,32 @@ class RunningBot:
 
 def env_without_telegram() -> dict:
     return {k: v for k, v in os.environ.items() if not k.startswith("TELEGRAM_")}
+
+
+class BotApiStub:
+    """A Bot API that answers every call the same way: Telegram accepting a token (getMe's bot), or
+    refusing it (401). For tests of what kefu does before it talks to the emulator."""
+
+    def __init__(self, accept: bool):
+        body = ({"ok": True, "result": {"id": BOT_ID, "is_bot": True, "first_name": "kefu", "username": BOT_USERNAME}}
+                if accept else {"ok": False, "error_code": 401, "description": "Unauthorized"})
+        data, status = json.dumps(body).encode(), 200 if accept else 401
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - http.server's name
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        threading.Thread(target=self.server.serve_forever, name="bot-api-stub", daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

@@ -21,13 +21,21 @@ from bot.casework import Casework
 from bot.config import Settings, StaffConfig
 from bot.service import BackgroundRouter, Service
 from bot.store import AttachmentRow, CaseRow, EventRow, InboxRow, MessageRow, Store, connect, utcnow
-from bot.telegram import RedactToken, Throttle, command_text, split_message
+from bot.logs import Redact
+from bot.telegram import Throttle, command_text, split_message
 from dialogs.engine import Engine
-from telegram_harness import WAIT, Emulator, Proxy, RunningBot, Telegram, env_without_telegram, free_port, wait_until
+from telegram_harness import WAIT, RunningBot, Telegram, env_without_telegram, free_port, wait_until
 
 STAFF_CHAT, SUPERVISOR_CHAT = -1001, -1002
 STAFF_ID, SUPERVISOR_ID, CUSTOMER_ID, STRANGER_ID = 9001, 9100, 501, 777
 tokens = itertools.count(1)
+
+
+def empty_config(folder) -> str:
+    """A kefu.toml with nothing in it: the test's settings come from the environment alone."""
+    path = folder / "kefu.toml"
+    path.write_text("")
+    return str(path)
 
 
 # -- pieces ---------------------------------------------------------------------------------------
@@ -80,13 +88,15 @@ def test_the_token_is_never_logged(caplog):
     import logging
 
     token = "123456:SECRET-token"
-    caplog.handler.addFilter(RedactToken(token))
+    redact = Redact(pii=False)
+    redact.secrets.append(token)
+    caplog.handler.addFilter(redact)
     logging.getLogger("httpx").warning("HTTP Request: POST https://api.telegram.org/bot%s/getUpdates", token)
     assert token not in caplog.text and "bot<token>/getUpdates" in caplog.text
 
 
 def test_kefu_telegram_without_a_token_says_what_to_do(tmp_path):
-    env = {**env_without_telegram(), "KEFU_CONFIG": str(tmp_path / "none.toml")}
+    env = {**env_without_telegram(), "KEFU_CONFIG": empty_config(tmp_path)}
     result = subprocess.run([sys.executable, "-m", "bot", "telegram"], capture_output=True, text=True, env=env,
                             timeout=120)
     assert result.returncode == 2
@@ -94,15 +104,6 @@ def test_kefu_telegram_without_a_token_says_what_to_do(tmp_path):
 
 
 # -- end to end -----------------------------------------------------------------------------------
-
-@pytest.fixture(scope="session")
-def emulator():
-    emulator = Emulator()
-    proxy = Proxy(emulator)
-    yield emulator, proxy
-    proxy.close()
-    emulator.close()
-
 
 @pytest.fixture(scope="session")
 def shared_engine(content):
@@ -488,7 +489,7 @@ def test_kefu_telegram_runs_from_the_environment_and_never_logs_the_token(emulat
     _, proxy = emulator
     token = f"{next(tokens) + 500000}:CLI-SECRET"
     env = {**env_without_telegram(), "TELEGRAM_BOT_TOKEN": token, "TELEGRAM_API_BASE_URL": proxy.url,
-           "KEFU_DATABASE_URL": f"sqlite:///{tmp_path / 'kefu.db'}", "KEFU_CONFIG": str(tmp_path / "none.toml")}
+           "KEFU_DATABASE_URL": f"sqlite:///{tmp_path / 'kefu.db'}", "KEFU_CONFIG": empty_config(tmp_path)}
     process = subprocess.Popen([sys.executable, "-m", "bot", "telegram"], env=env, stderr=subprocess.PIPE,
                                stdout=subprocess.PIPE, text=True)
     try:
