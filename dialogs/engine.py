@@ -24,7 +24,7 @@ from dialogs.entities import Entities, extract
 from dialogs.fees import FeeAnswer, FeeDesk
 from dialogs.policies import topic_text
 from dialogs.hours import Day
-from dialogs.matching import check_fact, is_number, normalize, pick_by_words, pick_option
+from dialogs.matching import check_fact, is_number, normalize, option_number, pick_by_words, pick_option
 from dialogs.render import render, template_values
 from dialogs.repairs import RepairReader, Wants
 from dialogs.schema import Category, Fact, FactType, State, Step, Text
@@ -183,6 +183,8 @@ class Engine:
                 return
         if move is not None:
             return self._global_move(run, move)
+        if self._out_of_range(run, text):
+            return
         asked = CASE_NUMBER.search(said)
         if asked:
             self._case_progress(run, f"KF-{asked.group(1)}-{asked.group(2)}")
@@ -864,6 +866,21 @@ class Engine:
         self._leave(run)
         conv.memory.handed = number or ""
         self._say_plain(run, render(texts.handoff.text, {**self._values(run), **values, "facts": facts}))
+
+    def _out_of_range(self, run: _Run, text: str) -> bool:
+        """A number no option has, where a choice is asked: the valid range, and the question again."""
+        conv = run.conversation
+        number = option_number(text)
+        if number is None or conv.state == TOPIC:
+            return False
+        pending = self._pending_fact(conv)
+        choosing = conv.category is None or (pending is None and bool(self._state(conv).options)) or (
+            pending is not None and self._fact_type(conv, pending).kind == "choice")
+        options = self._current_options(conv)
+        if not choosing or not options or 1 <= number <= len(options):
+            return False
+        self._say(run, self.shared.texts.out_of_range, options=options, what=str(number), step={"count": len(options)})
+        return True
 
     def _goodbye(self, run: _Run) -> None:
         """Says goodbye; the event lets a channel close (the terminal chat ends there)."""

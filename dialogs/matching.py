@@ -22,6 +22,12 @@ def is_number(text: str) -> bool:
     return bool(_NUMBER.match(normalize(text)))
 
 
+def option_number(text: str) -> int | None:
+    """The number a message that is only an option's number gives ("第2个" → 2), else None."""
+    match = _NUMBER.match(normalize(text))
+    return int(match.group(1)) if match else None
+
+
 def pick_option(text: str, choices: Sequence[Sequence[str]]) -> int | None:
     """Returns the index of the choice a message means: its number (from 1), or a unique name match.
 

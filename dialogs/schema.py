@@ -116,6 +116,7 @@ class SharedTexts(Strict):
     menu_prompt: Text
     fallback: Text
     choose_again: Text
+    out_of_range: Text  # a number no option has: names the valid range (what: the number, step.count: how many)
     empty_message: Text
     stale_choice: Text
     goodbye: Text

@@ -124,3 +124,39 @@ def test_checklist_shows_each_step_with_role_deadline_and_provenance():
     every = _kefu("checklist", env_extra={}).stdout
     assert "[草稿]" in every and every.count("（") >= 12
     assert _kefu("checklist", "nosuch", env_extra={}).returncode == 2
+
+
+def _fact_samples(category) -> list[dict]:
+    """Facts a category's texts may be rendered with: none, and every option of every choice fact."""
+    full = {fid: (fact.options[0] if fact.options else "示例") for fid, fact in category.facts.items()}
+    samples = [full]  # a text is shown once the facts before it are in (the flow orders them)
+    for fid, fact in category.facts.items():
+        for option in fact.options or []:
+            samples.append({**full, fid: option})
+    return samples
+
+
+@pytest.mark.parametrize("salutation", ["", "王先生", "陈先生/女士"])
+def test_no_customer_text_shows_a_form_of_address_placeholder_or_template_leftover(content, salutation):
+    """The manual's paper form 先生（女士） is never shown; a customer who gave no name is addressed as 您."""
+    from dialogs.content import texts_in
+    from dialogs.render import render, template_values
+
+    step = {"role": "客服专员", "deadline": "12月03日 10:30", "doing": "正在核实处理您的问题", "number": 1, "action": "核实",
+            "count": 4}
+    case = {"status": "处理中", "open": True, "list": ["KF-20261202-0001"]}
+    groups = [(content.shared, [{}])] + [(c, _fact_samples(c)) for c in content.categories.values()]
+    checked = 0
+    for owner, samples in groups:
+        for path, text in texts_in(owner):
+            for facts in samples:
+                values = template_values(salutation, facts, "KF-20261202-0001", step=step, category="货物滞留",
+                                         what="联系电话", **case)
+                values["case"]["category"] = "货物滞留"
+                shown = render(text.text, values)
+                checked += 1
+                assert "先生（女士）" not in shown and "先生(女士)" not in shown, path
+                assert not any(mark in shown for mark in ("{{", "}}", "{%", "None", "，，", "，。")), (path, shown)
+                if not salutation:
+                    assert not shown.startswith(("好的，，", "您好，，")), (path, shown)
+    assert checked > 500

@@ -194,9 +194,9 @@ def test_a_number_in_clarify_counts_against_the_options_shown_not_the_main_menu(
     assert (conv.category, conv.state) == (None, "menu")
     assert len(result.replies[-1].options) == len(engine.shared.menu)
     conv = Conversation(**offer)
-    result = say(engine, conv, "9")  # no such option: asked again, not the main menu's 9
+    result = say(engine, conv, "9")  # no such option: the valid range, not the main menu's 9
     assert (conv.category, conv.state, conv.offered) == (None, "clarify", ["pricing", "attitude"])
-    assert "请回复选项前的数字" in result.replies[0].text and "您是想反映以下哪类问题" in result.replies[-1].text
+    assert "没有第 9 项，请回复 1 到 3 之间的数字" in result.replies[0].text and len(result.replies[0].options) == 3
 
 
 def test_the_number_of_the_back_option_in_a_topic_returns_to_the_menu(engine):
