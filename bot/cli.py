@@ -336,7 +336,7 @@ EVAL_DATA = Path(__file__).resolve().parent.parent / "tests" / "data" / "intents
 
 def _router(folder: Path):
     """Trains the intent router on the content's examples, or prints the content's problems and exits."""
-    from dialogs.content import training_examples
+
     from dialogs.intents import Router
 
     try:
@@ -344,7 +344,7 @@ def _router(folder: Path):
     except ContentError as exc:
         _print_problems(exc)
         raise typer.Exit(1)
-    examples = training_examples(content.categories, content.policies, content.other)
+    examples = content.examples()
     return Router.train(examples), content, examples
 
 
@@ -405,16 +405,18 @@ def eval_intents(
     threshold: Optional[float] = typer.Option(None, help="Least confidence answered without asking back (default: shared.yaml's routing.threshold)."),
     content: Optional[Path] = typer.Option(None, help="Content folder (default: the configured one)."),
     misses: int = typer.Option(20, help="How many of the most confident misses to list."),
+    split: Optional[str] = typer.Option(None, help="Held-out set only: dev, test or all (default: all)."),
 ) -> None:
     """Measure intent routing on labelled messages: accuracy, precision and recall per label, confusions, misroutes."""
     import time
 
-    from dialogs.evaluation import evaluate, format_report, load_labelled
+    from dialogs.evaluation import evaluate, format_report, load_alternatives, load_labelled
 
     started = time.perf_counter()
     router, loaded, examples = _router(content or settings().content_dir)
     trained = time.perf_counter() - started
     print(f"trained on {sum(len(v) for v in examples.values())} examples of {len(examples)} labels"
           f" in {trained:.2f} s (including imports)")
-    report = evaluate(router, load_labelled(data), loaded.shared.routing.threshold if threshold is None else threshold)
+    report = evaluate(router, load_labelled(data, split), loaded.shared.routing.threshold if threshold is None else threshold,
+                      load_alternatives(data, split))
     print(format_report(report, misses=misses))

@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from bot.config import Settings
 from bot.database import open_database
 from bot.store import Store
-from dialogs.content import Content, load_content, training_examples
+from dialogs.content import Content, load_content
 from dialogs.conversation import Inbound, Reply, Turn
 from dialogs.engine import Engine
 
@@ -26,7 +26,7 @@ class BackgroundRouter:
     free-text message, so a short scripted `kefu chat` that never needs it does not pay for it."""
 
     def __init__(self, content: Content):
-        self._examples = training_examples(content.categories, content.policies, content.other)
+        self._examples = content.examples()
         self._ready = threading.Event()
         self._started = threading.Lock()
         self._thread: threading.Thread | None = None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from functools import cached_property
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -22,7 +22,8 @@ SHARED_FILE = "shared.yaml"
 # Files in scripts_yaml/ that are not complaint categories: fee and policy topics, off-topic examples.
 OTHER_FILE = "other.yaml"
 NOT_CATEGORIES = {SHARED_FILE, POLICIES_FILE, OTHER_FILE}
-HANDOFF = "handoff"  # the kind of a case opened because the customer asked for a person, outside any complaint
+HANDOFF = "handoff"
+EXAMPLES_DIR = "examples"  # more router training messages per label, kept apart from the flows  # the kind of a case opened because the customer asked for a person, outside any complaint
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,11 @@ class Content:
     policies: Policies  # the fee and policy topics
     other: OtherTopic  # off-topic examples, and the answer to them
     version: str  # the shared version plus a hash of every file, stored on each case
+    extra_examples: dict[str, list[str]] = field(default_factory=dict)  # examples/*.yaml: more messages per label
+
+    def examples(self) -> dict[str, list[str]]:
+        """The router's training messages by label (see training_examples)."""
+        return training_examples(self.categories, self.policies, self.other, self.extra_examples)
 
     @cached_property
     def handoff(self) -> Category:
@@ -53,8 +59,9 @@ def load_content(directory: Path = DEFAULT_DIR) -> Content:
     for name in (SHARED_FILE, POLICIES_FILE, OTHER_FILE):
         if not (directory / name).exists():
             raise ContentError([Problem(str(directory / name), None, "", "missing: every content folder needs this file")])
-    for path in sorted(directory.glob("*.yaml")):
+    for path in sorted([*directory.glob("*.yaml"), *directory.glob(f"{EXAMPLES_DIR}/*.yaml")]):
         digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    extra = _extra_examples(directory / EXAMPLES_DIR, problems)
     files = sorted(p for p in directory.glob("*.yaml") if p.name not in NOT_CATEGORIES - {SHARED_FILE})
     other = None
     try:
@@ -88,12 +95,18 @@ def load_content(directory: Path = DEFAULT_DIR) -> Content:
     if policies is not None:
         for topic_id in set(policies.topics) & set(categories):
             problems.append(Problem(shown_path(directory / POLICIES_FILE), None, topic_id, "topic id is also a category id"))
+    if policies is not None:
+        labels = set(categories) | set(policies.topics) | {"other", "vague"}
+        for label, (path, items) in extra.items():
+            if label not in labels:
+                problems.append(Problem(path, None, label, f"no category or topic '{label}'" + did_you_mean(label, labels)))
     if not problems:
-        problems += _examples_of_several_labels(categories, policies, other, directory)
+        problems += _examples_of_several_labels(categories, policies, other, directory, extra)
     if problems:
         raise ContentError(problems)
     assert shared is not None and policies is not None and other is not None
-    return Content(shared, categories, policies, other, f"{shared.version}+{digest.hexdigest()[:10]}")
+    return Content(shared, categories, policies, other, f"{shared.version}+{digest.hexdigest()[:10]}",
+                   {label: items for label, (_, items) in extra.items()})
 
 
 def _handoff_kind(shared: Shared) -> Category:
@@ -107,20 +120,40 @@ def _handoff_kind(shared: Shared) -> Category:
                                     closing=label, flow=flow)
 
 
-def training_examples(categories: dict[str, Category], policies: Policies, other: OtherTopic) -> dict[str, list[str]]:
+def training_examples(categories: dict[str, Category], policies: Policies, other: OtherTopic,
+                      extra: dict[str, list[str]] | None = None) -> dict[str, list[str]]:
     """The example messages by label: categories and topics by id, off-topic messages as 'other',
-    complaints that name no category as 'vague'."""
+    complaints that name no category as 'vague'; extra: more messages per label (examples/*.yaml)."""
     examples = {cid: list(c.examples) for cid, c in categories.items()}
     examples.update({tid: list(t.examples) for tid, t in policies.topics.items()})
     examples["other"] = list(other.examples)
     examples["vague"] = list(other.vague_examples)
+    for label, items in (extra or {}).items():
+        examples[label] = examples.get(label, []) + list(items)
     return examples
 
 
-def _examples_of_several_labels(categories, policies, other, directory: Path) -> list[Problem]:
+def _extra_examples(folder: Path, problems: list[Problem]) -> dict[str, tuple[str, list[str]]]:
+    """Reads examples/*.yaml: mappings of a label to a list of example messages."""
+    found: dict[str, tuple[str, list[str]]] = {}
+    for path in sorted(folder.glob("*.yaml")):
+        try:
+            doc = read_yaml(path, shown_path(path))
+        except ContentFileError as exc:
+            problems.append(exc.problem)
+            continue
+        for label, items in (doc.data or {}).items():
+            if not isinstance(items, list) or not all(isinstance(i, str) and i.strip() for i in items):
+                problems.append(doc.problem((label,), "must be a list of example messages (text)"))
+                continue
+            found[label] = (shown_path(path), found.get(label, ("", []))[1] + items)
+    return found
+
+
+def _examples_of_several_labels(categories, policies, other, directory: Path, extra) -> list[Problem]:
     """One message may teach the router one label only (compared after folding)."""
     owners: dict[str, set[str]] = {}
-    for label, items in training_examples(categories, policies, other).items():
+    for label, items in training_examples(categories, policies, other, {k: v for k, (_, v) in extra.items()}).items():
         for item in items:
             owners.setdefault(fold(item).casefold(), set()).add(label)
     return [Problem(shown_path(directory), None, "examples", f"'{text}' is an example of several labels: {', '.join(sorted(labels))}")

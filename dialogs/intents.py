@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from dialogs.content import load_content, training_examples
+from dialogs.content import load_content
 from dialogs.folding import fold
 from dialogs.yamlfile import DEFAULT_DIR
 
@@ -244,4 +244,4 @@ def _stack(chars: Any, pinyin: Any) -> Any:
 def load_examples(content_dir: Path = DEFAULT_DIR) -> dict[str, list[str]]:
     """Gathers the training messages by label from checked content (ContentError if it is invalid)."""
     content = load_content(content_dir)
-    return training_examples(content.categories, content.policies, content.other)
+    return content.examples()

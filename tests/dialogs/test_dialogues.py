@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from dialogs import dialogues
-from dialogs.content import load_content, training_examples
+from dialogs.content import load_content
 from dialogs.engine import Engine
 from dialogs.intents import Router
 
@@ -22,7 +22,7 @@ PATTERNS = {"digression", "cancel", "thanks_bye", "handoff", "no_trap", "choice"
 @pytest.fixture(scope="module")
 def report():
     content = load_content()
-    engine = Engine(content, Router.train(training_examples(content.categories, content.policies, content.other)))
+    engine = Engine(content, Router.train(content.examples()))
     return dialogues.evaluate(engine, dialogues.load([DATA]))
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from dialogs.content import load_content, training_examples
+from dialogs.content import load_content
 from dialogs.evaluation import evaluate, load_labelled
 from dialogs.intents import Router
 
@@ -17,7 +17,7 @@ DATA = Path(__file__).resolve().parent.parent / "data"
 @pytest.fixture(scope="module")
 def measured():
     content = load_content()
-    router = Router.train(training_examples(content.categories, content.policies, content.other))
+    router = Router.train(content.examples())
     labelled = load_labelled(DATA / "intents_eval.yaml")
     threshold = content.shared.routing.threshold
     report = evaluate(router, labelled, threshold)
@@ -30,8 +30,19 @@ def test_eval_set_is_large_and_kept_apart_from_training():
     content = load_content()
     labelled = load_labelled(DATA / "intents_eval.yaml")
     assert len(labelled) >= 400
-    trained = {t for items in training_examples(content.categories, content.policies, content.other).values() for t in items}
+    trained = {t for items in content.examples().values() for t in items}
     assert not trained & {text for text, _ in labelled}
+
+
+def test_held_out_real_messages_are_never_training_examples():
+    """The held-out set (real messages nobody on the project wrote) only measures: none of it is taught."""
+    from dialogs.folding import fold
+
+    content = load_content()
+    trained = {fold(t).casefold() for items in content.examples().values() for t in items}
+    held_out = {fold(t).casefold() for t, _ in load_labelled(DATA / "heldout" / "messages.yaml")}
+    assert len(held_out) >= 300
+    assert not trained & held_out
 
 
 def test_top1_and_misroute_meet_the_goals(measured):

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pytest
 
-from dialogs.content import training_examples
 from dialogs.conversation import Conversation, Inbound
 from dialogs.engine import Engine
 from dialogs.intents import Router
@@ -14,7 +13,7 @@ from test_engine import FakeLedger
 
 @pytest.fixture(scope="module")
 def engine(content):
-    return Engine(content, Router.train(training_examples(content.categories, content.policies, content.other)))
+    return Engine(content, Router.train(content.examples()))
 
 
 def talk(engine, *lines, conv=None):
