@@ -25,7 +25,7 @@ from dialogs.fees import FeeAnswer, FeeDesk
 from dialogs.policies import topic_text
 from dialogs.hours import Day
 from dialogs.matching import check_fact, is_number, normalize, option_number, pick_by_words, pick_option
-from dialogs.render import render, template_values
+from dialogs.render import Facts, render, template_values
 from dialogs.repairs import RepairReader, Wants
 from dialogs.schema import Category, Fact, FactType, State, Step, Text
 
@@ -333,7 +333,8 @@ class Engine:
                 self._say(run, texts.also_mentioned, category=self._entry(later).name)
             # Before starting: a first complaint whose facts are all in the message ends at once.
             # The message is kept so the second complaint takes its facts from it too.
-            conv.later, conv.offered_text = later, text if later else ""
+            conv.later = later
+            conv.offered_text = f"{conv.offered_text}\n{text}".strip() if later else conv.offered_text
             return self._start(run, label, text)
         offered = [label for label, _ in reading.candidates if self._entry(label) is not None]
         if not offered or self.repairs.read(text).insult:  # abuse with nothing clear in it: asked, not guessed
@@ -475,7 +476,8 @@ class Engine:
             index = self._pick_state_option(text, state)
             if index is not None:
                 memory.misses = 0
-                self._tell_story(run, text, [w for o in state.options for w in (o.label, *o.words)])
+                collects = self._category(conv).flow.states[state.options[index].goto].collect
+                self._tell_story(run, text, [w for o in state.options for w in (o.label, *o.words)], collects)
                 return self._trigger(run, f"option{index}")
         if wants.cancel or wants.bye:
             return self._confirm(run, "cancel" if wants.cancel else "bye")
@@ -487,13 +489,19 @@ class Engine:
         if wants.own_status:
             self._my_cases(run, quiet_menu=True)
             return self._prompt(run, resume=True)
+        if pending is not None and wants.cannot_give and self._fact_type(conv, pending).kind != "text":
+            return self._skip(run, pending, text)
         if self._side_question(run, text, wants, pending):
             return
         if pending is not None and self._fact_type(conv, pending).kind == "text":
             if any(word in normalize(text) for word in self.routing.change_words) and self._change_topic(run, text):
                 return
             return self._text_answer(run, pending, text, wants)
+        if pending is not None and wants.cannot_give:
+            return self._skip(run, pending, text)
         if run.noted:  # the message gave something else that was asked later (a phone for the waybill)
+            if pending is None and self._state(conv).options:
+                return self._missed(run, None, noted=True)  # the choice asked is still not made
             return self._prompt(run)
         if self._change_topic(run, text):
             return
@@ -541,7 +549,7 @@ class Engine:
             return value
         return None
 
-    def _tell_story(self, run: _Run, text: str, words: list[str]) -> None:
+    def _tell_story(self, run: _Run, text: str, words: list[str], only: list[str] | None = None) -> None:
         """An answer given in words that also tells what happened (发到别的地方了，本来到漳州的) fills the
         account; what only names the answer (words: the options and what customers say for them) does not."""
         rest = normalize(text)
@@ -551,7 +559,7 @@ class Engine:
             return
         conv = run.conversation
         for fact_id, fact in self._category(conv).facts.items():
-            if fact.describes and fact_id not in conv.facts:
+            if fact.describes and fact_id not in conv.facts and (only is None or fact_id in only):
                 conv.facts[fact_id] = text.strip()
 
     def _take(self, run: _Run, fact_id: str, value: str) -> None:
@@ -627,14 +635,17 @@ class Engine:
         if text_pending:
             return False
         reading = self._understand(run, text)
-        if reading is None or reading.label not in self.content.categories:
+        if reading is None:
             return False
         related = [conv.category, *self.routing.covers.get(conv.category, [])]  # type: ignore[list-item]
         about_this = reading.label in related or dict(reading.candidates).get(conv.category, 0) >= 0.05
-        if about_this and self._adds_to_story(run, text, wants_protest=False):
+        other_complaint = (reading.label in self.content.categories and reading.label not in related
+                           and reading.confidence >= self.routing.also_threshold)
+        # A story told while something else is asked, and no other complaint: more about this one.
+        if (about_this or (not asks and not other_complaint)) and self._adds_to_story(run, text, wants_protest=False):
             self._prompt(run)  # more about the same complaint: added to the account of it
             return True
-        if reading.label == conv.category:
+        if reading.label == conv.category or reading.label not in self.content.categories:
             return False
         if (reading.label not in related and reading.confidence >= self.routing.also_threshold
                 and len(_MEANINGFUL.findall(text)) >= 6 and not wants.correction
@@ -676,6 +687,8 @@ class Engine:
             return False
         if not said_so and reading.confidence < self.routing.switch_threshold:
             return False
+        if not said_so and conv.category in self.content.categories and reading.label not in self.content.categories:
+            return False  # a fee or policy question mid-complaint is a side question, answered when it asks
         in_topic = conv.category in self.content.policies.topics
         run.turn.events.append(Event("topic_changed", {"from": conv.category, "to": reading.label}))
         kept = {} if in_topic else dict(conv.facts)
@@ -705,7 +718,10 @@ class Engine:
                     if value is not None:
                         break
             elif fact_type.kind == "choice" and text:
-                index = pick_by_words(text, self._option_words(fact))
+                # Not asked yet: only what customers say for an option, and none of the words that say
+                # yes, no or "I don't know" ("没有" or "不记得" alone would answer every choice at once).
+                words = [[w for w in (o, *fact.option_words.get(o, [])) if not self._generic(w)] for o in fact.options or []]
+                index = pick_by_words(text, words)
                 value = fact.options[index] if index is not None else None  # type: ignore[index]
             elif fact.clues and text:  # "照片都拍了": the clause that speaks of it
                 value = next((c.strip() for c in self._clauses.split(text)
@@ -776,15 +792,23 @@ class Engine:
             run.lead = render(self.shared.texts.moved_on.text, self._blank_values())
         self._settle(run)
 
-    def _missed(self, run: _Run, fact_id: str | None) -> None:
+    def _missed(self, run: _Run, fact_id: str | None, noted: bool = False) -> None:
         """An answer kefu cannot use: the first time the question's own help, then another wording with
         a way out (skip it, or a person), then kefu moves on and leaves it for staff."""
         conv = run.conversation
         memory = conv.memory
         memory.misses += 1
         if fact_id is None:  # a choice between the state's options, which cannot be left out
+            options = self._state(conv).options
+            other = next((i for i, o in enumerate(options) if "其他" in o.label), None)
+            if memory.misses >= 3 and other is not None:  # "其他原因": kefu moves on, staff will ask
+                memory.misses = 0
+                run.lead = render(self.shared.texts.moved_on.text, self._blank_values())
+                return self._trigger(run, f"option{other}")
             if memory.misses >= 3:  # a person was offered the last time: hand over rather than ask a fourth time
                 return self._handoff(run, "")
+            if noted:
+                return self._prompt(run)
             again = self.shared.fact_types["choice"].invalid_again
             text = self.shared.texts.choose_again if memory.misses == 1 or again is None else again
             return self._say(run, text, options=self._current_options(conv))
@@ -865,7 +889,7 @@ class Engine:
         facts = dict(conv.facts)
         self._leave(run)
         conv.memory.handed = number or ""
-        self._say_plain(run, render(texts.handoff.text, {**self._values(run), **values, "facts": facts}))
+        self._say_plain(run, render(texts.handoff.text, {**self._values(run), **values, "facts": Facts(facts)}))
 
     def _out_of_range(self, run: _Run, text: str) -> bool:
         """A number no option has, where a choice is asked: the valid range, and the question again."""
@@ -1238,6 +1262,11 @@ class Engine:
 
     def _option_words(self, fact: Fact) -> list[list[str]]:
         return [[option, *fact.option_words.get(option, [])] for option in fact.options or []]
+
+    def _generic(self, word: str) -> bool:
+        lists = self.repairs.lists
+        said = normalize(word).casefold()
+        return len(said) < 2 or any(said in lists[name] for name in ("cannot_give", "affirm", "deny", "thanks", "cancel"))
 
     def _only_entities(self, run: _Run, text: str) -> bool:
         found = run.entities

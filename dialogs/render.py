@@ -21,12 +21,20 @@ def _compiled(source: str):
     return _env.from_string(source)
 
 
+class Facts(dict):
+    """The facts a text sees: one the customer has not given (skipped, or not asked yet) reads as empty,
+    so "{% if facts.insured == '已保价' %}" takes its else branch instead of failing the turn."""
+
+    def __missing__(self, key: str) -> str:
+        return ""
+
+
 def template_values(salutation: str, facts: Mapping[str, Any] | None = None, case_number: str | None = None,
                     step: Mapping[str, Any] | None = None, category: str = "", what: str = "", **case: Any) -> dict[str, Any]:
     """The values a content text is rendered with: one for each name in TEMPLATE_NAMES.
     salutation: 王先生 when the customer said, else empty (the texts then say 您); what: the things a
     text names (电话、运单号)."""
-    return {"salutation": salutation, "facts": dict(facts or {}), "case": {"number": case_number, **case},
+    return {"salutation": salutation, "facts": Facts(facts or {}), "case": {"number": case_number, **case},
             "step": dict(step or {}), "category": category, "what": what}
 
 
