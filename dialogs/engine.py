@@ -271,7 +271,7 @@ class Engine:
         if self.fees.is_question(text, run.entities):
             complaint = self._complaint_in(run, text)
             if complaint is None:
-                return self._start(run, self.fees.names_topic(text) or "cod", text)
+                return self._start(run, self.fees.topic_of(text, run.entities) or "cod", text)
             if _QUESTION.search(normalize(text)):  # a complaint that also asks a fee: the fee first, then the complaint
                 self._side_fee(run, text)
             run.understood = complaint
@@ -413,9 +413,8 @@ class Engine:
             return
         answer = self.fees.answer(text, run.entities, conv.category, conv.facts, self._today(run))
         if answer.understood:
-            if answer.topic and answer.topic != conv.category:
-                conv.category, conv.facts = answer.topic, {} if answer.topic != "storage" else conv.facts
-                conv.memory.topic = answer.topic
+            if answer.topic and answer.topic != conv.category:  # the figures so far stay: "加起来一共多少"
+                conv.category = conv.memory.topic = answer.topic
             return self._fee_reply(run, answer)
         if self._change_topic(run, text, eager=True):
             return
@@ -706,8 +705,8 @@ class Engine:
         conv = run.conversation
         category = self._category(conv)
         for fact_id, fact in category.facts.items():
-            if fact_id in conv.facts and not overwrite:
-                continue
+            if fact_id in conv.facts and not overwrite and not self._generic(conv.facts[fact_id]):
+                continue  # given already; "不清楚" is not an answer, and a later message may give one
             fact_type = self.shared.fact_types[fact.type]
             if fact_id == pending and fact_type.kind == "text":
                 continue  # the answer to the question asked: taken whole, in the customer's words (below)

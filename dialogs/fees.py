@@ -26,7 +26,7 @@ _CHARGED = re.compile(r"(?<!代)(?:扣了|收了|收我|扣我|交了|付了|扣
 _TOTAL = re.compile(r"一共|总共|加起来|合计|加一起|总计|一起多少")
 _QUESTION_END = re.compile(r"[?？。;；!！\n]|(?<=[吗呢])[,，]")
 _CLAUSE_END = re.compile(r"[,.;!?，。；！？\n]")
-_CARDS = re.compile(rf"({STARTING_NUMBER})\s*张")
+_CARDS = re.compile(rf"({STARTING_NUMBER})\s*(?:张|个|位|名|人)")
 _PIECES = re.compile(rf"({STARTING_NUMBER})\s*件")
 _MONTHS_AGO = re.compile(r"(上上|上|这|本)个?月|去年")
 _QUESTION = re.compile(r"[?？吗么呢]|多少|怎么|怎样|如何|哪|几|什么|谁|能不能|可不可以|是否|有没有|要不要|行不行")
@@ -66,9 +66,19 @@ class FeeDesk:
         return min(hits)[1] if hits else None
 
     def is_question(self, text: str, found: Entities) -> bool:
-        """Tells whether a message asks the desk something: it names a topic and asks, or gives an amount for it."""
+        """Tells whether a message asks the desk something: it names a topic and asks, or gives an amount for
+        it; or it gives the freight and the day of a late pickup ("运费300元，第十天，南昌")."""
         said = fold(text).casefold()
-        return self.names_topic(text) is not None and (bool(found.money) or bool(_QUESTION.search(said)))
+        if self.names_topic(text) is None:
+            return self._storage_figures(said, found)
+        return bool(found.money) or bool(_QUESTION.search(said))
+
+    def topic_of(self, text: str, found: Entities) -> str | None:
+        """The topic a question is about: the one it names, or storage for its figures."""
+        return self.names_topic(text) or ("storage" if self._storage_figures(fold(text).casefold(), found) else None)
+
+    def _storage_figures(self, said: str, found: Entities) -> bool:
+        return FREIGHT_WORD in said and bool(found.nth_days or found.durations or found.dates)
 
     def answer(self, text: str, found: Entities, context: str | None, facts: dict[str, str], today: date,
                opening: bool = False) -> FeeAnswer:
@@ -79,7 +89,7 @@ class FeeDesk:
         if not found.money and found.waybills and (named or context) in ("cod", "insurance", "storage"):
             # "100001呢" after a fee: digits alone are the next amount, not a waybill
             found = replace(found, money=tuple((said.find(w.lower()), Decimal(w)) for w in found.waybills if w.isdigit()))
-        storage_said = named == "storage" or (FREIGHT_WORD in said and bool(found.nth_days or found.durations or found.dates))
+        storage_said = named == "storage" or self._storage_figures(said, found)
         topic = named or ("storage" if storage_said else context)
         if topic is None:
             return FeeAnswer()
