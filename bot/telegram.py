@@ -424,10 +424,14 @@ class TelegramBot:
     async def _tell_staff(self, context: ContextTypes.DEFAULT_TYPE, update: Update, turn: Turn) -> None:
         """Posts what staff must act on after a customer's turn: new cases, calls for a person, low ratings' reasons."""
         user = update.effective_user
+        handed = {ev.data.get("case") for ev in turn.events if ev.kind == "human_requested"}
         for ev in turn.events:
-            if ev.kind == "case_opened":
+            if ev.kind == "case_opened" and ev.data["number"] not in handed:  # a handoff's card says both
                 card = self.casework.card(ev.data["number"])
                 await self._post_card(context, card, "🆕 新案件", self.casework.chats_for(card.role))
+            elif ev.kind == "case_facts_corrected":
+                card = self.casework.card(ev.data["case"])
+                await self._post_card(context, card, "✏️ 客户更新了案件信息", self.casework.chats_for(card.role))
             elif ev.kind == "human_requested":
                 if ev.data.get("case"):
                     card = self.casework.card(ev.data["case"])

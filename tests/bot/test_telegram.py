@@ -504,3 +504,23 @@ def test_kefu_telegram_runs_from_the_environment_and_never_logs_the_token(emulat
         _, stderr = process.communicate(timeout=WAIT)
     assert process.returncode == 0, stderr
     assert "long polling" in stderr and token not in stderr and "CLI-SECRET" not in stderr
+
+
+def test_a_person_asked_for_mid_complaint_opens_the_case_and_posts_one_card(world):
+    world.casework().add_staff(STAFF_ID, "staff", STAFF_CHAT)
+    world.start()
+    customer = world.user(CUSTOMER_ID, "王")
+    staff = world.user(STAFF_ID, "李客服", STAFF_CHAT, "supergroup")
+    customer.say("货物滞留")
+    customer.expect("请提供您的运单号")
+    customer.say("12345678")
+    customer.expect("请留下您的联系电话")
+    customer.say("傻逼机器人，我要找人")  # in any words, and never stored as the phone
+    reply = customer.expect("已为您转人工客服")
+    assert "托运窗口会在" in reply.text
+    card = staff.expect("🙋 客户请求人工")
+    assert "运单号：12345678" in card.text
+    assert not any("🆕 新案件" in m.text for m in staff.messages())  # one card, not two
+    with world.session() as session:
+        case = session.exec(select(CaseRow)).one()
+    assert (case.category, case.waybill, case.contact) == ("stranded", "12345678", None)
