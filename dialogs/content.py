@@ -96,7 +96,8 @@ def load_content(directory: Path = DEFAULT_DIR) -> Content:
         for topic_id in set(policies.topics) & set(categories):
             problems.append(Problem(shown_path(directory / POLICIES_FILE), None, topic_id, "topic id is also a category id"))
     if policies is not None:
-        labels = set(categories) | set(policies.topics) | {"other", "vague"}
+        # every category file counts, parsed or not, so a broken file is not reported twice
+        labels = {p.stem for p in files} - {Path(SHARED_FILE).stem} | set(policies.topics) | {"other", "vague"}
         for label, (path, items) in extra.items():
             if label not in labels:
                 problems.append(Problem(path, None, label, f"no category or topic '{label}'" + did_you_mean(label, labels)))

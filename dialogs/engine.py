@@ -269,7 +269,9 @@ class Engine:
             run.noted = self._entity_labels(run)
             return self._prompt(run)
         if self.fees.is_question(text, run.entities):
-            complaint = self._complaint_in(run, text)
+            aside = any(word in normalize(text) for word in self.routing.asides)
+            # figures for a fee ("运费300，第4天，福州") are a fee question, unless a complaint is set apart
+            complaint = self._complaint_in(run, text) if aside or not (run.entities.money or run.entities.nth_days) else None
             if complaint is None:
                 return self._start(run, self.fees.topic_of(text, run.entities) or "cod", text)
             if _QUESTION.search(normalize(text)):  # a complaint that also asks a fee: the fee first, then the complaint
@@ -324,8 +326,10 @@ class Engine:
                 self._say(run, self.content.other.vague_reply)
                 return self._show_menu(run, with_prompt=False)
             label = reading.label
-            later, sure = self._second_complaint(run, text, label)
-            if later in self.routing.prefer.get(label, []) and (dict(reading.candidates).get(later, 0) >= 0.1 or sure >= 0.9):
+            later, sure, first = self._second_complaint(run, text, label)
+            # the goods first, when the whole message leaves room for them (a clause alone misreads easily)
+            weight = dict(reading.candidates).get(later, 0)
+            if later in self.routing.prefer.get(label, []) and (weight >= 0.05 or (sure >= 0.9 and first)):
                 label, later = later, label  # the goods before the manners: the material problem first
             if later in self.routing.covers.get(label, []):
                 later = None  # the damage a claim is about is the claim, not a second complaint
@@ -333,6 +337,19 @@ class Engine:
                 self._say(run, texts.also_mentioned, category=self._entry(later).name)
             # Before starting: a first complaint whose facts are all in the message ends at once.
             # The message is kept so the second complaint takes its facts from it too.
+            conv.later = later
+            conv.offered_text = f"{conv.offered_text}\n{text}".strip() if later else conv.offered_text
+            return self._start(run, label, text)
+        clauses = sorted(self._clause_complaints(text), key=lambda c: -dict(reading.candidates).get(c, 0))
+        if clauses:  # unsure of the whole, sure of its parts: "货压了五天没发，而且开单的态度还很差"
+            label = clauses[0]
+            later = next((c for c in clauses[1:] if c != label), None)
+            if later in self.routing.prefer.get(label, []):
+                label, later = later, label
+            if later in self.routing.covers.get(label, []):
+                later = None
+            if later is not None:
+                self._say(run, texts.also_mentioned, category=self._entry(later).name)
             conv.later = later
             conv.offered_text = f"{conv.offered_text}\n{text}".strip() if later else conv.offered_text
             return self._start(run, label, text)
@@ -355,6 +372,19 @@ class Engine:
         sure = reading.label in self.content.categories and reading.confidence >= self.routing.also_threshold
         return reading if sure else None
 
+    def _clause_complaints(self, text: str) -> list[str]:
+        """The complaints the clauses of a message are confidently read as, in order (none for one clause)."""
+        parts = [c for c in self._clauses.split(normalize(text)) if len(_WORDS.findall(c)) >= 4]
+        clauses = [c for c in parts if not self.repairs.read(c).insult]
+        if self.router is None or not clauses or (len(clauses) < 2 and len(parts) < 2):
+            return []  # one clause is the whole message, already read (abuse set aside, one may do)
+        found = []
+        for clause in clauses[:12]:
+            reading = self.router.classify(clause)
+            if reading.label in self.content.categories and reading.confidence >= self.routing.also_threshold:
+                found.append(reading.label)
+        return list(dict.fromkeys(found))
+
     def _complaint_in(self, run: _Run, text: str) -> Any:
         """The router's confident reading of a complaint in the message or in one of its clauses
         (货三天没发了…另外问一下代收5000手续费多少: the stranded goods), or None."""
@@ -371,25 +401,28 @@ class Engine:
                 return other
         return None
 
-    def _second_complaint(self, run: _Run, text: str, label: str) -> tuple[str | None, float]:
+    def _second_complaint(self, run: _Run, text: str, label: str) -> tuple[str | None, float, bool]:
         """Names a second complaint in the same message ("货摔坏了，司机态度还很差"): a clause that the
-        router confidently reads as another complaint category; with how sure it is."""
+        router confidently reads as another complaint category; with how sure it is, and whether that
+        clause is the message's first (the problem named first)."""
         if label not in self.content.categories or self.router is None:
-            return None, 0.0
+            return None, 0.0, False
         clauses = [c for c in self._clauses.split(normalize(text))
                    if len(_MEANINGFUL.findall(c)) >= 4 and not self.repairs.read(c).insult][:12]  # abuse names no complaint
-        for clause in clauses:
+        for i, clause in enumerate(clauses):
             other = self.router.classify(clause)
             if (other.label in self.content.categories and other.label != label
                     and other.confidence >= self.routing.also_threshold):
-                return other.label, other.confidence
-        return None, 0.0
+                return other.label, other.confidence, i == 0
+        return None, 0.0, False
 
     def _understand(self, run: _Run, text: str) -> Any:
         if self.router is None:
             return None
         if run.understood is None:
-            run.understood = self.router.classify(text)
+            # Abuse and calls for a person say nothing about the problem: read without them.
+            plain = self.repairs.without_requests(text) if self.repairs.read(text).insult else text
+            run.understood = self.router.classify(plain if _WORDS.search(plain) else text)
         return run.understood
 
     # -- a fee or policy topic ------------------------------------------------------------------

@@ -23,6 +23,7 @@ STORAGE_NEEDS = ("freight", "days", "city")
 FREIGHT_WORD = "运费"
 # An amount right after one of these is what was charged, not a new question (你们扣了我十块).
 _CHARGED = re.compile(r"(?<!代)(?:扣了|收了|收我|扣我|交了|付了|扣掉|收取了|罚了)(?:我)?\s*$")
+_PICKUP = re.compile(r"提货|去提|来提|没提|通知|放了|放在|仓库|保管|存放")
 _TOTAL = re.compile(r"一共|总共|加起来|合计|加一起|总计|一起多少")
 _QUESTION_END = re.compile(r"[?？。;；!！\n]|(?<=[吗呢])[,，]")
 _CLAUSE_END = re.compile(r"[,.;!?，。；！？\n]")
@@ -78,7 +79,10 @@ class FeeDesk:
         return self.names_topic(text) or ("storage" if self._storage_figures(fold(text).casefold(), found) else None)
 
     def _storage_figures(self, said: str, found: Entities) -> bool:
-        return FREIGHT_WORD in said and bool(found.nth_days or found.durations or found.dates)
+        """The freight and the day of a late pickup: "第N天", or a time with a word of pickup or storage
+        ("昨晚没装车，运费贵了" has a time and a freight, and is no storage question)."""
+        pickup = bool(_PICKUP.search(said))
+        return FREIGHT_WORD in said and bool(found.nth_days or (pickup and (found.durations or found.dates)))
 
     def answer(self, text: str, found: Entities, context: str | None, facts: dict[str, str], today: date,
                opening: bool = False) -> FeeAnswer:

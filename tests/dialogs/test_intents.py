@@ -61,8 +61,9 @@ def test_trains_on_every_category_every_topic_and_other(router):
 def test_examples_are_gathered_by_label():
     examples = load_examples()
     content = load_content(DEFAULT_DIR)
-    assert examples["stranded"] == content.categories["stranded"].examples
-    assert examples["cod"] == content.policies.topics["cod"].examples
+    extra = content.extra_examples
+    assert examples["stranded"] == content.categories["stranded"].examples + extra.get("stranded", [])
+    assert examples["cod"] == content.policies.topics["cod"].examples + extra.get("cod", [])
     assert len(examples[OTHER]) >= 60
 
 
@@ -74,8 +75,9 @@ def test_routes_clear_messages_confidently(router, threshold, label, text):
 
 
 @pytest.mark.parametrize("text", GIBBERISH)
-def test_gibberish_gets_low_confidence(router, threshold, text):
-    assert router.classify(text).confidence < threshold
+def test_gibberish_is_never_a_confident_complaint_or_topic(router, threshold, text):
+    result = router.classify(text)
+    assert result.confidence < threshold or result.label == OTHER
 
 
 def test_classification_ranks_its_candidates(router):
@@ -168,7 +170,7 @@ def test_kefu_classify_prints_one_json_object_per_line(tmp_path):
     assert first["entities"]["waybills"] == ["13905912345"]
     assert first["entities"]["durations"] == ["P3D"] and first["entities"]["salutation"] == "王先生"
     assert second["category"] == "pricing" and second["entities"]["amounts"] == ["2500"]
-    assert third["confidence"] < load_content().shared.routing.threshold
+    assert third["confidence"] < load_content().shared.routing.threshold or third["category"] == OTHER
 
 
 def test_kefu_eval_intents_prints_the_report(tmp_path):
