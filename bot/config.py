@@ -48,6 +48,8 @@ class Settings(BaseSettings):
     # A relative SQLite path counts from kefu.toml's folder when set there, else from the current folder.
     database_url: str = "sqlite:///kefu.db"
     content_dir: Path = DEFAULT_DIR
+    # The trained router, kept per version of the content so that a start answers free text at once.
+    cache_dir: Path | None = Field(default_factory=lambda: Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "kefu")
     staff: list[StaffConfig] = []
     grace_hours: float = Field(2.0, ge=0)  # after a missed deadline's reminder, how long before the case moves up a step
     # Closed conversations' personal data is erased this many days after their last message; none: kept.

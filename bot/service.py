@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import logging
+import os
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -15,6 +18,7 @@ from dialogs.content import Content, load_content
 from dialogs.conversation import Inbound, Reply, Turn
 from dialogs.engine import Engine
 
+log = logging.getLogger("kefu.router")
 TURN_ATTEMPTS = 3  # two processes may race for the same new case number; the loser runs its turn again
 
 
@@ -25,14 +29,46 @@ class BackgroundRouter:
     Training starts at warm() (long-running channels call it at start-up) or at the first
     free-text message, so a short scripted `kefu chat` that never needs it does not pay for it."""
 
-    def __init__(self, content: Content):
+    def __init__(self, content: Content, cache_dir: Path | None = None):
         self._examples = content.examples()
+        # One trained model per version of the content: a start with it cached answers at once.
+        self._cache = cache_dir / f"router-{content.version}.npz" if cache_dir else None
         self._ready = threading.Event()
         self._started = threading.Lock()
         self._thread: threading.Thread | None = None
         self._router: Any = None
         self._error: BaseException | None = None
+        self._load_cached()
 
+    def _load_cached(self) -> None:
+        if self._cache is None or not self._cache.exists():
+            return
+        try:
+            import numpy as np
+
+            from dialogs.intents import Router
+
+            with np.load(self._cache, allow_pickle=False) as arrays:
+                self._router = Router.from_arrays(arrays)
+        except (OSError, ValueError, KeyError) as exc:  # unreadable or of another version: trained again
+            log.info("router cache %s not used: %s", self._cache.name, exc)
+            return
+        self._thread = threading.current_thread()  # nothing to train
+        self._ready.set()
+
+    def _save(self, router: Any) -> None:
+        """Keeps the trained model for the next start (written whole, then renamed: never half a file)."""
+        if self._cache is None:
+            return
+        try:
+            import numpy as np
+
+            self._cache.parent.mkdir(parents=True, exist_ok=True)
+            partial = self._cache.with_name(f".{self._cache.name}.{os.getpid()}.npz")
+            np.savez(partial, **router.to_arrays())
+            os.replace(partial, self._cache)
+        except OSError as exc:  # a read-only home: kefu works, it only trains at each start
+            log.info("router cache not written: %s", exc)
     def warm(self) -> None:
         """Starts training, if it has not started yet."""
         with self._started:
@@ -46,6 +82,7 @@ class BackgroundRouter:
             from dialogs.intents import Router
 
             self._router = Router.train(self._examples)
+            self._save(self._router)
         except BaseException as exc:  # surfaced on the first classify
             self._error = exc
         finally:
@@ -72,7 +109,7 @@ class Service:
         if it cannot; create=False: a missing SQLite file is an error, not a new empty database)."""
         settings = settings or Settings()
         content = load_content(settings.content_dir)
-        router = BackgroundRouter(content)
+        router = BackgroundRouter(content, settings.cache_dir)
         engine = Engine(content, router)
         return cls(content, engine, Store(open_database(settings, create), content.version, engine.zone), router)
 

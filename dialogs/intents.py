@@ -26,6 +26,7 @@ from dialogs.yamlfile import DEFAULT_DIR
 
 OTHER = "other"  # the label of messages that are none of kefu's topics
 CANDIDATES = 3  # labels offered as "which of these did you mean?"
+MODEL_VERSION = "2"  # the features and the arrays a trained model is kept as (a cache of another version is retrained)
 
 # Chosen with `kefu eval-intents` and benchmarks/intents_bench.py; see the figures there.
 CHAR_NGRAMS = (1, 3)
@@ -129,15 +130,18 @@ def pinyin_tokens(text: str) -> list[str]:
 # -- the router -----------------------------------------------------------------------------------
 
 class Router:
-    """Classifies messages; build it once at start-up with Router.train and share it."""
+    """Classifies messages; build it once at start-up with Router.train (or from_arrays, from a cache)
+    and share it. Inference needs numpy only: scikit-learn is imported by training alone."""
 
-    def __init__(self, char_vectorizer: Any, pinyin_vectorizer: Any, model: Any, temperature: float):
-        self._chars = char_vectorizer
-        self._pinyin = pinyin_vectorizer
-        self._model = model
+    def __init__(self, labels: Sequence[str], char_vocab: Mapping[str, int], char_idf: Any,
+                 pinyin_vocab: Mapping[str, int], pinyin_idf: Any, coef: Any, intercept: Any, temperature: float):
+        import numpy as np
+
+        self.labels: tuple[str, ...] = tuple(str(label) for label in labels)
+        self._char_vocab, self._pinyin_vocab = dict(char_vocab), dict(pinyin_vocab)
+        self._char_idf, self._pinyin_idf = np.asarray(char_idf, float), np.asarray(pinyin_idf, float)
+        self._coef, self._intercept = np.asarray(coef, float), np.asarray(intercept, float)
         self.temperature = temperature
-        self.labels: tuple[str, ...] = tuple(str(label) for label in model.classes_)
-        self._char_analyser = char_vectorizer.build_analyzer()
 
     @classmethod
     def train(cls, examples: Mapping[str, Sequence[str]]) -> "Router":
@@ -154,31 +158,64 @@ class Router:
                     labels.append(label)
         if len(set(labels)) < 2:
             raise ValueError("the router needs examples for at least two labels")
-        chars = TfidfVectorizer(analyzer="char", ngram_range=CHAR_NGRAMS, lowercase=False, sublinear_tf=True)
+        chars = TfidfVectorizer(analyzer=_char_ngrams, lowercase=False, sublinear_tf=True)
         pinyin = TfidfVectorizer(analyzer=_pinyin_ngrams, lowercase=False, sublinear_tf=True)
         features = _stack(chars.fit_transform(texts), pinyin.fit_transform(texts))
         model = LinearSVC(C=SVM_C, random_state=0).fit(features, labels)
-        return cls(chars, pinyin, model, _fit_temperature(features, labels, model.classes_))
+        coef = model.coef_ if len(model.classes_) > 2 else _two_labels(model.coef_)
+        intercept = model.intercept_ if len(model.classes_) > 2 else _two_labels(model.intercept_[None, :])[:, 0]
+        return cls(model.classes_, chars.vocabulary_, chars.idf_, pinyin.vocabulary_, pinyin.idf_, coef, intercept,
+                   _fit_temperature(features, labels, model.classes_))
+
+    def to_arrays(self) -> dict[str, Any]:
+        """The trained model as plain arrays (for a cache file); from_arrays reads them back."""
+        import numpy as np
+
+        def words(vocab: Mapping[str, int]) -> Any:  # as JSON text: a cache file never needs pickle to read
+            ordered = [""] * len(vocab)
+            for gram, index in vocab.items():
+                ordered[index] = gram
+            return np.array(json.dumps(ordered, ensure_ascii=False))
+
+        return {"version": np.array(MODEL_VERSION), "labels": np.array(json.dumps(self.labels, ensure_ascii=False)),
+                "char_words": words(self._char_vocab), "char_idf": self._char_idf,
+                "pinyin_words": words(self._pinyin_vocab), "pinyin_idf": self._pinyin_idf,
+                "coef": self._coef, "intercept": self._intercept, "temperature": np.array(self.temperature)}
+
+    @classmethod
+    def from_arrays(cls, arrays: Mapping[str, Any]) -> "Router":
+        if str(arrays["version"]) != MODEL_VERSION:
+            raise ValueError(f"a model of version {arrays['version']}, not {MODEL_VERSION}")
+        def vocab(words: Any) -> dict[str, int]:
+            return {gram: i for i, gram in enumerate(json.loads(str(words)))}
+
+        return cls(json.loads(str(arrays["labels"])), vocab(arrays["char_words"]), arrays["char_idf"],
+                   vocab(arrays["pinyin_words"]), arrays["pinyin_idf"], arrays["coef"], arrays["intercept"],
+                   float(arrays["temperature"]))
 
     def classify(self, text: str) -> Classification:
         """Returns the most likely label of one message, with its confidence and the runners-up."""
         return self.classify_many([text])[0]
 
     def classify_many(self, texts: Sequence[str]) -> list[Classification]:
-        """Classifies many messages at once (faster than one by one)."""
-        normalised = [normalise(t) for t in texts]
-        if not normalised:
-            return []
-        features = _stack(self._chars.transform(normalised), self._pinyin.transform(normalised))
-        probabilities = _softmax(self._model.decision_function(features), self.temperature)
+        """Classifies messages: TF-IDF weights of their n-grams, the linear model's scores, a softmax."""
+        import numpy as np
+
         results = []
-        for text, row, row_probabilities in zip(normalised, features, probabilities):
-            if not text or row.nnz == 0:
+        offset = len(self._char_vocab)
+        for text in (normalise(t) for t in texts):
+            chars = _weights(_char_ngrams(text), self._char_vocab, self._char_idf)
+            pinyin = _weights(_pinyin_ngrams(text), self._pinyin_vocab, self._pinyin_idf)
+            if not text or (not chars and not pinyin):
                 # Nothing the model has seen before (a lone emoji, a script it never saw): no guess.
                 results.append(Classification(OTHER if OTHER in self.labels else self.labels[0], 0.0, ()))
                 continue
+            index = np.array(list(chars) + [offset + i for i in pinyin], dtype=int)
+            value = np.array(list(chars.values()) + [PINYIN_WEIGHT * v for v in pinyin.values()])
+            scores = self._coef[:, index] @ value + self._intercept
+            probabilities = _softmax(scores[None, :], self.temperature)[0]
             scale = min(1.0, self.familiarity(text) / FAMILIAR_SHARE)
-            ranked = sorted(zip(self.labels, row_probabilities * scale), key=lambda pair: -pair[1])
+            ranked = sorted(zip(self.labels, probabilities * scale), key=lambda pair: -pair[1])
             top = tuple((label, round(float(p), 4)) for label, p in ranked[:CANDIDATES])
             results.append(Classification(top[0][0], float(ranked[0][1]), top))
         return results
@@ -186,14 +223,45 @@ class Router:
     def familiarity(self, normalised: str) -> float:
         """Returns the share of a normalised message's character pairs and triples and pinyin
         pairs that occur in the examples (its characters, for a one-character message)."""
-        analyse = self._char_analyser
-        pairs = [g for g in analyse(normalised) if len(g) >= 2]
+        grams = _char_ngrams(normalised)
+        pairs = [g for g in grams if len(g) >= 2]
         syllables = pinyin_tokens(normalised)
         spoken = [" ".join(pair) for pair in zip(syllables, syllables[1:])]
-        known = [g in self._chars.vocabulary_ for g in pairs] + [g in self._pinyin.vocabulary_ for g in spoken]
+        known = [g in self._char_vocab for g in pairs] + [g in self._pinyin_vocab for g in spoken]
         if not known:
-            known = [g in self._chars.vocabulary_ for g in analyse(normalised)]
+            known = [g in self._char_vocab for g in grams]
         return sum(known) / len(known) if known else 0.0
+
+
+def _weights(grams: list[str], vocab: Mapping[str, int], idf: Any) -> dict[int, float]:
+    """TF-IDF as scikit-learn computes it (sublinear tf, then l2 norm), for the n-grams the model knows."""
+    from math import log, sqrt
+
+    counts: dict[int, int] = {}
+    for gram in grams:
+        index = vocab.get(gram)
+        if index is not None:
+            counts[index] = counts.get(index, 0) + 1
+    weights = {i: (1.0 + log(n)) * float(idf[i]) for i, n in counts.items()}
+    norm = sqrt(sum(w * w for w in weights.values()))
+    return {i: w / norm for i, w in weights.items()} if norm else {}
+
+
+def _two_labels(coef: Any) -> Any:
+    """A two-label LinearSVC gives one row of scores (for the second label): as two rows, -s and s."""
+    import numpy as np
+
+    return np.vstack([-coef, coef])
+
+
+_WHITE_SPACES = re.compile(r"\s\s+")
+
+
+def _char_ngrams(text: str) -> list[str]:
+    """Character n-grams as scikit-learn's char analyzer makes them (runs of spaces as one)."""
+    text = _WHITE_SPACES.sub(" ", text)
+    low, high = CHAR_NGRAMS
+    return [text[i:i + n] for n in range(low, min(high, len(text)) + 1) for i in range(len(text) - n + 1)]
 
 
 def _fit_temperature(features: Any, labels: list[str], classes: Any) -> float:
