@@ -41,10 +41,12 @@ class Memory:
     topic: str | None = None  # the fee topic asked about last, for follow-ups that name none (那两千呢)
     handed: str | None = None  # the case handed to a person (or "" when handed without one)
     second: str | None = None  # the second complaint of a message, offered now: its facts, not its story, carry over
+    last_fact: str | None = None  # the fact answered last: what "哦不对，是六楼" corrects
 
     def as_json(self) -> dict[str, Any]:
         return {"said": self.said, "skipped": self.skipped, "misses": self.misses, "confirming": self.confirming,
-                "last_lines": self.last_lines, "topic": self.topic, "handed": self.handed, "second": self.second}
+                "last_lines": self.last_lines, "topic": self.topic, "handed": self.handed, "second": self.second,
+                "last_fact": self.last_fact}
 
     @classmethod
     def from_json(cls, data: dict[str, Any] | None) -> "Memory":

@@ -500,6 +500,8 @@ class Engine:
         pending = self._pending_fact(conv)
         self._absorb(run, text, overwrite=wants.correction, pending=pending)
         state = self._state(conv)
+        if wants.correction and not run.noted and self._corrects_last(run, text):
+            return self._prompt(run)
         if pending is not None:
             value = conv.facts.get(pending) or self._direct_answer(run, pending, text)
             if value is not None:
@@ -562,6 +564,18 @@ class Engine:
             run.noted.append(self._category(conv).facts[fact_id].label)
         return bool(story)
 
+    def _corrects_last(self, run: _Run, text: str) -> bool:
+        """"哦不对，是六楼，我记错了": the free-text answer given last is replaced (a waybill, a phone or a
+        choice said in other words are corrected where they are taken)."""
+        conv = run.conversation
+        last = conv.memory.last_fact
+        fact = self._fact(conv, last) if last else None
+        if fact is None or self.shared.fact_types[fact.type].kind != "text" or len(_WORDS.findall(text)) < 3:
+            return False
+        conv.facts[last] = text.strip()  # type: ignore[index]
+        run.noted.append(fact.label)
+        return True
+
     def _direct_answer(self, run: _Run, fact_id: str, text: str) -> str | None:
         """The value a message gives for the fact asked, when it is a choice or a pattern fact."""
         conv = run.conversation
@@ -596,6 +610,7 @@ class Engine:
 
     def _take(self, run: _Run, fact_id: str, value: str) -> None:
         conv = run.conversation
+        conv.memory.last_fact = fact_id
         fact = self._fact(conv, fact_id)
         if fact is not None and fact.options and value in fact.options:
             self._tell_story(run, run.said, [w for words in self._option_words(fact) for w in words])
@@ -715,10 +730,12 @@ class Engine:
             return False
         if not said_so and len(_WORDS.findall(text)) < 6:
             return False  # "要查": too short to leave a complaint for, whatever the router thinks
+        if not said_so and dict(reading.candidates).get(conv.category, 0) >= 0.01:
+            return False  # the message may well be about this complaint: it is not left unasked
         if reading.label == conv.category or self._entry(reading.label) is None:
             return False
-        if not said_so and reading.confidence < self.routing.switch_threshold:
-            return False
+        if not said_so and (reading.confidence < self.routing.switch_threshold or conv.category in self.content.categories):
+            return False  # a complaint is left only when the customer says so (不对，其实是…): the router errs
         if not said_so and conv.category in self.content.categories and reading.label not in self.content.categories:
             return False  # a fee or policy question mid-complaint is a side question, answered when it asks
         in_topic = conv.category in self.content.policies.topics
