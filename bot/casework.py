@@ -302,9 +302,10 @@ class Casework:
             raise CaseworkError("评分须为 1 到 5")
         texts = self.content.shared.texts
         with self.service.store.session() as session, session.begin():
-            case, conv = self._case(session, number)
-            if (conv.channel, conv.user_key) != (channel, user_key):
-                raise CaseworkError("只能评价您本人的案件")
+            case, conv = self._own_case(session, number, channel, user_key)
+            # A rating is asked for once, when the case is closed: a forged or repeated press changes nothing.
+            if case.status != "closed" or case.rating is not None:
+                raise CaseworkError(self.content.shared.texts.not_ratable.text)
             case.rating = score
             self._event(session, case, "case_rated", {"score": score})
             if score > LOW_RATING:
@@ -319,9 +320,9 @@ class Casework:
     def rating_reason(self, number: str, reason: str, channel: str, user_key: str) -> Reply:
         """Stores why a low rating was given (a chosen reason or the customer's words)."""
         with self.service.store.session() as session, session.begin():
-            case, conv = self._case(session, number)
-            if (conv.channel, conv.user_key) != (channel, user_key):
-                raise CaseworkError("只能评价您本人的案件")
+            case, conv = self._own_case(session, number, channel, user_key)
+            if case.rating is None or case.rating > LOW_RATING or case.rating_reason is not None:
+                raise CaseworkError(self.content.shared.texts.not_ratable.text)  # a reason follows a low rating, once
             case.rating_reason = reason
             if conv.state == REASON:
                 conv.state = MENU
@@ -330,6 +331,15 @@ class Casework:
         return Reply(render(self.content.shared.texts.rate_reason_thanks.text, self._values(number)))
 
     # -- inside --------------------------------------------------------------------------------
+
+    def _own_case(self, session, number: str, channel: str, user_key: str) -> tuple[CaseRow, ConversationRow]:
+        """A customer's own case; another's, or none, get the same answer (case numbers are sequential:
+        whether someone else's exists is not told)."""
+        case = session.exec(select(CaseRow).where(CaseRow.number == number.strip().upper())).first()
+        conv = session.get(ConversationRow, case.conversation_id) if case is not None else None
+        if case is None or conv is None or (conv.channel, conv.user_key) != (channel, user_key):
+            raise CaseworkError(self.content.shared.texts.not_ratable.text)
+        return case, conv
 
     def _case(self, session, number: str, open_only: bool = False) -> tuple[CaseRow, ConversationRow]:
         case = session.exec(select(CaseRow).where(CaseRow.number == number.strip().upper())).first()

@@ -554,6 +554,11 @@ class TelegramBot:
         message = update.effective_message
         assert message is not None and message.text is not None
         text = command_text(message.text)
+        user = update.effective_user
+        if text.startswith("/status") and (user is None or self.casework.staff(user.id) is None):
+            # a staff group may hold others: a case card (the customer's phone) is for staff only
+            await self._send_text(context, message.chat_id, self.texts.staff_only.text, reply_to=message.message_id)
+            return
         if text.startswith("/status"):
             found = CASE_NUMBER.search(text)
             if found is None:

@@ -170,6 +170,7 @@ class SharedTexts(Strict):
     relayed: Text
     staff_reply: Text
     staff_only: Text
+    not_ratable: Text  # a rating press for a case that is not this customer's, not closed, or already rated
     system_error: Text
 
 

@@ -103,8 +103,31 @@ def test_resolve_then_rating_high_and_low_with_reason(desk):
         assert (case.rating, case.rating_reason) == (1, "等了五天才有人理我")
         kinds = [e.kind for e in session.exec(select(EventRow).where(EventRow.case_number == n))]
     assert {"case_claimed", "case_closed", "case_rated", "rating_reason"} <= set(kinds)
-    assert "谢谢" in desk.rating_reason(n, "处理太慢", "telegram", "5001").text
-    assert "感谢您的评价" in desk.rate(n, 5, "telegram", "5001").text
+    # Asked once: a second reason or a second rating (a forged or repeated press) changes nothing.
+    with pytest.raises(CaseworkError):
+        desk.rating_reason(n, "处理太慢", "telegram", "5001")
+    with pytest.raises(CaseworkError):
+        desk.rate(n, 5, "telegram", "5001")
+    with desk.service.store.session() as session:
+        assert session.exec(select(CaseRow)).one().rating == 1
+
+
+def test_forged_rating_presses_change_nothing_and_tell_nothing(desk):
+    """A customer can send any button data: rate an open case, rate again and again, probe case numbers."""
+    n = number(desk)
+    with pytest.raises(CaseworkError) as open_case:
+        desk.rate(n, 1, "telegram", "5001")  # the case is still open: no rating was asked for
+    with pytest.raises(CaseworkError) as reason:
+        desk.rating_reason(n, "乱评", "telegram", "5001")  # no low rating, no reason
+    with pytest.raises(CaseworkError) as someone_elses:
+        desk.rate(n, 1, "telegram", "intruder")
+    with pytest.raises(CaseworkError) as no_such:
+        desk.rate("KF-20990101-9999", 1, "telegram", "intruder")
+    assert str(someone_elses.value) == str(no_such.value) == str(open_case.value) == str(reason.value)
+    with desk.service.store.session() as session:
+        case = session.exec(select(CaseRow)).one()
+        kinds = [e.kind for e in session.exec(select(EventRow))]
+    assert (case.rating, case.rating_reason) == (None, None) and "case_rated" not in kinds
 
 
 def test_staff_chats_and_the_roles_they_cover_are_checked(desk):

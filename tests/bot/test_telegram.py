@@ -237,6 +237,10 @@ def test_staff_claim_a_case_and_answer_the_customer(world):
     assert world.telegram.message(STAFF_CHAT, card.message_id).buttons == card.buttons
     stranger.say(f"/claim {number}")
     stranger.expect("仅供客服工作人员使用")
+    cards = len([m for m in staff.messages() if "📋 案件卡片" in m.text])
+    stranger.say(f"/status {number}")  # a card shows the customer's phone: not for non-staff in a staff group
+    wait_until(lambda: sum("仅供客服工作人员使用" in m.text for m in stranger.messages()) >= 2, "the second refusal")
+    assert len([m for m in staff.messages() if "📋 案件卡片" in m.text]) == cards
 
     staff.press("认领", card)
     claimed = wait_until(lambda: "已认领" in world.telegram.message(STAFF_CHAT, card.message_id).text

@@ -249,3 +249,16 @@ def test_a_conversation_stored_under_content_that_changed_starts_again_from_the_
     result = say(engine, conv, "2")
     assert result.events[0].kind == "conversation_reset"
     assert conv.category == "stranded" and conv.state == "collect"  # "2" then chose from the menu
+
+
+@pytest.mark.parametrize("fact, value, valid", [
+    ("phone", "00000000000", False),  # no area code starts 00
+    ("phone", "0591-87654321", True),
+    ("phone", "13800138000", True),
+    ("waybill", "١٢٣٤٥٦٧٨", False),  # Arabic-Indic digits look like digits to \\d, not to a waybill
+    ("waybill", "SH20261127", True),
+])
+def test_phones_and_waybills_are_checked_for_real(content, fact, value, valid):
+    from dialogs.matching import check_fact
+
+    assert (check_fact(value, content.shared.fact_types[fact], None) is not None) == valid
