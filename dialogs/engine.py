@@ -1204,6 +1204,9 @@ class Engine:
             asked = self.fees.prompt(conv.category, conv.facts)
             if asked is None:
                 text = render((texts.topic_follow_up if run.turn.replies else texts.topic_more).text, self._blank_values())
+                if text in conv.memory.last_lines and run.turn.replies and not lead:
+                    last = run.turn.replies.pop()  # said a moment ago: the answer alone, with its button
+                    return self._say_plain(run, last.text, last.options or self._current_options(conv))
                 return self._say_plain(run, lead + text, options=self._current_options(conv))
             return self._say_plain(run, lead + asked, options=self._current_options(conv))
         pending = self._pending_fact(conv)
