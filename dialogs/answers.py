@@ -1,0 +1,373 @@
+"""Inside a complaint: what a message answers, whatever is asked (every fact it gives is taken), what it
+adds to the story, what it corrects, and what happens when it answers nothing (the way out, never a trap).
+
+A part of the Engine (dialogs/engine.py), kept apart by what it does; pure like the rest of the engine."""
+
+from __future__ import annotations
+
+import re
+
+from dialogs.entities import extract
+from dialogs.matching import check_fact, is_number, normalize, pick_by_words, pick_option
+from dialogs.render import render
+from dialogs.repairs import Wants
+from dialogs.turn import ANSWER_STORY, MAX_SAID, MEANINGFUL, QUESTION, SHIPMENT, SHORT_STORY, STORY_LENGTH, WORDS, Run
+
+
+class AnswersMixin:
+    """Takes what a message gives inside a complaint, and finds the way on when it gives nothing."""
+
+    def _complaint_text(self, run: Run, text: str, wants: Wants) -> None:
+        conv, texts = run.conversation, self.shared.texts
+        memory = conv.memory
+        memory.said = (memory.said + [text])[-MAX_SAID:]
+        pending = self._pending_fact(conv)
+        self._absorb(run, text, overwrite=wants.correction, pending=pending)
+        state = self._state(conv)
+        if wants.correction and not run.noted and self._corrects_last(run, text):
+            return self._prompt(run)
+        if pending is not None:
+            value = conv.facts.get(pending) or self._direct_answer(run, pending, text)
+            if value is not None:
+                return self._take(run, pending, value)
+        elif state.options:
+            index = self._pick_state_option(text, state)
+            if index is not None:
+                memory.misses = 0
+                collects = self._category(conv).flow.states[state.options[index].goto].collect
+                self._tell_story(run, text, [w for o in state.options for w in (o.label, *o.words)], collects)
+                return self._trigger(run, f"option{index}")
+        if wants.cancel or wants.bye:
+            return self._confirm(run, "cancel" if wants.cancel else "bye")
+        if wants.wait:
+            return self._say(run, texts.wait_reply)
+        if wants.thanks:
+            run.lead = render(texts.thanks_reply.text, self._blank_values())
+            return self._prompt(run)
+        if wants.own_status:
+            self._my_cases(run, quiet_menu=True)
+            return self._prompt(run, resume=True)
+        if pending is not None and wants.cannot_give and self._fact_type(conv, pending).kind != "text":
+            return self._skip(run, pending, text)
+        if self._side_question(run, text, wants, pending):
+            return
+        if pending is not None and self._fact_type(conv, pending).kind == "text":
+            if any(word in normalize(text) for word in self.routing.change_words) and self._change_topic(run, text):
+                return
+            return self._text_answer(run, pending, text, wants)
+        if pending is not None and wants.cannot_give:
+            return self._skip(run, pending, text)
+        if run.noted:  # the message gave something else that was asked later (a phone for the waybill)
+            if pending is None and self._state(conv).options:
+                return self._missed(run, None, noted=True)  # the choice asked is still not made
+            return self._prompt(run)
+        if self._change_topic(run, text):
+            return
+        if wants.protest:
+            if self._adds_to_story(run, text):
+                return self._prompt(run)
+            found = self._look_back(run, pending)
+            if found is not None:
+                return found()
+        if pending is not None and wants.cannot_give:
+            return self._skip(run, pending, text)
+        self._missed(run, pending)
+
+    def _adds_to_story(self, run: Run, text: str, wants_protest: bool = True) -> bool:
+        """"我刚说了啊，泉州的货跑漳州去了": what the message tells is added to the account of what happened
+        (for a protest, once the protest itself is taken out)."""
+        conv = run.conversation
+        rest = normalize(text).casefold()
+        for phrase in self.repairs.lists["protest"] if wants_protest else ():
+            rest = rest.replace(phrase, "")
+        if len(WORDS.findall(rest)) < ANSWER_STORY:
+            return False
+        story = [fid for fid, fact in self._category(conv).facts.items() if fact.describes]
+        for fact_id in story:
+            conv.facts[fact_id] = f"{conv.facts[fact_id]}；{text.strip()}" if fact_id in conv.facts else text.strip()
+            run.noted.append(self._category(conv).facts[fact_id].label)
+        return bool(story)
+
+    def _corrects_last(self, run: Run, text: str) -> bool:
+        """"哦不对，是六楼，我记错了": the free-text answer given last is replaced (a waybill, a phone or a
+        choice said in other words are corrected where they are taken)."""
+        conv = run.conversation
+        last = conv.memory.last_fact
+        fact = self._fact(conv, last) if last else None
+        if fact is None or self.shared.fact_types[fact.type].kind != "text" or len(WORDS.findall(text)) < 3:
+            return False
+        conv.facts[last] = text.strip()  # type: ignore[index]
+        run.noted.append(fact.label)
+        return True
+
+    def _direct_answer(self, run: Run, fact_id: str, text: str) -> str | None:
+        """The value a message gives for the fact asked, when it is a choice or a pattern fact."""
+        conv = run.conversation
+        fact_type = self._fact_type(conv, fact_id)
+        fact = self._fact(conv, fact_id)
+        if fact_type.kind == "choice":
+            index = pick_option(text, [[o] for o in fact.options or []]) if fact else None
+            if index is None and fact is not None:
+                index = pick_by_words(text, self._option_words(fact))
+            return fact.options[index] if index is not None and fact else None  # type: ignore[index]
+        if fact_type.kind == "pattern":
+            value = check_fact(text, fact_type, None)
+            if value is not None and fact_type.entity == "waybills" and value in run.entities.phones:
+                return None  # a mobile number typed when the waybill was asked: taken as the phone
+            if value is None and fact_type.entity is not None:  # "运单号是 SH123456，麻烦快点"
+                value = next(filter(None, (check_fact(v, fact_type, None) for v in getattr(run.entities, fact_type.entity))), None)
+            return value
+        return None
+
+    def _tell_story(self, run: Run, text: str, words: list[str], only: list[str] | None = None) -> None:
+        """An answer given in words that also tells what happened (发到别的地方了，本来到漳州的) fills the
+        account; what only names the answer (words: the options and what customers say for them) does not."""
+        rest = normalize(text)
+        for word in sorted(words, key=len, reverse=True):
+            rest = rest.replace(normalize(word), "")
+        if len(WORDS.findall(rest)) < ANSWER_STORY - 2:
+            return
+        conv = run.conversation
+        for fact_id, fact in self._category(conv).facts.items():
+            if fact.describes and fact_id not in conv.facts and (only is None or fact_id in only):
+                conv.facts[fact_id] = text.strip()
+
+    def _take(self, run: Run, fact_id: str, value: str) -> None:
+        conv = run.conversation
+        conv.memory.last_fact = fact_id
+        fact = self._fact(conv, fact_id)
+        if fact is not None and fact.options and value in fact.options:
+            self._tell_story(run, run.said, [w for words in self._option_words(fact) for w in words])
+        conv.facts[fact_id] = value
+        conv.memory.misses = 0
+        self._settle(run)
+
+    def _text_answer(self, run: Run, fact_id: str, text: str, wants: Wants) -> None:
+        """A free-text answer: kept unless it is clearly something else (a protest, a lone phone number)."""
+        conv = run.conversation
+        if wants.protest:
+            if self._adds_to_story(run, text):
+                return self._prompt(run)
+            rest = normalize(text)
+            for phrase in self.repairs.lists["protest"]:
+                rest = rest.replace(phrase, "")
+            if len(WORDS.findall(rest)) < 4:  # nothing but the protest: look back at what was said
+                return self._look_back(run, fact_id)()
+        if run.noted and len(MEANINGFUL.findall(self._without_entities(run, text))) < 4:
+            return self._prompt(run)  # only a phone or a waybill: noted, and the question stands
+        if wants.cannot_give:
+            return self._skip(run, fact_id, text)
+        fact_type = self._fact_type(conv, fact_id)
+        other = self._answers_other_choice(run, fact_id, text)
+        if other is not None:  # "送货司机" when asked what happened: the answer to the question before
+            conv.facts[other[0]] = other[1]
+            run.noted.append(self._category(conv).facts[other[0]].label)
+            return self._prompt(run)
+        value = check_fact(text, fact_type, None)
+        found = getattr(run.entities, fact_type.entity) if fact_type.entity else ()
+        if found and len(MEANINGFUL.findall(text)) > 30:
+            value = found[0]  # a long message: the address (or time) it gives, not the whole of it
+        fact = self._fact(conv, fact_id)
+        if fact is not None and fact.describes and len(MEANINGFUL.findall(text)) < 4:
+            value = None  # "司机啊": an answer to another question, not an account of what happened
+        if value is None:
+            return self._missed(run, fact_id)
+        self._take(run, fact_id, value)
+
+    def _answers_other_choice(self, run: Run, fact_id: str, text: str) -> tuple[str, str] | None:
+        """A short answer that is one of another choice fact's options, not an account of anything."""
+        if len(WORDS.findall(text)) >= ANSWER_STORY:
+            return None
+        for other_id, fact in self._category(run.conversation).facts.items():
+            if other_id != fact_id and fact.options:
+                index = pick_option(text, [[o] for o in fact.options])
+                if index is not None and not is_number(text):
+                    return other_id, fact.options[index]
+        return None
+
+    def _side_question(self, run: Run, text: str, wants: Wants, pending: str | None) -> bool:
+        """Answers a question that is not the one asked (a fee, this complaint's FAQ, another complaint),
+        then the complaint resumes where it stood."""
+        conv, texts = run.conversation, self.shared.texts
+        asks = bool(QUESTION.search(normalize(text)))
+        text_pending = pending is not None and self._fact_type(conv, pending).kind == "text"
+        if self.fees.is_question(text, run.entities) and asks and self._side_fee(run, text):
+            self._prompt(run, resume=True)
+            return True
+        category = self._category(conv)
+        if asks:
+            said = normalize(text).casefold()
+            hits = [(max(len(c) for c in a.cues if normalize(c).casefold() in said), fid)
+                    for fid, a in category.faq.items() if any(normalize(c).casefold() in said for c in a.cues)]
+            if hits:
+                self._say(run, category.faq[max(hits)[1]])
+                self._prompt(run, resume=True)
+                return True
+        if text_pending:
+            return False
+        reading = self._understand(run, text)
+        if reading is None:
+            return False
+        related = [conv.category, *self.routing.covers.get(conv.category, [])]  # type: ignore[list-item]
+        about_this = reading.label in related or dict(reading.candidates).get(conv.category, 0) >= 0.05
+        other_complaint = (reading.label in self.content.categories and reading.label not in related
+                           and reading.confidence >= self.routing.also_threshold)
+        # A story told while something else is asked, and no other complaint: more about this one.
+        if (about_this or (not asks and not other_complaint)) and self._adds_to_story(run, text, wants_protest=False):
+            self._prompt(run)  # more about the same complaint: added to the account of it
+            return True
+        if reading.label == conv.category or reading.label not in self.content.categories:
+            return False
+        if (reading.label not in related and reading.confidence >= self.routing.also_threshold
+                and len(MEANINGFUL.findall(text)) >= 6 and not wants.correction
+                and not self.repairs.has("correction", text)):
+            if conv.later is None:
+                conv.later = reading.label
+            self._say(run, texts.also_noted, category=self._entry(reading.label).name)
+            self._prompt(run, resume=True)
+            return True
+        return False
+
+    def _absorb(self, run: Run, text: str, overwrite: bool = False, pending: str | None = None) -> None:
+        """Takes every fact the message gives (a waybill, a phone, an address, a choice said in words),
+        not only the one asked for; a correction (电话说错了) replaces what was given before."""
+        conv = run.conversation
+        category = self._category(conv)
+        for fact_id, fact in category.facts.items():
+            if fact_id in conv.facts and not overwrite and not self._generic(conv.facts[fact_id]):
+                continue  # given already; "不清楚" is not an answer, and a later message may give one
+            fact_type = self.shared.fact_types[fact.type]
+            if fact_id == pending and fact_type.kind == "text":
+                continue  # the answer to the question asked: taken whole, in the customer's words (below)
+            value = None
+            if fact_type.entity is not None:
+                for found in getattr(run.entities, fact_type.entity):
+                    value = check_fact(found, fact_type, fact.options)
+                    if value is not None:
+                        break
+            elif fact_type.kind == "choice" and text:
+                # Not asked yet: only what customers say for an option, and none of the words that say
+                # yes, no or "I don't know" ("没有" or "不记得" alone would answer every choice at once).
+                words = [[w for w in (o, *fact.option_words.get(o, [])) if not self._generic(w)] for o in fact.options or []]
+                index = pick_by_words(text, words)
+                value = fact.options[index] if index is not None else None  # type: ignore[index]
+            elif fact.clues and text:  # "照片都拍了": the clause that speaks of it
+                value = next((c.strip() for c in self._clauses.split(text)
+                              if any(normalize(w) in normalize(c) for w in fact.clues)), None)
+            if value is not None and value != conv.facts.get(fact_id):
+                conv.facts[fact_id] = value
+                if fact_id in conv.memory.skipped:
+                    conv.memory.skipped.remove(fact_id)
+                if fact_id != pending:
+                    run.noted.append(fact.label)
+        for fact_id in conv.memory.skipped:  # no waybill: who sent it and the route identify the goods
+            instead = self._fact_type(conv, fact_id).instead
+            if (instead is not None and instead.id != pending and instead.id not in conv.facts and text
+                    and SHIPMENT.search(normalize(text))):
+                conv.facts[instead.id] = text.strip()
+                run.noted.append(instead.label)
+
+    def _prefill(self, run: Run, text: str = "") -> None:
+        """Takes the facts a category needs from what the customer already wrote, and the first
+        message as their account of what happened when it tells a story."""
+        conv = run.conversation
+        self._absorb(run, text)
+        run.noted.clear()  # taken from the first message: nothing to announce
+        story = normalize(text)
+        length, clauses = len(WORDS.findall(story)), len([c for c in self._clauses.split(story) if c.strip()])
+        if length >= STORY_LENGTH or (length >= SHORT_STORY and clauses >= 3):
+            for fact_id, fact in self._category(conv).facts.items():
+                if fact.describes and fact_id not in conv.facts:
+                    conv.facts[fact_id] = text.strip()
+
+    def _look_back(self, run: Run, fact_id: str | None):
+        """For "我刚说了": finds the answer in the customer's earlier messages; returns the move to make."""
+        conv = run.conversation
+        earlier = conv.memory.said[:-1]
+        if fact_id is None:
+            state = self._state(conv)
+            for message in earlier:
+                index = self._pick_state_option(message, state, numbers=False)
+                if index is not None:
+                    return lambda: self._trigger(run, f"option{index}")
+        else:
+            fact = self._fact(conv, fact_id)
+            fact_type = self._fact_type(conv, fact_id)
+            for message in earlier:
+                found = extract(message, self.places, today=self._today(run))
+                value = None
+                if fact_type.entity is not None:
+                    value = next(filter(None, (check_fact(v, fact_type, None) for v in getattr(found, fact_type.entity))), None)
+                elif fact_type.kind == "choice" and fact is not None:
+                    index = pick_by_words(message, self._option_words(fact))
+                    value = fact.options[index] if index is not None else None  # type: ignore[index]
+                elif fact is not None and fact.describes and len(MEANINGFUL.findall(message)) >= STORY_LENGTH:
+                    value = message.strip()
+                if value is not None:
+                    return lambda: self._take(run, fact_id, value)
+        self._say(run, self.shared.texts.look_back_failed, options=self._current_options(conv))
+        return lambda: None
+
+    def _skip(self, run: Run, fact_id: str, text: str) -> None:
+        """The customer cannot give this fact: ask what identifies the same thing instead, or leave it for staff."""
+        conv = run.conversation
+        conv.memory.skipped.append(fact_id)
+        conv.memory.misses = 0
+        instead = self._fact_type(conv, fact_id).instead
+        if instead is not None and len(MEANINGFUL.findall(text)) >= STORY_LENGTH and not self.repairs.read(text).cancel:
+            conv.facts[instead.id] = text.strip()  # "没有单号，发货人叫张三，从泉州发到南京的"
+        elif instead is None:
+            run.lead = render(self.shared.texts.moved_on.text, self._blank_values())
+        self._settle(run)
+
+    def _missed(self, run: Run, fact_id: str | None, noted: bool = False) -> None:
+        """An answer kefu cannot use: the first time the question's own help, then another wording with
+        a way out (skip it, or a person), then kefu moves on and leaves it for staff."""
+        conv = run.conversation
+        memory = conv.memory
+        memory.misses += 1
+        if fact_id is None:  # a choice between the state's options, which cannot be left out
+            options = self._state(conv).options
+            other = next((i for i, o in enumerate(options) if "其他" in o.label), None)
+            if memory.misses >= 3 and other is not None:  # "其他原因": kefu moves on, staff will ask
+                memory.misses = 0
+                run.lead = render(self.shared.texts.moved_on.text, self._blank_values())
+                return self._trigger(run, f"option{other}")
+            if memory.misses >= 3:  # a person was offered the last time: hand over rather than ask a fourth time
+                return self._handoff(run, "")
+            if noted:
+                return self._prompt(run)
+            again = self.shared.fact_types["choice"].invalid_again
+            text = self.shared.texts.choose_again if memory.misses == 1 or again is None else again
+            return self._say(run, text, options=self._current_options(conv))
+        fact_type = self._fact_type(conv, fact_id)
+        if memory.misses >= 3:
+            memory.skipped.append(fact_id)
+            memory.misses = 0
+            run.lead = render(self.shared.texts.moved_on.text, self._blank_values())
+            return self._settle(run)
+        attempted = fact_type.kind != "pattern" or bool(re.search(r"[0-9A-Za-z]", normalize(run.said)))
+        if (memory.misses == 2 or not attempted) and fact_type.invalid_again is not None:
+            return self._say(run, fact_type.invalid_again, options=self._current_options(conv))
+        if fact_type.kind == "choice":
+            return self._say(run, self.shared.texts.choose_again, options=self._current_options(conv))
+        self._say(run, fact_type.invalid, options=self._current_options(conv))
+
+    def _generic(self, word: str) -> bool:
+        lists = self.repairs.lists
+        said = normalize(word).casefold()
+        return len(said) < 2 or any(said in lists[name] for name in ("cannot_give", "affirm", "deny", "thanks", "cancel"))
+
+    def _only_entities(self, run: Run, text: str) -> bool:
+        found = run.entities
+        return bool(found.waybills or found.phones) and len(MEANINGFUL.findall(self._without_entities(run, text))) < 4
+
+    def _entity_labels(self, run: Run) -> list[str]:
+        labels = self.content.handoff.facts
+        return [labels[k].label for k, v in (("waybill", run.entities.waybills), ("phone", run.entities.phones)) if v and k in labels]
+
+    def _without_entities(self, run: Run, text: str) -> str:
+        rest = normalize(text)
+        for found in (*run.entities.phones, *run.entities.waybills):
+            rest = rest.replace(found, "")
+        return re.sub(r"[\d\s\-()+]", "", rest)

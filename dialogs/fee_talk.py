@@ -1,0 +1,97 @@
+"""A conversation about a fee or policy topic: the fee desk's answers, said with their buttons, and fee
+questions asked on the side of a complaint.
+
+A part of the Engine (dialogs/engine.py), kept apart by what it does; pure like the rest of the engine."""
+
+from __future__ import annotations
+
+from dialogs.conversation import CLARIFY
+from dialogs.fees import FeeAnswer
+from dialogs.matching import normalize, pick_option
+from dialogs.policies import topic_text
+from dialogs.repairs import Wants
+from dialogs.turn import Run
+
+
+class FeeTalkMixin:
+    """Talks about fees and policies, as a topic or on the side of a complaint."""
+
+    def _topic_text(self, run: Run, text: str, wants: Wants) -> None:
+        conv, texts = run.conversation, self.shared.texts
+        if wants.cancel or wants.thanks:
+            self._leave(run)
+            self._say(run, texts.thanks_reply)
+            return self._after(run)
+        if wants.bye:
+            self._leave(run)
+            return self._goodbye(run)
+        if pick_option(text, [[self.shared.back_label]]) is not None and normalize(text) in ("1", self.shared.back_label):
+            return self._global_move(run, "menu")
+        chosen = self.fees.by_title(conv.category, text)  # a button of the answers' titles
+        if chosen is not None:
+            self._say_plain(run, chosen)
+            return self._prompt(run)
+        if self._offer_check(run, text):
+            return
+        answer = self.fees.answer(text, run.entities, conv.category, conv.facts, self._today(run))
+        if answer.understood:
+            if answer.topic and answer.topic != conv.category:  # the figures so far stay: "加起来一共多少"
+                conv.category = conv.memory.topic = answer.topic
+            return self._fee_reply(run, answer)
+        if self._change_topic(run, text, eager=True):
+            return
+        if answer.options:
+            self._say(run, texts.topic_which, options=self._options(conv, answer.options),
+                      category=self._entry(conv.category).name)
+            return
+        self._say(run, texts.fallback)
+        self._prompt(run)
+
+    def _fee_reply(self, run: Run, answer: FeeAnswer) -> None:
+        conv, texts = run.conversation, self.shared.texts
+        if answer.problem is not None:
+            self._say(run, texts.amount_not_positive if answer.problem == "not_positive" else texts.amount_too_large)
+            return self._prompt(run)
+        for line in answer.texts:
+            self._say_plain(run, line)
+        if answer.invites:  # the topic's overview ends with its own invitation to send figures
+            return self._say_plain(run, run.turn.replies.pop().text, self._current_options(conv))
+        if answer.options and answer.texts:  # storage lines to choose from, on the question just asked
+            last = run.turn.replies.pop()
+            return self._say_plain(run, last.text, self._options(conv, answer.options + [self.shared.back_label]))
+        if answer.options:
+            asked = self.fees.prompt(conv.category, conv.facts)
+            if asked is not None:  # the storage line is asked for
+                return self._say_plain(run, asked, self._options(conv, answer.options + [self.shared.back_label]))
+            return self._say(run, texts.topic_which, options=self._options(conv, answer.options),
+                             category=self._entry(conv.category).name)
+        self._prompt(run)
+
+    def _offer_check(self, run: Run, text: str) -> bool:
+        """The customer says they were charged more than the standard: the standard, and a check offered."""
+        answer = self.fees.charged_check(text, run.entities)
+        if answer is None or "pricing" not in self.content.categories:
+            return False
+        for line in answer.texts:
+            self._say_plain(run, line)
+        conv = run.conversation
+        self._leave(run)
+        conv.state, conv.offered, conv.offered_text = CLARIFY, ["pricing"], text
+        self._prompt(run)
+        return True
+
+    def _side_fee(self, run: Run, text: str) -> bool:
+        """Answers a fee question asked on the side of a complaint; the storage quote needs its figures in one go."""
+        conv, texts = run.conversation, self.shared.texts
+        answer = self.fees.answer(text, run.entities, conv.memory.topic, {}, self._today(run), opening=True)
+        if not answer.understood and not answer.options:
+            return False
+        conv.memory.topic = answer.topic
+        for line in answer.texts:
+            self._say_plain(run, line)
+        if answer.problem:
+            self._say(run, texts.amount_too_large if answer.problem == "too_large" else texts.amount_not_positive)
+        elif answer.topic == "storage" and not answer.texts:
+            self._say_plain(run, topic_text("storage", self.content.policies.storage.ask, self.content.policies)
+                            if self.content.policies.storage.ask else "")
+        return True

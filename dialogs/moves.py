@@ -1,0 +1,176 @@
+"""The repair moves every flow shares: "sure?" before dropping a complaint, a person in any words, goodbye,
+the customer's own cases, the short follow-up after a case, corrections after it was opened.
+
+A part of the Engine (dialogs/engine.py), kept apart by what it does; pure like the rest of the engine."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from dialogs.conversation import AFTER, TOPIC, CaseView, Event, Reply
+from dialogs.matching import option_number
+from dialogs.render import Facts, render, template_values
+from dialogs.repairs import Wants
+from dialogs.schema import Step
+from dialogs.turn import START, Run
+
+
+class MovesMixin:
+    """The repair moves every flow shares."""
+
+    def _confirm(self, run: Run, what: str) -> None:
+        """Asks whether the customer really means to drop the open complaint."""
+        conv = run.conversation
+        conv.memory.confirming = what
+        text = self.shared.texts.confirm_cancel if what == "cancel" else self.shared.texts.confirm_bye
+        self._say(run, text, options=self._current_options(conv), category=self._category(conv).name)
+
+    def _confirmed(self, run: Run, wants: Wants) -> bool:
+        """Acts on the answer to "sure?"; False when the message is no yes or no (it is handled as usual)."""
+        conv = run.conversation
+        what, conv.memory.confirming = conv.memory.confirming, None
+        if wants.decision is None:
+            return False
+        if not wants.decision:
+            run.lead = render(self.shared.texts.go_on.text, self._blank_values())
+            self._prompt(run)
+            return True
+        run.turn.events.append(Event("conversation_cancelled", {"category": conv.category, "state": conv.state}))
+        self._leave(run)
+        if what == "bye":
+            self._goodbye(run)
+        else:
+            self._say(run, self.shared.texts.cancelled)
+            self._after(run)
+        return True
+
+    def _handoff(self, run: Run, text: str) -> None:
+        """A person, asked for in any words: recorded on a case (opened now with what is known, if
+        there is none), and the customer told who will contact them and by when."""
+        conv, texts = run.conversation, self.shared.texts
+        ledger = run.ledger
+        in_complaint = conv.category in self.content.categories
+        if conv.memory.handed is not None and not in_complaint:
+            case = ledger.find_case(conv.memory.handed) if conv.memory.handed else None
+            if case is not None and case.status == "open":
+                return self._say(run, texts.handoff_again, **self._step_values(case.role, case.deadline, case.number))
+        if in_complaint:
+            number, step, deadline = self._open_case(run, self._category(conv), announce=False)
+        else:
+            case = next((c for c in ledger.my_cases() if c.status == "open"), None)
+            if case is not None:
+                number, step_role, deadline = case.number, case.role, case.deadline
+                step = Step(role=step_role, action=self.content.handoff.handling[0].action, deadline_hours=1)
+            else:
+                complaint = self._complaint_beside_handoff(run, text)
+                if complaint is not None:  # "运费乱收…我要投诉到12315": the complaint's case, with what it says
+                    conv.category, conv.state, conv.facts = complaint.label, START, {}
+                    self._prefill(run, text)
+                    conv.facts = {k: v for k, v in conv.facts.items()}
+                    kind = self._category(conv)
+                else:
+                    facts = {k: v for k, v in (("waybill", next(iter(run.entities.waybills), None)),
+                                               ("phone", next(iter(run.entities.phones), None))) if v}
+                    if text.strip() and not self._command(text):
+                        facts["request"] = text.strip()
+                    conv.facts, kind = facts, self.content.handoff
+                number, step, deadline = self._open_case(run, kind, announce=False)
+        run.turn.events.append(Event("human_requested", {"category": conv.category, "case": number, "words": text}))
+        values = self._step_values(step.role, deadline, number)
+        facts = dict(conv.facts)
+        self._leave(run)
+        conv.memory.handed = number or ""
+        self._say_plain(run, render(texts.handoff.text, {**self._values(run), **values, "facts": Facts(facts)}))
+
+    def _out_of_range(self, run: Run, text: str) -> bool:
+        """A number no option has, where a choice is asked: the valid range, and the question again."""
+        conv = run.conversation
+        number = option_number(text)
+        if number is None or conv.state == TOPIC:
+            return False
+        pending = self._pending_fact(conv)
+        choosing = conv.category is None or (pending is None and bool(self._state(conv).options)) or (
+            pending is not None and self._fact_type(conv, pending).kind == "choice")
+        options = self._current_options(conv)
+        if not choosing or not options or 1 <= number <= len(options):
+            return False
+        self._say(run, self.shared.texts.out_of_range, options=options, what=str(number), step={"count": len(options)})
+        return True
+
+    def _goodbye(self, run: Run) -> None:
+        """Says goodbye; the event lets a channel close (the terminal chat ends there)."""
+        run.turn.events.append(Event("said_goodbye"))
+        self._say(run, self.shared.texts.goodbye)
+
+    def _step_values(self, role: str, deadline: datetime, number: str | None) -> dict[str, Any]:
+        return {"step": {"role": self._role_name(role), "deadline": self.local_time(deadline)},
+                "case": {"number": number}}
+
+    def _my_cases(self, run: Run, quiet_menu: bool = False) -> None:
+        """Tells the customer how their open cases stand, without their numbers being asked for."""
+        cases = run.ledger.my_cases()
+        texts = self.shared.texts
+        if not cases:
+            self._say(run, texts.no_my_cases)
+        elif len(cases) == 1:
+            self._case_progress(run, cases[0].number)
+        else:
+            lines = [self._progress_line(c) for c in cases]
+            self._say(run, texts.my_cases, case={"list": lines})
+        if not quiet_menu and run.conversation.category is None:
+            self._after(run, ask=False)
+
+    def _after(self, run: Run, ask: bool = True) -> None:
+        """Offers the likely next steps (progress, another problem, a person, nothing) instead of the menu."""
+        conv = run.conversation
+        conv.state = AFTER
+        options = self._current_options(conv)
+        if ask or not run.turn.replies:
+            self._say(run, self.shared.texts.anything_else, options=options)
+        else:
+            last = run.turn.replies.pop()
+            run.turn.replies.append(Reply(last.text, tuple(options)))
+
+    def _case_progress(self, run: Run, number: str) -> None:
+        """Tells a customer where their case stands."""
+        case = run.ledger.find_case(number)
+        texts = self.shared.texts
+        if case is None or not case.mine:
+            # Case numbers are sequential; another customer's case is not shown, nor confirmed to exist.
+            self._say(run, texts.status_not_found, case={"number": number})
+        else:
+            self._say_plain(run, self._progress_line(case))
+
+    def _progress_line(self, case: CaseView) -> str:
+        kind = self.content.case_kinds.get(case.category)
+        role = self.shared.roles.get(case.role)
+        return render(self.shared.texts.status.text, {**self._blank_values(), "case": {
+            "number": case.number, "status": self.shared.case_statuses.get(case.status, case.status),
+            "category": kind.name if kind else case.category, "open": case.status == "open",
+        }, "step": {
+            "number": case.step + 1, "role": role.name if role else case.role, "doing": role.doing if role else "",
+            "deadline": self.local_time(case.deadline),
+        }})
+
+    def _corrects_case(self, run: Run, text: str, wants: Wants) -> bool:
+        """A phone or waybill given after the case was opened or handed to a person (电话说错了，是139…):
+        the customer's open case takes it, and staff see the change."""
+        conv = run.conversation
+        number = conv.memory.handed or conv.case_number
+        found = run.entities
+        if not number or not (found.phones or found.waybills):
+            return False
+        if not (wants.correction or conv.memory.handed or self._only_entities(run, text)):
+            return False
+        case = run.ledger.find_case(number)
+        if case is None or case.status != "open" or not case.mine:
+            return False
+        facts = {k: v[0] for k, v in (("waybill", found.waybills), ("phone", found.phones)) if v}
+        run.turn.events.append(Event("case_facts_corrected", {"case": number, "facts": facts}))
+        run.noted = self._entity_labels(run)
+        lead = render(self.shared.texts.noted.text, template_values("", what="、".join(run.noted)))
+        run.noted = []
+        text = self.shared.texts.handoff_again if conv.memory.handed else self.shared.texts.case_updated
+        self._say_plain(run, lead + render(text.text, {**self._blank_values(), **self._step_values(case.role, case.deadline, number)}))
+        return True

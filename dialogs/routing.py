@@ -1,0 +1,263 @@
+"""What a message outside a complaint starts: a menu choice, a follow-up, a fee question, a complaint read
+by the router (the material one first when a message tells two), or a question back when unsure.
+
+A part of the Engine (dialogs/engine.py), kept apart by what it does; pure like the rest of the engine."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dialogs.conversation import AFTER, CLARIFY, MENU, Event
+from dialogs.entities import extract
+from dialogs.matching import is_number, normalize, pick_option
+from dialogs.repairs import Wants
+from dialogs.turn import MEANINGFUL, OTHER, QUESTION, VAGUE, WORDS, Run
+
+
+class RoutingMixin:
+    """Starts what a message outside a complaint asks for."""
+
+    def _from_menu(self, run: Run, text: str, wants: Wants) -> None:
+        """Starts what a message outside any category asks for: an offered choice, a menu entry, or free text."""
+        conv, texts = run.conversation, self.shared.texts
+        if wants.cancel or (wants.thanks and conv.state != CLARIFY):
+            if wants.thanks:
+                self._say(run, texts.thanks_reply)
+            return self._after(run)
+        if wants.bye:
+            self._leave(run)
+            return self._goodbye(run)
+        after_case = conv.state == AFTER
+        if after_case:
+            index = pick_option(text, [[label] for label in self._follow_up_labels()])
+            conv.state = MENU
+            if index is not None:
+                return self._follow_up(run, index, text)
+        if conv.state == CLARIFY:
+            offered, source = conv.offered, conv.offered_text
+            # The options shown are the offered ones, then back to the menu: a number counts against
+            # that list, never against the main menu's numbers the customer cannot see now.
+            index = pick_option(text, [self._names(label) for label in offered] + [[self.shared.back_label]])
+            if index is None and is_number(text):
+                self._say(run, self.shared.texts.choose_again)
+                return self._prompt(run)
+            if index is None and self._only_entities(run, text):  # a waybill while asked which problem: kept
+                conv.offered_text = f"{source}\n{text}"
+                run.noted = self._entity_labels(run)
+                return self._prompt(run)
+            conv.state, conv.offered, conv.offered_text = MENU, [], ""
+            if index == len(offered):
+                return self._show_menu(run)
+            if index is not None:
+                # The waybill or phone in the message that led to the offer is not asked again; a second
+                # complaint's story is the first one's, so only its facts carry over.
+                run.entities = extract(f"{source}\n{text}", self.places, today=self._today(run))
+                second, conv.memory.second = conv.memory.second == offered[index], None
+                return self._start(run, offered[index], source, story=not second)
+        index = pick_option(text, [names for names, _ in self._menu_entries()])
+        if index is not None:  # a number or a menu entry's name is a choice, not a story to take facts from
+            names = self._menu_entries()[index][0]
+            said = normalize(text).casefold()
+            told = "" if is_number(text) or any(normalize(n).casefold() == said for n in names) else text
+            return self._start(run, self._menu_entries()[index][1], told)
+        if is_number(text):  # a number no option has
+            self._say(run, texts.choose_again)
+            return self._show_menu(run, with_prompt=False)
+        if wants.own_status and not run.entities.waybills:
+            return self._my_cases(run)
+        if self._corrects_case(run, text, wants):
+            return
+        status_words = self.shared.commands.status
+        if (run.entities.waybills and "tracking" in self.content.categories
+                and (wants.own_status or any(said.startswith(w) for w in status_words for said in [normalize(text)]))):
+            self._say(run, texts.status_by_waybill)
+            return self._start(run, "tracking", text)
+        if self._only_entities(run, text):  # a waybill or a phone alone: kept for the complaint that follows
+            conv.offered_text = f"{conv.offered_text}\n{text}".strip()
+            run.noted = self._entity_labels(run)
+            return self._prompt(run)
+        if self.fees.is_question(text, run.entities):
+            aside = any(word in normalize(text) for word in self.routing.asides)
+            # figures for a fee ("运费300，第4天，福州") are a fee question, unless a complaint is set apart
+            complaint = self._complaint_in(run, text) if aside or not (run.entities.money or run.entities.nth_days) else None
+            if complaint is None:
+                return self._start(run, self.fees.topic_of(text, run.entities) or "cod", text)
+            if QUESTION.search(normalize(text)):  # a complaint that also asks a fee: the fee first, then the complaint
+                self._side_fee(run, text)
+            run.understood = complaint
+        if after_case and self._already_recorded(run, text):
+            return
+        self._route(run, text)
+
+    def _already_recorded(self, run: Run, text: str) -> bool:
+        """More about the case just opened (碎了, right after the claim): said to be on the case, not a new complaint."""
+        conv = run.conversation
+        case = run.ledger.find_case(conv.case_number) if conv.case_number else None
+        reading = self._understand(run, text) if case is not None else None
+        if case is None or case.status != "open" or reading is None or reading.confidence < self.routing.threshold:
+            return False
+        if reading.label not in [case.category, *self.routing.covers.get(case.category, [])]:
+            return False
+        self._say(run, self.shared.texts.already_recorded, case={"number": case.number})
+        self._after(run, ask=False)
+        return True
+
+    def _follow_up(self, run: Run, index: int, text: str) -> None:
+        """Acts on one of the short follow-up options offered after a case or an answer."""
+        action = list(self.shared.follow_up.model_dump())[index]
+        if action == "status":
+            return self._my_cases(run)
+        if action == "human":
+            return self._handoff(run, text)
+        if action == "bye":
+            self._leave(run)
+            return self._goodbye(run)
+        self._show_menu(run)  # other
+
+    def _follow_up_labels(self) -> list[str]:
+        return list(self.shared.follow_up.model_dump().values())
+
+    def _route(self, run: Run, text: str) -> None:
+        """Acts on the router's reading: start the category, answer off-topic, or ask which one was meant."""
+        conv, texts = run.conversation, self.shared.texts
+        reading = self._understand(run, text)
+        if reading is None:
+            if not run.first_contact:  # a first "你好" just gets the menu after the greeting
+                self._say(run, texts.fallback)
+            return self._show_menu(run)
+        if reading.confidence >= self.routing.threshold:
+            if reading.label == OTHER:
+                if not run.first_contact:
+                    self._say(run, self.content.other.reply)
+                return self._show_menu(run)
+            if reading.label == VAGUE:
+                self._say(run, self.content.other.vague_reply)
+                return self._show_menu(run, with_prompt=False)
+            label = reading.label
+            later, sure, first = self._second_complaint(run, text, label)
+            # the goods first, when the whole message leaves room for them (a clause alone misreads easily)
+            weight = dict(reading.candidates).get(later, 0)
+            if later in self.routing.prefer.get(label, []) and (weight >= 0.05 or (sure >= 0.9 and first)):
+                label, later = later, label  # the goods before the manners: the material problem first
+            if later in self.routing.covers.get(label, []):
+                later = None  # the damage a claim is about is the claim, not a second complaint
+            if later is not None:
+                self._say(run, texts.also_mentioned, category=self._entry(later).name)
+            # Before starting: a first complaint whose facts are all in the message ends at once.
+            # The message is kept so the second complaint takes its facts from it too.
+            conv.later = later
+            conv.offered_text = f"{conv.offered_text}\n{text}".strip() if later else conv.offered_text
+            return self._start(run, label, text)
+        clauses = sorted(self._clause_complaints(text), key=lambda c: -dict(reading.candidates).get(c, 0))
+        if clauses:  # unsure of the whole, sure of its parts: "货压了五天没发，而且开单的态度还很差"
+            label = clauses[0]
+            later = next((c for c in clauses[1:] if c != label), None)
+            if later in self.routing.prefer.get(label, []):
+                label, later = later, label
+            if later in self.routing.covers.get(label, []):
+                later = None
+            if later is not None:
+                self._say(run, texts.also_mentioned, category=self._entry(later).name)
+            conv.later = later
+            conv.offered_text = f"{conv.offered_text}\n{text}".strip() if later else conv.offered_text
+            return self._start(run, label, text)
+        offered = [label for label, _ in reading.candidates if self._entry(label) is not None]
+        if not offered or self.repairs.read(text).insult:  # abuse with nothing clear in it: asked, not guessed
+            self._say(run, texts.fallback)
+            return self._show_menu(run)
+        conv.state, conv.offered, conv.offered_text = CLARIFY, offered, text
+        self._prompt(run)
+
+    def _complaint_beside_handoff(self, run: Run, text: str) -> Any:
+        """The complaint a request for a person also makes ("运费乱收，多收了一百多，我要投诉到12315"):
+        read without the request itself, and only when clearly a complaint."""
+        if self._command(text) or self.router is None:
+            return None
+        rest = self.repairs.without_requests(text)
+        if len(WORDS.findall(rest)) < 6:
+            return None
+        reading = self.router.classify(rest)
+        sure = reading.label in self.content.categories and reading.confidence >= self.routing.also_threshold
+        return reading if sure else None
+
+    def _clause_complaints(self, text: str) -> list[str]:
+        """The complaints the clauses of a message are confidently read as, in order (none for one clause)."""
+        parts = [c for c in self._clauses.split(normalize(text)) if len(WORDS.findall(c)) >= 4]
+        clauses = [c for c in parts if not self.repairs.read(c).insult]
+        if self.router is None or not clauses or (len(clauses) < 2 and len(parts) < 2):
+            return []  # one clause is the whole message, already read (abuse set aside, one may do)
+        found = []
+        for clause in clauses[:12]:
+            reading = self.router.classify(clause)
+            if reading.label in self.content.categories and reading.confidence >= self.routing.also_threshold:
+                found.append(reading.label)
+        return list(dict.fromkeys(found))
+
+    def _complaint_in(self, run: Run, text: str) -> Any:
+        """The router's confident reading of a complaint in the message or in one of its clauses
+        (货三天没发了…另外问一下代收5000手续费多少: the stranded goods), or None."""
+        reading = self._understand(run, text)
+        if reading is None:
+            return None
+        if reading.label in self.content.categories and reading.confidence >= self.routing.threshold:
+            return reading
+        if not any(word in normalize(text) for word in self.routing.asides):
+            return None  # "货放仓库一个星期了，运费800，保管费多少": the story of the fee question, no complaint
+        for clause in [c for c in self._clauses.split(normalize(text)) if len(WORDS.findall(c)) >= 4][:12]:
+            other = self.router.classify(clause)  # type: ignore[union-attr]
+            if other.label in self.content.categories and other.confidence >= self.routing.also_threshold:
+                return other
+        return None
+
+    def _second_complaint(self, run: Run, text: str, label: str) -> tuple[str | None, float, bool]:
+        """Names a second complaint in the same message ("货摔坏了，司机态度还很差"): a clause that the
+        router confidently reads as another complaint category; with how sure it is, and whether that
+        clause is the message's first (the problem named first)."""
+        if label not in self.content.categories or self.router is None:
+            return None, 0.0, False
+        clauses = [c for c in self._clauses.split(normalize(text))
+                   if len(MEANINGFUL.findall(c)) >= 4 and not self.repairs.read(c).insult][:12]  # abuse names no complaint
+        for i, clause in enumerate(clauses):
+            other = self.router.classify(clause)
+            if (other.label in self.content.categories and other.label != label
+                    and other.confidence >= self.routing.also_threshold):
+                return other.label, other.confidence, i == 0
+        return None, 0.0, False
+
+    def _understand(self, run: Run, text: str) -> Any:
+        if self.router is None:
+            return None
+        if run.understood is None:
+            # Abuse and calls for a person say nothing about the problem: read without them.
+            plain = self.repairs.without_requests(text) if self.repairs.read(text).insult else text
+            run.understood = self.router.classify(plain if WORDS.search(plain) else text)
+        return run.understood
+
+    def _change_topic(self, run: Run, text: str, eager: bool = False) -> bool:
+        """Leaves the current category for another when the message clearly asks for it (不对，其实是…),
+        keeping every fact already given. eager: a fee topic holds nothing to lose, any clear reading moves."""
+        conv = run.conversation
+        said_so = eager or any(word in normalize(text) for word in self.routing.change_words)
+        reading = self._understand(run, text)
+        if reading is None or reading.confidence < self.routing.threshold:
+            return False
+        if not said_so and len(WORDS.findall(text)) < 6:
+            return False  # "要查": too short to leave a complaint for, whatever the router thinks
+        if not said_so and dict(reading.candidates).get(conv.category, 0) >= 0.01:
+            return False  # the message may well be about this complaint: it is not left unasked
+        if reading.label == conv.category or self._entry(reading.label) is None:
+            return False
+        if not said_so and (reading.confidence < self.routing.switch_threshold or conv.category in self.content.categories):
+            return False  # a complaint is left only when the customer says so (不对，其实是…): the router errs
+        if not said_so and conv.category in self.content.categories and reading.label not in self.content.categories:
+            return False  # a fee or policy question mid-complaint is a side question, answered when it asks
+        in_topic = conv.category in self.content.policies.topics
+        run.turn.events.append(Event("topic_changed", {"from": conv.category, "to": reading.label}))
+        kept = {} if in_topic else dict(conv.facts)
+        self._leave(run)
+        self._say(run, self.shared.texts.topic_changed, category=self._entry(reading.label).name)
+        if reading.label in self.content.categories:
+            run.conversation.facts = kept
+            return self._start(run, reading.label, text, keep_facts=True) or True
+        self._start(run, reading.label, text)
+        return True
