@@ -45,6 +45,7 @@ def main() -> None:
     from bot.backup import BackupError
     from bot.botapi import BotApiError
     from bot.database import DatabaseError, one_line
+    from bot.logs import scrub
 
     try:
         app()
@@ -55,9 +56,13 @@ def main() -> None:
             raise
         _fail(str(exc))
     except Exception as exc:
+        # An error may quote the customer's words (PostgreSQL's "DETAIL: Failing row contains (…)"): scrubbed.
         if _debug:
-            raise
-        print(f"kefu: unexpected error: {type(exc).__name__}: {one_line(exc)} (--debug shows the traceback)",
+            import traceback
+
+            print(scrub(traceback.format_exc()), file=sys.stderr, end="")
+            sys.exit(1)
+        print(f"kefu: unexpected error: {type(exc).__name__}: {scrub(one_line(exc))} (--debug shows the traceback)",
               file=sys.stderr)
         sys.exit(1)
 

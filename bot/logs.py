@@ -24,6 +24,15 @@ _WAYBILL = re.compile(r"(?<![\w-])([A-Za-z]{0,4})(\d{6,16})(?![\w])")
 _pii = False  # --log-pii: log customers' words and numbers as they are
 
 
+_ROW_DETAIL = re.compile(r"\s*DETAIL:.*?(?=\s*\[SQL|\s*\(Background|$)", re.S | re.M)
+
+
+def scrub(text: str) -> str:
+    """An error's text without what may quote customer data: a database's DETAIL (the failing row, the
+    duplicate key) is dropped, phones and waybills are masked."""
+    return mask(_ROW_DETAIL.sub(" DETAIL: (hidden)", text))
+
+
 def mask(text: str) -> str:
     """Hides phones (138****8000) and waybills (SH20****27) in a log line."""
     def phone(m: re.Match) -> str:

@@ -121,6 +121,7 @@ class Service:
         """Handles one customer message and returns the whole turn (replies and events, such as a
         case opened), stored before it is returned. With the channel's update id, the turn runs once
         even when the update is replayed: an update already taken by a committed turn gets an empty turn."""
+        inbound = self.store.storable(inbound)
         for attempt in range(TURN_ATTEMPTS):
             try:
                 with self.store.turn(channel, user_key) as tx:

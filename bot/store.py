@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone, tzinfo
 from typing import Any, Iterator
 
@@ -217,6 +219,10 @@ def _add_missing_columns(engine: DbEngine) -> None:
                     conn.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
 
 
+_UNSTORABLE = re.compile("[\ud800-\udfff]")
+_UNSTORABLE_PG = re.compile("[\ud800-\udfff\x00]")
+
+
 def aware(moment: datetime | None) -> datetime | None:
     """SQLite hands datetimes back without a zone; all of kefu's are UTC."""
     if moment is not None and moment.tzinfo is None:
@@ -229,6 +235,16 @@ class Store:
         self.db = db
         self.content_version = content_version
         self.zone = zone  # case numbers carry the local date
+
+    def storable(self, inbound: Inbound) -> Inbound:
+        """The message as the database can keep it: exactly as sent, but for what no text column holds
+        (a lone surrogate, which is no UTF-8; NUL on PostgreSQL), kept as U+FFFD rather than failing the turn."""
+        unstorable = _UNSTORABLE_PG if self.db.dialect.name == "postgresql" else _UNSTORABLE
+
+        def clean(text: str | None) -> str | None:
+            return None if text is None else unstorable.sub("\ufffd", text)
+
+        return replace(inbound, text=clean(inbound.text), as_sent=clean(inbound.as_sent), choice=clean(inbound.choice))
 
     @contextmanager
     def turn(self, channel: str, user_key: str) -> Iterator["TurnTx"]:

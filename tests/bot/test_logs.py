@@ -113,13 +113,20 @@ def test_a_full_telegram_conversation_logs_no_customer_data(emulator, tmp_path):
 
 
 def test_a_database_error_shows_no_customer_data(postgres_url, tmp_path):
-    # PostgreSQL refuses NUL in text: the turn fails, and its error must not carry the turn's parameters.
+    # A database that refuses the turn (here a constraint on the message text): the turn fails, and its
+    # error must not carry the turn's parameters.
+    from sqlalchemy import create_engine, text
+
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("KEFU_")}, "KEFU_DATABASE_URL": postgres_url}
-    typed = f"我的货丢了\x00 运单 {WAYBILL} 电话 {PHONE}\n"
+    subprocess.run([sys.executable, "-m", "bot", "chat", "--user", "first"], input="你好\n", env=env, cwd=tmp_path,
+                   capture_output=True, text=True, timeout=120, check=True)  # makes the tables
+    with create_engine(postgres_url).begin() as conn:
+        conn.execute(text("ALTER TABLE messages ADD CONSTRAINT refuse_lost CHECK (text NOT LIKE '%丢了%')"))
+    typed = f"我的货丢了 运单 {WAYBILL} 电话 {PHONE}\n"
     result = subprocess.run([sys.executable, "-m", "bot", "chat", "--user", "nul"], input=typed, env=env, cwd=tmp_path,
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 1
-    assert result.stderr.startswith("kefu: unexpected error: DataError") and result.stderr.count("\n") == 1
+    assert result.stderr.startswith("kefu: unexpected error: IntegrityError") and result.stderr.count("\n") == 1
     for secret in (PHONE, WAYBILL, "我的货丢了"):
         assert secret not in result.stderr
     debug = subprocess.run([sys.executable, "-m", "bot", "--debug", "chat", "--user", "nul"], input=typed, env=env,

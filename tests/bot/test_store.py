@@ -110,3 +110,14 @@ def test_a_replayed_update_runs_its_turn_once(database_url):
     with svc.store.session() as session:
         assert len(session.exec(select(MessageRow).where(MessageRow.direction == "in")).all()) == 1
     assert inbox.pending() == []
+
+
+def test_what_no_text_column_holds_is_kept_as_a_replacement_character_not_a_failed_turn(database_url):
+    """A lone surrogate (and NUL on PostgreSQL) cannot be stored: the turn is kept, with U+FFFD in its place."""
+    service = Service.from_settings(Settings(database_url=database_url))
+    replies = service.receive("console", "odd", Inbound(text="货物\udc80滞留\x00了"))
+    assert replies  # answered, not crashed
+    with service.store.session() as session:
+        [said] = [m.text for m in session.exec(select(MessageRow).where(MessageRow.direction == "in"))]
+    nul = "\ufffd" if database_url.startswith("postgresql") else "\x00"
+    assert said == f"货物\ufffd滞留{nul}了"
