@@ -451,6 +451,9 @@ class TelegramBot:
         query, user = update.callback_query, update.effective_user
         assert query is not None and user is not None
         user_key = str(user.id)
+        if not self.throttle.take(user_key):  # presses count against the same budget as messages
+            await query.answer(self.texts.too_fast.text, show_alert=True)
+            return
         reasons = self.service.content.shared.rating_reasons
         try:
             if kind == "rate":
