@@ -8,11 +8,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from dialogs.conversation import AFTER, TOPIC, CaseView, Event, Reply
+from dialogs.conversation import AFTER, CLARIFY, TOPIC, CaseView, Event, Reply
+from dialogs.entities import extract
 from dialogs.matching import option_number
 from dialogs.render import Facts, render, template_values
 from dialogs.repairs import Wants
-from dialogs.schema import Step
 from dialogs.turn import START, Run
 
 
@@ -47,41 +47,48 @@ class MovesMixin:
 
     def _handoff(self, run: Run, text: str) -> None:
         """A person, asked for in any words: recorded on a case (opened now with what is known, if
-        there is none), and the customer told who will contact them and by when."""
+        there is none), and the customer told who will contact them and by when: the handoff's own
+        contact time (an hour of business time by default), whatever the case's first step allows."""
         conv, texts = run.conversation, self.shared.texts
-        ledger = run.ledger
-        in_complaint = conv.category in self.content.categories
-        if conv.memory.handed is not None and not in_complaint:
-            case = ledger.find_case(conv.memory.handed) if conv.memory.handed else None
-            if case is not None and case.status == "open":
-                return self._say(run, texts.handoff_again, **self._step_values(case.role, case.deadline, case.number))
-        if in_complaint:
-            number, step, deadline = self._open_case(run, self._category(conv), announce=False)
-        else:
-            case = next((c for c in ledger.my_cases() if c.status == "open"), None)
-            if case is not None:
-                number, step_role, deadline = case.number, case.role, case.deadline
-                step = Step(role=step_role, action=self.content.handoff.handling[0].action, deadline_hours=1)
-            else:
-                complaint = self._complaint_beside_handoff(run, text)
-                if complaint is not None:  # "运费乱收…我要投诉到12315": the complaint's case, with what it says
-                    conv.category, conv.state, conv.facts = complaint.label, START, {}
-                    self._prefill(run, text)
-                    conv.facts = {k: v for k, v in conv.facts.items()}
-                    kind = self._category(conv)
-                else:
-                    facts = {k: v for k, v in (("waybill", next(iter(run.entities.waybills), None)),
-                                               ("phone", next(iter(run.entities.phones), None))) if v}
-                    if text.strip() and not self._command(text):
-                        facts["request"] = text.strip()
-                    conv.facts, kind = facts, self.content.handoff
-                number, step, deadline = self._open_case(run, kind, announce=False)
+        contact = self.content.handoff.handling[0]
+        promise = self._step_values(contact.role, self.deadline(run.ledger.now, contact), None)
+        handed = run.ledger.find_case(conv.memory.handed) if conv.memory.handed else None
+        if handed is not None and handed.status == "open" and conv.category not in self.content.categories:
+            promise["case"]["number"] = handed.number
+            return self._say(run, texts.handoff_again, **promise)
+        number = self._case_for_person(run, text)
         run.turn.events.append(Event("human_requested", {"category": conv.category, "case": number, "words": text}))
-        values = self._step_values(step.role, deadline, number)
+        promise["case"]["number"] = number
         facts = dict(conv.facts)
         self._leave(run)
         conv.memory.handed = number or ""
-        self._say_plain(run, render(texts.handoff.text, {**self._values(run), **values, "facts": Facts(facts)}))
+        self._say_plain(run, render(texts.handoff.text, {**self._values(run), **promise, "facts": Facts(facts)}))
+
+    def _case_for_person(self, run: Run, text: str) -> str:
+        """The case a request for a person goes on: the complaint in progress (opened now), the customer's
+        open case, the complaint the request also makes or the one kefu was asking about, else a handoff case."""
+        conv = run.conversation
+        if conv.category in self.content.categories:
+            return self._open_case(run, self._category(conv), announce=False)[0]
+        case = next((c for c in run.ledger.my_cases() if c.status == "open"), None)
+        if case is not None:
+            return case.number
+        complaint = self._complaint_beside_handoff(run, text)
+        label = complaint.label if complaint is not None else (conv.offered[0] if conv.state == CLARIFY and conv.offered
+                                                               else None)
+        if label in self.content.categories:  # "运费乱收…我要投诉到12315", or asked which problem it was
+            told = text if complaint is not None else conv.offered_text
+            if complaint is None:
+                run.entities = extract(f"{conv.offered_text}\n{text}", self.places, today=self._today(run))
+            conv.category, conv.state, conv.facts = label, START, {}
+            self._prefill(run, told)
+            return self._open_case(run, self._category(conv), announce=False)[0]
+        facts = {k: v for k, v in (("waybill", next(iter(run.entities.waybills), None)),
+                                   ("phone", next(iter(run.entities.phones), None))) if v}
+        if text.strip() and not self._command(text):
+            facts["request"] = text.strip()
+        conv.facts = facts
+        return self._open_case(run, self.content.handoff, announce=False)[0]
 
     def _out_of_range(self, run: Run, text: str) -> bool:
         """A number no option has, where a choice is asked: the valid range, and the question again."""

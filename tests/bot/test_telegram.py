@@ -521,7 +521,7 @@ def test_a_person_asked_for_mid_complaint_opens_the_case_and_posts_one_card(worl
     customer.expect("请留下您的联系电话")
     customer.say("傻逼机器人，我要找人")  # in any words, and never stored as the phone
     reply = customer.expect("已为您转人工客服")
-    assert "托运窗口会在" in reply.text
+    assert "客服专员会在" in reply.text
     card = staff.expect("🙋 客户请求人工")
     assert "运单号：12345678" in card.text
     assert not any("🆕 新案件" in m.text for m in staff.messages())  # one card, not two
