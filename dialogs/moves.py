@@ -34,6 +34,9 @@ class MovesMixin:
             return False
         if not wants.decision:
             run.lead = render(self.shared.texts.go_on.text, self._blank_values())
+            found = run.entities
+            if found.phones or found.waybills or found.addresses:
+                return False  # "不是，还是查一下吧，电话139…": going on, and the phone is taken as usual
             self._prompt(run)
             return True
         run.turn.events.append(Event("conversation_cancelled", {"category": conv.category, "state": conv.state}))

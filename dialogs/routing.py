@@ -79,7 +79,8 @@ class RoutingMixin:
         if self.fees.is_question(text, run.entities):
             aside = any(word in normalize(text) for word in self.routing.asides)
             # figures for a fee ("运费300，第4天，福州") are a fee question, unless a complaint is set apart
-            complaint = self._complaint_in(run, text) if aside or not (run.entities.money or run.entities.nth_days) else None
+            figures = self.fees.topic_of(text, run.entities) != "invoice" and (run.entities.money or run.entities.nth_days)
+            complaint = self._complaint_in(run, text) if aside or not figures else None
             if complaint is None:
                 return self._start(run, self.fees.topic_of(text, run.entities) or "cod", text)
             if QUESTION.search(normalize(text)):  # a complaint that also asks a fee: the fee first, then the complaint
