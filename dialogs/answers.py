@@ -82,7 +82,11 @@ class AnswersMixin:
             rest = rest.replace(phrase, "")
         if len(WORDS.findall(rest)) < ANSWER_STORY:
             return False
-        story = [fid for fid, fact in self._category(conv).facts.items() if fact.describes]
+        # The account this complaint keeps: given already, or asked in this state (while a choice between
+        # branches is open, the branch's own account is not known yet).
+        collect = self._state(conv).collect
+        story = [fid for fid, fact in self._category(conv).facts.items()
+                 if fact.describes and (fid in conv.facts or fid in collect)]
         for fact_id in story:
             conv.facts[fact_id] = f"{conv.facts[fact_id]}；{text.strip()}" if fact_id in conv.facts else text.strip()
             run.noted.append(self._category(conv).facts[fact_id].label)
@@ -237,8 +241,8 @@ class AnswersMixin:
             if fact_id in conv.facts and not overwrite and not self._generic(conv.facts[fact_id]):
                 continue  # given already; "不清楚" is not an answer, and a later message may give one
             fact_type = self.shared.fact_types[fact.type]
-            if fact_id == pending and fact_type.kind == "text":
-                continue  # the answer to the question asked: taken whole, in the customer's words (below)
+            if fact_id == pending and fact_type.kind != "pattern":
+                continue  # the answer to the question asked is read whole (below): its words, or its option
             value = None
             if fact_type.entity is not None:
                 for found in getattr(run.entities, fact_type.entity):
