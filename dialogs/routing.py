@@ -45,8 +45,9 @@ class RoutingMixin:
                 conv.offered_text = f"{source}\n{text}"
                 run.noted = self._entity_labels(run)
                 return self._prompt(run)
-            conv.state, conv.offered, conv.offered_text = MENU, [], ""
+            conv.state, conv.offered = MENU, []
             if index == len(offered):
+                conv.offered_text = ""
                 return self._show_menu(run)
             if index is not None:
                 # The waybill or phone in the message that led to the offer is not asked again; a second
