@@ -48,7 +48,6 @@ class Forbidden(Strict):
     source: NonEmpty  # where the manual forbids it
     patterns: list[str] = Field(min_length=1)
     negators: list[str] = []  # words just before or inside a match that cancel it
-    off_topic: bool = False  # also: a first reply that makes no point and no move
     customer_subject: bool = False  # cancelled when the clause names 我 before the match
     except_categories: list[Id] = []
 

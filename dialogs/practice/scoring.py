@@ -113,7 +113,6 @@ def score_replies(training: Training, category: str, scenario: Scenario, replies
                             f"找到“{'、'.join(words)}”" if words else "没有做到"))
     for cid, rule in rules.courtesy.items():
         checks.append(_courtesy(cid, rule, folded))
-    first_made_nothing = not any(c.passed for c in checks if c.kind in ("point", "move")) if len(folded) == 1 else False
     for fid, rule in rules.forbidden.items():
         if category in rule.except_categories:
             continue
@@ -121,8 +120,6 @@ def score_replies(training: Training, category: str, scenario: Scenario, replies
         if hits:
             checks.append(Check("forbidden", fid, rule.label, False,
                                 "；".join(f"第{i + 1}句：“{w}”" for i, w in hits) + f"（{rule.source}）"))
-        elif rule.off_topic and first_made_nothing:
-            checks.append(Check("forbidden", fid, rule.label, False, "回复没有回应客户反映的问题：没有一个回答要点，也没有一个该做的处理"))
         else:
             checks.append(Check("forbidden", fid, rule.label, True, "没有发现"))
     return Score(_total(training, checks), checks)
