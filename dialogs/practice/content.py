@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,6 +77,7 @@ class Scoring(Strict):
 class Training:
     scenarios: dict[str, list[Scenario]]  # by category id; scenario n is scenarios[category][n - 1]
     scoring: Scoring
+    version: str = ""  # a hash of both files, stored with each session
 
     def scenario(self, category: str, number: int) -> Scenario:
         return self.scenarios[category][number - 1]
@@ -91,8 +93,11 @@ def load_training(directory: Path = DEFAULT_DIR, categories: set[str] | None = N
     folder = Path(directory) / TRAINING_DIR
     problems: list[Problem] = []
     docs: dict[str, YamlDoc | None] = {}
+    digest = hashlib.sha256()
     for name in (SCENARIOS_FILE, SCORING_FILE):
         path = folder / name
+        if path.exists():
+            digest.update(name.encode() + b"\0" + path.read_bytes())
         if not path.exists():
             problems.append(Problem(shown_path(path), None, "", "missing: the training content needs this file"))
             docs[name] = None
@@ -124,7 +129,7 @@ def load_training(directory: Path = DEFAULT_DIR, categories: set[str] | None = N
     if problems:
         raise ContentError(problems)
     assert scoring is not None
-    return Training(scenarios, scoring)
+    return Training(scenarios, scoring, f"training+{digest.hexdigest()[:10]}")
 
 
 def _scenario(doc: YamlDoc, at: tuple, item, problems: list[Problem]) -> Scenario | None:
