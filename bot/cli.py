@@ -432,11 +432,11 @@ def eval_intents(
 
 def _training(folder: Path):
     """Loads the content and the training content, or prints their problems and exits."""
-    from dialogs.practice import load_training
+    from dialogs.practice import load_training, topic_texts
 
     try:
         content = load_content(folder)
-        return content, load_training(folder, set(content.categories))
+        return content, load_training(folder, set(content.categories), topic_texts(content))
     except ContentError as exc:
         _print_problems(exc)
         raise typer.Exit(1)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -50,6 +50,7 @@ class Forbidden(Strict):
     patterns: list[str] = Field(min_length=1)
     negators: list[str] = []  # words just before or inside a match that cancel it
     customer_subject: bool = False  # cancelled when the clause names 我 before the match
+    off_topic: bool = False  # also: a first reply that makes no point and no move, and shares no word with the customer
     except_categories: list[Id] = []
 
 
@@ -78,6 +79,8 @@ class Training:
     scenarios: dict[str, list[Scenario]]  # by category id; scenario n is scenarios[category][n - 1]
     scoring: Scoring
     version: str = ""  # a hash of both files, stored with each session
+    topics: dict[str, tuple[str, ...]] = field(default_factory=dict)  # per category: texts that say what it is about
+
 
     def scenario(self, category: str, number: int) -> Scenario:
         return self.scenarios[category][number - 1]
@@ -87,9 +90,11 @@ class Training:
         return {pid: rules[pid] for pid in (scenario.points or rules)}
 
 
-def load_training(directory: Path = DEFAULT_DIR, categories: set[str] | None = None) -> Training:
+def load_training(directory: Path = DEFAULT_DIR, categories: set[str] | None = None,
+                  topics: dict[str, tuple[str, ...]] | None = None) -> Training:
     """Reads and checks scripts_yaml/training/; categories: the complaint category ids every scenario
-    and rule must belong to (None: not checked). Raises ContentError listing every problem."""
+    and rule must belong to (None: not checked); topics: per category, texts that say what it is about
+    (see topic_texts). Raises ContentError listing every problem."""
     folder = Path(directory) / TRAINING_DIR
     problems: list[Problem] = []
     docs: dict[str, YamlDoc | None] = {}
@@ -129,7 +134,14 @@ def load_training(directory: Path = DEFAULT_DIR, categories: set[str] | None = N
     if problems:
         raise ContentError(problems)
     assert scoring is not None
-    return Training(scenarios, scoring, f"training+{digest.hexdigest()[:10]}")
+    return Training(scenarios, scoring, f"training+{digest.hexdigest()[:10]}", dict(topics or {}))
+
+
+def topic_texts(content) -> dict[str, tuple[str, ...]]:
+    """Per category of the content (dialogs.content.Content): its name, menu label, example messages
+    and answer points: what a reply that is on the complaint shares words with."""
+    return {cid: (c.name, c.menu_label, *c.examples, *(t.text for t in c.answer_points.values()))
+            for cid, c in content.categories.items()}
 
 
 def _scenario(doc: YamlDoc, at: tuple, item, problems: list[Problem]) -> Scenario | None:

@@ -10,6 +10,15 @@ from dialogs.folding import fold
 from dialogs.practice.content import Cues, Forbidden, Scenario, Training
 
 _CLAUSE_BREAK = re.compile(r"[，。,.!！?？；;]")
+# Characters that say nothing about a topic: a reply sharing only these with the customer is not "on it".
+_EMPTY = set("我你您他她它们的了是在这那个就也都吗呢吧啊哦呀好请谢先生女士小姐一下有没不会能要可以和给")
+
+
+def _words(text: str) -> set[str]:
+    """The two-character words of a text (CJK only), leaving out pairs of empty characters."""
+    chars = [c if "\u4e00" <= c <= "\u9fff" else " " for c in text]
+    pairs = {a + b for a, b in zip(chars, chars[1:]) if a != " " and b != " "}
+    return {p for p in pairs if not (p[0] in _EMPTY or p[1] in _EMPTY)}
 
 
 @dataclass(frozen=True)
@@ -93,9 +102,10 @@ def _courtesy(cid: str, rule: Cues, replies: list[str]) -> Check:
     return Check("courtesy", cid, rule.label, passed, why)
 
 
-def score_replies(training: Training, category: str, scenario: Scenario, replies: list[str]) -> Score:
+def score_replies(training: Training, category: str, scenario: Scenario, replies: list[str],
+                  customer: list[str] | None = None) -> Score:
     """Scores a session's replies so far (points and moves count across them, courtesy and forbidden
-    moves in each)."""
+    moves in each); customer: the customer's lines so far (default: the scenario's opening)."""
     rules = training.scoring
     folded = [fold(r) for r in replies]
     if not folded:
@@ -113,6 +123,10 @@ def score_replies(training: Training, category: str, scenario: Scenario, replies
                             f"找到“{'、'.join(words)}”" if words else "没有做到"))
     for cid, rule in rules.courtesy.items():
         checks.append(_courtesy(cid, rule, folded))
+    made_nothing = not any(c.passed for c in checks if c.kind in ("point", "move"))
+    about = [*(customer or [scenario.opening.text]), *training.topics.get(category, ())]
+    said = set().union(*(_words(fold(line)) for line in about))
+    off_topic = made_nothing and not (_words(folded[0]) & said)
     for fid, rule in rules.forbidden.items():
         if category in rule.except_categories:
             continue
@@ -120,6 +134,9 @@ def score_replies(training: Training, category: str, scenario: Scenario, replies
         if hits:
             checks.append(Check("forbidden", fid, rule.label, False,
                                 "；".join(f"第{i + 1}句：“{w}”" for i, w in hits) + f"（{rule.source}）"))
+        elif rule.off_topic and off_topic:
+            checks.append(Check("forbidden", fid, rule.label, False,
+                                "回复没有回应客户反映的问题：没有回答要点，没有该做的处理，也没有提到客户说的事"))
         else:
             checks.append(Check("forbidden", fid, rule.label, True, "没有发现"))
     return Score(_total(training, checks), checks)

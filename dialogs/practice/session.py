@@ -44,7 +44,7 @@ class Session:
         if self.finished:
             raise ValueError("the session is over")
         self.replies.append(reply)
-        score = score_replies(self.training, self.category, self.scenario, self.replies)
+        score = score_replies(self.training, self.category, self.scenario, self.replies, self.customer)
         self.scores.append(score)
         if self.finished:
             return score, None
@@ -54,7 +54,7 @@ class Session:
 
     def _react(self, score: Score) -> str:
         """What the customer says first, reacting to the reply just given."""
-        latest = score_replies(self.training, self.category, self.scenario, self.replies[-1:])
+        latest = score_replies(self.training, self.category, self.scenario, self.replies[-1:], self.customer[-1:])
         if latest.forbidden:
             return self.scenario.objects.text
         asked = any(c.id == "ask_contact" and c.passed for c in latest.of("move"))
