@@ -1,4 +1,6 @@
-"""`kefu train` on standard input: whole sessions scored and stored; `kefu train --history`; `kefu eval-training`."""
+"""`kefu train` on standard input: whole sessions scored and stored; `kefu train --history`; `kefu eval-training`.
+(Named test_train, not test_practice: pytest here imports test modules by basename, and
+tests/dialogs/test_practice.py has that one.)"""
 
 from __future__ import annotations
 
