@@ -68,7 +68,7 @@ def run_training(content: Content, training: Training, store: Store, trainee: st
         reply = _read(source, interactive, out)
         if reply is None or reply.strip() in QUIT_WORDS:
             break
-        line = _answer(session, reply, out, content)
+        line = _answer(session, reply, out)
     _finish(session, out, content)
     _store(store, trainee, session, started)
     return session
@@ -89,7 +89,7 @@ def _read(source: TextIO, interactive: bool, out: TextIO) -> str | None:
     return text
 
 
-def _answer(session: Session, reply: str, out: TextIO, content: Content) -> str | None:
+def _answer(session: Session, reply: str, out: TextIO) -> str | None:
     score, line = session.answer(reply)
     show_score(score, out)
     if line is not None:
