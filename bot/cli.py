@@ -111,7 +111,15 @@ def validate(content: Optional[Path] = typer.Option(None, help="Content folder (
     except ContentError as exc:
         _print_problems(exc)
         raise typer.Exit(1)
-    print(f"OK: {len(loaded.categories)} categories, content version {loaded.version}")
+    from dialogs.practice import load_training
+
+    try:
+        training = load_training(folder, set(loaded.categories))
+    except ContentError as exc:
+        _print_problems(exc)
+        raise typer.Exit(1)
+    print(f"OK: {len(loaded.categories)} categories, content version {loaded.version}; "
+          f"training: {sum(len(s) for s in training.scenarios.values())} scenarios, {training.version}")
 
 
 class CaseStatus(str, Enum):
@@ -425,3 +433,71 @@ def eval_intents(
     report = evaluate(router, load_labelled(data, split), loaded.shared.routing.threshold if threshold is None else threshold,
                       load_alternatives(data, split))
     print(format_report(report, misses=misses))
+
+
+def _training(folder: Path):
+    """Loads the content and the training content, or prints their problems and exits."""
+    from dialogs.practice import load_training, topic_texts
+
+    try:
+        content = load_content(folder)
+        return content, load_training(folder, set(content.categories), topic_texts(content))
+    except ContentError as exc:
+        _print_problems(exc)
+        raise typer.Exit(1)
+
+
+@app.command()
+def train(
+    category: Optional[str] = typer.Option(None, help="The complaint category to practise (default: choose, or a random one)."),
+    scenario: Optional[int] = typer.Option(None, min=1, help="The scenario's number in the category (default: a random one)."),
+    trainee: Optional[str] = typer.Option(None, help="Who is training (default: your login name)."),
+    history: bool = typer.Option(False, "--history", help="Show the stored sessions and scores instead (every trainee's unless --trainee)."),
+) -> None:
+    """Practise handling a complaint: kefu plays the customer, you answer, each reply is scored against the manual."""
+    import getpass
+    import random
+    from zoneinfo import ZoneInfo
+
+    from bot import practice
+    from bot.store import Store
+
+    content, training = _training(settings().content_dir)
+    zone = ZoneInfo(content.shared.timezone)
+    if history:
+        store = Store(_database(create=False), content.version, zone)
+        practice.history(store, trainee, zone)
+        return
+    if category is not None and category not in training.scenarios:
+        from dialogs.yamlfile import did_you_mean
+
+        raise typer.BadParameter(f"no training scenarios for '{category}'" + did_you_mean(category, training.scenarios)
+                                 + f" (known: {', '.join(sorted(training.scenarios))})", param_hint="--category")
+    if category is None and scenario is not None:
+        raise typer.BadParameter("--scenario needs --category", param_hint="--scenario")
+    if category is None and sys.stdin.isatty():
+        category = practice.choose_category(training, content)
+    if category is not None and scenario is not None and scenario > len(training.scenarios[category]):
+        raise typer.BadParameter(f"{category} has {len(training.scenarios[category])} scenarios", param_hint="--scenario")
+    category, number = practice.pick(training, category, scenario, random.Random())
+    store = Store(_database(create=True), content.version, zone)
+    practice.run_training(content, training, store, trainee or getpass.getuser(), category, number)
+
+
+GRADED = Path(__file__).resolve().parent.parent / "tests" / "data" / "training_graded.yaml"
+
+
+@app.command("eval-training")
+def eval_training(
+    data: Path = typer.Option(GRADED, help="The graded replies (tests/data/training_graded.yaml)."),
+    content: Optional[Path] = typer.Option(None, help="Content folder (default: the configured one)."),
+    show: int = typer.Option(20, help="How many misranked pairs, missed moves and false alarms to list."),
+) -> None:
+    """Measure the training scorer on graded replies: pairwise ranking accuracy and forbidden moves caught."""
+    from dialogs.practice.evaluation import evaluate, format_report, load_graded
+
+    _, training = _training(content or settings().content_dir)
+    graded = load_graded(data)
+    scenarios = {(g.category, g.scenario) for g in graded}
+    print(f"{len(graded)} graded replies for {len(scenarios)} scenarios ({data.name})")
+    print(format_report(evaluate(training, graded), show=show))
