@@ -232,10 +232,15 @@ class Engine(RoutingMixin, FeeTalkMixin, AnswersMixin, MovesMixin, PromptsMixin)
             conv.facts = {}
             conv.case_number = None
             conv.memory.skipped = []
-        conv.memory.said = [m for m in (carried, text) if m]
+        handed_over = keep_facts and conv.memory.said  # from another category: what was said there still counts
+        said_before = list(conv.memory.said) if handed_over else []
+        conv.memory.said = said_before + [m for m in (carried, text) if m]
         if carried:  # a waybill sent before the complaint was named
             run.entities = extract(f"{carried}\n{text}", self.places, today=self._today(run))
         self._prefill(run, text if story else "")
+        for message in said_before:  # "送货的不帮忙卸货" said in the carrying complaint names the driver here
+            self._absorb(run, message)
+        run.noted.clear()
         self._trigger(run, "begin")
 
     def _today(self, run: Run) -> date:
