@@ -160,3 +160,11 @@ def test_no_customer_text_shows_a_form_of_address_placeholder_or_template_leftov
                 if not salutation:
                     assert not shown.startswith(("好的，，", "您好，，")), (path, shown)
     assert checked > 500
+
+
+def test_no_fee_or_policy_answer_shows_a_template_leftover(content):
+    from dialogs.policies import topic_answers
+
+    for topic_id in content.policies.topics:
+        for answer_id, shown in topic_answers(topic_id, content.policies).items():
+            assert not any(mark in shown for mark in ("{{", "}}", "{%", "None", "先生（女士）")), (topic_id, answer_id)
