@@ -157,6 +157,9 @@ class AnswersMixin:
                 rest = rest.replace(phrase, "")
             if len(WORDS.findall(rest)) < 4:  # nothing but the protest: look back at what was said
                 return self._look_back(run, fact_id)()
+        own = self._fact_type(conv, fact_id).entity
+        if run.noted and own is not None and not getattr(run.entities, own):
+            return self._prompt(run)  # it gave something else (the corrected address), not a time for this question
         if run.noted and len(MEANINGFUL.findall(self._without_entities(run, text))) < 4:
             return self._prompt(run)  # only a phone or a waybill: noted, and the question stands
         if wants.cannot_give:
@@ -245,7 +248,10 @@ class AnswersMixin:
                 continue  # the answer to the question asked is read whole (below): its words, or its option
             value = None
             if fact_type.entity is not None:
-                for found in getattr(run.entities, fact_type.entity):
+                found_all = getattr(run.entities, fact_type.entity)
+                if fact_type.entity == "times":  # "约好上午送…明天上午在家": the fuller time says more
+                    found_all = sorted(found_all, key=len, reverse=True)
+                for found in found_all:
                     value = check_fact(found, fact_type, fact.options)
                     if value is not None:
                         break
