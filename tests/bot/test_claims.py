@@ -47,7 +47,7 @@ def test_wrong_or_damaged_hands_over_to_claims_without_asking_again(sqlite_url):
     out = kefu_chat(start, "damaged", sqlite_url)
     claim_option = next(line for line in out.splitlines() if "我要申请理赔" in line).split(".")[0].strip()
     out = kefu_chat([claim_option, "未保价", "大概2000元", "3", "还没拍", "没有"], "damaged", sqlite_url)
-    assert "刚才登记的信息不用重复填写" in out
+    assert "您已经提供的信息不用重复填写" in out
     assert "请提供您的运单号" not in out
     case = only_case(sqlite_url)
     assert case.category == "claims"
