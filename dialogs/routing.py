@@ -240,20 +240,15 @@ class RoutingMixin:
         """Leaves the current category for another when the message clearly asks for it (不对，其实是…),
         keeping every fact already given. eager: a fee topic holds nothing to lose, any clear reading moves."""
         conv = run.conversation
-        said_so = eager or any(word in normalize(text) for word in self.routing.change_words)
+        # A complaint is left only when the customer says so (不对，其实是…): the router errs too often to
+        # leave one unasked, and a fee question on the side is answered where it is asked.
+        if not (eager or any(word in normalize(text) for word in self.routing.change_words)):
+            return False
         reading = self._understand(run, text)
         if reading is None or reading.confidence < self.routing.threshold:
             return False
-        if not said_so and len(WORDS.findall(text)) < 6:
-            return False  # "要查": too short to leave a complaint for, whatever the router thinks
-        if not said_so and dict(reading.candidates).get(conv.category, 0) >= 0.01:
-            return False  # the message may well be about this complaint: it is not left unasked
         if reading.label == conv.category or self._entry(reading.label) is None:
             return False
-        if not said_so and (reading.confidence < self.routing.switch_threshold or conv.category in self.content.categories):
-            return False  # a complaint is left only when the customer says so (不对，其实是…): the router errs
-        if not said_so and conv.category in self.content.categories and reading.label not in self.content.categories:
-            return False  # a fee or policy question mid-complaint is a side question, answered when it asks
         in_topic = conv.category in self.content.policies.topics
         run.turn.events.append(Event("topic_changed", {"from": conv.category, "to": reading.label}))
         kept = {} if in_topic else dict(conv.facts)

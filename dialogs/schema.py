@@ -220,7 +220,6 @@ class Routing(Strict):
     """How free text is understood (see dialogs/intents.py)."""
 
     threshold: float = Field(gt=0, lt=1)  # least confidence to act on the router's label
-    switch_threshold: float = Field(gt=0, lt=1)  # least confidence to leave a conversation unannounced
     also_threshold: float = Field(gt=0, lt=1)  # least confidence of a clause read as a second complaint
     joiners: list[str]  # words that join two complaints in one message (而且, 还有)
     asides: list[str] = []  # words that set a second question apart (另外问一下, 对了): a complaint and a fee in one message
