@@ -57,10 +57,13 @@ class RoutingMixin:
                 return self._start(run, offered[index], source, story=not second)
         index = pick_option(text, [names for names, _ in self._menu_entries()])
         if index is not None:  # a number or a menu entry's name is a choice, not a story to take facts from
-            names = self._menu_entries()[index][0]
+            names, label = self._menu_entries()[index]
             said = normalize(text).casefold()
             told = "" if is_number(text) or any(normalize(n).casefold() == said for n in names) else text
-            return self._start(run, self._menu_entries()[index][1], told)
+            # a fee named in a longer message may sit beside a complaint asked about: the fee desk below sorts them
+            if not (told and label in self.content.policies.topics and self.fees.is_question(text, run.entities)
+                    and self._asked_complaint(text) is not None):
+                return self._start(run, label, told)
         if is_number(text):  # a number no option has
             self._say(run, texts.choose_again)
             return self._show_menu(run, with_prompt=False)
@@ -81,7 +84,7 @@ class RoutingMixin:
             aside = any(word in normalize(text) for word in self.routing.asides)
             # figures for a fee ("运费300，第4天，福州") are a fee question, unless a complaint is set apart
             figures = self.fees.topic_of(text, run.entities) != "invoice" and (run.entities.money or run.entities.nth_days)
-            complaint = self._complaint_in(run, text) if aside or not figures else None
+            complaint = self._complaint_in(run, text) if aside or not figures else self._asked_complaint(text)
             if complaint is None:
                 return self._start(run, self.fees.topic_of(text, run.entities) or "cod", text)
             if QUESTION.search(normalize(text)):  # a complaint that also asks a fee: the fee first, then the complaint
@@ -210,6 +213,20 @@ class RoutingMixin:
             other = self.router.classify(clause)  # type: ignore[union-attr]
             if other.label in self.content.categories and other.confidence >= self.routing.also_threshold:
                 return other
+        return None
+
+    def _asked_complaint(self, text: str) -> Any:
+        """A complaint topic asked about in a clause of its own beside a fee's figures
+        ("运费怎么算的，代收货款5000手续费多少": the pricing answer too), or None. A clause that tells
+        ("货放仓库一个星期了") or carries the figures is the fee question's story, not a complaint."""
+        if self.router is None:
+            return None
+        for clause in [c for c in self._clauses.split(normalize(text)) if len(WORDS.findall(c)) >= 4][:12]:
+            if not QUESTION.search(clause) or any(ch.isdigit() for ch in clause):
+                continue
+            reading = self.router.classify(clause)
+            if reading.label in self.content.categories and reading.confidence >= self.routing.also_threshold:
+                return reading
         return None
 
     def _second_complaint(self, run: Run, text: str, label: str) -> tuple[str | None, float, bool]:
