@@ -158,6 +158,8 @@ class AnswersMixin:
             if len(WORDS.findall(rest)) < 4:  # nothing but the protest: look back at what was said
                 return self._look_back(run, fact_id)()
         own = self._fact_type(conv, fact_id).entity
+        if run.noted and self._pending_fact(conv) is None:  # the waybill a stand-in was asked for: nothing left here
+            return self._settle(run)
         if run.noted and own is not None and not getattr(run.entities, own):
             return self._prompt(run)  # it gave something else (the corrected address), not a time for this question
         if run.noted and len(MEANINGFUL.findall(self._without_entities(run, text))) < 4:
