@@ -209,25 +209,27 @@ class RoutingMixin:
             return reading
         if not any(word in normalize(text) for word in self.routing.asides):
             return None  # "货放仓库一个星期了，运费800，保管费多少": the story of the fee question, no complaint
+        return next(self._clause_complaint_readings(text), None)
+
+    def _clause_complaint_readings(self, text: str, keep: Any = None) -> Any:
+        """The router's confident complaint readings of the message's clauses (four words or more, at most
+        twelve, only those keep accepts), in order."""
+        if self.router is None:
+            return
         for clause in [c for c in self._clauses.split(normalize(text)) if len(WORDS.findall(c)) >= 4][:12]:
-            other = self.router.classify(clause)  # type: ignore[union-attr]
-            if other.label in self.content.categories and other.confidence >= self.routing.also_threshold:
-                return other
-        return None
+            if keep is not None and not keep(clause):
+                continue
+            reading = self.router.classify(clause)
+            if reading.label in self.content.categories and reading.confidence >= self.routing.also_threshold:
+                yield reading
 
     def _asked_complaint(self, text: str) -> Any:
         """A complaint topic asked about in a clause of its own beside a fee's figures
         ("运费怎么算的，代收货款5000手续费多少": the pricing answer too), or None. A clause that tells
         ("货放仓库一个星期了") or carries the figures is the fee question's story, not a complaint."""
-        if self.router is None:
-            return None
-        for clause in [c for c in self._clauses.split(normalize(text)) if len(WORDS.findall(c)) >= 4][:12]:
-            if not QUESTION.search(clause) or any(ch.isdigit() for ch in clause):
-                continue
-            reading = self.router.classify(clause)
-            if reading.label in self.content.categories and reading.confidence >= self.routing.also_threshold:
-                return reading
-        return None
+        asked = self._clause_complaint_readings(
+            text, keep=lambda clause: QUESTION.search(clause) and not any(ch.isdigit() for ch in clause))
+        return next(asked, None)
 
     def _second_complaint(self, run: Run, text: str, label: str) -> tuple[str | None, float, bool]:
         """Names a second complaint in the same message ("货摔坏了，司机态度还很差"): a clause that the
