@@ -145,10 +145,19 @@ class Casework:
     def claim(self, number: str, staff_id: int) -> CaseCard:
         """Assigns the case to this staff member."""
         with self.service.store.session() as session, session.begin():
-            case, conv = self._case(session, number, open_only=True)
-            case.assigned_to = staff_id
-            self._event(session, case, "case_claimed", {"staff": staff_id})
-            return self._card(case, conv)
+            return self.claim_in(session, number, staff_id)
+
+    def claim_in(self, session, number: str, staff_id: int) -> CaseCard:
+        """claim() inside the caller's transaction: a guided complaint claims the case its turn opens."""
+        case, conv = self._case(session, number, open_only=True)
+        case.assigned_to = staff_id
+        self._event(session, case, "case_claimed", {"staff": staff_id})
+        return self._card(case, conv)
+
+    def confirm_step_in(self, session, number: str, staff_id: int, step: int) -> None:
+        """Records that the staff member did a handling step (0-based) of the case, in the caller's transaction."""
+        case, _ = self._case(session, number)
+        self._event(session, case, "step_confirmed", {"staff": staff_id, "step": step})
 
     def reply(self, number: str, staff_id: int, text: str) -> CaseCard:
         """Records a staff member's reply to the customer (the adapter sends it, headed as reply_text()

@@ -118,8 +118,16 @@ def validate(content: Optional[Path] = typer.Option(None, help="Content folder (
     except ContentError as exc:
         _print_problems(exc)
         raise typer.Exit(1)
+    from dialogs.assist import load_assist
+
+    try:
+        assist_content = load_assist(folder, set(loaded.categories))
+    except ContentError as exc:
+        _print_problems(exc)
+        raise typer.Exit(1)
     print(f"OK: {len(loaded.categories)} categories, content version {loaded.version}; "
-          f"training: {sum(len(s) for s in training.scenarios.values())} scenarios, {training.version}")
+          f"training: {sum(len(s) for s in training.scenarios.values())} scenarios, {training.version}; "
+          f"staff assistant: {len(assist_content.rules)} rules")
 
 
 class CaseStatus(str, Enum):
@@ -482,6 +490,25 @@ def train(
     category, number = practice.pick(training, category, scenario, random.Random())
     store = Store(_database(create=True), content.version, zone)
     practice.run_training(content, training, store, trainee or getpass.getuser(), category, number)
+
+
+@app.command()
+def assist(staff: int = typer.Option(..., help="Your Telegram user id, as `kefu staff add` registered it.")) -> None:
+    """Guided complaint for staff: type what the customer says; kefu shows what to say, record and do."""
+    from bot.assist import Assistant, run_assist
+    from bot.casework import Casework
+    from dialogs.assist import load_assist
+
+    service = _service()
+    try:
+        assist_content = load_assist(settings().content_dir, set(service.content.categories))
+    except ContentError as exc:
+        _print_problems(exc)
+        raise typer.Exit(1)
+    casework = Casework(service)
+    if casework.staff(staff) is None:
+        _fail(f"{staff} is not staff: kefu staff add {staff} registers them")
+    run_assist(Assistant(casework, assist_content), staff)
 
 
 GRADED = Path(__file__).resolve().parent.parent / "tests" / "data" / "training_graded.yaml"

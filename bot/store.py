@@ -140,7 +140,7 @@ class MetaRow(SQLModel, table=True):
 
 
 # The tables and columns above, as this build expects them. Raise it with every change to them.
-SCHEMA_VERSION = 2  # 2: training_sessions
+SCHEMA_VERSION = 3  # 2: training_sessions; 3: staff_modes
 
 
 class TrainingRow(SQLModel, table=True):
@@ -160,6 +160,18 @@ class TrainingRow(SQLModel, table=True):
     turns: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))  # [{customer, reply, score, checks}]
     started_at: datetime = _when()
     finished_at: datetime = _when()
+
+
+class StaffModeRow(SQLModel, table=True):
+    """What a staff member is doing in their private chat with kefu: a guided complaint (/assist) or a
+    training session (/train). Their messages there go to it until it ends; one at a time."""
+
+    __tablename__ = "staff_modes"
+
+    telegram_id: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    mode: str  # assist, train
+    data: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))  # the mode's own state
+    started_at: datetime = _when()
 
 
 class MessageRow(SQLModel, table=True):
