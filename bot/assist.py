@@ -33,9 +33,7 @@ class Assistant:
         self._ends = {normalize(w).casefold() for w in assist.end_words}
 
     def active(self, staff_id: int) -> bool:
-        with self.service.store.session() as session:
-            row = session.get(StaffModeRow, staff_id)
-            return row is not None and row.mode == MODE
+        return self.service.store.staff_mode(staff_id) == MODE
 
     def start(self, staff_id: int) -> Guidance:
         """Starts a new guided complaint for the staff member (ending any session they had open)."""

@@ -474,7 +474,8 @@ def train(
     zone = ZoneInfo(content.shared.timezone)
     if history:
         store = Store(_database(create=False), content.version, zone)
-        practice.history(store, trainee, zone)
+        if not practice.history(store, trainee, zone):
+            print(f"kefu: no training sessions{f' for {trainee}' if trainee else ''}", file=sys.stderr)
         return
     if category is not None and category not in training.scenarios:
         from dialogs.yamlfile import did_you_mean

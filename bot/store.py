@@ -287,6 +287,12 @@ class Store:
     def session(self) -> Session:
         return Session(self.db, expire_on_commit=False)
 
+    def staff_mode(self, telegram_id: int) -> str | None:
+        """What the staff member is doing in their private chat with kefu (assist, train), if anything."""
+        with self.session() as session:
+            row = session.get(StaffModeRow, telegram_id)
+            return None if row is None else row.mode
+
 
 class Inbox:
     """The durable inbox of raw Telegram updates (InboxRow)."""
