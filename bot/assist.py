@@ -50,7 +50,7 @@ class Assistant:
     def take(self, staff_id: int, inbound: Inbound) -> Guidance:
         """One message from the staff member: what the customer said (or a pressed option), or the
         answer to "did you finish this step?". KeyError when no session is open."""
-        with self.service.store.session() as session:
+        with self.service.store.reading() as session:
             row = session.get(StaffModeRow, staff_id)
             if row is None or row.mode != MODE:
                 raise KeyError(staff_id)
@@ -63,7 +63,7 @@ class Assistant:
 
     def stop(self, staff_id: int) -> Guidance:
         """Ends the session; the case, if one was opened, stays open with the staff member."""
-        with self.service.store.session() as session:
+        with self.service.store.reading() as session:
             row = session.get(StaffModeRow, staff_id)
             case = row.data.get("case") if row is not None and row.mode == MODE else None
         guide = Guidance(notes=[] if case else [self.assist.texts.no_case.text])
@@ -97,7 +97,7 @@ class Assistant:
         return guides[-1]
 
     def _conversation(self, key: str) -> Conversation:
-        with self.service.store.session() as session:
+        with self.service.store.reading() as session:
             row = session.exec(select(ConversationRow).where(ConversationRow.channel == CHANNEL,
                                                              ConversationRow.user_key == key)).first()
             return Conversation() if row is None else row.to_conversation()

@@ -112,12 +112,12 @@ class Casework:
 
     def staff(self, telegram_id: int) -> StaffMember | None:
         """The staff member with this Telegram id, or None for a customer."""
-        with self.service.store.session() as session:
+        with self.service.store.reading() as session:
             row = session.get(StaffRow, telegram_id)
             return _member(row) if row else None
 
     def all_staff(self) -> list[StaffMember]:
-        with self.service.store.session() as session:
+        with self.service.store.reading() as session:
             return [_member(r) for r in session.exec(select(StaffRow).order_by(StaffRow.telegram_id))]
 
     def chats_for(self, handling_role: str) -> list[int]:
@@ -138,7 +138,7 @@ class Casework:
 
     def card(self, number: str) -> CaseCard:
         """The case card of a case (CaseworkError if there is no such case)."""
-        with self.service.store.session() as session:
+        with self.service.store.reading() as session:
             case, conv = self._case(session, number)
             return self._card(case, conv)
 
@@ -241,7 +241,7 @@ class Casework:
 
     def latest_case(self, channel: str, user_key: str) -> str | None:
         """The number of the customer's latest case, if any (for logs and forwarding)."""
-        with self.service.store.session() as session:
+        with self.service.store.reading() as session:
             conv = session.exec(select(ConversationRow).where(
                 ConversationRow.channel == channel, ConversationRow.user_key == user_key)).first()
             if conv is None:

@@ -131,7 +131,7 @@ def _row(trainee: str, session: Session, started) -> TrainingRow | None:
 def history(store: Store, trainee: str | None, zone: tzinfo, out: TextIO = sys.stdout, latest: int | None = None) -> int:
     """Prints the stored sessions (one trainee's, or everyone's; only the `latest` ones when given), oldest
     first, and each trainee's count, mean and best over all of them; returns how many sessions there are."""
-    with store.session() as db:
+    with store.reading() as db:
         query = select(TrainingRow).order_by(TrainingRow.id)
         if trainee is not None:
             query = query.where(TrainingRow.trainee == trainee)
@@ -220,7 +220,7 @@ class Practice:
     def take(self, staff_id: int, reply: str) -> tuple[str, bool]:
         """Scores one reply; returns what to show (the score, then the customer's next line or the
         end) and whether the session is over. KeyError when none is open."""
-        with self.store.session() as db:
+        with self.store.reading() as db:
             row = db.get(StaffModeRow, staff_id)
             if row is None or row.mode != MODE:
                 raise KeyError(staff_id)
@@ -242,7 +242,7 @@ class Practice:
         return out.getvalue() + self._end(staff_id, data, session, started), True
 
     def stop(self, staff_id: int) -> str:
-        with self.store.session() as db:
+        with self.store.reading() as db:
             row = db.get(StaffModeRow, staff_id)
             if row is None or row.mode != MODE:
                 raise KeyError(staff_id)

@@ -88,9 +88,13 @@ class BackgroundRouter:
         finally:
             self._ready.set()
 
-    def classify(self, text: str) -> Any:
+    def wait(self) -> None:
+        """Returns when the model is ready (loaded or trained), starting the training if it has not started."""
         self.warm()
         self._ready.wait()
+
+    def classify(self, text: str) -> Any:
+        self.wait()
         if self._error is not None:
             raise RuntimeError("the intent router failed to train") from self._error
         return self._router.classify(text)
@@ -124,6 +128,8 @@ class Service:
         even when the update is replayed: an update already taken by a committed turn gets an empty turn.
         `within` does what else the turn brings in the same transaction (a guided complaint claims its case)."""
         inbound = self.store.storable(inbound)
+        if inbound.text and not inbound.text.strip().isdigit():
+            self.router.wait()  # free text may need the model: train it before the turn takes the write lock
         for attempt in range(TURN_ATTEMPTS):
             try:
                 with self.store.turn(channel, user_key) as tx:

@@ -112,9 +112,13 @@ class InboxRow(SQLModel, table=True):
 
     update_id: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
     data: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
-    status: str = Field(default="pending", index=True)  # pending, done, failed
+    # pending: to handle; done; retry: failed, tried again at retry_at; dead: failed every attempt
+    status: str = Field(default="pending", index=True)
     received_at: datetime = _when()
     done_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+    attempts: int = 0  # failed attempts so far
+    error: str | None = Field(default=None, sa_column=Column(Text))  # the last failure, one line
+    retry_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
 
 
 class AuditRow(SQLModel, table=True):
@@ -140,7 +144,7 @@ class MetaRow(SQLModel, table=True):
 
 
 # The tables and columns above, as this build expects them. Raise it with every change to them.
-SCHEMA_VERSION = 3  # 2: training_sessions; 3: staff_modes
+SCHEMA_VERSION = 3  # 2: training_sessions; 3: staff_modes, the inbox's retries
 
 
 class TrainingRow(SQLModel, table=True):
@@ -200,26 +204,49 @@ class EventRow(SQLModel, table=True):
     at: datetime = _when()
 
 
+READ_ONLY = "kefu_read_only"  # an execution option: this connection's transactions only read
+
+
 def connect(database_url: str) -> DbEngine:
     """Opens the database, creates the tables that are missing and records the schema version."""
     # Errors never carry the statement's parameters: they are customers' messages, phones and waybills.
     engine = create_engine(database_url, hide_parameters=True)
     if engine.dialect.name == "sqlite":
-        # Take the write lock at BEGIN, so two processes serialise whole turns instead of failing midway.
         @event.listens_for(engine, "connect")
         def _no_autobegin(dbapi_conn, _record):  # pragma: no cover - driver hook
             dbapi_conn.isolation_level = None
+            # Write-ahead log: readers see the last commit and never wait for a writer, nor block one.
+            dbapi_conn.execute("PRAGMA journal_mode=WAL")
 
         @event.listens_for(engine, "begin")
-        def _begin_immediate(conn):
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        def _begin(conn):
+            # A transaction that writes takes the write lock at BEGIN, so two processes serialise whole
+            # turns instead of failing midway; one that only reads (Store.reading) takes no lock at all.
+            conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(READ_ONLY) else "BEGIN IMMEDIATE")
 
-    SQLModel.metadata.create_all(engine)
-    _add_missing_columns(engine)
-    with Session(engine) as session, session.begin():
-        if session.get(MetaRow, "schema_version") is None:
-            session.add(MetaRow(key="schema_version", value=str(SCHEMA_VERSION)))
+    if not _schema_in_place(engine):  # looked at without a write lock: a reader opens a busy database at once
+        SQLModel.metadata.create_all(engine)
+        _add_missing_columns(engine)
+        with Session(engine) as session, session.begin():
+            if session.get(MetaRow, "schema_version") is None:
+                session.add(MetaRow(key="schema_version", value=str(SCHEMA_VERSION)))
     return engine
+
+
+def _schema_in_place(engine: DbEngine) -> bool:
+    """Every table and added column exists and the schema version is recorded: nothing to create."""
+    from sqlalchemy import inspect
+
+    with engine.execution_options(**{READ_ONLY: True}).connect() as conn:
+        inspector = inspect(conn)
+        tables = set(inspector.get_table_names())
+        if not set(SQLModel.metadata.tables) <= tables:
+            return False
+        for table, columns in _ADDED_COLUMNS.items():
+            if not set(columns) <= {c["name"] for c in inspector.get_columns(table)}:
+                return False
+        with Session(conn) as session:
+            return session.get(MetaRow, "schema_version") is not None
 
 
 def schema_version(db: DbEngine) -> int | None:
@@ -235,7 +262,9 @@ def schema_version(db: DbEngine) -> int | None:
 
 # Columns added to existing tables since the first release, so a database from an older build keeps
 # working (create_all makes missing tables, never missing columns). Alembic will take this over.
-_ADDED_COLUMNS = {"conversations": {"memory": "JSON"}}
+_ADDED_COLUMNS = {"conversations": {"memory": "JSON"},
+                  "telegram_inbox": {"attempts": "INTEGER NOT NULL DEFAULT 0", "error": "TEXT",
+                                     "retry_at": "TIMESTAMP WITH TIME ZONE"}}
 
 
 def _add_missing_columns(engine: DbEngine) -> None:
@@ -285,11 +314,16 @@ class Store:
                 yield TurnTx(self, session, channel, user_key, utcnow())
 
     def session(self) -> Session:
+        """A session for work that writes (on SQLite its transaction holds the write lock from BEGIN)."""
         return Session(self.db, expire_on_commit=False)
+
+    def reading(self) -> Session:
+        """A session that only reads: on SQLite it neither waits for a writer nor holds one up."""
+        return Session(self.db.execution_options(**{READ_ONLY: True}), expire_on_commit=False)
 
     def staff_mode(self, telegram_id: int) -> str | None:
         """What the staff member is doing in their private chat with kefu (assist, train), if anything."""
-        with self.session() as session:
+        with self.reading() as session:
             row = session.get(StaffModeRow, telegram_id)
             return None if row is None else row.mode
 
@@ -316,13 +350,56 @@ class Inbox:
             session.add(row)
         return True
 
-    def finish(self, update_id: int, status: str = "done") -> None:
-        """Marks a kept update handled (done) or failed; a failed one stays failed."""
+    def finish(self, update_id: int) -> None:
+        """Marks a kept update handled (a failed one keeps its failure: it is retried or dead)."""
         with Session(self.db) as session, session.begin():
             row = session.get(InboxRow, update_id)
-            if row is not None and (row.status == "pending" or status == "failed"):
-                row.status, row.done_at = status, utcnow()
+            if row is not None and row.status == "pending":
+                row.status, row.done_at = "done", utcnow()
                 session.add(row)
+
+    def fail(self, update_id: int, error: str, attempts: int, first_wait: timedelta) -> str:
+        """Records a failed attempt: the update is tried again later (each wait 6x the one before), or,
+        after `attempts` failures, dead-lettered. Returns the new status, retry or dead."""
+        with Session(self.db) as session, session.begin():
+            row = session.get(InboxRow, update_id)
+            if row is None:
+                return "dead"
+            row.attempts += 1
+            row.error = " ".join(error.split())[:500]
+            if row.attempts >= attempts:
+                row.status, row.retry_at, row.done_at = "dead", None, utcnow()
+            else:
+                row.status, row.retry_at = "retry", utcnow() + first_wait * 6 ** (row.attempts - 1)
+            session.add(row)
+            return row.status
+
+    def due(self) -> list[dict]:
+        """Takes the failed updates whose retry time has come (pending again), oldest first."""
+        with Session(self.db) as session, session.begin():
+            rows = session.exec(select(InboxRow).where(InboxRow.status == "retry", InboxRow.retry_at <= utcnow())
+                                .order_by(InboxRow.update_id)).all()
+            for row in rows:
+                row.status = "pending"
+                session.add(row)
+            return [dict(row.data) for row in rows]
+
+    def retry(self, update_id: int) -> bool:
+        """Sends a failed or dead update back to be tried once more, now; False if there is none."""
+        with Session(self.db) as session, session.begin():
+            row = session.get(InboxRow, update_id)
+            if row is None or row.status not in ("retry", "dead"):
+                return False
+            row.status, row.retry_at, row.done_at = "retry", utcnow(), None
+            row.attempts = max(row.attempts - 1, 0)  # one more try before it is dead again
+            session.add(row)
+            return True
+
+    def failures(self) -> list[InboxRow]:
+        """The updates that failed: waiting for a retry or dead, oldest first."""
+        with Session(self.db) as session:
+            return list(session.exec(select(InboxRow).where(InboxRow.status.in_(("retry", "dead")))  # type: ignore[attr-defined]
+                                     .order_by(InboxRow.update_id)))
 
     def pending(self) -> list[dict]:
         """The updates kept but never handled (the process stopped first), oldest first."""
@@ -331,9 +408,9 @@ class Inbox:
             return [dict(row.data) for row in rows]
 
     def prune(self, older_than: timedelta = timedelta(days=7)) -> None:
-        """Forgets handled updates after a while (the transcript keeps the messages)."""
+        """Forgets handled updates after a while (the transcript keeps the messages); failures stay."""
         with Session(self.db) as session, session.begin():
-            for row in session.exec(select(InboxRow).where(InboxRow.status != "pending",
+            for row in session.exec(select(InboxRow).where(InboxRow.status == "done",
                                                            InboxRow.received_at < utcnow() - older_than)):
                 session.delete(row)
 

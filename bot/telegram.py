@@ -288,6 +288,8 @@ class TelegramBot:
         assert app.job_queue is not None, "install python-telegram-bot[job-queue]"
         app.job_queue.run_repeating(self.on_deadline_tick, interval=self.settings.telegram_deadline_seconds,
                                     first=1, name="deadlines")
+        app.job_queue.run_repeating(self.on_retry_tick, interval=max(1.0, self.settings.telegram_retry_seconds / 4),
+                                    first=1, name="retries")
         if self.settings.retention_days:
             app.job_queue.run_repeating(self.on_retention_tick, interval=RETENTION_EVERY, first=60, name="retention")
         return app
@@ -696,6 +698,11 @@ class TelegramBot:
 
     # -- every update ----------------------------------------------------------------------------
 
+    async def on_retry_tick(self, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """Queues the failed updates whose retry time has come, as at start for those never handled."""
+        for data in self.inbox.due():
+            asyncio.Queue.put_nowait(context.application.update_queue, Update.de_json(data, context.bot))
+
     async def on_update_done(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Marks the update handled in the inbox."""
         self.inbox.finish(update.update_id)
@@ -709,11 +716,19 @@ class TelegramBot:
             log.error("update %s failed (user %s, case %s): %s", update_id, user.id if user else None, case,
                       type(context.error).__name__, exc_info=context.error,
                       extra={"update_id": update_id, "user": user.id if user else None, "case": case})
+            status = "dead"
             if update_id is not None:
-                self.inbox.finish(update_id, "failed")
+                status = self.inbox.fail(update_id, f"{type(context.error).__name__}: {context.error}",
+                                         self.settings.telegram_attempts,
+                                         timedelta(seconds=self.settings.telegram_retry_seconds))
+            if status == "dead":
+                await self._alert_supervisors(context, f"⚠️ 一条消息多次处理失败，已停止重试（update {update_id}，用户 "
+                                                       f"{user.id if user else '?'}，案件 {case or '无'}）：{type(context.error).__name__}。"
+                                                       "kefu inbox 查看，kefu inbox --retry 编号 重新处理。")
             chat = update.effective_chat if isinstance(update, Update) else None
             if chat is not None and chat.id not in self.casework.staff_chats():
-                await context.bot.send_message(chat.id, self.texts.system_error.text)
+                text = self.texts.system_failed if status == "dead" else self.texts.system_error
+                await context.bot.send_message(chat.id, text.text)
         except Exception:  # the error handler must never be what stops the bot
             log.exception("the error handler failed too")
 

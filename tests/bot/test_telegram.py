@@ -438,29 +438,72 @@ def _inbox_status(world, update_id):
         return row.status if row else None
 
 
-def test_one_failing_update_does_not_stop_the_bot(world, caplog):
+def test_one_failing_update_does_not_stop_the_bot_and_is_retried(world, caplog):
     service = world.service()
     handle = service.handle
+    failures = {"boom": 1}  # fails once, then works (a database that was away for a moment)
 
-    def failing(channel, user_key, inbound, update_id=None):
-        if inbound.text == "boom":
+    def failing(channel, user_key, inbound, update_id=None, **kw):
+        if failures.get(inbound.text, 0) > 0:
+            failures[inbound.text] -= 1
             raise RuntimeError("the engine broke")
-        return handle(channel, user_key, inbound, update_id)
+        return handle(channel, user_key, inbound, update_id, **kw)
 
     service.handle = failing  # the service fails, not the adapter
-    world.start(service)
+    world.start(service, telegram_retry_seconds=0.5)
     customer = world.user(CUSTOMER_ID, "王")
     number = open_stranded_case(customer)
     customer.say("/menu")
     customer.expect("请问您想反映哪方面的问题")
     customer.say("boom")
-    customer.expect("系统暂时出了点问题")
+    busy = customer.expect("系统繁忙，请稍后")
+    assert "已经记录" not in busy.text  # nothing of it was recorded yet: never said it was
     customer.say("/help")
     customer.expect("使用说明")
+    customer.expect("这个问题我暂时回答不了")  # the retry: "boom" handled at last, once
     failed = [r for r in caplog.records if r.name == "kefu.telegram" and "failed" in r.getMessage()]
     assert failed and f"user {CUSTOMER_ID}, case {number}" in failed[0].getMessage()
     with world.session() as session:
-        assert session.exec(select(InboxRow).where(InboxRow.status == "failed")).one()
+        row = session.exec(select(InboxRow).where(InboxRow.attempts == 1)).one()
+        assert row.status == "done" and row.error == "RuntimeError: the engine broke"
+        said = [m.text for m in session.exec(select(MessageRow).where(MessageRow.direction == "in"))]
+        assert said.count("boom") == 1
+
+
+def test_an_update_that_always_fails_is_dead_lettered_and_the_supervisors_told(world):
+    world.casework().add_staff(SUPERVISOR_ID, "supervisor", SUPERVISOR_CHAT)
+    service = world.service()
+    handle = service.handle
+
+    def failing(channel, user_key, inbound, update_id=None, **kw):
+        if inbound.text == "boom":
+            raise RuntimeError("the engine broke")
+        return handle(channel, user_key, inbound, update_id, **kw)
+
+    service.handle = failing
+    world.start(service, telegram_retry_seconds=0.2, telegram_attempts=2)
+    customer = world.user(CUSTOMER_ID, "王")
+    supervisor = world.user(SUPERVISOR_ID, "张主管", SUPERVISOR_CHAT, "supergroup")
+    customer.say("boom")
+    customer.expect("系统繁忙，请稍后")
+    customer.expect("多次处理都没有成功")
+    alert = supervisor.expect("一条消息多次处理失败")
+    assert f"用户 {CUSTOMER_ID}" in alert.text
+    with world.session() as session:
+        row = session.exec(select(InboxRow)).one()
+        assert (row.status, row.attempts) == ("dead", 2)
+        assert session.exec(select(MessageRow)).all() == []  # nothing recorded: it was never handled
+
+    env = {**env_without_telegram(), "KEFU_DATABASE_URL": world.database_url}
+    listed = subprocess.run([sys.executable, "-m", "bot", "inbox"], capture_output=True, text=True, env=env, timeout=120)
+    assert listed.returncode == 0 and f"{row.update_id}  dead  2 次" in listed.stdout and "RuntimeError" in listed.stdout
+    service.handle = handle  # fixed: sent back once more by hand, it is handled
+    retried = subprocess.run([sys.executable, "-m", "bot", "inbox", "--retry", str(row.update_id)], capture_output=True,
+                             text=True, env=env, timeout=120)
+    assert retried.returncode == 0, retried.stderr
+    customer.expect("请问您想反映哪方面的问题")
+    with world.session() as session:
+        assert session.exec(select(InboxRow)).one().status == "done"
 
 
 def test_webhook_mode_refuses_a_wrong_secret_token(world):
