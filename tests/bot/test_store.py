@@ -65,6 +65,27 @@ def test_case_numbers_count_up_within_a_day(database_url):
     assert numbers[0][:-4] == numbers[1][:-4]
 
 
+def test_case_numbers_stay_unique_and_gapless_when_many_turns_open_cases_at_once(database_url):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from bot.store import CaseCounterRow
+
+    svc = service(database_url)
+    talk(svc, "warm", "你好")  # the router trained once, before the race
+    with ThreadPoolExecutor(6) as pool:
+        list(pool.map(lambda user: talk(svc, user, "货物滞留", "12345678", "13800138000"), [f"u{i}" for i in range(6)]))
+    with svc.store.session() as session:
+        numbers = sorted(c.number[-4:] for c in session.exec(select(CaseRow)))
+        assert numbers == [f"{i:04d}" for i in range(1, 7)]
+        # A database from before the counter: the day's count goes on after the cases already numbered.
+        for counter in session.exec(select(CaseCounterRow)):
+            session.delete(counter)
+        session.commit()
+    talk(svc, "late", "货物滞留", "12345678", "13800138000")
+    with svc.store.session() as session:
+        assert max(c.number for c in session.exec(select(CaseRow))).endswith("0007")
+
+
 def test_the_telegram_inbox_keeps_updates_until_handled_and_drops_redeliveries(database_url):
     from datetime import timedelta
 
