@@ -61,10 +61,19 @@ def _found(patterns: list[str], text: str) -> list[str]:
     return out
 
 
+_SENTENCE_END = re.compile(r"[。.!！?？\n]")
+
+
 def _committed(rule: Forbidden, text: str) -> str | None:
     """The words of text that commit the forbidden move, or None."""
-    for pattern in rule.patterns:
+    for pattern in [*rule.patterns, *rule.absolute]:
+        absolute = pattern in rule.absolute
         for m in _regex(pattern).finditer(text):
+            rest = _SENTENCE_END.split(text[m.end():])[0]
+            if _found(rule.retracted_by, rest):
+                continue  # quoted to say it was wrong: 让您自己去打电话是我们不对
+            if absolute:
+                return m.group(0)
             window = text[max(0, m.start() - 4):m.end()]
             if any(neg in window for neg in rule.negators):
                 continue
@@ -74,6 +83,15 @@ def _committed(rule: Forbidden, text: str) -> str | None:
                     continue
             return m.group(0)
     return None
+
+
+def _brushed_off(rule: Forbidden, text: str, acted: bool) -> str | None:
+    """The words of text that only ask for patience or understanding, when neither it nor an earlier
+    reply (acted) does anything about the complaint; else None."""
+    if not rule.brush_off or acted or _found(rule.actions, text):
+        return None
+    words = _found(rule.brush_off, text)
+    return "、".join(words) if words else None
 
 
 def _courtesy(cid: str, rule: Cues, replies: list[str]) -> Check:
@@ -103,9 +121,10 @@ def _courtesy(cid: str, rule: Cues, replies: list[str]) -> Check:
 
 
 def score_replies(training: Training, category: str, scenario: Scenario, replies: list[str],
-                  customer: list[str] | None = None) -> Score:
+                  customer: list[str] | None = None, earlier: list[str] | None = None) -> Score:
     """Scores a session's replies so far (points and moves count across them, courtesy and forbidden
-    moves in each); customer: the customer's lines so far (default: the scenario's opening)."""
+    moves in each); customer: the customer's lines so far (default: the scenario's opening); earlier:
+    replies before these that are not scored but show whether the complaint was already acted on."""
     rules = training.scoring
     folded = [fold(r) for r in replies]
     if not folded:
@@ -126,15 +145,24 @@ def score_replies(training: Training, category: str, scenario: Scenario, replies
     made_nothing = not any(c.passed for c in checks if c.kind in ("point", "move"))
     about = [*(customer or [scenario.opening.text]), *training.topics.get(category, ())]
     said = set().union(*(_words(fold(line)) for line in about))
-    off_topic = made_nothing and not (_words(folded[0]) & said)
+    before = [fold(r) for r in earlier or ()]
+    off_topic = not before and made_nothing and not (_words(folded[0]) & said)  # the session's first reply only
     for fid, rule in rules.forbidden.items():
         if category in rule.except_categories:
             continue
-        hits = [(i, w) for i, text in enumerate(folded) if (w := _committed(rule, text))]
+        hits = [(i, f"“{w}”") for i, text in enumerate(folded) if (w := _committed(rule, text))]
+        if rule.brush_off:
+            acted = any(_found(rule.actions, text) for text in before)
+            committed = {i for i, _ in hits}
+            for i, text in enumerate(folded):
+                if i not in committed and (w := _brushed_off(rule, text, acted)):
+                    hits.append((i, f"只有“{w}”，没有任何处理或承诺"))
+                acted = acted or bool(_found(rule.actions, text))
+            hits.sort()
         if hits:
             checks.append(Check("forbidden", fid, rule.label, False,
-                                "；".join(f"第{i + 1}句：“{w}”" for i, w in hits) + f"（{rule.source}）"))
-        elif rule.off_topic and off_topic:
+                                "；".join(f"第{i + 1}句：{w}" for i, w in hits) + f"（{rule.source}）"))
+        elif rule.off_topic and off_topic and not _found(rule.actions, folded[0]):
             checks.append(Check("forbidden", fid, rule.label, False,
                                 "回复没有回应客户反映的问题：没有回答要点，没有该做的处理，也没有提到客户说的事"))
         else:

@@ -188,6 +188,10 @@ EXPECTED = {
     "unknown_move": ["training/scoring.yaml:6: forbidden: the manual's forbidden move 'ignore' has no patterns",
                      "training/scoring.yaml:16: categories.transfer.moves[0]: unknown move 'feedbak' (did you mean 'feedback'?)"],
     "unknown_point": ["training/scenarios.yaml:6: transfer[2].points[0]: category 'transfer' has no answer point 'contakt' (did you mean 'contact'?)"],
+    "brush_off": ["training/scoring.yaml:8: forbidden.ignore.brush_off: brush_off needs actions: the words that show the complaint was acted on",
+                  "training/scoring.yaml:9: forbidden.mislead_price.absolute[0]: not a valid regular expression: missing ), unterminated subpattern at position 0"],
+    "nested_repeat": ["training/scoring.yaml:7: forbidden.send_elsewhere.patterns[0]: a repeat inside a repeated group: keep patterns linear (it can take exponential time on a long reply)",
+                      "training/scoring.yaml:8: forbidden.ignore.actions[0]: a repeat inside a repeated group: keep patterns linear (it can take exponential time on a long reply)"],
 }
 
 
