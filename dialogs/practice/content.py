@@ -50,7 +50,7 @@ class Forbidden(Strict):
     source: NonEmpty  # where the manual forbids it
     patterns: list[str] = Field(min_length=1)
     negators: list[str] = []  # words just before or inside a match that cancel it
-    customer_subject: bool = False  # cancelled when the clause names 我 before the match
+    customer_subject: bool = False  # cancelled when the sentence's subject before the match is 我 (not when the match names 您)
     # matched whatever stands around them (negators and 我 do not cancel them): a claim that is negative
     # in itself (不收任何费用) or that names its own subject (我把司机的电话发给您)
     absolute: list[str] = []

@@ -77,12 +77,23 @@ def _committed(rule: Forbidden, text: str) -> str | None:
             window = text[max(0, m.start() - 4):m.end()]
             if any(neg in window for neg in rule.negators):
                 continue
-            if rule.customer_subject:
-                before = _CLAUSE_BREAK.split(text[:m.start()])[-1]
-                if "我" in before:
-                    continue
+            if rule.customer_subject and _our_subject(text, m.start()):
+                continue
             return m.group(0)
     return None
+
+
+# 我 or 您 as the subject of what follows: not an object (帮您, 给您…), a possessive (您的) or a greeting (您好).
+_SUBJECT = re.compile(r"(?<![帮给为替让叫请跟和向对告诉通知联系])(我|您|你)(?![好的])")
+
+
+def _our_subject(text: str, start: int) -> bool:
+    """Whether what starts at start is something we do: the nearest subject before it in its sentence is
+    我 (我已经记下您的单号，这就给始发站打电话催), and it does not name 您 itself (我建议您直接找外协)."""
+    if text[start] in "您你":
+        return False
+    subjects = _SUBJECT.findall(_SENTENCE_END.split(text[:start])[-1])
+    return bool(subjects) and subjects[-1] == "我"
 
 
 def _brushed_off(rule: Forbidden, text: str, acted: bool) -> str | None:

@@ -134,6 +134,14 @@ def test_the_right_move_in_the_same_words_is_not_taken_for_the_wrong_one(trainin
     assert score(training, category, reply).forbidden == []
 
 
+def test_what_we_do_is_not_sending_the_customer_elsewhere(training):
+    # the subject said once at the start of the sentence carries over its clauses
+    ours = score(training, "stranded", "张先生您好，我已经记下您的单号，这就给始发站打电话催发，发车后马上通知您。")
+    assert "send_elsewhere" not in ours.forbidden
+    # a move that names 您 is the customer's, whoever suggests it
+    assert "send_elsewhere" in score(training, "transfer", "孙先生您好，我建议您直接联系外协问一下。").forbidden
+
+
 # --- a session, turn by turn
 
 def test_a_customer_asked_for_a_contact_gives_it(training):
