@@ -501,3 +501,89 @@ def eval_training(
     scenarios = {(g.category, g.scenario) for g in graded}
     print(f"{len(graded)} graded replies for {len(scenarios)} scenarios ({data.name})")
     print(format_report(evaluate(training, graded), show=show))
+
+
+report_app = typer.Typer(no_args_is_help=True, help="The manual's reports: the 15-day damage/shortage report and the monthly analysis.")
+app.add_typer(report_app, name="report")
+
+
+class ReportFormat(str, Enum):
+    table = "table"
+    csv = "csv"
+    xlsx = "xlsx"
+
+
+REPORT_FORMAT = typer.Option(ReportFormat.table, "--format", help="table (the terminal), csv (UTF-8 with BOM) or xlsx.")
+REPORT_OUTPUT = typer.Option(None, "--output", help="Write the file here (xlsx needs it; default: standard output).")
+
+
+def _reports():
+    from bot.reports import Reports
+
+    service = _service(create=False)
+    return Reports(service.store.db, service.content, service.engine.zone)
+
+
+def _day(text: Optional[str], option: str):
+    from datetime import date
+
+    if text is None:
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise typer.BadParameter(f"not a date: {text!r} (expected YYYY-MM-DD)", param_hint=option)
+
+
+def _write_report(tables, fmt: ReportFormat, output: Optional[Path]) -> None:
+    from bot.reports import csv_bytes, text_lines, xlsx_bytes
+
+    if fmt is ReportFormat.table and output is None:
+        print("\n".join(text_lines(tables)))
+        return
+    if fmt is ReportFormat.xlsx and output is None:
+        raise typer.BadParameter("an Excel file needs --output PATH", param_hint="--output")
+    data = {ReportFormat.csv: csv_bytes, ReportFormat.xlsx: xlsx_bytes}.get(fmt)
+    payload = data(tables) if data else ("\n".join(text_lines(tables)) + "\n").encode("utf-8")
+    if output is None:
+        sys.stdout.buffer.write(payload)
+        sys.stdout.flush()
+    else:
+        output.write_bytes(payload)
+        print(f"OK: {tables[0].title}, {len(tables[0].rows)} row(s), written to {output}", file=sys.stderr)
+
+
+@report_app.command("damage")
+def report_damage(
+    start: Optional[str] = typer.Option(None, "--from", help="First day, YYYY-MM-DD (default: the current half month's, the 1st or the 16th)."),
+    end: Optional[str] = typer.Option(None, "--to", help="Last day, YYYY-MM-DD, included (default: the half month's last)."),
+    fmt: ReportFormat = REPORT_FORMAT,
+    output: Optional[Path] = REPORT_OUTPUT,
+) -> None:
+    """The 15-day damage/shortage report (货损货差十五日报表): the cases, by branch, with amounts, status and totals."""
+    from bot.reports import Period, half_month
+
+    reports = _reports()
+    first, last = _day(start, "--from"), _day(end, "--to")
+    around = half_month(first or last or reports.today())
+    period = Period(first or around.start, last or around.end)
+    if period.start > period.end:
+        raise typer.BadParameter(f"--from {period.start} is after --to {period.end}", param_hint="--from")
+    _write_report(reports.damage(period).tables(), fmt, output)
+
+
+@report_app.command("monthly")
+def report_monthly(
+    month: Optional[str] = typer.Option(None, "--month", help="YYYY-MM (default: the current month)."),
+    fmt: ReportFormat = REPORT_FORMAT,
+    output: Optional[Path] = REPORT_OUTPUT,
+) -> None:
+    """The monthly analysis by category: cases, causes as collected, handling steps reached, time to close, open and overdue."""
+    from bot.reports import parse_month
+
+    reports = _reports()
+    try:
+        period = parse_month(month) if month else None
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--month")
+    _write_report(reports.monthly(period).tables(), fmt, output)
