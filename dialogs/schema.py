@@ -27,7 +27,7 @@ class Confirmation(Strict):
     confirmed, or was replaced by their correction (was: the draft it replaced)."""
 
     by: Annotated[str, StringConstraints(min_length=1)]
-    on: date
+    at: date  # not "on": YAML 1.1 reads a bare on as true
     comment: str | None = None
     was: str | None = None
 
@@ -62,6 +62,7 @@ class Answer(Text):
 class Role(Strict):
     name: str  # shown to staff and customers, e.g. 分公司经理
     doing: str  # what this role does on a case, in plain words for the customer (正在联系托运窗口安排发货)
+    doing_confirmed: Confirmation | None = None  # `doing` is our draft until a supervisor confirms it
 
 
 class Hours(Strict):
