@@ -84,6 +84,7 @@ class CaseRecord:
     opened_at: datetime
     closed_at: datetime | None = None
     paused: bool = False  # waiting on the customer: the deadline clock is stopped
+    waybill: str | None = None
 
 
 def load_cases(db: DbEngine, start: datetime, end: datetime, categories: Iterable[str] | None = None) -> list[CaseRecord]:
@@ -94,7 +95,8 @@ def load_cases(db: DbEngine, start: datetime, end: datetime, categories: Iterabl
             query = query.where(CaseRow.category.in_(list(categories)))  # type: ignore[attr-defined]
         rows = session.exec(query.order_by(CaseRow.opened_at, CaseRow.id)).all()
         return [CaseRecord(r.number, r.category, r.status, dict(r.facts or {}), r.step, r.step_role,
-                           aware(r.step_deadline), aware(r.opened_at), aware(r.closed_at), r.paused_at is not None)
+                           aware(r.step_deadline), aware(r.opened_at), aware(r.closed_at), r.paused_at is not None,
+                           r.waybill)
                 for r in rows]
 
 
@@ -164,6 +166,19 @@ def xlsx_bytes(tables: Sequence[Table]) -> bytes:
     return out.getvalue()
 
 
+XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+CSV_TYPE = "text/csv; charset=utf-8"
+
+
+def download(tables: Sequence[Table], fmt: str, name: str) -> tuple[bytes, str, str]:
+    """A report as a file to serve: its bytes, media type and file name (name plus .csv or .xlsx)."""
+    if fmt == "csv":
+        return csv_bytes(tables), CSV_TYPE, f"{name}.csv"
+    if fmt == "xlsx":
+        return xlsx_bytes(tables), XLSX_TYPE, f"{name}.xlsx"
+    raise ValueError(f"no file format {fmt!r}: csv or xlsx")
+
+
 def _xlsx_value(value: Any) -> Any:
     if isinstance(value, datetime):
         return value.replace(tzinfo=None)  # Excel keeps no time zone: the report's local time
@@ -203,7 +218,7 @@ class DamageLine:
     category_name: str
     waybill: str
     situation: str  # the case's choices: 问题类型：货物破损；保价情况：只保灭失险…
-    details: str  # the customer's account, phones and waybills masked
+    details: str  # the customer's account, phones masked
     amount_text: str  # the amount as the customer put it
     amount: Decimal | None  # read from amount_text when it names exactly one amount
     status: str  # as shown to customers: 处理中, 已办结
@@ -234,6 +249,9 @@ class DamageReport:
     COLUMNS = ("网点（推断）", "案件编号", "受理时间", "类别", "运单号", "问题情况", "情况描述", "金额（客户所述）",
                "金额（元）", "状态", "当前环节", "逾期", "办结时间")
     TOTAL_COLUMNS = ("网点（推断）", "案件数", "处理中", "已办结", "逾期", "金额合计（元）", "金额未能读出的案件")
+
+    def file_name(self) -> str:
+        return f"damage-{self.period.start}-{self.period.end}"
 
     def tables(self) -> list[Table]:
         cases = Table(f"货损货差十五日报表 {self.period.label()}", self.COLUMNS, tuple(
@@ -290,7 +308,7 @@ def damage_report(cases: Iterable[CaseRecord], content: Content, period: Period,
         amount_text = "；".join(str(case.facts[f]) for f in config.damage.amount_facts if case.facts.get(f))
         lines.append(DamageLine(
             branch=branch_of(case, content), number=case.number, opened=case.opened_at.astimezone(zone),
-            category=case.category, category_name=kind.name, waybill=str(case.facts.get("waybill") or ""),
+            category=case.category, category_name=kind.name, waybill=case.waybill or "",
             situation="；".join(f"{fact.label}：{case.facts[fid]}" for fid, fact in kind.facts.items()
                                if fact.options and case.facts.get(fid)),
             details=mask_phones("；".join(str(case.facts[fid]) for fid, fact in kind.facts.items()
@@ -353,6 +371,9 @@ class MonthlyAnalysis:
 
     COLUMNS = ("类别", "受理", "已办结", "未办结", "逾期", "平均办结时长（小时）", "办结时长中位数（小时）", "原因（客户所选）", "所处环节")
     DETAIL_COLUMNS = ("类别", "项目", "内容", "案件数")
+
+    def file_name(self) -> str:
+        return f"monthly-{self.period.start:%Y-%m}"
 
     def tables(self) -> list[Table]:
         summary = Table(f"月度分析 {self.period.label()}", self.COLUMNS, tuple(

@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import csv
 import io
+import os
+import shutil
+import subprocess
+import sys
 from datetime import date, timedelta
 from decimal import Decimal
 
@@ -14,9 +18,11 @@ from sqlmodel import select
 
 from bot.casework import Casework
 from bot.config import Settings
-from bot.reports import (Reports, csv_bytes, half_month, mask_phones, month, parse_month, read_amount, xlsx_bytes)
+from bot.reports import (Reports, csv_bytes, download, half_month, mask_phones, month, parse_month, read_amount,
+                         xlsx_bytes)
 from bot.service import Service
 from bot.store import CaseRow, aware
+from dialogs.content import DEFAULT_DIR, ContentError, load_content
 from dialogs.conversation import Inbound
 
 DAMAGED = ["发错货、货物破损或短少", "66668888", "13900001111", "1", "从厦门发到上海，外箱破损，电脑屏幕碎了，有事打13912345678",
@@ -187,3 +193,57 @@ def test_periods_amounts_and_masks():
     assert read_amount("两台显示器，价值约6000元") == Decimal(6000)
     assert read_amount("保价8000，损失3000元") is None and read_amount("还没算") is None
     assert mask_phones("电话13812345678，座机0591-87654321，运单12345678") == "电话138****5678，座机0591-****21，运单12345678"
+
+
+def test_download_names_and_types(desk):
+    day = local_day(desk, "66668888")
+    report = reports(desk).damage(half_month(day))
+    data, media, name = download(report.tables(), "xlsx", report.file_name())
+    assert (media, name) == ("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+                             f"damage-{report.period.start}-{report.period.end}.xlsx")
+    assert data[:2] == b"PK"  # a zip: the workbook
+    data, media, name = download(report.tables(), "csv", report.file_name())
+    assert media == "text/csv; charset=utf-8" and name.endswith(".csv") and data.startswith(b"\xef\xbb\xbf")
+    with pytest.raises(ValueError):
+        download(report.tables(), "pdf", "x")
+
+
+def kefu(*args: str, database_url: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "KEFU_DATABASE_URL": database_url}
+    return subprocess.run([sys.executable, "-m", "bot", *args], capture_output=True, env=env, timeout=120)
+
+
+def test_kefu_report_commands_write_real_files(sqlite_url, tmp_path):
+    service = Service.from_settings(Settings(database_url=sqlite_url))
+    tell(service, "a", DAMAGED)
+    tell(service, "b", CLAIM_PRICED)
+    day = local_day(service, "66668888")
+    period = half_month(day)
+    path = tmp_path / "damage.xlsx"
+    made = kefu("report", "damage", "--from", str(period.start), "--to", str(period.end), "--format", "xlsx",
+                "--output", str(path), database_url=sqlite_url)
+    assert made.returncode == 0, made.stderr.decode()
+    rows = list(load_workbook(path).worksheets[0].iter_rows(values_only=True))
+    assert rows[0][0] == "网点（推断）" and sorted(r[0] for r in rows[1:]) == ["厦门", "福州"]
+    totals = list(load_workbook(path).worksheets[1].iter_rows(values_only=True))
+    assert totals[-1] == ("合计", 2, 2, 0, 0, 6000, 1)
+    printed = kefu("report", "damage", "--from", str(period.start), "--to", str(period.end), "--format", "csv",
+                   database_url=sqlite_url)
+    assert printed.returncode == 0 and printed.stdout.startswith(b"\xef\xbb\xbf\xe7\xbd\x91\xe7\x82\xb9")  # BOM, 网点
+    table = kefu("report", "monthly", "--month", f"{day:%Y-%m}", database_url=sqlite_url)
+    assert table.returncode == 0
+    assert "货损货差理赔\t1\t0\t1\t" in table.stdout.decode() and "合计\t2\t0\t2\t" in table.stdout.decode()
+    refused = kefu("report", "monthly", "--month", "2026-13", database_url=sqlite_url)
+    assert refused.returncode == 2 and "not a month: '2026-13'" in refused.stderr.decode()
+
+
+def test_the_validator_checks_the_report_categories(tmp_path):
+    folder = tmp_path / "content"
+    shutil.copytree(DEFAULT_DIR, folder)
+    shared = (folder / "shared.yaml").read_text(encoding="utf-8")
+    (folder / "shared.yaml").write_text(shared.replace("categories: [wrong_or_damaged, claims]", "categories: [wrong_or_damaged, claim]"),
+                                        encoding="utf-8")
+    with pytest.raises(ContentError) as caught:
+        load_content(folder)
+    [problem] = caught.value.problems
+    assert str(problem).endswith("shared.yaml:" + str(problem.line) + ": reports.damage.categories[1]: no category 'claim' (did you mean 'claims'?)")
