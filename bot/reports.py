@@ -13,7 +13,7 @@ import io
 import re
 import statistics
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, tzinfo
+from datetime import date, datetime, time, timedelta, timezone, tzinfo
 from decimal import Decimal
 from typing import Any, Iterable, Sequence
 
@@ -89,6 +89,8 @@ class CaseRecord:
 
 def load_cases(db: DbEngine, start: datetime, end: datetime, categories: Iterable[str] | None = None) -> list[CaseRecord]:
     """The cases opened from start up to (not including) end, oldest first; only these categories if given."""
+    # In UTC: SQLite keeps kefu's times as UTC without a zone and compares a bound's wall-clock digits.
+    start, end = start.astimezone(timezone.utc), end.astimezone(timezone.utc)
     with Session(db) as session:
         query = select(CaseRow).where(CaseRow.opened_at >= start, CaseRow.opened_at < end)
         if categories is not None:

@@ -9,7 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
@@ -181,6 +181,18 @@ def test_damage_xlsx_keeps_times_and_amounts_as_values(desk, tmp_path):
     assert priced[8] == 6000
     opened = next(line.opened for line in report.lines if line.branch == "福州")
     assert abs((priced[2] - opened.replace(tzinfo=None)).total_seconds()) < 1  # local time, a date cell
+
+
+def test_a_case_belongs_to_the_half_month_of_its_local_day(desk):
+    # 00:30 on the 16th in Shanghai is 16:30 on the 15th in UTC: the second half of the month.
+    number = case_of(desk, "66668888").number
+    change(desk, number, opened_at=datetime(2026, 11, 15, 16, 30, tzinfo=timezone.utc))
+    second = reports(desk).damage(half_month(date(2026, 11, 16)))
+    assert [line.number for line in second.lines] == [number]
+    assert second.lines[0].opened.strftime("%Y-%m-%d %H:%M") == "2026-11-16 00:30"
+    assert reports(desk).damage(half_month(date(2026, 11, 15))).lines == ()
+    change(desk, number, opened_at=datetime(2026, 11, 15, 15, 59, tzinfo=timezone.utc))  # 23:59 on the 15th
+    assert [line.number for line in reports(desk).damage(half_month(date(2026, 11, 15))).lines] == [number]
 
 
 def test_periods_amounts_and_masks():
