@@ -7,7 +7,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Callable
 
@@ -18,7 +18,7 @@ from sqlmodel import Field, Session, SQLModel, select
 
 from bot.store import MessageRow, aware, utcnow
 from dialogs.content import Content, load_content
-from dialogs.drafts import (CONFIRMED, CORRECTED, DEADLINE, ROLE, Change, Draft, PatchConflict, apply_changes, drafts,
+from dialogs.drafts import (CONFIRMED, CORRECTED, DEADLINE, ROLE, TEXT, Change, Draft, PatchConflict, apply_changes, drafts,
                             matcher)
 from dialogs.render import template_problems
 
@@ -106,20 +106,21 @@ class Drafts:
         return lines
 
     def seen(self, days: int = SEEN_DAYS) -> dict[str, int]:
-        """How many bot messages of the last `days` days show each text (staff replies do not count).
-        Messages do not record which text made them: each text's template is matched against what was
-        sent (dialogs/drafts.py, matcher), among the messages of its own category or of none. Roles and
-        deadlines are never sent as such; a text with little fixed wording is not counted (absent)."""
-        since = self.clock() - timedelta(days=days)
+        """How many messages sent to customers in the last `days` days show each text (a staff member's
+        one-press answer point counts too). Messages do not record which text made them: each text's
+        template is matched against what was sent (dialogs/drafts.py, matcher), among the messages of its
+        own category or of none. Step actions, roles and deadlines go to staff, never to customers; a text
+        with little fixed wording is not counted. Neither has an entry."""
+        since = (self.clock() - timedelta(days=days)).astimezone(timezone.utc)  # SQLite compares UTC digits
         with Session(self.db) as session:
             sent = session.exec(
                 select(MessageRow.text, MessageRow.category, func.count())
-                .where(MessageRow.direction == "out", MessageRow.staff_id.is_(None), MessageRow.at >= since)  # type: ignore[union-attr]
+                .where(MessageRow.direction == "out", MessageRow.at >= since)
                 .group_by(MessageRow.text, MessageRow.category)).all()
         categories = set(self.content.categories)
         counts: dict[str, int] = {}
         for draft in self._drafts.values():
-            if draft.kind in (ROLE, DEADLINE):
+            if draft.kind != TEXT:
                 continue
             found = matcher(draft.value)
             if found is None:

@@ -48,15 +48,20 @@ def test_seen_counts_the_bot_messages_that_show_each_text(service):
     assert "claims.yaml:handling.0.deadline_hours" not in seen  # never sent as such
 
 
-def test_seen_counts_only_the_last_30_days_and_never_staff_words(service):
+def test_seen_counts_the_last_30_days_and_answer_points_staff_sent(service):
+    damage = "wrong_or_damaged.yaml:answer_points.reply.text"
+    before = Drafts(service.store.db, service.content).seen()[damage]
+    desk = Casework(service)
     with service.store.session() as session:
-        number = session.exec(select(CaseRow).where(CaseRow.category == "stranded")).one().number
-    Casework(service).reply(number, 7, service.content.shared.texts.greeting.text)  # a staff member's words
+        number = session.exec(select(CaseRow).where(CaseRow.category == "wrong_or_damaged")).one().number
+    desk.reply(number, 7, desk.card(number).canned[0])  # the one-press answer point a staff member sends
     with service.store.session() as session, session.begin():
         first = session.exec(select(MessageRow).where(MessageRow.direction == "out").order_by(MessageRow.id)).first()
-        first.at = first.at - timedelta(days=31)
+        first.at = first.at - timedelta(days=31)  # the first customer's greeting, a month ago
         session.add(first)
-    assert Drafts(service.store.db, service.content).seen()[GREETING] == 1
+    seen = Drafts(service.store.db, service.content).seen()
+    assert (seen[GREETING], seen[damage]) == (1, before + 1)
+    assert "claims.yaml:handling.0.action.text" not in seen  # staff read the steps; customers never see them
 
 
 def test_confirmations_and_corrections_are_stored_with_who_and_when_and_shown_beside_the_text(service):
