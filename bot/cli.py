@@ -585,7 +585,11 @@ def report_damage(
     period = Period(first or around.start, last or around.end)
     if period.start > period.end:
         raise typer.BadParameter(f"--from {period.start} is after --to {period.end}", param_hint="--from")
-    _write_report(reports.damage(period).tables(), fmt, output)
+    try:
+        report = reports.damage(period)
+    except ValueError as exc:
+        _fail(str(exc))
+    _write_report(report.tables(), fmt, output)
 
 
 @report_app.command("monthly")

@@ -457,8 +457,9 @@ class Reports:
         """The 15-day damage/shortage report; default: the current half month."""
         period = period or half_month(self.today())
         config = self.content.shared.reports
-        categories = config.damage.categories if config else []
-        cases = load_cases(self.db, *period.bounds(self.zone), categories)
+        if config is None:
+            raise ValueError("the content has no 'reports' section in shared.yaml: it says which categories the report lists")
+        cases = load_cases(self.db, *period.bounds(self.zone), config.damage.categories)
         return damage_report(cases, self.content, period, self.zone, self.now())
 
     def monthly(self, period: Period | None = None) -> MonthlyAnalysis:
