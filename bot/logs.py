@@ -16,10 +16,11 @@ QUIET = ("transitions", "httpx", "httpcore", "telegram", "apscheduler", "sqlalch
 KEFU = "kefu"
 
 # Mainland mobiles (138 0013 8000, +86…) and landlines with an area code (0591-87654321).
-_PHONE = re.compile(r"(?<![\w+])(?:\+?86[- ]?)?(1[3-9]\d)[- ]?(\d{4})[- ]?(\d{4})(?!\d)|(?<![\w-])(0\d{2,3})-?(\d{7,8})(?!\d)")
+# ASCII word characters only around a number: in Chinese text a phone follows a character (我的电话13812345678).
+_PHONE = re.compile(r"(?<![A-Za-z0-9_+])(?:\+?86[- ]?)?(1[3-9]\d)[- ]?(\d{4})[- ]?(\d{4})(?!\d)|(?<![A-Za-z0-9_-])(0\d{2,3})-?(\d{7,8})(?!\d)")
 # Waybill numbers as shared.yaml's fact type reads them: up to four letters, 6 to 16 digits. A number
 # right after '-' is part of a case number (KF-20261127-0001) or a group's chat id, which logs need.
-_WAYBILL = re.compile(r"(?<![\w-])([A-Za-z]{0,4})(\d{6,16})(?![\w])")
+_WAYBILL = re.compile(r"(?<![A-Za-z0-9_-])([A-Za-z]{0,4})(\d{6,16})(?![A-Za-z0-9_])")
 
 _pii = False  # --log-pii: log customers' words and numbers as they are
 
