@@ -229,7 +229,7 @@ class InboxQueue(asyncio.Queue):
         self.inbox = inbox
 
     async def put(self, item) -> None:
-        if isinstance(item, Update) and not self.inbox.add(item.update_id, item.to_dict()):
+        if isinstance(item, Update) and not await asyncio.to_thread(self.inbox.add, item.update_id, item.to_dict()):
             log.info("update %s was delivered again; it is already kept, so it is dropped", item.update_id)
             return
         await super().put(item)
@@ -323,13 +323,13 @@ class TelegramBot:
         self._loop = asyncio.get_running_loop()
         self.service.router.warm()
         await app.bot.set_my_commands([BotCommand(c, d) for c, d in COMMANDS])
-        for chat in self.casework.staff_chats():
+        for chat in await self._db(self.casework.staff_chats):
             try:
                 await app.bot.set_my_commands([BotCommand(c, d) for c, d in STAFF_COMMANDS],
                                               scope=BotCommandScopeChat(chat))
             except TelegramError as exc:  # the bot is not (yet) in that chat
                 log.warning("could not register the staff commands in chat %s: %s", chat, exc)
-        pending = self.inbox.pending()
+        pending = await self._db(self.inbox.pending)
         if pending:
             log.info("replaying %d update(s) kept in the inbox but not handled", len(pending))
         for data in pending:
@@ -343,9 +343,9 @@ class TelegramBot:
         message, user = update.effective_message, update.effective_user
         if message is None or user is None or message.text is None:
             return
-        staff_chats = self.casework.staff_chats()
+        staff_chats = await self._db(self.casework.staff_chats)
         number = self._card_number(message.reply_to_message, context)
-        if number is not None and (message.chat_id in staff_chats or self.casework.staff(user.id)):
+        if number is not None and (message.chat_id in staff_chats or (await self._db(self.casework.staff, user.id))):
             return await self._staff_reply(update, context, number, message.text)
         if message.chat.type == ChatType.PRIVATE and await self._in_staff_tool(update, context, Inbound(text=message.text)):
             return
@@ -357,7 +357,7 @@ class TelegramBot:
     async def on_attachment(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Keeps a customer's photo or document as evidence with their case, and says so."""
         message, user = update.effective_message, update.effective_user
-        if message is None or user is None or not self._customer_chat(message, self.casework.staff_chats()):
+        if message is None or user is None or not self._customer_chat(message, (await self._db(self.casework.staff_chats))):
             return
         caption = message.caption or ""
         if message.photo:
@@ -375,8 +375,8 @@ class TelegramBot:
                      "date": message.date.isoformat() if message.date else None})
         user_key = str(user.id)
         allowed = self.throttle.take(user_key)
-        card = self.casework.customer_wrote(CHANNEL, user_key)
-        answer = self.casework.attach(CHANNEL, user_key, kind, file_id, meta, shown)
+        card = await self._db(self.casework.customer_wrote, CHANNEL, user_key)
+        answer = await self._db(self.casework.attach, CHANNEL, user_key, kind, file_id, meta, shown)
         if card is not None:
             await self._forward(context, card, kind, file_id, f"📎 客户补充了资料（案件 {card.number}）：{caption}")
         await self._answer(context, message.chat_id, user_key, [answer], allowed)
@@ -384,13 +384,13 @@ class TelegramBot:
     async def on_other_message(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Answers stickers, voice, locations and the like with what kefu can take."""
         message, user = update.effective_message, update.effective_user
-        if message is None or user is None or not self._customer_chat(message, self.casework.staff_chats()):
+        if message is None or user is None or not self._customer_chat(message, (await self._db(self.casework.staff_chats))):
             return
         kind = next((k for k in KINDS if getattr(message, k, None)), "other")
         user_key = str(user.id)
         allowed = self.throttle.take(user_key)
         answer = Reply(self.texts.unsupported_message.text)
-        self.service.record(CHANNEL, user_key, Inbound(text=f"[{KINDS.get(kind, '其他消息')}]"),
+        await self._db(self.service.record, CHANNEL, user_key, Inbound(text=f"[{KINDS.get(kind, '其他消息')}]"),
                             Turn([answer], [Event("unsupported_message", {"kind": kind})]))
         await self._answer(context, message.chat_id, user_key, [answer], allowed)
 
@@ -406,7 +406,7 @@ class TelegramBot:
         if rating:
             return await self._rating_button(update, context, rating.group(1), rating.group(2), int(rating.group(3)))
         if TRAIN_BUTTON.match(data) or (update.effective_user is not None
-                                        and self.service.store.staff_mode(update.effective_user.id) is not None):
+                                        and (await self._db(self.service.store.staff_mode, update.effective_user.id)) is not None):
             await query.answer()
             await self._close_keyboard(query)
             return await self._staff_tool_press(update, context, data)
@@ -420,8 +420,8 @@ class TelegramBot:
         assert user is not None and chat is not None
         user_key = str(user.id)
         allowed = self.throttle.take(user_key)
-        self.casework.customer_wrote(CHANNEL, user_key)  # the case's clock runs again
-        relayed = self.casework.relay(CHANNEL, user_key, inbound.text) if inbound.text is not None else None
+        await self._db(self.casework.customer_wrote, CHANNEL, user_key)  # the case's clock runs again
+        relayed = await self._db(self.casework.relay, CHANNEL, user_key, inbound.text) if inbound.text is not None else None
         if relayed is not None:
             card, answer = relayed
             await self._forward(context, card, "text", None, f"💬 客户留言（案件 {card.number}）：\n{inbound.text}")
@@ -444,7 +444,7 @@ class TelegramBot:
             return
         self._warned.add(user_key)
         notice = Reply(self.texts.too_fast.text)
-        self.service.record(CHANNEL, user_key, None, Turn([notice], [Event("slowed_down", {})]))
+        await self._db(self.service.record, CHANNEL, user_key, None, Turn([notice], [Event("slowed_down", {})]))
         await self._send_replies(context, chat_id, [notice], user_key)
         assert context.job_queue is not None
         context.job_queue.run_once(self.on_catch_up, when=max(self.throttle.wait(user_key), 0.5), data=user_key,
@@ -464,18 +464,18 @@ class TelegramBot:
         handed = {ev.data.get("case") for ev in turn.events if ev.kind == "human_requested"}
         for ev in turn.events:
             if ev.kind == "case_opened" and ev.data["number"] not in handed:  # a handoff's card says both
-                card = self.casework.card(ev.data["number"])
-                await self._post_card(context, card, "🆕 新案件", self.casework.chats_for(card.role))
+                card = await self._db(self.casework.card, ev.data["number"])
+                await self._post_card(context, card, "🆕 新案件", (await self._db(self.casework.chats_for, card.role)))
             elif ev.kind == "case_facts_corrected":
-                card = self.casework.card(ev.data["case"])
-                await self._post_card(context, card, "✏️ 客户更新了案件信息", self.casework.chats_for(card.role))
+                card = await self._db(self.casework.card, ev.data["case"])
+                await self._post_card(context, card, "✏️ 客户更新了案件信息", (await self._db(self.casework.chats_for, card.role)))
             elif ev.kind == "human_requested":
                 if ev.data.get("case"):
-                    card = self.casework.card(ev.data["case"])
-                    await self._post_card(context, card, "🙋 客户请求人工", self.casework.chats_for(card.role))
+                    card = await self._db(self.casework.card, ev.data["case"])
+                    await self._post_card(context, card, "🙋 客户请求人工", (await self._db(self.casework.chats_for, card.role)))
                 else:
                     who = f"{user.full_name}（Telegram {user.id}）" if user else "客户"
-                    for chat in self.casework.staff_chats():
+                    for chat in await self._db(self.casework.staff_chats):
                         await self._send_text(context, chat, f"🙋 {who} 请求人工客服，目前没有案件。")
             elif ev.kind == "rating_reason":
                 await self._alert_supervisors(context, f"📝 案件 {ev.data['case']} 的低分原因：{ev.data['reason']}")
@@ -494,9 +494,9 @@ class TelegramBot:
         reasons = self.service.content.shared.rating_reasons
         try:
             if kind == "rate":
-                answer = self.casework.rate(number, value, CHANNEL, user_key)
+                answer = await self._db(self.casework.rate, number, value, CHANNEL, user_key)
             elif value < len(reasons):
-                answer = self.casework.rating_reason(number, reasons[value], CHANNEL, user_key)
+                answer = await self._db(self.casework.rating_reason, number, reasons[value], CHANNEL, user_key)
             else:
                 raise CaseworkError(self.texts.stale_choice.text)
         except CaseworkError as exc:
@@ -504,7 +504,7 @@ class TelegramBot:
             return
         await query.answer()
         await self._close_keyboard(query)
-        self.service.record(CHANNEL, user_key, Inbound(choice=query.data), Turn([answer]))
+        await self._db(self.service.record, CHANNEL, user_key, Inbound(choice=query.data), Turn([answer]))
         await self._send_replies(context, query.message.chat.id if query.message else user.id, [answer], user_key)
         if kind == "rate" and value <= LOW_RATING:
             await self._alert_supervisors(context, f"⚠️ 低分评价：案件 {number} 获 {value} 星，请关注。")
@@ -512,7 +512,7 @@ class TelegramBot:
             await self._alert_supervisors(context, f"📝 案件 {number} 的低分原因：{reasons[value]}")
 
     async def _alert_supervisors(self, context: ContextTypes.DEFAULT_TYPE, text: str) -> None:
-        chats = self.casework.supervisor_chats()
+        chats = await self._db(self.casework.supervisor_chats)
         if not chats:
             log.warning("no supervisor chat is configured; not posted: %s", Private(text))
         for chat in chats:
@@ -525,11 +525,11 @@ class TelegramBot:
         message, user = update.effective_message, update.effective_user
         if message is None or user is None or message.text is None:
             return
-        staff = self.casework.staff(user.id)
+        staff = await self._db(self.casework.staff, user.id)
         if staff is None:
             refusal = Reply(self.texts.staff_only.text)
-            if message.chat_id not in self.casework.staff_chats():
-                self.service.record(CHANNEL, str(user.id), Inbound(text=message.text),
+            if message.chat_id not in await self._db(self.casework.staff_chats):
+                await self._db(self.service.record, CHANNEL, str(user.id), Inbound(text=message.text),
                                     Turn([refusal], [Event("staff_command_refused", {})]))
             await self._send_text(context, message.chat_id, refusal.text, reply_to=message.message_id)
             return
@@ -559,30 +559,30 @@ class TelegramBot:
     async def _staff_act(self, context: ContextTypes.DEFAULT_TYPE, verb: str, number: str, staff_id: int) -> CaseCard:
         """Claims, resolves or escalates a case, and does what follows (rating request, the next step's card)."""
         if verb == "claim":
-            return self.casework.claim(number, staff_id)
+            return await self._db(self.casework.claim, number, staff_id)
         if verb == "resolve":
-            card = self.casework.resolve(number, staff_id)
+            card = await self._db(self.casework.resolve, number, staff_id)
             await self._ask_rating(context, card)
             return card
-        card = self.casework.escalate(number, staff_id)
-        await self._post_card(context, card, "⏫ 案件升级到本步", self.casework.chats_for(card.role))
+        card = await self._db(self.casework.escalate, number, staff_id)
+        await self._post_card(context, card, "⏫ 案件升级到本步", (await self._db(self.casework.chats_for, card.role)))
         return card
 
     async def _staff_reply(self, update: Update, context: ContextTypes.DEFAULT_TYPE, number: str, text: str) -> None:
         """Sends a staff member's words to the customer of a case, and records them in its transcript."""
         message, user = update.effective_message, update.effective_user
         assert message is not None and user is not None
-        if self.casework.staff(user.id) is None:
+        if (await self._db(self.casework.staff, user.id)) is None:
             await self._send_text(context, message.chat_id, self.texts.staff_only.text, reply_to=message.message_id)
             return
         try:
-            card = self.casework.reply(number, user.id, text)
+            card = await self._db(self.casework.reply, number, user.id, text)
         except CaseworkError as exc:
             await self._send_text(context, message.chat_id, f"⚠️ {exc}", reply_to=message.message_id)
             return
         if card.channel != CHANNEL:
             note = f"⚠️ 已记录，但该客户来自 {card.channel} 渠道，无法通过 Telegram 送达。"
-        elif await self._send_replies(context, int(card.user_key), [Reply(self.casework.reply_text(number, text))],
+        elif await self._send_replies(context, int(card.user_key), [Reply((await self._db(self.casework.reply_text, number, text)))],
                                       card.user_key):
             note = f"✅ 已发送给客户（案件 {number}）"
         else:
@@ -595,7 +595,7 @@ class TelegramBot:
         assert message is not None and message.text is not None
         text = command_text(message.text)
         user = update.effective_user
-        if text.startswith("/status") and (user is None or self.casework.staff(user.id) is None):
+        if text.startswith("/status") and (user is None or (await self._db(self.casework.staff, user.id)) is None):
             # a staff group may hold others: a case card (the customer's phone) is for staff only
             await self._send_text(context, message.chat_id, self.texts.staff_only.text, reply_to=message.message_id)
             return
@@ -605,7 +605,7 @@ class TelegramBot:
                 await self._send_text(context, message.chat_id, "请写明案件编号，例如：/status KF-20261127-0001")
                 return
             try:
-                card = self.casework.card(f"KF-{found.group(1)}-{found.group(2)}")
+                card = await self._db(self.casework.card, f"KF-{found.group(1)}-{found.group(2)}")
             except CaseworkError as exc:
                 await self._send_text(context, message.chat_id, f"⚠️ {exc}")
                 return
@@ -620,18 +620,18 @@ class TelegramBot:
         found = STAFF_BUTTON.match(query.data or "")
         assert found is not None
         verb, number, index = found.group(1), found.group(2), found.group(3)
-        if self.casework.staff(user.id) is None:  # the card stays as it is for the staff
+        if (await self._db(self.casework.staff, user.id)) is None:  # the card stays as it is for the staff
             await query.answer(self.texts.staff_only.text, show_alert=True)
             return
         try:
             if verb == "canned":
-                canned = self.casework.card(number).canned
+                canned = (await self._db(self.casework.card, number)).canned
                 if index is None or int(index) >= len(canned):
                     raise CaseworkError("这条答复已不可用")
                 text = canned[int(index)]
-                card = self.casework.reply(number, user.id, text)
+                card = await self._db(self.casework.reply, number, user.id, text)
                 sent = card.channel == CHANNEL and await self._send_replies(
-                    context, int(card.user_key), [Reply(self.casework.reply_text(number, text))], card.user_key)
+                    context, int(card.user_key), [Reply((await self._db(self.casework.reply_text, number, text)))], card.user_key)
                 header = f"💬 {user.full_name} 发送了答复{int(index) + 1}" + ("" if sent else "（未能送达客户）")
             else:
                 card = await self._staff_act(context, verb, number, user.id)
@@ -639,7 +639,7 @@ class TelegramBot:
                           "escalate": f"⏫ {user.full_name} 已升级"}[verb]
         except CaseworkError as exc:
             await query.answer(str(exc), show_alert=True)
-            card = self._card_or_none(number)
+            card = await self._db(self._card_or_none, number)
             if card is not None:
                 await self._edit(query, card_message(card, "📋 案件卡片"), card_keyboard(card))
             return
@@ -650,14 +650,14 @@ class TelegramBot:
         """Asks the customer of a closed case to rate the service."""
         if card.channel != CHANNEL:
             return
-        request = self.casework.rating_request(card.number)
-        self.service.record(CHANNEL, card.user_key, None, Turn([request], [Event("rating_requested", {"case": card.number})]))
+        request = await self._db(self.casework.rating_request, card.number)
+        await self._db(self.service.record, CHANNEL, card.user_key, None, Turn([request], [Event("rating_requested", {"case": card.number})]))
         await self._send_replies(context, int(card.user_key), [request], card.user_key)
 
     async def _forward(self, context: ContextTypes.DEFAULT_TYPE, card: CaseCard, kind: str, file_id: str | None,
                        text: str) -> None:
         """Passes what a customer sent on to the staff member who follows their case."""
-        member = self.casework.staff(card.assigned_to) if card.assigned_to else None
+        member = await self._db(self.casework.staff, card.assigned_to) if card.assigned_to else None
         if member is None:
             return
         chat = member.chat_id or member.telegram_id
@@ -681,12 +681,12 @@ class TelegramBot:
 
     async def on_deadline_tick(self, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Reminds staff of missed deadlines and posts the cases that moved up a step (the state is in the database)."""
-        for due in self.casework.due():
+        for due in await self._db(self.casework.due):
             card = due.card
-            chats = (self.casework.supervisor_chats() or self.casework.staff_chats()) if due.kind == "top" \
-                else self.casework.chats_for(card.role)
+            chats = ((await self._db(self.casework.supervisor_chats)) or (await self._db(self.casework.staff_chats))) if due.kind == "top" \
+                else (await self._db(self.casework.chats_for, card.role))
             await self._post_card(context, card, DUE_HEADERS[due.kind], chats)
-        self.inbox.prune()
+        await self._db(self.inbox.prune)
 
     async def on_retention_tick(self, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Erases the personal data of conversations closed longer ago than retention_days."""
@@ -700,25 +700,25 @@ class TelegramBot:
 
     async def on_retry_tick(self, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Queues the failed updates whose retry time has come, as at start for those never handled."""
-        for data in self.inbox.due():
+        for data in await self._db(self.inbox.due):
             asyncio.Queue.put_nowait(context.application.update_queue, Update.de_json(data, context.bot))
 
     async def on_update_done(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Marks the update handled in the inbox."""
-        self.inbox.finish(update.update_id)
+        await self._db(self.inbox.finish, update.update_id)
 
     async def on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Logs a failed update with the customer's case number and user id, and tells the customer."""
         try:
             user = update.effective_user if isinstance(update, Update) else None
             update_id = update.update_id if isinstance(update, Update) else None
-            case = self.casework.latest_case(CHANNEL, str(user.id)) if user else None
+            case = await self._db(self.casework.latest_case, CHANNEL, str(user.id)) if user else None
             log.error("update %s failed (user %s, case %s): %s", update_id, user.id if user else None, case,
                       type(context.error).__name__, exc_info=context.error,
                       extra={"update_id": update_id, "user": user.id if user else None, "case": case})
             status = "dead"
             if update_id is not None:
-                status = self.inbox.fail(update_id, f"{type(context.error).__name__}: {context.error}",
+                status = await self._db(self.inbox.fail, update_id, f"{type(context.error).__name__}: {context.error}",
                                          self.settings.telegram_attempts,
                                          timedelta(seconds=self.settings.telegram_retry_seconds))
             if status == "dead":
@@ -726,7 +726,7 @@ class TelegramBot:
                                                        f"{user.id if user else '?'}，案件 {case or '无'}）：{type(context.error).__name__}。"
                                                        "kefu inbox 查看，kefu inbox --retry 编号 重新处理。")
             chat = update.effective_chat if isinstance(update, Update) else None
-            if chat is not None and chat.id not in self.casework.staff_chats():
+            if chat is not None and chat.id not in await self._db(self.casework.staff_chats):
                 text = self.texts.system_failed if status == "dead" else self.texts.system_error
                 await context.bot.send_message(chat.id, text.text)
         except Exception:  # the error handler must never be what stops the bot
@@ -755,9 +755,9 @@ class TelegramBot:
                 await self._send(context, chat_id, reply.text, keyboard(reply.options))
             except TelegramError as exc:
                 log.error("sending to chat %s (user %s, case %s) failed: %s", chat_id, user_key,
-                          self.casework.latest_case(CHANNEL, user_key) if user_key else None, exc)
+                          await self._db(self.casework.latest_case, CHANNEL, user_key) if user_key else None, exc)
                 if user_key is not None:
-                    self.service.record(CHANNEL, user_key, None, Turn([], [Event("send_failed", {
+                    await self._db(self.service.record, CHANNEL, user_key, None, Turn([], [Event("send_failed", {
                         "chat": chat_id, "text": reply.text[:200], "error": str(exc)})]))
                 return False
         return True
@@ -818,14 +818,15 @@ class TelegramBot:
         message, user = update.effective_message, update.effective_user
         if message is None or user is None or message.text is None:
             return
-        staff = self.casework.staff(user.id)
+        staff = await self._db(self.casework.staff, user.id)
         command, *args = message.text.split()
         verb = command.lstrip("/").split("@", 1)[0].lower()
         if staff is None or (verb == "training" and staff.role not in ("supervisor", "admin")):
             await self._send_text(context, message.chat_id, self.texts.staff_only.text, reply_to=message.message_id)
             return
         if verb in ("mytraining", "training"):
-            return await self._send_text(context, message.chat_id, self._history(str(user.id) if verb == "mytraining" else None))
+            history = await self._db(self._history, str(user.id) if verb == "mytraining" else None)
+            return await self._send_text(context, message.chat_id, history)
         if message.chat.type != ChatType.PRIVATE:
             return await self._send_text(context, message.chat_id, PRIVATE_ONLY, reply_to=message.message_id)
         if verb == "assist":
@@ -842,7 +843,7 @@ class TelegramBot:
         have open; False when they have none (the message is then a customer's, as anyone's is)."""
         user, chat = update.effective_user, update.effective_chat
         assert user is not None and chat is not None
-        mode = self.service.store.staff_mode(user.id)
+        mode = await self._db(self.service.store.staff_mode, user.id)
         if mode is None:
             return False
         if mode == "assist":
@@ -860,7 +861,7 @@ class TelegramBot:
         picked = TRAIN_BUTTON.match(data)
         if picked is None:
             await self._in_staff_tool(update, context, Inbound(choice=data))
-        elif self.casework.staff(user.id) is None:
+        elif (await self._db(self.casework.staff, user.id)) is None:
             await self._send_text(context, chat.id, self.texts.staff_only.text)
         else:
             await self._start_training(context, chat.id, user.id, picked.group(1), None)
@@ -882,6 +883,11 @@ class TelegramBot:
         out = io.StringIO()
         found = practice_history(self.service.store, trainee, self.service.engine.zone, out, latest=HISTORY_LATEST)
         return out.getvalue().rstrip() if found else NO_TRAINING
+
+    @staticmethod
+    async def _db(call: Callable[..., T], *args, **kwargs) -> T:
+        """Runs a database call on a worker thread: the event loop, and every other chat, never waits on it."""
+        return await asyncio.to_thread(call, *args, **kwargs)
 
     # -- looking things up -----------------------------------------------------------------------
 
