@@ -27,6 +27,7 @@ from bot.logs import Private
 from bot.practice import Practice
 from bot.practice import history as practice_history
 from bot.service import Service
+from bot.staff_texts import StaffTexts, load_staff_texts, say
 from bot.store import Inbox
 from dialogs.assist import Guidance, load_assist
 from dialogs.conversation import Event, Inbound, Option, Reply, Turn
@@ -37,58 +38,14 @@ CHANNEL = "telegram"
 log = logging.getLogger("kefu.telegram")
 RETENTION_EVERY = 6 * 3600  # seconds between retention runs: a day's delay at most a quarter
 
-# Registered with set_my_commands: what customers see in Telegram's command menu.
-COMMANDS = (
-    ("start", "开始咨询"),
-    ("menu", "返回主菜单"),
-    ("cancel", "取消本次办理"),
-    ("status", "查询案件进度：/status 案件编号"),
-    ("human", "转人工客服"),
-    ("help", "使用说明"),
-)
-STAFF_COMMANDS = (
-    ("claim", "认领案件：/claim 案件编号"),
-    ("reply", "回复客户：/reply 案件编号 内容"),
-    ("resolve", "办结案件并请客户评价"),
-    ("escalate", "升级到下一步处理"),
-    ("status", "查看案件卡片：/status 案件编号"),
-    ("assist", "坐席助手：一步步处理正在接待的投诉（私聊）"),
-    ("train", "训练：扮演客服回复模拟客户并评分（私聊）"),
-    ("mytraining", "我的训练记录"),
-    ("help", "客服命令说明"),
-)
-STAFF_HELP = (
-    "客服命令：\n"
-    "/claim 案件编号 — 认领案件\n"
-    "/reply 案件编号 内容 — 回复客户（也可以直接“回复”案件卡片或客户消息）\n"
-    "/resolve 案件编号 — 办结案件，并请客户评价\n"
-    "/escalate 案件编号 — 升级到下一步处理\n"
-    "/status 案件编号 — 查看案件卡片\n"
-    "在回复案件卡片时发送 /claim、/resolve、/escalate，可以省略案件编号。\n"
-    "在与我的私聊中：\n"
-    "/assist — 坐席助手：把客户说的话发给我，我告诉您该说什么、记录什么、做什么，并建立案件\n"
-    "/train [类别] [场景编号] — 训练：我扮演客户，您回复，每轮评分；/quit 结束\n"
-    "/mytraining — 我的训练记录；主管用 /training 查看所有人的训练记录"
-)
-PRIVATE_ONLY = "请在与我的私聊中使用这个命令。"
-TRAIN_PICK = "请选择要练习的投诉类别："
-NO_TRAINING = "还没有训练记录。"
-TRAIN_BUTTON = re.compile(r"^train:([a-z_]+)$")
-HISTORY_LATEST = 30  # sessions listed in a chat; the means count them all
-# Staff-facing headers (customer-facing texts live in scripts_yaml/shared.yaml).
-DUE_HEADERS = {
-    "remind": "⏰ 已超过处理期限，请尽快处理",
-    "escalated": "⏫ 超过期限未处理，已升级到下一步",
-    "top": "🚨 已在最后一步且超过期限，请主管关注",
-}
-KINDS = {  # what a customer sent that kefu cannot take, as the transcript names it
-    "sticker": "贴纸", "voice": "语音", "video_note": "视频消息", "audio": "音频", "video": "视频",
-    "animation": "动图", "location": "位置", "venue": "地点", "contact": "联系人名片", "poll": "投票",
-    "dice": "骰子", "game": "游戏", "story": "动态",
-}
 # Button data (Telegram allows 64 bytes): staff actions on a case card, a rating, a low rating's reason.
 STAFF_BUTTON = re.compile(r"^staff:(claim|resolve|escalate|canned):(KF-\d{8}-\d{4,6})(?::(\d+))?$")
 RATE_BUTTON = re.compile(r"^(rate|reason):(KF-\d{8}-\d{4,6}):(\d+)$")
+TRAIN_BUTTON = re.compile(r"^train:([a-z_]+)$")
+HISTORY_LATEST = 30  # training sessions listed in a chat; the means count them all
+# Message kinds kefu cannot read, as PTB names them (what staff see for each: staff/telegram.yaml).
+KINDS = ("sticker", "voice", "video_note", "audio", "video", "animation", "location", "venue", "contact", "poll",
+         "dice", "game", "story")
 # Commands whose words after the command are not part of what they ask (/start <deep-link payload>).
 BARE_COMMANDS = {"/start", "/menu", "/cancel", "/human", "/help"}
 DONE_GROUP = 1_000  # after every other handler: the update has been handled
@@ -191,29 +148,29 @@ def command_text(text: str) -> str:
     return f"{command} {rest.strip()}".strip() if command == "/status" else text
 
 
-def card_message(card: CaseCard, header: str) -> str:
+def card_message(card: CaseCard, header: str, texts: StaffTexts) -> str:
     """A case card as staff see it in their chat."""
     lines = [header, card.text()]
     if card.channel != CHANNEL:
-        lines.append(f"客户渠道：{card.channel}（回复会记录在案，但无法通过 Telegram 送达）")
+        lines.append(say(texts.card.other_channel, channel=card.channel))
     if card.status == "open" and card.canned:
-        lines.append("可用答复（按下方按钮即发送给客户）：")
+        lines.append(texts.card.canned_title)
         lines += [f"{i}. {text}" for i, text in enumerate(card.canned, start=1)]
     if card.status == "open":  # the number again last: a long card is split, and the buttons go with its end
-        lines.append(f"直接“回复”本消息即可答复客户（案件 {card.number}）。")
+        lines.append(say(texts.card.reply_hint, number=card.number))
     return "\n".join(lines)
 
 
-def card_keyboard(card: CaseCard) -> InlineKeyboardMarkup:
+def card_keyboard(card: CaseCard, texts: StaffTexts) -> InlineKeyboardMarkup:
     """The buttons of an open case card: claim, resolve, escalate, and the ready answers."""
     if card.status != "open":
         return InlineKeyboardMarkup([])
-    actions = [("认领", "claim")] if card.assigned_to is None else []
-    actions.append(("办结", "resolve"))
+    actions = [(texts.card.claim_button, "claim")] if card.assigned_to is None else []
+    actions.append((texts.card.resolve_button, "resolve"))
     if card.step < card.steps:
-        actions.append(("升级", "escalate"))
+        actions.append((texts.card.escalate_button, "escalate"))
     rows = [[InlineKeyboardButton(label, callback_data=f"staff:{verb}:{card.number}") for label, verb in actions]]
-    canned = [InlineKeyboardButton(f"发送答复{i + 1}", callback_data=f"staff:canned:{card.number}:{i}")
+    canned = [InlineKeyboardButton(say(texts.card.canned_button, index=i + 1), callback_data=f"staff:canned:{card.number}:{i}")
               for i in range(len(card.canned))]
     rows += [canned[i:i + 3] for i in range(0, len(canned), 3)]
     return InlineKeyboardMarkup(rows)
@@ -249,6 +206,7 @@ class TelegramBot:
         self.service = service or Service.from_settings(settings)
         self.casework = Casework(self.service, timedelta(hours=settings.grace_hours))
         self.texts = self.service.content.shared.texts
+        self.staff_texts = load_staff_texts(settings.content_dir)
         self.inbox = Inbox(self.service.store.db)
         self.throttle = Throttle(settings.telegram_rate, settings.telegram_burst)
         self._held: dict[str, tuple[int, list[Reply]]] = {}  # a throttled customer's latest answer, sent later
@@ -322,10 +280,10 @@ class TelegramBot:
         inbox but never handled (the process stopped first)."""
         self._loop = asyncio.get_running_loop()
         self.service.router.warm()
-        await app.bot.set_my_commands([BotCommand(c, d) for c, d in COMMANDS])
+        await app.bot.set_my_commands([BotCommand(c, d) for c, d in self.staff_texts.customer_commands.items()])
         for chat in await self._db(self.casework.staff_chats):
             try:
-                await app.bot.set_my_commands([BotCommand(c, d) for c, d in STAFF_COMMANDS],
+                await app.bot.set_my_commands([BotCommand(c, d) for c, d in self.staff_texts.staff_commands.items()],
                                               scope=BotCommandScopeChat(chat))
             except TelegramError as exc:  # the bot is not (yet) in that chat
                 log.warning("could not register the staff commands in chat %s: %s", chat, exc)
@@ -362,13 +320,13 @@ class TelegramBot:
         caption = message.caption or ""
         if message.photo:
             photo = message.photo[-1]  # the largest size
-            kind, file_id, shown = "photo", photo.file_id, f"[照片] {caption}".strip()
+            kind, file_id, shown = "photo", photo.file_id, f"[{self.staff_texts.message_kinds.get('photo', 'photo')}] {caption}".strip()
             meta = {"file_unique_id": photo.file_unique_id, "width": photo.width, "height": photo.height,
                     "file_size": photo.file_size}
         else:
             document = message.document
             assert document is not None
-            kind, file_id, shown = "document", document.file_id, f"[文件 {document.file_name or ''}] {caption}".strip()
+            kind, file_id, shown = "document", document.file_id, f"[{self.staff_texts.message_kinds.get('document', 'document')} {document.file_name or ''}] {caption}".strip()
             meta = {"file_unique_id": document.file_unique_id, "file_name": document.file_name,
                     "mime_type": document.mime_type, "file_size": document.file_size}
         meta.update({"caption": caption, "message_id": message.message_id, "chat_id": message.chat_id,
@@ -378,7 +336,7 @@ class TelegramBot:
         card = await self._db(self.casework.customer_wrote, CHANNEL, user_key)
         answer = await self._db(self.casework.attach, CHANNEL, user_key, kind, file_id, meta, shown)
         if card is not None:
-            await self._forward(context, card, kind, file_id, f"📎 客户补充了资料（案件 {card.number}）：{caption}")
+            await self._forward(context, card, kind, file_id, say(self.staff_texts.forwarded.attachment, number=card.number, text=caption))
         await self._answer(context, message.chat_id, user_key, [answer], allowed)
 
     async def on_other_message(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -387,10 +345,11 @@ class TelegramBot:
         if message is None or user is None or not self._customer_chat(message, (await self._db(self.casework.staff_chats))):
             return
         kind = next((k for k in KINDS if getattr(message, k, None)), "other")
+        kinds = self.staff_texts.message_kinds
         user_key = str(user.id)
         allowed = self.throttle.take(user_key)
         answer = Reply(self.texts.unsupported_message.text)
-        await self._db(self.service.record, CHANNEL, user_key, Inbound(text=f"[{KINDS.get(kind, '其他消息')}]"),
+        await self._db(self.service.record, CHANNEL, user_key, Inbound(text=f"[{kinds.get(kind, kinds['other'])}]"),
                             Turn([answer], [Event("unsupported_message", {"kind": kind})]))
         await self._answer(context, message.chat_id, user_key, [answer], allowed)
 
@@ -424,7 +383,7 @@ class TelegramBot:
         relayed = await self._db(self.casework.relay, CHANNEL, user_key, inbound.text) if inbound.text is not None else None
         if relayed is not None:
             card, answer = relayed
-            await self._forward(context, card, "text", None, f"💬 客户留言（案件 {card.number}）：\n{inbound.text}")
+            await self._forward(context, card, "text", None, say(self.staff_texts.forwarded.message, number=card.number, text=inbound.text))
             return await self._answer(context, chat.id, user_key, [answer], allowed)
         turn = await asyncio.to_thread(self.service.handle, CHANNEL, user_key, inbound, update.update_id)
         await self._answer(context, chat.id, user_key, turn.replies, allowed)
@@ -465,20 +424,20 @@ class TelegramBot:
         for ev in turn.events:
             if ev.kind == "case_opened" and ev.data["number"] not in handed:  # a handoff's card says both
                 card = await self._db(self.casework.card, ev.data["number"])
-                await self._post_card(context, card, "🆕 新案件", (await self._db(self.casework.chats_for, card.role)))
+                await self._post_card(context, card, self.staff_texts.headers.new_case, (await self._db(self.casework.chats_for, card.role)))
             elif ev.kind == "case_facts_corrected":
                 card = await self._db(self.casework.card, ev.data["case"])
-                await self._post_card(context, card, "✏️ 客户更新了案件信息", (await self._db(self.casework.chats_for, card.role)))
+                await self._post_card(context, card, self.staff_texts.headers.case_updated, (await self._db(self.casework.chats_for, card.role)))
             elif ev.kind == "human_requested":
                 if ev.data.get("case"):
                     card = await self._db(self.casework.card, ev.data["case"])
-                    await self._post_card(context, card, "🙋 客户请求人工", (await self._db(self.casework.chats_for, card.role)))
+                    await self._post_card(context, card, self.staff_texts.headers.human_requested, (await self._db(self.casework.chats_for, card.role)))
                 else:
                     who = f"{user.full_name}（Telegram {user.id}）" if user else "客户"
                     for chat in await self._db(self.casework.staff_chats):
-                        await self._send_text(context, chat, f"🙋 {who} 请求人工客服，目前没有案件。")
+                        await self._send_text(context, chat, say(self.staff_texts.forwarded.human_without_case, who=who))
             elif ev.kind == "rating_reason":
-                await self._alert_supervisors(context, f"📝 案件 {ev.data['case']} 的低分原因：{ev.data['reason']}")
+                await self._alert_supervisors(context, say(self.staff_texts.alerts.low_reason, number=ev.data['case'], reason=ev.data['reason']))
 
     # -- ratings ---------------------------------------------------------------------------------
 
@@ -507,9 +466,9 @@ class TelegramBot:
         await self._db(self.service.record, CHANNEL, user_key, Inbound(choice=query.data), Turn([answer]))
         await self._send_replies(context, query.message.chat.id if query.message else user.id, [answer], user_key)
         if kind == "rate" and value <= LOW_RATING:
-            await self._alert_supervisors(context, f"⚠️ 低分评价：案件 {number} 获 {value} 星，请关注。")
+            await self._alert_supervisors(context, say(self.staff_texts.alerts.low_rating, number=number, stars=value))
         elif kind == "reason":
-            await self._alert_supervisors(context, f"📝 案件 {number} 的低分原因：{reasons[value]}")
+            await self._alert_supervisors(context, say(self.staff_texts.alerts.low_reason, number=number, reason=reasons[value]))
 
     async def _alert_supervisors(self, context: ContextTypes.DEFAULT_TYPE, text: str) -> None:
         chats = await self._db(self.casework.supervisor_chats)
@@ -543,7 +502,7 @@ class TelegramBot:
             number = self._card_number(message.reply_to_message, context)
         if number is None:
             usage = "/reply 案件编号 回复内容" if verb == "reply" else f"/{verb} 案件编号"
-            await self._send_text(context, message.chat_id, f"请写明案件编号，例如：{usage}（或回复案件卡片发送本命令）",
+            await self._send_text(context, message.chat_id, say(self.staff_texts.notes.number_needed, usage=usage),
                                   reply_to=message.message_id)
             return
         if verb == "reply":
@@ -553,8 +512,11 @@ class TelegramBot:
         except CaseworkError as exc:
             await self._send_text(context, message.chat_id, f"⚠️ {exc}", reply_to=message.message_id)
             return
-        done = {"claim": "✅ 已认领", "resolve": "✅ 已办结，已请客户评价", "escalate": "⏫ 已升级"}[verb]
-        await self._post_card(context, card, f"{done}（{user.full_name}）", [message.chat_id])
+        await self._post_card(context, card, self._done_header(verb, user.full_name), [message.chat_id])
+
+    def _done_header(self, verb: str, who: str) -> str:
+        headers = self.staff_texts.headers
+        return say({"claim": headers.claimed, "resolve": headers.resolved, "escalate": headers.escalated}[verb], who=who)
 
     async def _staff_act(self, context: ContextTypes.DEFAULT_TYPE, verb: str, number: str, staff_id: int) -> CaseCard:
         """Claims, resolves or escalates a case, and does what follows (rating request, the next step's card)."""
@@ -565,7 +527,7 @@ class TelegramBot:
             await self._ask_rating(context, card)
             return card
         card = await self._db(self.casework.escalate, number, staff_id)
-        await self._post_card(context, card, "⏫ 案件升级到本步", (await self._db(self.casework.chats_for, card.role)))
+        await self._post_card(context, card, self.staff_texts.headers.escalated_here, (await self._db(self.casework.chats_for, card.role)))
         return card
 
     async def _staff_reply(self, update: Update, context: ContextTypes.DEFAULT_TYPE, number: str, text: str) -> None:
@@ -581,12 +543,12 @@ class TelegramBot:
             await self._send_text(context, message.chat_id, f"⚠️ {exc}", reply_to=message.message_id)
             return
         if card.channel != CHANNEL:
-            note = f"⚠️ 已记录，但该客户来自 {card.channel} 渠道，无法通过 Telegram 送达。"
+            note = say(self.staff_texts.notes.reply_other_channel, channel=card.channel)
         elif await self._send_replies(context, int(card.user_key), [Reply((await self._db(self.casework.reply_text, number, text)))],
                                       card.user_key):
-            note = f"✅ 已发送给客户（案件 {number}）"
+            note = say(self.staff_texts.notes.reply_sent, number=number)
         else:
-            note = f"⚠️ 发送给客户失败（案件 {number}），已记录，请稍后再试或电话联系。"
+            note = say(self.staff_texts.notes.reply_failed, number=number)
         await self._send_text(context, message.chat_id, note, reply_to=message.message_id)
 
     async def _staff_chat(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -602,16 +564,16 @@ class TelegramBot:
         if text.startswith("/status"):
             found = CASE_NUMBER.search(text)
             if found is None:
-                await self._send_text(context, message.chat_id, "请写明案件编号，例如：/status KF-20261127-0001")
+                await self._send_text(context, message.chat_id, self.staff_texts.notes.status_number_needed)
                 return
             try:
                 card = await self._db(self.casework.card, f"KF-{found.group(1)}-{found.group(2)}")
             except CaseworkError as exc:
                 await self._send_text(context, message.chat_id, f"⚠️ {exc}")
                 return
-            await self._post_card(context, card, "📋 案件卡片", [message.chat_id])
+            await self._post_card(context, card, self.staff_texts.headers.card, [message.chat_id])
         elif text in ("/help", "/start", "/menu"):
-            await self._send_text(context, message.chat_id, STAFF_HELP)
+            await self._send_text(context, message.chat_id, self.staff_texts.help)
 
     async def _staff_button(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Acts on a case card's button for staff, then shows the card as it now is."""
@@ -627,24 +589,24 @@ class TelegramBot:
             if verb == "canned":
                 canned = (await self._db(self.casework.card, number)).canned
                 if index is None or int(index) >= len(canned):
-                    raise CaseworkError("这条答复已不可用")
+                    raise CaseworkError(self.staff_texts.notes.canned_gone)
                 text = canned[int(index)]
                 card = await self._db(self.casework.reply, number, user.id, text)
                 sent = card.channel == CHANNEL and await self._send_replies(
                     context, int(card.user_key), [Reply((await self._db(self.casework.reply_text, number, text)))], card.user_key)
-                header = f"💬 {user.full_name} 发送了答复{int(index) + 1}" + ("" if sent else "（未能送达客户）")
+                header = say(self.staff_texts.headers.canned_sent, who=user.full_name, index=int(index) + 1) + (
+                    "" if sent else self.staff_texts.headers.canned_not_delivered)
             else:
                 card = await self._staff_act(context, verb, number, user.id)
-                header = {"claim": f"✅ {user.full_name} 已认领", "resolve": f"✅ {user.full_name} 已办结，已请客户评价",
-                          "escalate": f"⏫ {user.full_name} 已升级"}[verb]
+                header = self._done_header(verb, user.full_name)
         except CaseworkError as exc:
             await query.answer(str(exc), show_alert=True)
             card = await self._db(self._card_or_none, number)
             if card is not None:
-                await self._edit(query, card_message(card, "📋 案件卡片"), card_keyboard(card))
+                await self._edit(query, card_message(card, self.staff_texts.headers.card, self.staff_texts), card_keyboard(card, self.staff_texts))
             return
         await query.answer(header)
-        await self._edit(query, card_message(card, header), card_keyboard(card))
+        await self._edit(query, card_message(card, header, self.staff_texts), card_keyboard(card, self.staff_texts))
 
     async def _ask_rating(self, context: ContextTypes.DEFAULT_TYPE, card: CaseCard) -> None:
         """Asks the customer of a closed case to rate the service."""
@@ -661,7 +623,7 @@ class TelegramBot:
         if member is None:
             return
         chat = member.chat_id or member.telegram_id
-        text += "\n（“回复”本消息即可答复客户）"
+        text += "\n" + self.staff_texts.card.forward_hint
         if kind == "photo" and file_id:
             await self._deliver(lambda: context.bot.send_photo(chat, file_id, caption=text[:1024]))
         elif kind == "document" and file_id:
@@ -675,7 +637,7 @@ class TelegramBot:
         if not chats:
             log.warning("no staff chat for role %s: the card of case %s was not posted", card.role, card.number)
         for chat in chats:
-            await self._send_text(context, chat, card_message(card, header), markup=card_keyboard(card))
+            await self._send_text(context, chat, card_message(card, header, self.staff_texts), markup=card_keyboard(card, self.staff_texts))
 
     # -- deadlines -------------------------------------------------------------------------------
 
@@ -685,7 +647,9 @@ class TelegramBot:
             card = due.card
             chats = ((await self._db(self.casework.supervisor_chats)) or (await self._db(self.casework.staff_chats))) if due.kind == "top" \
                 else (await self._db(self.casework.chats_for, card.role))
-            await self._post_card(context, card, DUE_HEADERS[due.kind], chats)
+            header = {"remind": self.staff_texts.headers.remind, "escalated": self.staff_texts.headers.overdue_escalated,
+                      "top": self.staff_texts.headers.overdue_top}[due.kind]
+            await self._post_card(context, card, header, chats)
         await self._db(self.inbox.prune)
 
     async def on_retention_tick(self, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -722,9 +686,8 @@ class TelegramBot:
                                          self.settings.telegram_attempts,
                                          timedelta(seconds=self.settings.telegram_retry_seconds))
             if status == "dead":
-                await self._alert_supervisors(context, f"⚠️ 一条消息多次处理失败，已停止重试（update {update_id}，用户 "
-                                                       f"{user.id if user else '?'}，案件 {case or '无'}）：{type(context.error).__name__}。"
-                                                       "kefu inbox 查看，kefu inbox --retry 编号 重新处理。")
+                await self._alert_supervisors(context, say(self.staff_texts.alerts.dead_letter, update=update_id, user=user.id if user else "?",
+                                                           case=case or "—", error=type(context.error).__name__))
             chat = update.effective_chat if isinstance(update, Update) else None
             if chat is not None and chat.id not in await self._db(self.casework.staff_chats):
                 text = self.texts.system_failed if status == "dead" else self.texts.system_error
@@ -828,13 +791,13 @@ class TelegramBot:
             history = await self._db(self._history, str(user.id) if verb == "mytraining" else None)
             return await self._send_text(context, message.chat_id, history)
         if message.chat.type != ChatType.PRIVATE:
-            return await self._send_text(context, message.chat_id, PRIVATE_ONLY, reply_to=message.message_id)
+            return await self._send_text(context, message.chat_id, self.staff_texts.notes.private_only, reply_to=message.message_id)
         if verb == "assist":
             guide = await asyncio.to_thread(self.assistant.start, user.id)
             return await self._send_guide(context, message.chat_id, guide)
         if not args:
             buttons = [Option(label, f"train:{cid}") for label, cid in self.practice.choices()]
-            return await self._send_text(context, message.chat_id, TRAIN_PICK, keyboard(buttons))
+            return await self._send_text(context, message.chat_id, self.staff_texts.notes.train_pick, keyboard(buttons))
         number = int(args[1]) if len(args) > 1 and args[1].isdigit() else None
         await self._start_training(context, message.chat_id, user.id, args[0], number)
 
@@ -882,7 +845,7 @@ class TelegramBot:
     def _history(self, trainee: str | None) -> str:
         out = io.StringIO()
         found = practice_history(self.service.store, trainee, self.service.engine.zone, out, latest=HISTORY_LATEST)
-        return out.getvalue().rstrip() if found else NO_TRAINING
+        return out.getvalue().rstrip() if found else self.staff_texts.notes.no_training
 
     @staticmethod
     async def _db(call: Callable[..., T], *args, **kwargs) -> T:
