@@ -141,7 +141,7 @@ class Engine(RoutingMixin, FeeTalkMixin, AnswersMixin, MovesMixin, PromptsMixin)
         if move == "human" or wants.human:
             return self._handoff(run, text)
         if conv.memory.confirming is not None:
-            if self._confirmed(run, wants):
+            if self._confirmed(run, wants, text):
                 return
         if move is not None:
             return self._global_move(run, move)

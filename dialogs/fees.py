@@ -43,6 +43,7 @@ class FeeAnswer:
     problem: str | None = None  # too_large, negative: the engine says so
     offer_check: bool = False  # the customer was charged more than the standard: offer a pricing check
     took: bool = False  # figures of a storage quote were taken; the engine asks for the next one
+    amount: Decimal | None = None  # a storage quote's fee, for the total beside the other fees
     invites: bool = False  # the last text invites the customer's figures (the topic's ask)
 
     @property
@@ -115,6 +116,8 @@ class FeeDesk:
                     reply.topic = "storage"
                 reply.texts += storage.texts
                 reply.options += storage.options
+                if storage.amount is not None:
+                    totals.append(storage.amount)
                 if not storage.texts:
                     reply.took = True
                     return reply  # the engine asks for the storage figure still missing
@@ -253,7 +256,7 @@ class FeeDesk:
             del facts["city"]
             return FeeAnswer([result.message], "storage", options=[r.short for r in storage.regions])
         # The figures stay: "第4天呢" changes one of them and asks again.
-        return FeeAnswer([result.explanation], "storage")
+        return FeeAnswer([result.explanation], "storage", amount=result.amount)
 
     def _labels(self, said: str, found: Entities, reply: FeeAnswer) -> None:
         labels = self.policies.labels

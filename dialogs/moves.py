@@ -10,7 +10,7 @@ from typing import Any
 
 from dialogs.conversation import AFTER, CLARIFY, TOPIC, CaseView, Event, Reply
 from dialogs.entities import extract
-from dialogs.matching import option_number
+from dialogs.matching import option_number, pick_option
 from dialogs.render import Facts, render, template_values
 from dialogs.repairs import Wants
 from dialogs.turn import START, Run
@@ -26,13 +26,16 @@ class MovesMixin:
         text = self.shared.texts.confirm_cancel if what == "cancel" else self.shared.texts.confirm_bye
         self._say(run, text, options=self._current_options(conv), category=self._category(conv).name)
 
-    def _confirmed(self, run: Run, wants: Wants) -> bool:
+    def _confirmed(self, run: Run, wants: Wants, text: str) -> bool:
         """Acts on the answer to "sure?"; False when the message is no yes or no (it is handled as usual)."""
         conv = run.conversation
+        # The options shown are yes, then no: "1" or "2" answers this question, not the one beneath it.
+        picked = pick_option(text, [[o.label] for o in self._current_options(conv)])
+        decision = wants.decision if picked is None else picked == 0
         what, conv.memory.confirming = conv.memory.confirming, None
-        if wants.decision is None:
+        if decision is None:
             return False
-        if not wants.decision:
+        if not decision:
             run.lead = render(self.shared.texts.go_on.text, self._blank_values())
             found = run.entities
             if found.phones or found.waybills or found.addresses:
