@@ -576,6 +576,39 @@ def inbox(retry: Optional[int] = typer.Option(None, "--retry", help="Send this f
         print("kefu: no failed updates", file=sys.stderr)
 
 
+db_app = typer.Typer(no_args_is_help=True, help="The database's schema (Alembic migrations).")
+app.add_typer(db_app, name="db")
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Bring the database's schema to this kefu's newest revision (take a kefu backup first)."""
+    from bot import migrate
+    from bot.database import sqlite_file
+    from bot.store import READ_ONLY  # noqa: F401  (connect's SQLite settings come with create_engine below)
+    from sqlalchemy import create_engine
+
+    current = settings()
+    path = sqlite_file(current.database_url)
+    if path is not None and not path.exists():
+        _fail(f"no database at {path}: kefu chat or kefu telegram makes a new one at the newest schema")
+    engine = create_engine(current.database_url, hide_parameters=True)
+    with engine.begin() as conn:
+        before, after = migrate.upgrade(conn)
+    print(f"OK: {before or 'from before the migrations'} → {after}" if before != after else f"OK: already at {after}")
+
+
+@db_app.command("status")
+def db_status() -> None:
+    """Show the database's schema revision and this kefu's newest."""
+    from bot import migrate
+    from sqlalchemy import create_engine
+
+    engine = create_engine(settings().database_url, hide_parameters=True)
+    with engine.connect() as conn:
+        print(f"{migrate.state(conn)}: database {migrate.revision(conn) or '-'}, this kefu {migrate.head()}")
+
+
 GRADED = Path(__file__).resolve().parent.parent / "tests" / "data" / "training_graded.yaml"
 
 

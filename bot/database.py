@@ -43,8 +43,12 @@ def open_database(settings: Settings, create: bool = True) -> DbEngine:
         if not path.parent.is_dir():
             raise DatabaseError(f"cannot make the database {path}: the folder {path.parent} does not exist")
         print(f"kefu: new database {path}", file=sys.stderr)
+    from bot.migrate import SchemaError
+
     try:
         return connect(settings.database_url)
+    except SchemaError as exc:
+        raise DatabaseError(f"{where}: {exc}") from exc
     except DBAPIError as exc:
         raise DatabaseError(f"cannot open the database {where}: {one_line(exc.orig)}") from exc
     except SQLAlchemyError as exc:

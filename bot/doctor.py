@@ -14,7 +14,7 @@ from sqlmodel import Session, SQLModel, select
 
 from bot.config import Settings, SettingsError, config_file, load_settings
 from bot.database import one_line, shown, sqlite_file
-from bot.store import SCHEMA_VERSION, StaffRow, schema_version
+from bot.store import StaffRow, all_tables
 
 OK, WARN, FAIL = "ok", "warn", "FAIL"
 LOW_DISK = 1 << 30  # 1 GiB: below it, warn; below a tenth of it, fail
@@ -83,23 +83,26 @@ def _database(settings: Settings) -> Iterator[tuple[Check, object]]:
 
 
 def _schema(db) -> Check:
-    version = schema_version(db)
-    have = set(inspect(db).get_table_names())
-    ours = SQLModel.metadata.tables
-    if version is None and not have & set(ours):
+    from bot import migrate
+
+    all_tables()
+    with db.connect() as conn:
+        state, at = migrate.state(conn), migrate.revision(conn)
+    if state == "new":
         return Check(OK, "schema", "empty: kefu makes its tables at first start")
-    if version is not None and version > SCHEMA_VERSION:
-        return Check(FAIL, "schema", f"version {version} is newer than this kefu's ({SCHEMA_VERSION}): upgrade kefu")
-    inspector = inspect(db)
-    for name, table in ours.items():
-        if name not in have:
-            continue  # kefu makes a missing table at start
-        columns = {c["name"] for c in inspector.get_columns(name)}
+    if state == "ahead":
+        return Check(FAIL, "schema", f"revision {at} is newer than this kefu's ({migrate.head()}): upgrade kefu")
+    if state != "current":
+        return Check(FAIL, "schema", f"{'revision ' + at if at else 'from before the migrations'}, older than this "
+                                     f"kefu's ({migrate.head()}): run kefu db upgrade (after kefu backup)")
+    have, inspector = set(inspect(db).get_table_names()), inspect(db)
+    for name, table in SQLModel.metadata.tables.items():
+        columns = {c["name"] for c in inspector.get_columns(name)} if name in have else set()
         missing = [c.name for c in table.columns if c.name not in columns]
-        if missing:
-            return Check(FAIL, "schema", f"table {name} lacks {', '.join(missing)}: the database is older than this "
-                                         f"kefu; restore it into a new database or add the columns")
-    return Check(OK, "schema", f"version {version or SCHEMA_VERSION}, every table and column in place")
+        if missing:  # the revision says newest, yet something was taken away by hand
+            return Check(FAIL, "schema", f"table {name} lacks {', '.join(missing)}: the database was changed by hand; "
+                                         f"restore a backup")
+    return Check(OK, "schema", f"revision {at}, the newest, every table and column in place")
 
 
 def _telegram(settings: Settings) -> Iterator[Check]:

@@ -135,7 +135,7 @@ class AuditRow(SQLModel, table=True):
 
 
 class MetaRow(SQLModel, table=True):
-    """Facts about the database itself; schema_version says which tables and columns it has."""
+    """Facts about the database itself (the schema's version is Alembic's: bot/migrate.py)."""
 
     __tablename__ = "kefu_meta"
 
@@ -143,8 +143,6 @@ class MetaRow(SQLModel, table=True):
     value: str
 
 
-# The tables and columns above, as this build expects them. Raise it with every change to them.
-SCHEMA_VERSION = 3  # 2: training_sessions; 3: staff_modes, case_counters, the inbox's retries, draft_reviews
 
 
 class TrainingRow(SQLModel, table=True):
@@ -218,7 +216,8 @@ READ_ONLY = "kefu_read_only"  # an execution option: this connection's transacti
 
 
 def connect(database_url: str) -> DbEngine:
-    """Opens the database, creates the tables that are missing and records the schema version."""
+    """Opens the database: a new one is made at the newest schema; one at an older schema is refused
+    (bot.migrate.SchemaError: run `kefu db upgrade`)."""
     # Errors never carry the statement's parameters: they are customers' messages, phones and waybills.
     engine = create_engine(database_url, hide_parameters=True)
     if engine.dialect.name == "sqlite":
@@ -234,61 +233,39 @@ def connect(database_url: str) -> DbEngine:
             # turns instead of failing midway; one that only reads (Store.reading) takes no lock at all.
             conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(READ_ONLY) else "BEGIN IMMEDIATE")
 
-    import bot.drafts  # noqa: F401  (its table, draft_reviews, is part of the schema)
+    from bot import migrate
 
-    if not _schema_in_place(engine):  # looked at without a write lock: a reader opens a busy database at once
-        SQLModel.metadata.create_all(engine)
-        _add_missing_columns(engine)
-        with Session(engine) as session, session.begin():
-            if session.get(MetaRow, "schema_version") is None:
-                session.add(MetaRow(key="schema_version", value=str(SCHEMA_VERSION)))
+    all_tables()
+    # Looked at without a write lock first: a reader opens a busy database at once.
+    with engine.execution_options(**{READ_ONLY: True}).connect() as conn:
+        ready = migrate.state(conn) == "current"
+    if not ready:
+        with engine.begin() as conn:
+            migrate.check(conn)  # makes a new database; refuses an older or newer one (SchemaError)
     return engine
 
 
-def _schema_in_place(engine: DbEngine) -> bool:
-    """Every table and added column exists and the schema version is recorded: nothing to create."""
-    from sqlalchemy import inspect
-
-    with engine.execution_options(**{READ_ONLY: True}).connect() as conn:
-        inspector = inspect(conn)
-        tables = set(inspector.get_table_names())
-        if not set(SQLModel.metadata.tables) <= tables:
-            return False
-        for table, columns in _ADDED_COLUMNS.items():
-            if not set(columns) <= {c["name"] for c in inspector.get_columns(table)}:
-                return False
-        with Session(conn) as session:
-            return session.get(MetaRow, "schema_version") is not None
+def all_tables() -> None:
+    """Imports every module that defines tables, so the metadata (and the migrations) see them all."""
+    import bot.drafts  # noqa: F401  (draft_reviews)
 
 
-def schema_version(db: DbEngine) -> int | None:
-    """The schema version the database records; None when it has none (no kefu tables yet)."""
-    from sqlalchemy import inspect
-
-    if not inspect(db).has_table(MetaRow.__tablename__):
-        return None
-    with Session(db) as session:
-        row = session.get(MetaRow, "schema_version")
-        return int(row.value) if row else None
-
-
-# Columns added to existing tables since the first release, so a database from an older build keeps
-# working (create_all makes missing tables, never missing columns). Alembic will take this over.
+# Columns added to existing tables before the migrations existed: a database from those builds gets
+# them when `kefu db upgrade` completes it to the baseline (bot/migrate.py). Later changes are revisions.
 _ADDED_COLUMNS = {"conversations": {"memory": "JSON"},
                   "telegram_inbox": {"attempts": "INTEGER NOT NULL DEFAULT 0", "error": "TEXT",
                                      "retry_at": "TIMESTAMP WITH TIME ZONE"}}
 
 
-def _add_missing_columns(engine: DbEngine) -> None:
+def add_missing_columns(conn) -> None:
     from sqlalchemy import inspect
 
-    with engine.begin() as conn:
-        inspector = inspect(conn)
-        for table, columns in _ADDED_COLUMNS.items():
-            present = {c["name"] for c in inspector.get_columns(table)}
-            for name, kind in columns.items():
-                if name not in present:
-                    conn.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
+    inspector = inspect(conn)
+    for table, columns in _ADDED_COLUMNS.items():
+        present = {c["name"] for c in inspector.get_columns(table)}
+        for name, kind in columns.items():
+            if name not in present:
+                conn.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
 
 
 _UNSTORABLE = re.compile("[\ud800-\udfff]")

@@ -11,7 +11,8 @@ import pytest
 from sqlalchemy import create_engine
 from sqlmodel import Session
 
-from bot.store import SCHEMA_VERSION, MetaRow, connect
+from bot.migrate import head
+from bot.store import connect
 from telegram_harness import BotApiStub, free_port
 
 
@@ -52,26 +53,33 @@ def test_a_database_kefu_made_has_its_schema(tmp_path):
     code, checks = doctor(tmp_path)
     assert code == 0
     assert checks["database"] == [f"ok SQLite {tmp_path / 'kefu.db'} answers"]
-    assert checks["schema"] == [f"ok version {SCHEMA_VERSION}, every table and column in place"]
+    assert checks["schema"] == [f"ok revision {head()}, the newest, every table and column in place"]
 
 
-def test_an_older_database_is_named_with_what_it_lacks(tmp_path):
+def test_a_column_taken_away_by_hand_is_named(tmp_path):
     connect(f"sqlite:///{tmp_path / 'kefu.db'}").dispose()
     with sqlite3.connect(tmp_path / "kefu.db") as db:
-        db.execute("ALTER TABLE cases DROP COLUMN assigned_to")  # as built by an older kefu
+        db.execute("ALTER TABLE cases DROP COLUMN assigned_to")
     db.close()
     code, checks = doctor(tmp_path)
     assert code == 1
-    assert checks["schema"][0].startswith("FAIL table cases lacks assigned_to: the database is older than this kefu")
+    assert checks["schema"][0].startswith("FAIL table cases lacks assigned_to: the database was changed by hand")
 
 
-def test_a_newer_database_is_refused(tmp_path):
-    db = connect(f"sqlite:///{tmp_path / 'kefu.db'}")
-    with Session(db) as session, session.begin():
-        session.get(MetaRow, "schema_version").value = "99"
-    db.dispose()
+def test_an_older_and_a_newer_database_are_named_with_what_to_do(tmp_path):
+    connect(f"sqlite:///{tmp_path / 'kefu.db'}").dispose()
+    with sqlite3.connect(tmp_path / "kefu.db") as db:
+        db.execute("DROP TABLE alembic_version")  # as made by a kefu from before the migrations
+    db.close()
     code, checks = doctor(tmp_path)
-    assert code == 1 and checks["schema"] == [f"FAIL version 99 is newer than this kefu's ({SCHEMA_VERSION}): upgrade kefu"]
+    assert code == 1 and checks["schema"] == [f"FAIL from before the migrations, older than this kefu's ({head()}): "
+                                              "run kefu db upgrade (after kefu backup)"]
+    with sqlite3.connect(tmp_path / "kefu.db") as db:
+        db.execute("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL PRIMARY KEY)")
+        db.execute("INSERT INTO alembic_version VALUES ('9999')")
+    db.close()
+    code, checks = doctor(tmp_path)
+    assert code == 1 and checks["schema"] == [f"FAIL revision 9999 is newer than this kefu's ({head()}): upgrade kefu"]
 
 
 def test_an_unreachable_database_and_a_bad_setting_fail(tmp_path):
