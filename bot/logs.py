@@ -15,8 +15,10 @@ from pythonjsonlogger.json import JsonFormatter
 QUIET = ("transitions", "httpx", "httpcore", "telegram", "apscheduler", "sqlalchemy", "aiohttp", "tornado")
 KEFU = "kefu"
 
-# Mainland mobiles (138 0013 8000, +86…) and landlines with an area code (0591-87654321).
-_PHONE = re.compile(r"(?<![\w+])(?:\+?86[- ]?)?(1[3-9]\d)[- ]?(\d{4})[- ]?(\d{4})(?!\d)|(?<![\w-])(0\d{2,3})-?(\d{7,8})(?!\d)")
+# Mainland mobiles (138 0013 8000, +86…) and landlines with an area code (0591-87654321). Only ASCII letters
+# and digits before one make it part of something else: Chinese right before it (电话13800138000) does not.
+_PHONE = re.compile(r"(?<![0-9A-Za-z_+])(?:\+?86[- ]?)?(1[3-9]\d)[- ]?(\d{4})[- ]?(\d{4})(?!\d)"
+                    r"|(?<![0-9A-Za-z_-])(0\d{2,3})-?(\d{7,8})(?!\d)")
 # Waybill numbers as shared.yaml's fact type reads them: up to four letters, 6 to 16 digits. A number
 # right after '-' is part of a case number (KF-20261127-0001) or a group's chat id, which logs need.
 _WAYBILL = re.compile(r"(?<![\w-])([A-Za-z]{0,4})(\d{6,16})(?![\w])")
@@ -33,18 +35,23 @@ def scrub(text: str) -> str:
     return mask(_ROW_DETAIL.sub(" DETAIL: (hidden)", text))
 
 
-def mask(text: str) -> str:
-    """Hides phones (138****8000) and waybills (SH20****27) in a log line."""
+def mask_phones(text: str) -> str:
+    """Hides phone numbers only (138****8000, 0591-****21): for readers who need the waybill but not the phone."""
     def phone(m: re.Match) -> str:
         if m.group(1):
             return f"{m.group(1)}****{m.group(3)}"
         return f"{m.group(4)}-****{m.group(5)[-2:]}"
 
+    return _PHONE.sub(phone, text)
+
+
+def mask(text: str) -> str:
+    """Hides phones (138****8000) and waybills (SH20****27) in a log line."""
     def waybill(m: re.Match) -> str:
         digits = m.group(2)
         return f"{m.group(1)}{digits[:2]}{'*' * (len(digits) - 4)}{digits[-2:]}"
 
-    return _WAYBILL.sub(waybill, _PHONE.sub(phone, text))
+    return _WAYBILL.sub(waybill, mask_phones(text))
 
 
 class Private:

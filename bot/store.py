@@ -112,9 +112,10 @@ class InboxRow(SQLModel, table=True):
 
     update_id: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
     data: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
-    status: str = Field(default="pending", index=True)  # pending, done, failed
+    status: str = Field(default="pending", index=True)  # pending, done, failed, retry (asked on the supervisor pages)
     received_at: datetime = _when()
     done_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+    error: str | None = Field(default=None, sa_column=Column(Text))  # why it failed: the exception, scrubbed
 
 
 class AuditRow(SQLModel, table=True):
@@ -140,7 +141,7 @@ class MetaRow(SQLModel, table=True):
 
 
 # The tables and columns above, as this build expects them. Raise it with every change to them.
-SCHEMA_VERSION = 2  # 2: training_sessions
+SCHEMA_VERSION = 3  # 2: training_sessions; 3: web_users, case_marks (bot/supervision.py)
 
 
 class TrainingRow(SQLModel, table=True):
@@ -202,6 +203,8 @@ def connect(database_url: str) -> DbEngine:
         def _begin_immediate(conn):
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
+    import bot.supervision  # noqa: F401  (the supervisor pages' tables join the schema)
+
     SQLModel.metadata.create_all(engine)
     _add_missing_columns(engine)
     with Session(engine) as session, session.begin():
@@ -223,7 +226,7 @@ def schema_version(db: DbEngine) -> int | None:
 
 # Columns added to existing tables since the first release, so a database from an older build keeps
 # working (create_all makes missing tables, never missing columns). Alembic will take this over.
-_ADDED_COLUMNS = {"conversations": {"memory": "JSON"}}
+_ADDED_COLUMNS = {"conversations": {"memory": "JSON"}, "telegram_inbox": {"error": "TEXT"}}
 
 
 def _add_missing_columns(engine: DbEngine) -> None:
@@ -298,13 +301,38 @@ class Inbox:
             session.add(row)
         return True
 
-    def finish(self, update_id: int, status: str = "done") -> None:
-        """Marks a kept update handled (done) or failed; a failed one stays failed."""
+    def finish(self, update_id: int, status: str = "done", error: str | None = None) -> None:
+        """Marks a kept update handled (done) or failed (with why); a failed one stays failed."""
         with Session(self.db) as session, session.begin():
             row = session.get(InboxRow, update_id)
             if row is not None and (row.status == "pending" or status == "failed"):
                 row.status, row.done_at = status, utcnow()
+                if error is not None:
+                    row.error = error
                 session.add(row)
+
+    def retry(self, update_id: int, by: str) -> bool:
+        """Asks for a failed update to be handled again (the bot takes it at its next deadline check);
+        audited. False if the update is not a failed one."""
+        from bot import audit
+
+        with Session(self.db) as session, session.begin():
+            row = session.get(InboxRow, update_id)
+            if row is None or row.status != "failed":
+                return False
+            row.status = "retry"
+            session.add(row)
+            audit.record(session, "update_retry", str(update_id), {}, who=by)
+        return True
+
+    def take_retries(self) -> list[dict]:
+        """The updates asked to be handled again, now pending again, oldest first."""
+        with Session(self.db) as session, session.begin():
+            rows = session.exec(select(InboxRow).where(InboxRow.status == "retry").order_by(InboxRow.update_id)).all()
+            for row in rows:
+                row.status, row.done_at = "pending", None
+                session.add(row)
+            return [dict(row.data) for row in rows]
 
     def pending(self) -> list[dict]:
         """The updates kept but never handled (the process stopped first), oldest first."""

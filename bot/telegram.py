@@ -650,6 +650,9 @@ class TelegramBot:
                 else self.casework.chats_for(card.role)
             await self._post_card(context, card, DUE_HEADERS[due.kind], chats)
         self.inbox.prune()
+        # Failed updates a supervisor asked to retry (the supervisor pages): handled again like any update.
+        for data in self.inbox.take_retries():
+            asyncio.Queue.put_nowait(context.application.update_queue, Update.de_json(data, context.bot))
 
     async def on_retention_tick(self, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Erases the personal data of conversations closed longer ago than retention_days."""
@@ -675,7 +678,10 @@ class TelegramBot:
                       type(context.error).__name__, exc_info=context.error,
                       extra={"update_id": update_id, "user": user.id if user else None, "case": case})
             if update_id is not None:
-                self.inbox.finish(update_id, "failed")
+                from bot.database import one_line
+                from bot.logs import scrub
+
+                self.inbox.finish(update_id, "failed", f"{type(context.error).__name__}: {scrub(one_line(context.error))}")
             chat = update.effective_chat if isinstance(update, Update) else None
             if chat is not None and chat.id not in self.casework.staff_chats():
                 await context.bot.send_message(chat.id, self.texts.system_error.text)
