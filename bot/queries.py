@@ -39,7 +39,7 @@ class CaseFilter:
     opened_from: date | None = None  # local dates, both ends included
     opened_to: date | None = None
     assigned_to: int | None = None
-    search: str = ""  # words, each found in the case number, waybill, phone or the conversation's messages
+    search: str = ""  # words, each found in the case number, waybill, phone, or what the customer or staff wrote
 
 
 @dataclass(frozen=True)
@@ -85,7 +85,9 @@ def _filtered(query, f: CaseFilter, zone: tzinfo, now: datetime):
         query = query.where(CaseRow.assigned_to == f.assigned_to)
     for word in f.search.split():
         pattern = _like(word)
+        # What people wrote (the customer, staff), not kefu's own texts, which every conversation shares.
         said = exists().where(MessageRow.conversation_id == CaseRow.conversation_id,
+                              or_(MessageRow.direction == "in", MessageRow.staff_id.is_not(None)),  # type: ignore[union-attr]
                               MessageRow.text.like(pattern, escape="\\"))  # type: ignore[union-attr]
         query = query.where(or_(CaseRow.number.like(pattern.upper(), escape="\\"),
                                 CaseRow.waybill.like(pattern, escape="\\"),  # type: ignore[union-attr]

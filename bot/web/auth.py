@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
+import time
 from dataclasses import dataclass
 
 from argon2 import PasswordHasher
@@ -18,7 +19,7 @@ from bot.queries import Scope
 from bot.store import MetaRow
 from bot.supervision import SEE_ALL, WEB_ROLES, WebUserRow
 
-SESSION_SECONDS = 8 * 3600  # a sign-in lasts a working day; the cookie's signature carries its time
+SESSION_SECONDS = 8 * 3600  # a sign-in lasts a working day, however busy (the cookie's signature carries its time)
 CSRF_FIELD = "csrf_token"
 _hasher = PasswordHasher()  # argon2id with the library's current recommended parameters
 _DUMMY_HASH = _hasher.hash("not a password")  # verified against for unknown names, so they take as long
@@ -98,13 +99,16 @@ def session_key(db: DbEngine) -> str:
 
 def sign_in(request: Request, user: User) -> None:
     request.session.clear()  # a new session at sign-in: no token from before it survives
-    request.session.update({"user": user.name, CSRF_FIELD: secrets.token_urlsafe(32)})
+    request.session.update({"user": user.name, "since": int(time.time()), CSRF_FIELD: secrets.token_urlsafe(32)})
 
 
 def signed_in(request: Request) -> User | None:
-    """The signed-in user, read from the database each time: a changed role applies at once."""
-    name = request.session.get("user")
-    return find_user(request.app.state.db, name) if name else None
+    """The signed-in user, read from the database each time (a changed role applies at once); None once
+    the sign-in is SESSION_SECONDS old, even if the cookie was renewed by use since."""
+    name, since = request.session.get("user"), request.session.get("since")
+    if not name or not isinstance(since, int) or time.time() - since > SESSION_SECONDS:
+        return None
+    return find_user(request.app.state.db, name)
 
 
 def require(request: Request, *roles: str) -> User:
