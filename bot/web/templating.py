@@ -23,6 +23,8 @@ EVENT_NAMES = {
     "case_rated": "客户评分", "rating_reason": "差评原因", "case_reassigned": "改派", "case_note": "主管备注",
     "case_tag": "加标签", "case_reviewed": "主管复核", "case_flag": "标记消息", "attachment_received": "收到证据",
     "relayed_to_staff": "客户留言转给客服", "human_requested": "客户要求人工", "case_facts_corrected": "客户更正信息",
+    "conversation_closed": "对话结束", "conversation_cancelled": "客户取消", "handed_over": "转人工",
+    "rating_requested": "请客户评分", "send_failed": "消息发送失败", "topic_changed": "客户换了话题",
 }
 
 environment = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
