@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import create_engine
 from sqlmodel import Session
 
-from bot.store import MetaRow, connect
+from bot.store import SCHEMA_VERSION, MetaRow, connect
 from telegram_harness import BotApiStub, free_port
 
 
@@ -52,7 +52,7 @@ def test_a_database_kefu_made_has_its_schema(tmp_path):
     code, checks = doctor(tmp_path)
     assert code == 0
     assert checks["database"] == [f"ok SQLite {tmp_path / 'kefu.db'} answers"]
-    assert checks["schema"] == ["ok version 2, every table and column in place"]
+    assert checks["schema"] == [f"ok version {SCHEMA_VERSION}, every table and column in place"]
 
 
 def test_an_older_database_is_named_with_what_it_lacks(tmp_path):
@@ -71,7 +71,7 @@ def test_a_newer_database_is_refused(tmp_path):
         session.get(MetaRow, "schema_version").value = "99"
     db.dispose()
     code, checks = doctor(tmp_path)
-    assert code == 1 and checks["schema"] == ["FAIL version 99 is newer than this kefu's (2): upgrade kefu"]
+    assert code == 1 and checks["schema"] == [f"FAIL version 99 is newer than this kefu's ({SCHEMA_VERSION}): upgrade kefu"]
 
 
 def test_an_unreachable_database_and_a_bad_setting_fail(tmp_path):

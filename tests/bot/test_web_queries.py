@@ -232,3 +232,21 @@ def test_a_failed_update_is_put_back_once_for_the_bot(desk):
     assert inbox.take_retries() == []
     with desk.service.store.session() as session:
         assert session.get(InboxRow, 7).status == "pending"
+
+
+def test_a_database_from_before_the_pages_gains_their_tables_and_the_inbox_error(tmp_path):
+    import sqlite3
+
+    from sqlalchemy import inspect
+
+    from bot.store import connect
+
+    connect(f"sqlite:///{tmp_path / 'kefu.db'}").dispose()
+    with sqlite3.connect(tmp_path / "kefu.db") as db:  # as an older kefu left it
+        db.execute("ALTER TABLE telegram_inbox DROP COLUMN error")
+        db.execute("DROP TABLE web_users")
+        db.execute("DROP TABLE case_marks")
+    db.close()
+    engine = connect(f"sqlite:///{tmp_path / 'kefu.db'}")
+    assert {"web_users", "case_marks"} <= set(inspect(engine).get_table_names())
+    assert "error" in {c["name"] for c in inspect(engine).get_columns("telegram_inbox")}
