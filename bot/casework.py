@@ -112,12 +112,12 @@ class Casework:
 
     def staff(self, telegram_id: int) -> StaffMember | None:
         """The staff member with this Telegram id, or None for a customer."""
-        with self.service.store.session() as session:
+        with self.service.store.reading() as session:
             row = session.get(StaffRow, telegram_id)
             return _member(row) if row else None
 
     def all_staff(self) -> list[StaffMember]:
-        with self.service.store.session() as session:
+        with self.service.store.reading() as session:
             return [_member(r) for r in session.exec(select(StaffRow).order_by(StaffRow.telegram_id))]
 
     def chats_for(self, handling_role: str) -> list[int]:
@@ -138,17 +138,26 @@ class Casework:
 
     def card(self, number: str) -> CaseCard:
         """The case card of a case (CaseworkError if there is no such case)."""
-        with self.service.store.session() as session:
+        with self.service.store.reading() as session:
             case, conv = self._case(session, number)
             return self._card(case, conv)
 
     def claim(self, number: str, staff_id: int) -> CaseCard:
         """Assigns the case to this staff member."""
         with self.service.store.session() as session, session.begin():
-            case, conv = self._case(session, number, open_only=True)
-            case.assigned_to = staff_id
-            self._event(session, case, "case_claimed", {"staff": staff_id})
-            return self._card(case, conv)
+            return self.claim_in(session, number, staff_id)
+
+    def claim_in(self, session, number: str, staff_id: int) -> CaseCard:
+        """claim() inside the caller's transaction: a guided complaint claims the case its turn opens."""
+        case, conv = self._case(session, number, open_only=True)
+        case.assigned_to = staff_id
+        self._event(session, case, "case_claimed", {"staff": staff_id})
+        return self._card(case, conv)
+
+    def confirm_step_in(self, session, number: str, staff_id: int, step: int) -> None:
+        """Records that the staff member did a handling step (0-based) of the case, in the caller's transaction."""
+        case, _ = self._case(session, number)
+        self._event(session, case, "step_confirmed", {"staff": staff_id, "step": step})
 
     def reply(self, number: str, staff_id: int, text: str) -> CaseCard:
         """Records a staff member's reply to the customer (the adapter sends it, headed as reply_text()
@@ -232,7 +241,7 @@ class Casework:
 
     def latest_case(self, channel: str, user_key: str) -> str | None:
         """The number of the customer's latest case, if any (for logs and forwarding)."""
-        with self.service.store.session() as session:
+        with self.service.store.reading() as session:
             conv = session.exec(select(ConversationRow).where(
                 ConversationRow.channel == channel, ConversationRow.user_key == user_key)).first()
             if conv is None:

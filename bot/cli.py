@@ -118,8 +118,16 @@ def validate(content: Optional[Path] = typer.Option(None, help="Content folder (
     except ContentError as exc:
         _print_problems(exc)
         raise typer.Exit(1)
+    from dialogs.assist import load_assist
+
+    try:
+        assist_content = load_assist(folder, set(loaded.categories))
+    except ContentError as exc:
+        _print_problems(exc)
+        raise typer.Exit(1)
     print(f"OK: {len(loaded.categories)} categories, content version {loaded.version}; "
-          f"training: {sum(len(s) for s in training.scenarios.values())} scenarios, {training.version}")
+          f"training: {sum(len(s) for s in training.scenarios.values())} scenarios, {training.version}; "
+          f"staff assistant: {len(assist_content.rules)} rules")
 
 
 class CaseStatus(str, Enum):
@@ -135,7 +143,7 @@ def cases(status: CaseStatus = typer.Option(CaseStatus.open, help="open, closed 
 
     service = _service(create=False)
     shown = 0
-    with service.store.session() as session:
+    with service.store.reading() as session:
         query = select(CaseRow).order_by(CaseRow.id)
         if status is not CaseStatus.all:
             query = query.where(CaseRow.status == status.value)
@@ -466,7 +474,8 @@ def train(
     zone = ZoneInfo(content.shared.timezone)
     if history:
         store = Store(_database(create=False), content.version, zone)
-        practice.history(store, trainee, zone)
+        if not practice.history(store, trainee, zone):
+            print(f"kefu: no training sessions{f' for {trainee}' if trainee else ''}", file=sys.stderr)
         return
     if category is not None and category not in training.scenarios:
         from dialogs.yamlfile import did_you_mean
@@ -482,6 +491,71 @@ def train(
     category, number = practice.pick(training, category, scenario, random.Random())
     store = Store(_database(create=True), content.version, zone)
     practice.run_training(content, training, store, trainee or getpass.getuser(), category, number)
+
+
+@app.command()
+def assist(staff: int = typer.Option(..., help="Your Telegram user id, as `kefu staff add` registered it.")) -> None:
+    """Guided complaint for staff: type what the customer says; kefu shows what to say, record and do."""
+    from bot.assist import Assistant, run_assist
+    from bot.casework import Casework
+    from dialogs.assist import load_assist
+
+    service = _service()
+    try:
+        assist_content = load_assist(settings().content_dir, set(service.content.categories))
+    except ContentError as exc:
+        _print_problems(exc)
+        raise typer.Exit(1)
+    casework = Casework(service)
+    if casework.staff(staff) is None:
+        _fail(f"{staff} is not staff: kefu staff add {staff} registers them")
+    run_assist(Assistant(casework, assist_content), staff)
+
+
+@app.command()
+def approve(
+    number: str = typer.Argument(..., help="The case number, e.g. KF-20261202-0001."),
+    reviewer: str = typer.Option(..., help="Who reviewed and approved the conversation."),
+    folder: Optional[Path] = typer.Option(None, help="Where to write it (default: tests/data/approved in this checkout)."),
+) -> None:
+    """Keep a reviewed case's conversation as a regression test: the suite replays it and checks kefu still answers as approved."""
+    from bot.approved import APPROVED_DIR, NotApprovable, save_approved
+
+    service = _service(create=False)
+    try:
+        path = save_approved(service.store, number, reviewer, service.engine.zone, folder or APPROVED_DIR)
+    except NotApprovable as exc:
+        _fail(str(exc))
+    print(f"OK: {path}")
+
+
+@app.command()
+def inbox(retry: Optional[int] = typer.Option(None, "--retry", help="Send this failed update back to be handled once more.")) -> None:
+    """List the Telegram updates that failed (waiting for a retry, or dead after every attempt)."""
+    from zoneinfo import ZoneInfo
+
+    from bot.chat import safe
+    from bot.store import Inbox, aware
+
+    service = _service(create=False)
+    box = Inbox(service.store.db)
+    if retry is not None:
+        if not box.retry(retry):
+            _fail(f"no failed update {retry} (kefu inbox lists them)")
+        print(f"OK: update {retry} will be handled again by the running kefu telegram within seconds")
+        return
+    zone = ZoneInfo(service.content.shared.timezone)
+    rows = box.failures()
+    for row in rows:
+        message = row.data.get("message") or row.data.get("callback_query") or {}
+        user = (message.get("from") or {}).get("id", "?")
+        said = message.get("text") or message.get("data") or ""
+        when = f"{aware(row.received_at).astimezone(zone):%Y-%m-%d %H:%M}"
+        next_try = f"  下次重试 {aware(row.retry_at).astimezone(zone):%H:%M:%S}" if row.retry_at else ""
+        print(f"{row.update_id}  {row.status}  {row.attempts} 次  {when}  用户 {user}  {safe(said[:40])!r}{next_try}\n"
+              f"    {safe(row.error or '')}")
+    if not rows:
+        print("kefu: no failed updates", file=sys.stderr)
 
 
 GRADED = Path(__file__).resolve().parent.parent / "tests" / "data" / "training_graded.yaml"

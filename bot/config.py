@@ -69,6 +69,10 @@ class Settings(BaseSettings):
     telegram_deadline_seconds: float = Field(60.0, gt=0)  # how often case deadlines are checked
     telegram_burst: int = Field(5, ge=1)  # messages a customer may send at once before being asked to slow down
     telegram_rate: float = Field(1.0, gt=0)  # ... and how many a second after that
+    # An update whose handling fails is tried again after retry_seconds, then 6x longer each time;
+    # after telegram_attempts tries it is dead-lettered (kefu inbox lists it; supervisors are told).
+    telegram_attempts: int = Field(4, ge=1, le=20)
+    telegram_retry_seconds: float = Field(10.0, gt=0)
 
     _origins: dict[str, str] = PrivateAttr(default_factory=dict)
 

@@ -3,6 +3,7 @@ per line on stdin), each reply is scored, and the session is stored; and a train
 
 from __future__ import annotations
 
+import io
 import random
 import sys
 from datetime import tzinfo
@@ -11,7 +12,7 @@ from typing import TextIO
 from sqlmodel import select
 
 from bot.chat import safe
-from bot.store import Store, TrainingRow, aware, utcnow
+from bot.store import StaffModeRow, Store, TrainingRow, aware, utcnow
 from dialogs.content import Content
 from dialogs.practice import Score, Session, Training
 from dialogs.render import render, template_values
@@ -107,29 +108,39 @@ def _finish(session: Session, out: TextIO, content: Content) -> None:
 
 
 def _store(store: Store, trainee: str, session: Session, started) -> None:
+    row = _row(trainee, session, started)
+    if row is None:
+        return
+    with store.session() as db, db.begin():
+        db.add(row)
+
+
+def _row(trainee: str, session: Session, started) -> TrainingRow | None:
+    """The session as it is kept; None when nothing was answered (nothing to keep)."""
     if not session.replies:
-        return  # nothing answered: nothing to keep
+        return None
     turns = [{"customer": customer, "reply": reply, "score": score.total,
               "checks": [{"kind": c.kind, "id": c.id, "passed": c.passed, "reason": c.reason} for c in score.checks]}
              for customer, reply, score in zip(session.customer, session.replies, session.scores)]
-    with store.session() as db, db.begin():
-        db.add(TrainingRow(trainee=trainee, category=session.category, scenario=session.number,
-                           training_version=session.training.version, score=session.score.total,
-                           finished=session.finished, forbidden=session.score.forbidden, turns=turns,
-                           started_at=started, finished_at=utcnow()))
+    return TrainingRow(trainee=trainee, category=session.category, scenario=session.number,
+                       training_version=session.training.version, score=session.score.total,
+                       finished=session.finished, forbidden=session.score.forbidden, turns=turns,
+                       started_at=started, finished_at=utcnow())
 
 
-def history(store: Store, trainee: str | None, zone: tzinfo, out: TextIO = sys.stdout) -> int:
-    """Prints the stored sessions (one trainee's, or everyone's), oldest first, and each trainee's mean; returns how many."""
-    with store.session() as db:
+def history(store: Store, trainee: str | None, zone: tzinfo, out: TextIO = sys.stdout, latest: int | None = None) -> int:
+    """Prints the stored sessions (one trainee's, or everyone's; only the `latest` ones when given), oldest
+    first, and each trainee's count, mean and best over all of them; returns how many sessions there are."""
+    with store.reading() as db:
         query = select(TrainingRow).order_by(TrainingRow.id)
         if trainee is not None:
             query = query.where(TrainingRow.trainee == trainee)
         rows = db.exec(query).all()
     if not rows:
-        print(f"kefu: no training sessions{f' for {trainee}' if trainee else ''}", file=sys.stderr)
         return 0
-    for row in rows:
+    if latest is not None and len(rows) > latest:
+        print(f"（共 {len(rows)} 次训练，显示最近 {latest} 次）", file=out)
+    for row in rows[-latest:] if latest else rows:
         when = aware(row.finished_at).astimezone(zone).strftime("%Y-%m-%d %H:%M%z")
         when = f"{when[:-2]}:{when[-2:]}"
         note = "" if row.finished else f"（未完成，{len(row.turns)} 轮）"
@@ -161,3 +172,98 @@ def choose_category(training: Training, content: Content, out: TextIO = sys.stdo
         if answer in ids:
             return answer
         print("没有这个类别，请重新输入。", file=out)
+
+
+# -- training in a chat (Telegram /train) ----------------------------------------------------------------
+
+MODE = "train"
+RANDOM = "random"
+
+
+class Practice:
+    """Training in a chat: the session lives in the trainee's StaffModeRow (the replies so far; the
+    scores are worked out again from them, the same every time), and is stored as a TrainingRow in
+    the same transaction that ends it."""
+
+    def __init__(self, store: Store, content: Content, training: Training):
+        self.store, self.content, self.training = store, content, training
+
+    def choices(self) -> list[tuple[str, str]]:
+        """(label, category id) for each category with scenarios, then a random one."""
+        ids = sorted(self.training.scenarios)
+        return [(self.content.categories[c].name if c in self.content.categories else c, c) for c in ids] + [("随机", RANDOM)]
+
+    def active(self, staff_id: int) -> bool:
+        return self.store.staff_mode(staff_id) == MODE
+
+    def start(self, staff_id: int, trainee: str, category: str | None, scenario: int | None,
+              rng: random.Random | None = None) -> str:
+        """Starts a session (ending any other mode the staff member was in); returns the opening."""
+        if category == RANDOM:
+            category = None
+        if category is not None and category not in self.training.scenarios:
+            raise ValueError(f"没有“{category}”的训练场景")
+        if scenario is not None and (category is None or not 1 <= scenario <= len(self.training.scenarios[category])):
+            raise ValueError("没有这个场景编号")
+        category, number = pick(self.training, category, scenario, rng or random.Random())
+        with self.store.session() as db, db.begin():
+            row = db.get(StaffModeRow, staff_id) or StaffModeRow(telegram_id=staff_id, mode=MODE)
+            row.mode, row.started_at = MODE, utcnow()
+            row.data = {"trainee": trainee, "category": category, "number": number, "replies": []}
+            db.add(row)
+        session = Session(self.training, category, number)
+        scenario_ = session.scenario
+        name = self.content.categories[category].name if category in self.content.categories else category
+        return (f"训练：{name}（{category}）第 {number} 个场景，客户：{scenario_.customer}（{MOODS[scenario_.mood]}），"
+                f"共 {session.turns} 轮。请像对真实客户一样回复；发 /quit 结束。\n客户: {scenario_.opening.text}")
+
+    def take(self, staff_id: int, reply: str) -> tuple[str, bool]:
+        """Scores one reply; returns what to show (the score, then the customer's next line or the
+        end) and whether the session is over. KeyError when none is open."""
+        with self.store.reading() as db:
+            row = db.get(StaffModeRow, staff_id)
+            if row is None or row.mode != MODE:
+                raise KeyError(staff_id)
+            data, started = dict(row.data), row.started_at
+        session = self._replayed(data)
+        if reply.strip() in QUIT_WORDS:
+            return self._end(staff_id, data, session, started), True
+        out = io.StringIO()
+        score, line = session.answer(reply)
+        show_score(score, out)
+        if line is not None:
+            print(f"参考回答（草稿）: {session.scenario.model_answer.text}", file=out)
+            print(f"客户: {line}", file=out)
+            with self.store.session() as db, db.begin():
+                row = db.get(StaffModeRow, staff_id)
+                row.data = {**data, "replies": [*data["replies"], reply]}
+                db.add(row)
+            return out.getvalue().rstrip(), False
+        return out.getvalue() + self._end(staff_id, data, session, started), True
+
+    def stop(self, staff_id: int) -> str:
+        with self.store.reading() as db:
+            row = db.get(StaffModeRow, staff_id)
+            if row is None or row.mode != MODE:
+                raise KeyError(staff_id)
+            data, started = dict(row.data), row.started_at
+        return self._end(staff_id, data, self._replayed(data), started)
+
+    def _replayed(self, data: dict) -> Session:
+        session = Session(self.training, data["category"], data["number"])
+        for earlier in data["replies"]:
+            session.answer(earlier)
+        return session
+
+    def _end(self, staff_id: int, data: dict, session: Session, started) -> str:
+        """The end of a session: its score and the model answer; stored, and the mode left, at once."""
+        out = io.StringIO()
+        _finish(session, out, self.content)
+        with self.store.session() as db, db.begin():
+            row = _row(data["trainee"], session, aware(started))
+            if row is not None:
+                db.add(row)
+            mode = db.get(StaffModeRow, staff_id)
+            if mode is not None:
+                db.delete(mode)
+        return out.getvalue().rstrip()

@@ -1,5 +1,5 @@
 """Reads for the supervisor pages (and, later, the CLI): cases filtered and paged, one case with its
-transcript and timeline, the dashboard's figures, training sessions and failed updates. Every
+transcript and timeline, the dashboard's figures, training sessions (failed updates: bot/store.py's Inbox). Every
 function takes an open session and returns plain values; none writes."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from datetime import date, datetime, time, timedelta, timezone, tzinfo
 from sqlalchemy import and_, exists, false, func, or_
 from sqlmodel import Session, select
 
-from bot.store import AttachmentRow, CaseRow, EventRow, InboxRow, MessageRow, TrainingRow, aware
+from bot.store import AttachmentRow, CaseRow, EventRow, MessageRow, TrainingRow, aware
 from bot.supervision import CaseMarkRow
 
 PER_PAGE = 50
@@ -204,8 +204,3 @@ def training_session(session: Session, session_id: int, scope: Scope = Scope()) 
     if row is None or (not scope.everything and row.trainee != scope.trainee):
         return None
     return row
-
-
-def failed_updates(session: Session) -> list[InboxRow]:
-    """The Telegram updates whose handling failed, newest first."""
-    return list(session.exec(select(InboxRow).where(InboxRow.status == "failed").order_by(InboxRow.received_at.desc())))  # type: ignore[attr-defined]

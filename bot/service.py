@@ -7,13 +7,13 @@ import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from sqlalchemy.exc import IntegrityError
 
 from bot.config import Settings
 from bot.database import open_database
-from bot.store import Store
+from bot.store import Store, TurnTx
 from dialogs.content import Content, load_content
 from dialogs.conversation import Inbound, Reply, Turn
 from dialogs.engine import Engine
@@ -88,9 +88,13 @@ class BackgroundRouter:
         finally:
             self._ready.set()
 
-    def classify(self, text: str) -> Any:
+    def wait(self) -> None:
+        """Returns when the model is ready (loaded or trained), starting the training if it has not started."""
         self.warm()
         self._ready.wait()
+
+    def classify(self, text: str) -> Any:
+        self.wait()
         if self._error is not None:
             raise RuntimeError("the intent router failed to train") from self._error
         return self._router.classify(text)
@@ -117,11 +121,15 @@ class Service:
         """Handles one customer message; the turn is stored before the replies are returned."""
         return self.handle(channel, user_key, inbound).replies
 
-    def handle(self, channel: str, user_key: str, inbound: Inbound, update_id: int | None = None) -> Turn:
+    def handle(self, channel: str, user_key: str, inbound: Inbound, update_id: int | None = None,
+               within: Callable[[TurnTx, Turn], None] | None = None) -> Turn:
         """Handles one customer message and returns the whole turn (replies and events, such as a
         case opened), stored before it is returned. With the channel's update id, the turn runs once
-        even when the update is replayed: an update already taken by a committed turn gets an empty turn."""
+        even when the update is replayed: an update already taken by a committed turn gets an empty turn.
+        `within` does what else the turn brings in the same transaction (a guided complaint claims its case)."""
         inbound = self.store.storable(inbound)
+        if inbound.text and not inbound.text.strip().isdigit():
+            self.router.wait()  # free text may need the model: train it before the turn takes the write lock
         for attempt in range(TURN_ATTEMPTS):
             try:
                 with self.store.turn(channel, user_key) as tx:
@@ -129,6 +137,8 @@ class Service:
                         return Turn()
                     turn = self.engine.handle(tx.conversation, inbound, tx)
                     tx.record(inbound, turn)
+                    if within is not None:
+                        within(tx, turn)
                 return turn
             except IntegrityError:
                 if attempt == TURN_ATTEMPTS - 1:

@@ -112,10 +112,13 @@ class InboxRow(SQLModel, table=True):
 
     update_id: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
     data: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
-    status: str = Field(default="pending", index=True)  # pending, done, failed, retry (asked on the supervisor pages)
+    # pending: to handle; done; retry: failed, tried again at retry_at; dead: failed every attempt
+    status: str = Field(default="pending", index=True)
     received_at: datetime = _when()
     done_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
-    error: str | None = Field(default=None, sa_column=Column(Text))  # why it failed: the exception, scrubbed
+    attempts: int = 0  # failed attempts so far
+    error: str | None = Field(default=None, sa_column=Column(Text))  # the last failure, one line
+    retry_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
 
 
 class AuditRow(SQLModel, table=True):
@@ -141,7 +144,7 @@ class MetaRow(SQLModel, table=True):
 
 
 # The tables and columns above, as this build expects them. Raise it with every change to them.
-SCHEMA_VERSION = 3  # 2: training_sessions; 3: web_users, case_marks (bot/supervision.py)
+SCHEMA_VERSION = 4  # 2: training_sessions; 3: staff_modes, case_counters, the inbox's retries; 4: web_users, case_marks (bot/supervision.py)
 
 
 class TrainingRow(SQLModel, table=True):
@@ -161,6 +164,28 @@ class TrainingRow(SQLModel, table=True):
     turns: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))  # [{customer, reply, score, checks}]
     started_at: datetime = _when()
     finished_at: datetime = _when()
+
+
+class CaseCounterRow(SQLModel, table=True):
+    """The last case number given out on a day (local date), so a new case takes the next one under a
+    row lock instead of counting the day's cases (which two workers would count alike)."""
+
+    __tablename__ = "case_counters"
+
+    day: str = Field(primary_key=True)  # YYYYMMDD
+    last: int = 0
+
+
+class StaffModeRow(SQLModel, table=True):
+    """What a staff member is doing in their private chat with kefu: a guided complaint (/assist) or a
+    training session (/train). Their messages there go to it until it ends; one at a time."""
+
+    __tablename__ = "staff_modes"
+
+    telegram_id: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    mode: str  # assist, train
+    data: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))  # the mode's own state
+    started_at: datetime = _when()
 
 
 class MessageRow(SQLModel, table=True):
@@ -189,28 +214,51 @@ class EventRow(SQLModel, table=True):
     at: datetime = _when()
 
 
+READ_ONLY = "kefu_read_only"  # an execution option: this connection's transactions only read
+
+
 def connect(database_url: str) -> DbEngine:
     """Opens the database, creates the tables that are missing and records the schema version."""
     # Errors never carry the statement's parameters: they are customers' messages, phones and waybills.
     engine = create_engine(database_url, hide_parameters=True)
     if engine.dialect.name == "sqlite":
-        # Take the write lock at BEGIN, so two processes serialise whole turns instead of failing midway.
         @event.listens_for(engine, "connect")
         def _no_autobegin(dbapi_conn, _record):  # pragma: no cover - driver hook
             dbapi_conn.isolation_level = None
+            # Write-ahead log: readers see the last commit and never wait for a writer, nor block one.
+            dbapi_conn.execute("PRAGMA journal_mode=WAL")
 
         @event.listens_for(engine, "begin")
-        def _begin_immediate(conn):
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        def _begin(conn):
+            # A transaction that writes takes the write lock at BEGIN, so two processes serialise whole
+            # turns instead of failing midway; one that only reads (Store.reading) takes no lock at all.
+            conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(READ_ONLY) else "BEGIN IMMEDIATE")
 
     import bot.supervision  # noqa: F401  (the supervisor pages' tables join the schema)
 
-    SQLModel.metadata.create_all(engine)
-    _add_missing_columns(engine)
-    with Session(engine) as session, session.begin():
-        if session.get(MetaRow, "schema_version") is None:
-            session.add(MetaRow(key="schema_version", value=str(SCHEMA_VERSION)))
+    if not _schema_in_place(engine):  # looked at without a write lock: a reader opens a busy database at once
+        SQLModel.metadata.create_all(engine)
+        _add_missing_columns(engine)
+        with Session(engine) as session, session.begin():
+            if session.get(MetaRow, "schema_version") is None:
+                session.add(MetaRow(key="schema_version", value=str(SCHEMA_VERSION)))
     return engine
+
+
+def _schema_in_place(engine: DbEngine) -> bool:
+    """Every table and added column exists and the schema version is recorded: nothing to create."""
+    from sqlalchemy import inspect
+
+    with engine.execution_options(**{READ_ONLY: True}).connect() as conn:
+        inspector = inspect(conn)
+        tables = set(inspector.get_table_names())
+        if not set(SQLModel.metadata.tables) <= tables:
+            return False
+        for table, columns in _ADDED_COLUMNS.items():
+            if not set(columns) <= {c["name"] for c in inspector.get_columns(table)}:
+                return False
+        with Session(conn) as session:
+            return session.get(MetaRow, "schema_version") is not None
 
 
 def schema_version(db: DbEngine) -> int | None:
@@ -226,7 +274,9 @@ def schema_version(db: DbEngine) -> int | None:
 
 # Columns added to existing tables since the first release, so a database from an older build keeps
 # working (create_all makes missing tables, never missing columns). Alembic will take this over.
-_ADDED_COLUMNS = {"conversations": {"memory": "JSON"}, "telegram_inbox": {"error": "TEXT"}}
+_ADDED_COLUMNS = {"conversations": {"memory": "JSON"},
+                  "telegram_inbox": {"attempts": "INTEGER NOT NULL DEFAULT 0", "error": "TEXT",
+                                     "retry_at": "TIMESTAMP WITH TIME ZONE"}}
 
 
 def _add_missing_columns(engine: DbEngine) -> None:
@@ -276,7 +326,18 @@ class Store:
                 yield TurnTx(self, session, channel, user_key, utcnow())
 
     def session(self) -> Session:
+        """A session for work that writes (on SQLite its transaction holds the write lock from BEGIN)."""
         return Session(self.db, expire_on_commit=False)
+
+    def reading(self) -> Session:
+        """A session that only reads: on SQLite it neither waits for a writer nor holds one up."""
+        return Session(self.db.execution_options(**{READ_ONLY: True}), expire_on_commit=False)
+
+    def staff_mode(self, telegram_id: int) -> str | None:
+        """What the staff member is doing in their private chat with kefu (assist, train), if anything."""
+        with self.reading() as session:
+            row = session.get(StaffModeRow, telegram_id)
+            return None if row is None else row.mode
 
 
 class Inbox:
@@ -301,38 +362,56 @@ class Inbox:
             session.add(row)
         return True
 
-    def finish(self, update_id: int, status: str = "done", error: str | None = None) -> None:
-        """Marks a kept update handled (done) or failed (with why); a failed one stays failed."""
+    def finish(self, update_id: int) -> None:
+        """Marks a kept update handled (a failed one keeps its failure: it is retried or dead)."""
         with Session(self.db) as session, session.begin():
             row = session.get(InboxRow, update_id)
-            if row is not None and (row.status == "pending" or status == "failed"):
-                row.status, row.done_at = status, utcnow()
-                if error is not None:
-                    row.error = error
+            if row is not None and row.status == "pending":
+                row.status, row.done_at = "done", utcnow()
                 session.add(row)
 
-    def retry(self, update_id: int, by: str) -> bool:
-        """Asks for a failed update to be handled again (the bot takes it at its next deadline check);
-        audited. False if the update is not a failed one."""
-        from bot import audit
-
+    def fail(self, update_id: int, error: str, attempts: int, first_wait: timedelta) -> str:
+        """Records a failed attempt: the update is tried again later (each wait 6x the one before), or,
+        after `attempts` failures, dead-lettered. Returns the new status, retry or dead."""
         with Session(self.db) as session, session.begin():
             row = session.get(InboxRow, update_id)
-            if row is None or row.status != "failed":
-                return False
-            row.status = "retry"
+            if row is None:
+                return "dead"
+            row.attempts += 1
+            row.error = " ".join(error.split())[:500]
+            if row.attempts >= attempts:
+                row.status, row.retry_at, row.done_at = "dead", None, utcnow()
+            else:
+                row.status, row.retry_at = "retry", utcnow() + first_wait * 6 ** (row.attempts - 1)
             session.add(row)
-            audit.record(session, "update_retry", str(update_id), {}, who=by)
-        return True
+            return row.status
 
-    def take_retries(self) -> list[dict]:
-        """The updates asked to be handled again, now pending again, oldest first."""
+    def due(self) -> list[dict]:
+        """Takes the failed updates whose retry time has come (pending again), oldest first."""
         with Session(self.db) as session, session.begin():
-            rows = session.exec(select(InboxRow).where(InboxRow.status == "retry").order_by(InboxRow.update_id)).all()
+            rows = session.exec(select(InboxRow).where(InboxRow.status == "retry", InboxRow.retry_at <= utcnow())
+                                .order_by(InboxRow.update_id)).all()
             for row in rows:
-                row.status, row.done_at = "pending", None
+                row.status = "pending"
                 session.add(row)
             return [dict(row.data) for row in rows]
+
+    def retry(self, update_id: int) -> bool:
+        """Sends a failed or dead update back to be tried once more, now; False if there is none."""
+        with Session(self.db) as session, session.begin():
+            row = session.get(InboxRow, update_id)
+            if row is None or row.status not in ("retry", "dead"):
+                return False
+            row.status, row.retry_at, row.done_at = "retry", utcnow(), None
+            row.attempts = max(row.attempts - 1, 0)  # one more try before it is dead again
+            session.add(row)
+            return True
+
+    def failures(self) -> list[InboxRow]:
+        """The updates that failed: waiting for a retry or dead, oldest first."""
+        with Session(self.db) as session:
+            return list(session.exec(select(InboxRow).where(InboxRow.status.in_(("retry", "dead")))  # type: ignore[attr-defined]
+                                     .order_by(InboxRow.update_id)))
 
     def pending(self) -> list[dict]:
         """The updates kept but never handled (the process stopped first), oldest first."""
@@ -341,9 +420,9 @@ class Inbox:
             return [dict(row.data) for row in rows]
 
     def prune(self, older_than: timedelta = timedelta(days=7)) -> None:
-        """Forgets handled updates after a while (the transcript keeps the messages)."""
+        """Forgets handled updates after a while (the transcript keeps the messages); failures stay."""
         with Session(self.db) as session, session.begin():
-            for row in session.exec(select(InboxRow).where(InboxRow.status != "pending",
+            for row in session.exec(select(InboxRow).where(InboxRow.status == "done",
                                                            InboxRow.received_at < utcnow() - older_than)):
                 session.delete(row)
 
@@ -369,9 +448,18 @@ class TurnTx:
 
     def number_case(self, category: str) -> str:
         """Gives the next readable case number of the day: KF-YYYYMMDD-NNNN."""
-        prefix = f"KF-{self.now.astimezone(self.store.zone):%Y%m%d}-"
-        count = self.session.exec(select(func.count()).select_from(CaseRow).where(CaseRow.number.startswith(prefix))).one()
-        return f"{prefix}{count + 1:04d}"
+        day = f"{self.now.astimezone(self.store.zone):%Y%m%d}"
+        counter = self.session.get(CaseCounterRow, day, with_for_update=self.session.bind.dialect.name != "sqlite")
+        if counter is None:
+            # The day's first case (or a database from before the counter: go on after its cases). Two
+            # first cases at once: one insert fails and Service.handle runs that turn again.
+            numbered = self.session.exec(select(func.count()).select_from(CaseRow)
+                                         .where(CaseRow.number.startswith(f"KF-{day}-"))).one()
+            counter = CaseCounterRow(day=day, last=numbered)
+        counter.last += 1
+        self.session.add(counter)
+        self.session.flush()
+        return f"KF-{day}-{counter.last:04d}"
 
     def take_update(self, update_id: int) -> bool:
         """Marks a kept channel update handled by this turn, in the turn's own transaction; False if an

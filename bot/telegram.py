@@ -4,6 +4,7 @@ Telegram messages; customers on one side, staff on the other, one case between t
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
 import re
 import secrets
@@ -19,13 +20,18 @@ from telegram.error import BadRequest, NetworkError, TelegramError
 from telegram.ext import (AIORateLimiter, Application, ApplicationBuilder, CallbackQueryHandler, CommandHandler,
                           ContextTypes, MessageHandler, TypeHandler, filters)
 
+from bot.assist import Assistant
 from bot.casework import LOW_RATING, CaseCard, Casework, CaseworkError
 from bot.config import Settings
 from bot.logs import Private
+from bot.practice import Practice
+from bot.practice import history as practice_history
 from bot.service import Service
 from bot.store import Inbox
+from dialogs.assist import Guidance, load_assist
 from dialogs.conversation import Event, Inbound, Option, Reply, Turn
 from dialogs.engine import CASE_NUMBER
+from dialogs.practice import load_training, topic_texts
 
 CHANNEL = "telegram"
 log = logging.getLogger("kefu.telegram")
@@ -46,6 +52,9 @@ STAFF_COMMANDS = (
     ("resolve", "办结案件并请客户评价"),
     ("escalate", "升级到下一步处理"),
     ("status", "查看案件卡片：/status 案件编号"),
+    ("assist", "坐席助手：一步步处理正在接待的投诉（私聊）"),
+    ("train", "训练：扮演客服回复模拟客户并评分（私聊）"),
+    ("mytraining", "我的训练记录"),
     ("help", "客服命令说明"),
 )
 STAFF_HELP = (
@@ -55,8 +64,17 @@ STAFF_HELP = (
     "/resolve 案件编号 — 办结案件，并请客户评价\n"
     "/escalate 案件编号 — 升级到下一步处理\n"
     "/status 案件编号 — 查看案件卡片\n"
-    "在回复案件卡片时发送 /claim、/resolve、/escalate，可以省略案件编号。"
+    "在回复案件卡片时发送 /claim、/resolve、/escalate，可以省略案件编号。\n"
+    "在与我的私聊中：\n"
+    "/assist — 坐席助手：把客户说的话发给我，我告诉您该说什么、记录什么、做什么，并建立案件\n"
+    "/train [类别] [场景编号] — 训练：我扮演客户，您回复，每轮评分；/quit 结束\n"
+    "/mytraining — 我的训练记录；主管用 /training 查看所有人的训练记录"
 )
+PRIVATE_ONLY = "请在与我的私聊中使用这个命令。"
+TRAIN_PICK = "请选择要练习的投诉类别："
+NO_TRAINING = "还没有训练记录。"
+TRAIN_BUTTON = re.compile(r"^train:([a-z_]+)$")
+HISTORY_LATEST = 30  # sessions listed in a chat; the means count them all
 # Staff-facing headers (customer-facing texts live in scripts_yaml/shared.yaml).
 DUE_HEADERS = {
     "remind": "⏰ 已超过处理期限，请尽快处理",
@@ -240,7 +258,16 @@ class TelegramBot:
         self._loop: asyncio.AbstractEventLoop | None = None
         for member in settings.staff:  # kefu.toml's staff join (and update) the database's
             self.casework.add_staff(member.telegram_id, member.role, member.chat_id, member.handles)
+        self.assistant, self.practice = self._staff_tools(settings)
         self.application = self._build(token)
+
+    def _staff_tools(self, settings: Settings) -> tuple[Assistant, Practice]:
+        """The guided assistant and the training partner, over the same content the customers get."""
+        content = self.service.content
+        categories = set(content.categories)
+        assist = load_assist(settings.content_dir, categories)
+        training = load_training(settings.content_dir, categories, topic_texts(content))
+        return Assistant(self.casework, assist), Practice(self.service.store, content, training)
 
     def _build(self, token: str) -> Application:
         builder = (ApplicationBuilder().token(token).rate_limiter(AIORateLimiter(max_retries=3))
@@ -253,6 +280,7 @@ class TelegramBot:
         app.add_handler(CommandHandler(["cases", "case"], self.on_supervisor_command,
                                        filters=message & SupervisorFilter(self.casework)))
         app.add_handler(CommandHandler(["claim", "reply", "resolve", "escalate"], self.on_staff_command, filters=message))
+        app.add_handler(CommandHandler(["assist", "train", "mytraining", "training"], self.on_staff_tool, filters=message))
         app.add_handler(CallbackQueryHandler(self.on_callback_query))
         app.add_handler(MessageHandler(message & filters.TEXT, self.on_message))
         app.add_handler(MessageHandler(message & (filters.PHOTO | filters.Document.ALL), self.on_attachment))
@@ -262,6 +290,8 @@ class TelegramBot:
         assert app.job_queue is not None, "install python-telegram-bot[job-queue]"
         app.job_queue.run_repeating(self.on_deadline_tick, interval=self.settings.telegram_deadline_seconds,
                                     first=1, name="deadlines")
+        app.job_queue.run_repeating(self.on_retry_tick, interval=max(1.0, self.settings.telegram_retry_seconds / 4),
+                                    first=1, name="retries")
         if self.settings.retention_days:
             app.job_queue.run_repeating(self.on_retention_tick, interval=RETENTION_EVERY, first=60, name="retention")
         return app
@@ -319,6 +349,8 @@ class TelegramBot:
         number = self._card_number(message.reply_to_message, context)
         if number is not None and (message.chat_id in staff_chats or self.casework.staff(user.id)):
             return await self._staff_reply(update, context, number, message.text)
+        if message.chat.type == ChatType.PRIVATE and await self._in_staff_tool(update, context, Inbound(text=message.text)):
+            return
         if message.chat_id in staff_chats:
             return await self._staff_chat(update, context)
         if self._customer_chat(message, staff_chats):
@@ -375,6 +407,11 @@ class TelegramBot:
         rating = RATE_BUTTON.match(data)
         if rating:
             return await self._rating_button(update, context, rating.group(1), rating.group(2), int(rating.group(3)))
+        if TRAIN_BUTTON.match(data) or (update.effective_user is not None
+                                        and self.service.store.staff_mode(update.effective_user.id) is not None):
+            await query.answer()
+            await self._close_keyboard(query)
+            return await self._staff_tool_press(update, context, data)
         await query.answer()
         await self._close_keyboard(query)
         await self._customer(update, context, Inbound(choice=data))
@@ -497,7 +534,7 @@ class TelegramBot:
         command = message.text.split(None, 1)[0]
         body = message.text[len(command):].strip()
         content, zone = self.service.content, self.service.engine.zone
-        with self.service.store.session() as session:
+        with self.service.store.reading() as session:
             if command.lstrip("/").split("@", 1)[0].lower() == "cases":
                 text = supervisor_chat.open_cases(session, content, zone, utcnow())
             else:
@@ -676,9 +713,6 @@ class TelegramBot:
                 else self.casework.chats_for(card.role)
             await self._post_card(context, card, DUE_HEADERS[due.kind], chats)
         self.inbox.prune()
-        # Failed updates a supervisor asked to retry (the supervisor pages): handled again like any update.
-        for data in self.inbox.take_retries():
-            asyncio.Queue.put_nowait(context.application.update_queue, Update.de_json(data, context.bot))
 
     async def on_retention_tick(self, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Erases the personal data of conversations closed longer ago than retention_days."""
@@ -689,6 +723,11 @@ class TelegramBot:
             log.info("retention: erased the personal data of %d conversation(s)", erased, extra={"erased": erased})
 
     # -- every update ----------------------------------------------------------------------------
+
+    async def on_retry_tick(self, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """Queues the failed updates whose retry time has come, as at start for those never handled."""
+        for data in self.inbox.due():
+            asyncio.Queue.put_nowait(context.application.update_queue, Update.de_json(data, context.bot))
 
     async def on_update_done(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Marks the update handled in the inbox."""
@@ -703,14 +742,19 @@ class TelegramBot:
             log.error("update %s failed (user %s, case %s): %s", update_id, user.id if user else None, case,
                       type(context.error).__name__, exc_info=context.error,
                       extra={"update_id": update_id, "user": user.id if user else None, "case": case})
+            status = "dead"
             if update_id is not None:
-                from bot.database import one_line
-                from bot.logs import scrub
-
-                self.inbox.finish(update_id, "failed", f"{type(context.error).__name__}: {scrub(one_line(context.error))}")
+                status = self.inbox.fail(update_id, f"{type(context.error).__name__}: {context.error}",
+                                         self.settings.telegram_attempts,
+                                         timedelta(seconds=self.settings.telegram_retry_seconds))
+            if status == "dead":
+                await self._alert_supervisors(context, f"⚠️ 一条消息多次处理失败，已停止重试（update {update_id}，用户 "
+                                                       f"{user.id if user else '?'}，案件 {case or '无'}）：{type(context.error).__name__}。"
+                                                       "kefu inbox 查看，kefu inbox --retry 编号 重新处理。")
             chat = update.effective_chat if isinstance(update, Update) else None
             if chat is not None and chat.id not in self.casework.staff_chats():
-                await context.bot.send_message(chat.id, self.texts.system_error.text)
+                text = self.texts.system_failed if status == "dead" else self.texts.system_error
+                await context.bot.send_message(chat.id, text.text)
         except Exception:  # the error handler must never be what stops the bot
             log.exception("the error handler failed too")
 
@@ -792,6 +836,78 @@ class TelegramBot:
                 await self._deliver(lambda: query.edit_message_reply_markup(InlineKeyboardMarkup([])))
             except TelegramError as exc:
                 log.info("could not take the buttons off: %s", exc)
+
+    # -- staff tools: the guided assistant and training, in a private chat ------------------------
+
+    async def on_staff_tool(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """/assist, /train, /mytraining (staff) and /training (supervisors); anyone else is refused."""
+        message, user = update.effective_message, update.effective_user
+        if message is None or user is None or message.text is None:
+            return
+        staff = self.casework.staff(user.id)
+        command, *args = message.text.split()
+        verb = command.lstrip("/").split("@", 1)[0].lower()
+        if staff is None or (verb == "training" and staff.role not in ("supervisor", "admin")):
+            await self._send_text(context, message.chat_id, self.texts.staff_only.text, reply_to=message.message_id)
+            return
+        if verb in ("mytraining", "training"):
+            return await self._send_text(context, message.chat_id, self._history(str(user.id) if verb == "mytraining" else None))
+        if message.chat.type != ChatType.PRIVATE:
+            return await self._send_text(context, message.chat_id, PRIVATE_ONLY, reply_to=message.message_id)
+        if verb == "assist":
+            guide = await asyncio.to_thread(self.assistant.start, user.id)
+            return await self._send_guide(context, message.chat_id, guide)
+        if not args:
+            buttons = [Option(label, f"train:{cid}") for label, cid in self.practice.choices()]
+            return await self._send_text(context, message.chat_id, TRAIN_PICK, keyboard(buttons))
+        number = int(args[1]) if len(args) > 1 and args[1].isdigit() else None
+        await self._start_training(context, message.chat_id, user.id, args[0], number)
+
+    async def _in_staff_tool(self, update: Update, context: ContextTypes.DEFAULT_TYPE, inbound: Inbound) -> bool:
+        """A staff member's message in their private chat goes to the assistant or the training they
+        have open; False when they have none (the message is then a customer's, as anyone's is)."""
+        user, chat = update.effective_user, update.effective_chat
+        assert user is not None and chat is not None
+        mode = self.service.store.staff_mode(user.id)
+        if mode is None:
+            return False
+        if mode == "assist":
+            guide = await asyncio.to_thread(self.assistant.take, user.id, inbound)
+            await self._send_guide(context, chat.id, guide)
+        else:
+            text, _ = await asyncio.to_thread(self.practice.take, user.id, inbound.text or inbound.choice or "")
+            await self._send_text(context, chat.id, text)
+        return True
+
+    async def _staff_tool_press(self, update: Update, context: ContextTypes.DEFAULT_TYPE, data: str) -> None:
+        """A button under the assistant's guidance, or a category chosen for training."""
+        user, chat = update.effective_user, update.effective_chat
+        assert user is not None and chat is not None
+        picked = TRAIN_BUTTON.match(data)
+        if picked is None:
+            await self._in_staff_tool(update, context, Inbound(choice=data))
+        elif self.casework.staff(user.id) is None:
+            await self._send_text(context, chat.id, self.texts.staff_only.text)
+        else:
+            await self._start_training(context, chat.id, user.id, picked.group(1), None)
+
+    async def _start_training(self, context: ContextTypes.DEFAULT_TYPE, chat_id: int, staff_id: int,
+                              category: str, number: int | None) -> None:
+        try:
+            opening = await asyncio.to_thread(self.practice.start, staff_id, str(staff_id), category, number)
+        except ValueError as exc:
+            await self._send_text(context, chat_id, f"⚠️ {exc}")
+            return
+        await self._send_text(context, chat_id, opening)
+
+    async def _send_guide(self, context: ContextTypes.DEFAULT_TYPE, chat_id: int, guide: Guidance) -> None:
+        text = guide.text(self.assistant.assist, self.service.engine.zone)
+        await self._send_text(context, chat_id, text, keyboard(guide.options))
+
+    def _history(self, trainee: str | None) -> str:
+        out = io.StringIO()
+        found = practice_history(self.service.store, trainee, self.service.engine.zone, out, latest=HISTORY_LATEST)
+        return out.getvalue().rstrip() if found else NO_TRAINING
 
     # -- looking things up -----------------------------------------------------------------------
 

@@ -27,12 +27,15 @@ FORBIDDEN = ("先生（女士）", "{{", "{%", "}}", "None")
 class MemoryLedger:
     """Storage for one replayed conversation: numbers cases, remembers them, keeps the clock."""
 
-    def __init__(self, now: datetime):
+    def __init__(self, now: datetime, numbers: Iterable[str] = ()):
         self.now = now
         self.cases: dict[str, dict[str, Any]] = {}
         self._counter = itertools.count(1)
+        self._numbers = list(numbers)  # an approved conversation's own case numbers, handed out in order
 
     def number_case(self, category: str) -> str:
+        if self._numbers:
+            return self._numbers.pop(0)
         return f"KF-{self.now:%Y%m%d}-{next(self._counter):04d}"
 
     def find_case(self, number: str) -> CaseView | None:
@@ -82,8 +85,8 @@ def load(paths: Iterable[Path]) -> list[dict[str, Any]]:
 def replay(engine: Engine, conversation: dict[str, Any]) -> Result:
     """Runs one written conversation through the engine and checks it."""
     zone = ZoneInfo(engine.shared.timezone)
-    start = datetime.strptime(str(conversation.get("at", DEFAULT_START)), "%Y-%m-%d %H:%M").replace(tzinfo=zone)
-    ledger = MemoryLedger(start)
+    start = _local(conversation.get("at", DEFAULT_START), zone)
+    ledger = MemoryLedger(start, conversation.get("case_numbers") or ())
     conv = Conversation()
     result = Result(conversation["id"], list(conversation["patterns"]), conversation["about"],
                     str(conversation.get("source", "")))
@@ -91,8 +94,10 @@ def replay(engine: Engine, conversation: dict[str, Any]) -> Result:
     human = False
     options: list[Any] = []
     for n, turn in enumerate(conversation["turns"], start=1):
-        ledger.now = start + timedelta(minutes=n - 1)
-        if "press" in turn:
+        ledger.now = _local(turn["at"], zone) if "at" in turn else start + timedelta(minutes=n - 1)
+        if "choice" in turn:  # a pressed option by its value, as an approved transcript keeps it
+            inbound, shown = Inbound(choice=str(turn["choice"])), f"[{turn['choice']}]"
+        elif "press" in turn:
             option = next((o for o in options if turn["press"] in o.label), None)
             if option is None:
                 result.failures.append(f"turn {n}: no button with {turn['press']!r} among {[o.label for o in options]}")
@@ -116,6 +121,12 @@ def replay(engine: Engine, conversation: dict[str, Any]) -> Result:
     return result
 
 
+def _local(moment: Any, zone: ZoneInfo) -> datetime:
+    """A written local time, to the minute (2026-12-02 10:00) or to the second."""
+    text = str(moment)
+    return datetime.strptime(text, "%Y-%m-%d %H:%M:%S" if text.count(":") == 2 else "%Y-%m-%d %H:%M").replace(tzinfo=zone)
+
+
 def _check_turn(n: int, expect: dict[str, Any], lines: list[str], outcome: Turn, previous: list[str],
                 failures: list[str]) -> None:
     if not lines:
@@ -126,6 +137,8 @@ def _check_turn(n: int, expect: dict[str, Any], lines: list[str], outcome: Turn,
             failures.append(f"turn {n}: missing {text!r}")
     if expect.get("has_any") and not any(str(t) in shown for t in expect["has_any"]):
         failures.append(f"turn {n}: none of {expect['has_any']!r}")
+    if "replies" in expect and lines != [str(r) for r in expect["replies"]]:
+        failures.append(f"turn {n}: replies differ from the approved ones: {lines!r}")
     for text in expect.get("lacks", []):
         if str(text) in shown:
             failures.append(f"turn {n}: should not say {text!r}")

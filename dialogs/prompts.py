@@ -129,6 +129,17 @@ class PromptsMixin:
                 return instead.id
         return None
 
+    def asked_fact(self, conv: Conversation) -> tuple[str, str] | None:
+        """The fact the conversation waits for, with the label staff know it by (运单号), if any."""
+        fact_id = self._pending_fact(conv)
+        if fact_id is None:
+            return None
+        fact = self._fact(conv, fact_id)
+        if fact is not None:
+            return fact_id, fact.label
+        instead = next(t.instead for t in self.shared.fact_types.values() if t.instead and t.instead.id == fact_id)
+        return fact_id, instead.label
+
     def _fact(self, conv: Conversation, fact_id: str) -> Fact | None:
         """The category's fact (None for a stand-in such as the shipment for a missing waybill)."""
         return self._category(conv).facts.get(fact_id)

@@ -171,7 +171,8 @@ class SharedTexts(Strict):
     staff_reply: Text
     staff_only: Text
     not_ratable: Text  # a rating press for a case that is not this customer's, not closed, or already rated
-    system_error: Text
+    system_error: Text  # a message whose handling failed; it is tried again (nothing of it is recorded yet)
+    system_failed: Text  # ... and it failed every attempt
 
 
 class FollowUp(Strict):

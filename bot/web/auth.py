@@ -16,7 +16,7 @@ from starlette.datastructures import FormData
 from starlette.requests import Request
 
 from bot.queries import Scope
-from bot.store import MetaRow
+from bot.store import READ_ONLY, MetaRow
 from bot.supervision import SEE_ALL, WEB_ROLES, WebUserRow
 
 SESSION_SECONDS = 8 * 3600  # a sign-in lasts a working day, however busy (the cookie's signature carries its time)
@@ -69,9 +69,13 @@ def add_user(db: DbEngine, name: str, role: str, password: str, telegram_id: int
     return User(name, role, telegram_id)
 
 
+def _reading(db: DbEngine) -> Session:
+    return Session(db.execution_options(**{READ_ONLY: True}))  # takes no write lock on SQLite
+
+
 def authenticate(db: DbEngine, name: str, password: str) -> User | None:
     """The user with this name and password, or None (a wrong name or password alike)."""
-    with Session(db) as session:
+    with _reading(db) as session:
         row = session.exec(select(WebUserRow).where(WebUserRow.name == name.strip())).first()
     try:
         _hasher.verify(row.password_hash if row else _DUMMY_HASH, password)
@@ -81,7 +85,7 @@ def authenticate(db: DbEngine, name: str, password: str) -> User | None:
 
 
 def find_user(db: DbEngine, name: str) -> User | None:
-    with Session(db) as session:
+    with _reading(db) as session:
         row = session.exec(select(WebUserRow).where(WebUserRow.name == name)).first()
     return User(row.name, row.role, row.telegram_id) if row else None
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import date
 from urllib.parse import quote, urlencode
 
-from sqlmodel import Session, select
+from sqlmodel import select
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -52,7 +52,7 @@ async def list_cases(request: Request) -> Response:
     state = request.app.state
     chosen = case_filter(request.query_params, state.content.case_kinds)
     now = utcnow()
-    with Session(state.db) as session:
+    with state.service.store.reading() as session:
         found = queries.case_page(session, chosen, _int(request.query_params.get("page")) or 1, state.zone, now,
                                   user.scope())
     kept = {k: v for k, v in request.query_params.items() if k != "page" and v}
@@ -66,7 +66,7 @@ async def show_case(request: Request) -> Response:
     user = auth.require(request)
     state = request.app.state
     number = request.path_params["number"]
-    with Session(state.db) as session:
+    with state.service.store.reading() as session:
         detail = queries.case_detail(session, number, user.scope())
         staff = session.exec(select(StaffRow).order_by(StaffRow.telegram_id)).all() if user.sees_all else []
     if detail is None:

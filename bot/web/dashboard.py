@@ -3,7 +3,6 @@ close and the customers' satisfaction, in the reader's scope."""
 
 from __future__ import annotations
 
-from sqlmodel import Session
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -19,7 +18,7 @@ async def show(request: Request) -> Response:
     """Shows the dashboard."""
     user = auth.require(request)
     state = request.app.state
-    with Session(state.db) as session:
+    with state.service.store.reading() as session:
         figures = queries.dashboard(session, state.zone, utcnow(), user.scope())
 
     def named(counts: dict[str, int]):

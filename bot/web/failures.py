@@ -1,5 +1,6 @@
-"""Failed updates (/failures): the Telegram updates whose handling failed, and a button that puts one
-back in the inbox as pending, so the bot handles it again (supervisors and admins only)."""
+"""Failed updates (/failures): the Telegram updates whose handling failed, waiting for their next try or
+dead-lettered, with their error; Retry sends one back to be tried once more now, as `kefu inbox --retry`
+does (supervisors and admins only; audited)."""
 
 from __future__ import annotations
 
@@ -8,11 +9,13 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from bot import queries
+from bot import audit
 from bot.store import Inbox
 from bot.supervision import SEE_ALL
 from bot.web import auth
 from bot.web.templating import page
+
+STATUS_NAMES = {"retry": "等待重试", "dead": "已停止重试"}
 
 
 def summary(data: dict) -> tuple[str, str]:
@@ -25,21 +28,25 @@ def summary(data: dict) -> tuple[str, str]:
 
 
 async def list_failures(request: Request) -> Response:
-    """Shows the failed updates with their error."""
+    """Shows the failed updates with their error and where their retries stand."""
     auth.require(request, *SEE_ALL)
-    with Session(request.app.state.db) as session:
-        rows = queries.failed_updates(session)
-    return page(request, "failures.html", rows=[(row, *summary(row.data)) for row in rows])
+    rows = Inbox(request.app.state.db).failures()
+    return page(request, "failures.html", rows=[(row, *summary(row.data)) for row in reversed(rows)],
+                failure_status=STATUS_NAMES)
 
 
 async def retry(request: Request) -> Response:
-    """Puts a failed update back in the inbox for the bot to handle again."""
+    """Sends a failed update back to be tried once more by the running bot."""
     user = auth.require(request, *SEE_ALL)
     await auth.checked_form(request)
     update_id = int(request.path_params["update_id"])
-    done = Inbox(request.app.state.db).retry(update_id, by=user.name)
-    request.session["flash"] = (f"更新 {update_id} 已放回收件箱，Telegram 机器人会重新处理" if done
-                                else f"更新 {update_id} 不是失败状态，未改动")
+    db = request.app.state.db
+    done = Inbox(db).retry(update_id)
+    if done:
+        with Session(db) as session, session.begin():
+            audit.record(session, "update_retry", str(update_id), {}, who=f"web:{user.name}")
+    request.session["flash"] = (f"更新 {update_id} 已安排立即重试，Telegram 机器人会重新处理" if done
+                                else f"更新 {update_id} 不在失败列表中，未改动")
     return RedirectResponse("/failures", status_code=303)
 
 

@@ -3,7 +3,6 @@ with its scoring (/training/<id>). Staff see only their own sessions (trainee na
 
 from __future__ import annotations
 
-from sqlmodel import Session
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
@@ -19,7 +18,7 @@ from bot.web.templating import page
 async def list_sessions(request: Request) -> Response:
     """Shows every trainee's sessions with a line of their scores."""
     user = auth.require(request)
-    with Session(request.app.state.db) as session:
+    with request.app.state.service.store.reading() as session:
         trainees = queries.training_sessions(session, user.scope())
     lines = {name: polyline([row.score for row in rows]) for name, rows in trainees.items()}
     return page(request, "training.html", trainees=trainees, lines=lines)
@@ -32,7 +31,7 @@ async def show_session(request: Request) -> Response:
         session_id = int(request.path_params["session_id"])
     except ValueError:
         raise HTTPException(404)
-    with Session(request.app.state.db) as session:
+    with request.app.state.service.store.reading() as session:
         row = queries.training_session(session, session_id, user.scope())
     if row is None:
         raise HTTPException(404)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import re._parser as _parser  # the pattern's parse tree, to refuse nested repeats
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Literal
@@ -49,7 +50,18 @@ class Forbidden(Strict):
     source: NonEmpty  # where the manual forbids it
     patterns: list[str] = Field(min_length=1)
     negators: list[str] = []  # words just before or inside a match that cancel it
-    customer_subject: bool = False  # cancelled when the clause names 我 before the match
+    customer_subject: bool = False  # cancelled when the sentence's subject before the match is 我 (not when the match names 您)
+    # matched whatever stands around them (negators and 我 do not cancel them): a claim that is negative
+    # in itself (不收任何费用) or that names its own subject (我把司机的电话发给您)
+    absolute: list[str] = []
+    # after a match, in the same sentence: the reply quotes the move to say it was wrong (…是我们不对)
+    retracted_by: list[str] = []
+    # a reply with one of these (patience, understanding, good wishes) and no action, when no earlier
+    # reply took one either, commits the move: it closes the complaint without handling it
+    brush_off: list[str] = []
+    # what doing something about the complaint looks like; a reply with one is not brushing it off
+    # and not off topic
+    actions: list[str] = []
     off_topic: bool = False  # also: a first reply that makes no point and no move, and shares no word with the customer
     except_categories: list[Id] = []
 
@@ -155,14 +167,34 @@ def _scenario(doc: YamlDoc, at: tuple, item, problems: list[Problem]) -> Scenari
     return scenario
 
 
+def _nested_repeat(tree, inside: bool = False) -> bool:
+    """Whether a parsed pattern repeats something that itself repeats ((a+)+, (x?){2,}): such patterns
+    can take exponential time on a long reply."""
+    for op, av in tree:
+        if op in (_parser.MAX_REPEAT, _parser.MIN_REPEAT, getattr(_parser, "POSSESSIVE_REPEAT", None)):
+            low, high, sub = av
+            if inside or _nested_repeat(sub, high > 1):
+                return True
+        elif op == _parser.SUBPATTERN and _nested_repeat(av[-1], inside):
+            return True
+        elif op == _parser.BRANCH and any(_nested_repeat(b, inside) for b in av[1]):
+            return True
+        elif op in (_parser.ASSERT, _parser.ASSERT_NOT) and _nested_repeat(av[1], inside):
+            return True
+    return False
+
+
 def _regex_problems(doc: YamlDoc | None, path: tuple, patterns: list[str]) -> list[Problem]:
     out = []
     for i, pattern in enumerate(patterns):
         try:
             re.compile(pattern)
+            message = ("a repeat inside a repeated group: keep patterns linear (it can take exponential time on a long reply)"
+                       if _nested_repeat(_parser.parse(pattern)) else None)
         except re.error as exc:
-            out.append(doc.problem(path + (i,), f"not a valid regular expression: {exc}") if doc else
-                       Problem(SCORING_FILE, None, str(path), str(exc)))
+            message = f"not a valid regular expression: {exc}"
+        if message:
+            out.append(doc.problem(path + (i,), message) if doc else Problem(SCORING_FILE, None, str(path), message))
     return out
 
 
@@ -175,7 +207,10 @@ def _check_scoring(scoring: Scoring, doc: YamlDoc | None, categories: set[str] |
     for mid, move in scoring.moves.items():
         problems += _regex_problems(doc, ("moves", mid, "cues"), move.cues)
     for fid, forbidden in scoring.forbidden.items():
-        problems += _regex_problems(doc, ("forbidden", fid, "patterns"), forbidden.patterns)
+        for name in ("patterns", "absolute", "retracted_by", "brush_off", "actions"):
+            problems += _regex_problems(doc, ("forbidden", fid, name), getattr(forbidden, name))
+        if forbidden.brush_off and not forbidden.actions:
+            problems.append(where(("forbidden", fid, "brush_off"), "brush_off needs actions: the words that show the complaint was acted on"))
         if fid not in FORBIDDEN_MOVES:
             problems.append(where(("forbidden", fid), f"unknown forbidden move (known: {', '.join(FORBIDDEN_MOVES)})"
                                   + did_you_mean(fid, FORBIDDEN_MOVES)))

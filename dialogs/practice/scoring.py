@@ -61,19 +61,48 @@ def _found(patterns: list[str], text: str) -> list[str]:
     return out
 
 
+_SENTENCE_END = re.compile(r"[。.!！?？\n]")
+
+
 def _committed(rule: Forbidden, text: str) -> str | None:
     """The words of text that commit the forbidden move, or None."""
-    for pattern in rule.patterns:
+    for pattern in [*rule.patterns, *rule.absolute]:
+        absolute = pattern in rule.absolute
         for m in _regex(pattern).finditer(text):
+            rest = _SENTENCE_END.split(text[m.end():])[0]
+            if _found(rule.retracted_by, rest):
+                continue  # quoted to say it was wrong: 让您自己去打电话是我们不对
+            if absolute:
+                return m.group(0)
             window = text[max(0, m.start() - 4):m.end()]
             if any(neg in window for neg in rule.negators):
                 continue
-            if rule.customer_subject:
-                before = _CLAUSE_BREAK.split(text[:m.start()])[-1]
-                if "我" in before:
-                    continue
+            if rule.customer_subject and _our_subject(text, m.start()):
+                continue
             return m.group(0)
     return None
+
+
+# 我 or 您 as the subject of what follows: not an object (帮您, 给您…), a possessive (您的) or a greeting (您好).
+_SUBJECT = re.compile(r"(?<![帮给为替让叫请跟和向对告诉通知联系])(我|您|你)(?![好的])")
+
+
+def _our_subject(text: str, start: int) -> bool:
+    """Whether what starts at start is something we do: the nearest subject before it in its sentence is
+    我 (我已经记下您的单号，这就给始发站打电话催), and it does not name 您 itself (我建议您直接找外协)."""
+    if text[start] in "您你":
+        return False
+    subjects = _SUBJECT.findall(_SENTENCE_END.split(text[:start])[-1])
+    return bool(subjects) and subjects[-1] == "我"
+
+
+def _brushed_off(rule: Forbidden, text: str, acted: bool) -> str | None:
+    """The words of text that only ask for patience or understanding, when neither it nor an earlier
+    reply (acted) does anything about the complaint; else None."""
+    if not rule.brush_off or acted or _found(rule.actions, text):
+        return None
+    words = _found(rule.brush_off, text)
+    return "、".join(words) if words else None
 
 
 def _courtesy(cid: str, rule: Cues, replies: list[str]) -> Check:
@@ -103,9 +132,10 @@ def _courtesy(cid: str, rule: Cues, replies: list[str]) -> Check:
 
 
 def score_replies(training: Training, category: str, scenario: Scenario, replies: list[str],
-                  customer: list[str] | None = None) -> Score:
+                  customer: list[str] | None = None, earlier: list[str] | None = None) -> Score:
     """Scores a session's replies so far (points and moves count across them, courtesy and forbidden
-    moves in each); customer: the customer's lines so far (default: the scenario's opening)."""
+    moves in each); customer: the customer's lines so far (default: the scenario's opening); earlier:
+    replies before these that are not scored but show whether the complaint was already acted on."""
     rules = training.scoring
     folded = [fold(r) for r in replies]
     if not folded:
@@ -126,15 +156,24 @@ def score_replies(training: Training, category: str, scenario: Scenario, replies
     made_nothing = not any(c.passed for c in checks if c.kind in ("point", "move"))
     about = [*(customer or [scenario.opening.text]), *training.topics.get(category, ())]
     said = set().union(*(_words(fold(line)) for line in about))
-    off_topic = made_nothing and not (_words(folded[0]) & said)
+    before = [fold(r) for r in earlier or ()]
+    off_topic = not before and made_nothing and not (_words(folded[0]) & said)  # the session's first reply only
     for fid, rule in rules.forbidden.items():
         if category in rule.except_categories:
             continue
-        hits = [(i, w) for i, text in enumerate(folded) if (w := _committed(rule, text))]
+        hits = [(i, f"“{w}”") for i, text in enumerate(folded) if (w := _committed(rule, text))]
+        if rule.brush_off:
+            acted = any(_found(rule.actions, text) for text in before)
+            committed = {i for i, _ in hits}
+            for i, text in enumerate(folded):
+                if i not in committed and (w := _brushed_off(rule, text, acted)):
+                    hits.append((i, f"只有“{w}”，没有任何处理或承诺"))
+                acted = acted or bool(_found(rule.actions, text))
+            hits.sort()
         if hits:
             checks.append(Check("forbidden", fid, rule.label, False,
-                                "；".join(f"第{i + 1}句：“{w}”" for i, w in hits) + f"（{rule.source}）"))
-        elif rule.off_topic and off_topic:
+                                "；".join(f"第{i + 1}句：{w}" for i, w in hits) + f"（{rule.source}）"))
+        elif rule.off_topic and off_topic and not _found(rule.actions, folded[0]):
             checks.append(Check("forbidden", fid, rule.label, False,
                                 "回复没有回应客户反映的问题：没有回答要点，没有该做的处理，也没有提到客户说的事"))
         else:

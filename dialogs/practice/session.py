@@ -54,7 +54,8 @@ class Session:
 
     def _react(self, score: Score) -> str:
         """What the customer says first, reacting to the reply just given."""
-        latest = score_replies(self.training, self.category, self.scenario, self.replies[-1:], self.customer[-1:])
+        latest = score_replies(self.training, self.category, self.scenario, self.replies[-1:], self.customer[-1:],
+                               earlier=self.replies[:-1])
         if latest.forbidden:
             return self.scenario.objects.text
         asked = any(c.id == "ask_contact" and c.passed for c in latest.of("move"))

@@ -65,6 +65,27 @@ def test_case_numbers_count_up_within_a_day(database_url):
     assert numbers[0][:-4] == numbers[1][:-4]
 
 
+def test_case_numbers_stay_unique_and_gapless_when_many_turns_open_cases_at_once(database_url):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from bot.store import CaseCounterRow
+
+    svc = service(database_url)
+    talk(svc, "warm", "你好")  # the router trained once, before the race
+    with ThreadPoolExecutor(6) as pool:
+        list(pool.map(lambda user: talk(svc, user, "货物滞留", "12345678", "13800138000"), [f"u{i}" for i in range(6)]))
+    with svc.store.session() as session:
+        numbers = sorted(c.number[-4:] for c in session.exec(select(CaseRow)))
+        assert numbers == [f"{i:04d}" for i in range(1, 7)]
+        # A database from before the counter: the day's count goes on after the cases already numbered.
+        for counter in session.exec(select(CaseCounterRow)):
+            session.delete(counter)
+        session.commit()
+    talk(svc, "late", "货物滞留", "12345678", "13800138000")
+    with svc.store.session() as session:
+        assert max(c.number for c in session.exec(select(CaseRow))).endswith("0007")
+
+
 def test_the_telegram_inbox_keeps_updates_until_handled_and_drops_redeliveries(database_url):
     from datetime import timedelta
 
@@ -77,14 +98,48 @@ def test_the_telegram_inbox_keeps_updates_until_handled_and_drops_redeliveries(d
     assert not inbox.add(7, {"update_id": 7})  # delivered again: already kept
     assert [u["update_id"] for u in inbox.pending()] == [7, 8]
     inbox.finish(7)
-    inbox.finish(8, "failed")
-    inbox.finish(8)  # a failed update stays failed
+    assert inbox.fail(8, "RuntimeError: the engine\nbroke", attempts=2, first_wait=timedelta(0)) == "retry"
+    inbox.finish(8)  # a failed update keeps its failure
     assert inbox.pending() == []
     with svc.store.session() as session:
-        assert {r.update_id: r.status for r in session.exec(select(InboxRow))} == {7: "done", 8: "failed"}
-    inbox.prune(older_than=timedelta(0))
+        assert {r.update_id: r.status for r in session.exec(select(InboxRow))} == {7: "done", 8: "retry"}
+    assert [u["update_id"] for u in inbox.due()] == [8] and inbox.due() == []  # taken once, pending again
+    assert inbox.fail(8, "RuntimeError: again", attempts=2, first_wait=timedelta(0)) == "dead"
+    assert inbox.due() == []  # dead: no more tries
+    [dead] = inbox.failures()
+    assert (dead.update_id, dead.status, dead.attempts, dead.error) == (8, "dead", 2, "RuntimeError: again")
+    inbox.prune(older_than=timedelta(0))  # handled updates go; failures stay until dealt with
     with svc.store.session() as session:
-        assert session.exec(select(InboxRow)).all() == []
+        assert [r.update_id for r in session.exec(select(InboxRow))] == [8]
+    assert inbox.retry(8) and not inbox.retry(7)
+    assert [u["update_id"] for u in inbox.due()] == [8]  # tried once more
+    assert inbox.fail(8, "RuntimeError: still", attempts=2, first_wait=timedelta(0)) == "dead"
+
+
+def test_a_failed_update_is_retried_with_growing_waits(database_url):
+    from datetime import timedelta
+
+    from bot.store import Inbox, InboxRow, aware, utcnow
+
+    inbox = Inbox(service(database_url).store.db)
+    inbox.add(9, {"update_id": 9})
+    before = utcnow()
+    inbox.fail(9, "x", attempts=4, first_wait=timedelta(seconds=10))
+    inbox.due()  # not yet
+    with service(database_url).store.session() as session:
+        first = aware(session.get(InboxRow, 9).retry_at) - before
+    assert timedelta(seconds=10) <= first < timedelta(seconds=12)
+    assert inbox.due() == []
+    with service(database_url).store.session() as session:
+        row = session.get(InboxRow, 9)
+        row.status = "pending"
+        session.add(row)
+        session.commit()
+    before = utcnow()
+    inbox.fail(9, "x", attempts=4, first_wait=timedelta(seconds=10))
+    with service(database_url).store.session() as session:
+        second = aware(session.get(InboxRow, 9).retry_at) - before
+    assert timedelta(seconds=60) <= second < timedelta(seconds=62)
 
 
 def test_a_message_adapted_for_the_engine_is_stored_as_sent(database_url):
@@ -121,3 +176,24 @@ def test_what_no_text_column_holds_is_kept_as_a_replacement_character_not_a_fail
         [said] = [m.text for m in session.exec(select(MessageRow).where(MessageRow.direction == "in"))]
     nul = "\ufffd" if database_url.startswith("postgresql") else "\x00"
     assert said == f"货物\ufffd滞留{nul}了"
+
+
+def test_a_reader_in_another_process_is_not_held_up_by_a_turn_in_progress(sqlite_url):
+    """SQLite: a turn holds the write lock from BEGIN to commit; `kefu cases` in another process reads
+    the last commit meanwhile instead of failing with "database is locked" (it used to take the lock too)."""
+    import os
+    import subprocess
+    import sys
+
+    svc = service(sqlite_url)
+    talk(svc, "a", "货放你们那三天了还不发", "12345678", "13800138000")
+    env = {**os.environ, "KEFU_DATABASE_URL": sqlite_url}
+    with svc.store.turn("console", "b") as tx:  # another customer's turn, not yet committed
+        tx.record(Inbound(text="在吗"), svc.engine.handle(tx.conversation, Inbound(text="在吗"), tx))
+        listed = subprocess.run([sys.executable, "-m", "bot", "cases"], capture_output=True, text=True, env=env,
+                                timeout=120)
+        staff = subprocess.run([sys.executable, "-m", "bot", "staff", "list"], capture_output=True, text=True,
+                               env=env, timeout=120)
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stdout.count("KF-") == 1 and "stranded" in listed.stdout
+    assert staff.returncode == 0 and "locked" not in staff.stderr

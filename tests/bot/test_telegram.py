@@ -438,29 +438,72 @@ def _inbox_status(world, update_id):
         return row.status if row else None
 
 
-def test_one_failing_update_does_not_stop_the_bot(world, caplog):
+def test_one_failing_update_does_not_stop_the_bot_and_is_retried(world, caplog):
     service = world.service()
     handle = service.handle
+    failures = {"boom": 1}  # fails once, then works (a database that was away for a moment)
 
-    def failing(channel, user_key, inbound, update_id=None):
-        if inbound.text == "boom":
+    def failing(channel, user_key, inbound, update_id=None, **kw):
+        if failures.get(inbound.text, 0) > 0:
+            failures[inbound.text] -= 1
             raise RuntimeError("the engine broke")
-        return handle(channel, user_key, inbound, update_id)
+        return handle(channel, user_key, inbound, update_id, **kw)
 
     service.handle = failing  # the service fails, not the adapter
-    world.start(service)
+    world.start(service, telegram_retry_seconds=0.5)
     customer = world.user(CUSTOMER_ID, "王")
     number = open_stranded_case(customer)
     customer.say("/menu")
     customer.expect("请问您想反映哪方面的问题")
     customer.say("boom")
-    customer.expect("系统暂时出了点问题")
+    busy = customer.expect("系统繁忙，请稍后")
+    assert "已经记录" not in busy.text  # nothing of it was recorded yet: never said it was
     customer.say("/help")
     customer.expect("使用说明")
+    customer.expect("这个问题我暂时回答不了")  # the retry: "boom" handled at last, once
     failed = [r for r in caplog.records if r.name == "kefu.telegram" and "failed" in r.getMessage()]
     assert failed and f"user {CUSTOMER_ID}, case {number}" in failed[0].getMessage()
     with world.session() as session:
-        assert session.exec(select(InboxRow).where(InboxRow.status == "failed")).one()
+        row = session.exec(select(InboxRow).where(InboxRow.attempts == 1)).one()
+        assert row.status == "done" and row.error == "RuntimeError: the engine broke"
+        said = [m.text for m in session.exec(select(MessageRow).where(MessageRow.direction == "in"))]
+        assert said.count("boom") == 1
+
+
+def test_an_update_that_always_fails_is_dead_lettered_and_the_supervisors_told(world):
+    world.casework().add_staff(SUPERVISOR_ID, "supervisor", SUPERVISOR_CHAT)
+    service = world.service()
+    handle = service.handle
+
+    def failing(channel, user_key, inbound, update_id=None, **kw):
+        if inbound.text == "boom":
+            raise RuntimeError("the engine broke")
+        return handle(channel, user_key, inbound, update_id, **kw)
+
+    service.handle = failing
+    world.start(service, telegram_retry_seconds=0.2, telegram_attempts=2)
+    customer = world.user(CUSTOMER_ID, "王")
+    supervisor = world.user(SUPERVISOR_ID, "张主管", SUPERVISOR_CHAT, "supergroup")
+    customer.say("boom")
+    customer.expect("系统繁忙，请稍后")
+    customer.expect("多次处理都没有成功")
+    alert = supervisor.expect("一条消息多次处理失败")
+    assert f"用户 {CUSTOMER_ID}" in alert.text
+    with world.session() as session:
+        row = session.exec(select(InboxRow)).one()
+        assert (row.status, row.attempts) == ("dead", 2)
+        assert session.exec(select(MessageRow)).all() == []  # nothing recorded: it was never handled
+
+    env = {**env_without_telegram(), "KEFU_DATABASE_URL": world.database_url}
+    listed = subprocess.run([sys.executable, "-m", "bot", "inbox"], capture_output=True, text=True, env=env, timeout=120)
+    assert listed.returncode == 0 and f"{row.update_id}  dead  2 次" in listed.stdout and "RuntimeError" in listed.stdout
+    service.handle = handle  # fixed: sent back once more by hand, it is handled
+    retried = subprocess.run([sys.executable, "-m", "bot", "inbox", "--retry", str(row.update_id)], capture_output=True,
+                             text=True, env=env, timeout=120)
+    assert retried.returncode == 0, retried.stderr
+    customer.expect("请问您想反映哪方面的问题")
+    with world.session() as session:
+        assert session.exec(select(InboxRow)).one().status == "done"
 
 
 def test_webhook_mode_refuses_a_wrong_secret_token(world):
@@ -528,3 +571,93 @@ def test_a_person_asked_for_mid_complaint_opens_the_case_and_posts_one_card(worl
     with world.session() as session:
         case = session.exec(select(CaseRow)).one()
     assert (case.category, case.waybill, case.contact) == ("stranded", "12345678", None)
+
+
+# -- staff tools in a private chat: the guided assistant and training --------------------------------
+
+def test_staff_are_guided_through_a_live_complaint_with_assist(world):
+    world.casework().add_staff(STAFF_ID, "staff", STAFF_CHAT)
+    world.start()
+    staff = world.user(STAFF_ID, "李客服")  # their private chat with the bot
+    customer = world.user(CUSTOMER_ID, "王")
+
+    customer.say("/assist")  # not staff: refused, and nothing starts
+    customer.expect("仅供客服工作人员使用")
+    staff.say("/assist")
+    staff.expect("坐席助手已开始")
+    menu = staff.press("转货或转外协查询")
+    asked = staff.expect("✍️ 请记录：联系电话")
+    assert "🗣 对客户说：" in asked.text and "不推诿，发现异常立即处理" in asked.text
+    assert "转货或转外协查询" in menu.text  # the pressed choice is noted under the question
+    staff.say("13800138000")
+    staff.expect("✍️ 请记录：运单号")
+    staff.say("12345678")
+    opened = staff.expect("已建立，由您跟进。")
+    assert "📋 要做：" in opened.text and "第1步（客服专员）做完了吗？" in opened.text
+    assert [label for label, _ in opened.buttons] == ["完成了", "还没有"]
+    staff.press("完成了", opened)
+    staff.expect("已记录：第1步已完成。")
+    staff.say("结束")
+    staff.expect("坐席助手已结束。")
+
+    customer.say("你好")  # the customer's own conversation was never touched
+    customer.expect("请问您想反映哪方面的问题")
+    with world.session() as session:
+        case = session.exec(select(CaseRow)).one()
+        assert (case.category, case.assigned_to, case.waybill) == ("transfer", STAFF_ID, "12345678")
+        kinds = [e.kind for e in session.exec(select(EventRow).where(EventRow.case_number == case.number))]
+        assert "case_claimed" in kinds and kinds.count("step_confirmed") == 1
+    staff.say("你好")  # after the session a staff member's private message is a customer's again
+    staff.expect("请问您想反映哪方面的问题")
+
+
+def test_staff_practise_in_telegram_and_see_their_training(world):
+    casework = world.casework()
+    casework.add_staff(STAFF_ID, "staff", STAFF_CHAT)
+    casework.add_staff(SUPERVISOR_ID, "supervisor", SUPERVISOR_CHAT)
+    world.start()
+    staff = world.user(STAFF_ID, "李客服")
+    group = world.user(STAFF_ID, "李客服", STAFF_CHAT, "supergroup")
+    supervisor = world.user(SUPERVISOR_ID, "张主管")
+    stranger = world.user(STRANGER_ID, "路人")
+
+    stranger.say("/train")
+    stranger.expect("仅供客服工作人员使用")
+    group.say("/train")  # training is one to one, never in the staff group
+    group.expect("请在与我的私聊中使用这个命令。")
+    staff.say("/mytraining")
+    staff.expect("还没有训练记录。")
+
+    staff.say("/train")
+    pick = staff.expect("请选择要练习的投诉类别")
+    assert ("随机", "train:random") in pick.buttons and ("转货、转外协", "train:transfer") in pick.buttons
+    staff.press("转货、转外协", pick)
+    staff.expect("训练：转货、转外协（transfer）第")
+    staff.say("你好，稍等")
+    staff.expect("本轮得分: ")
+    staff.say("/quit")  # a session left early is kept as unfinished
+    staff.expect("—— 训练结束 ——")
+
+    staff.say("/train transfer 1")
+    staff.expect("客户: 我的货你们转给别的物流了")
+    staff.say("孙先生您好，非常抱歉，系统查不到转货后的详细情况，请您留下联系方式，我来联系外协窗口查询。")
+    turn = staff.expect("本轮得分: ")
+    assert "客户: 我电话13705912345" in turn.text
+    staff.say("好的，我已经记下了，查到后第一时间反馈给您。")
+    staff.expect("本轮得分: ")
+    staff.say("您放心，查到后我们会马上告诉您，您不用自己去联系外协公司。")
+    end = staff.expect("—— 训练结束 ——")
+    assert end.text.rstrip().endswith("score: 100/100")
+
+    staff.say("/mytraining")
+    mine = staff.expect("transfer #1  100/100")
+    assert f"{STAFF_ID}: 2 次训练" in mine.text and "（未完成，1 轮）" in mine.text
+    staff.say("/training")  # everyone's: for supervisors only
+    staff.expect("仅供客服工作人员使用")
+    supervisor.say("/training")
+    supervisor.expect(f"{STAFF_ID}: 2 次训练")
+    with world.session() as session:
+        from bot.store import TrainingRow
+
+        rows = session.exec(select(TrainingRow).order_by(TrainingRow.id)).all()
+        assert [(r.trainee, r.finished, r.score) for r in rows][-1] == (str(STAFF_ID), True, 100)

@@ -7,12 +7,14 @@ import json
 import re
 import time
 from base64 import b64encode
+from datetime import timedelta
 
 import pytest
 from itsdangerous import TimestampSigner
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
+from bot import audit
 from bot.config import Settings
 from bot.service import Service
 from bot.store import Inbox
@@ -90,13 +92,16 @@ def test_pages_forbid_script_and_framing(app):
 
 def test_a_failed_update_is_listed_with_its_error_and_retried(app):
     inbox = Inbox(app.state.db)
-    inbox.add(77, {"update_id": 77, "message": {"text": "运单 12345678 电话13800138000", "from": {"id": 9001}}})
-    inbox.finish(77, "failed", "RuntimeError: the engine broke")
+    data = {"update_id": 77, "message": {"text": "运单 12345678 电话13800138000", "from": {"id": 9001}}}
+    inbox.add(77, data)
+    assert inbox.fail(77, "RuntimeError: the engine broke", attempts=1, first_wait=timedelta(seconds=10)) == "dead"
     client = signed_in_client(app)
     listed = client.get("/failures").text
     assert "RuntimeError: the engine broke" in listed and "运单 12345678 电话13800138000" in listed
+    assert "已停止重试（已失败 1 次）" in listed
     token = re.search(r'name="csrf_token" value="([^"]+)"', listed).group(1)
     assert client.post("/failures/77/retry", data={"csrf_token": token}).status_code == 303
-    assert "已放回收件箱" in client.get("/failures").text
-    assert inbox.take_retries() == [{"update_id": 77, "message": {"text": "运单 12345678 电话13800138000",
-                                                                  "from": {"id": 9001}}}]
+    assert "已安排立即重试" in client.get("/failures").text
+    assert inbox.due() == [data]  # the running bot takes it at its next retry check
+    with app.state.service.store.reading() as session:
+        assert [(a.action, a.subject, a.actor) for a in audit.entries(session)] == [("update_retry", "77", "web:lily")]

@@ -1,16 +1,21 @@
-"""A failed Telegram update retried from the failures page is handled again by the running bot, through
-the same path as any update (the real PTB stack against the Bot API emulator, as in test_telegram)."""
+"""A dead-lettered Telegram update retried from the failures page is handled again by the running bot,
+through the same path as any update (the real PTB stack against the Bot API emulator, as in test_telegram)."""
 
 from __future__ import annotations
 
-from sqlmodel import select
+import re
 
-from bot.store import Inbox, InboxRow
+from sqlmodel import select
+from starlette.testclient import TestClient
+
+from bot.store import InboxRow
+from bot.web import auth
+from bot.web.app import create_app
 from telegram_harness import wait_until
 from test_telegram import CUSTOMER_ID, shared_engine, world  # noqa: F401  (fixtures)
 
 
-def test_a_failed_update_retried_is_handled_again_by_the_running_bot(world):
+def test_a_dead_update_retried_from_the_page_is_handled_by_the_running_bot(world):
     service = world.service()
     handle, broken = service.handle, [True]
 
@@ -19,18 +24,27 @@ def test_a_failed_update_retried_is_handled_again_by_the_running_bot(world):
             raise RuntimeError("the engine broke")
         return handle(channel, user_key, inbound, update_id)
 
-    service.handle = flaky  # the service fails once, not the adapter
-    world.start(service, telegram_deadline_seconds=0.2)
+    service.handle = flaky  # the service fails until it is mended, not the adapter
+    world.start(service, telegram_attempts=1, telegram_retry_seconds=1)
     customer = world.user(CUSTOMER_ID, "王")
     customer.say("货物滞留")
-    customer.expect("系统暂时出了点问题")
-    with world.session() as session:
-        failed = session.exec(select(InboxRow).where(InboxRow.status == "failed")).one()
-    assert failed.error == "RuntimeError: the engine broke"
+
+    def row(*where):  # read in a session of its own each time: a reader holds no lock the bot waits on
+        with service.store.reading() as session:
+            return session.exec(select(InboxRow).where(*where)).first()
+
+    dead = wait_until(lambda: row(InboxRow.status == "dead"), "a dead update")
+    assert dead.error.startswith("RuntimeError: the engine broke")
 
     broken[0] = False
-    assert Inbox(service.store.db).retry(failed.update_id, "lily")
+    auth.add_user(service.store.db, "lily", "supervisor", "lily-password")
+    pages = TestClient(create_app(service), follow_redirects=False)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', pages.get("/login").text).group(1)
+    pages.post("/login", data={"csrf_token": token, "name": "lily", "password": "lily-password", "next": "/"})
+    listed = pages.get("/failures").text
+    assert "RuntimeError: the engine broke" in listed
+    token = re.search(r'name="csrf_token" value="([^"]+)"', listed).group(1)
+    assert pages.post(f"/failures/{dead.update_id}/retry", data={"csrf_token": token}).status_code == 303
     customer.expect("请提供您的运单号")  # the same update, handled this time
-    with world.session() as session:
-        wait_until(lambda: session.get(InboxRow, failed.update_id, populate_existing=True).status == "done",
-                   "the retried update marked done")
+    wait_until(lambda: row(InboxRow.update_id == dead.update_id, InboxRow.status == "done"),
+               "the retried update marked done")

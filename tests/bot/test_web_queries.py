@@ -15,7 +15,7 @@ from bot.config import Settings
 from bot.logs import mask_phones
 from bot.queries import CaseFilter, Scope
 from bot.service import Service
-from bot.store import CaseRow, ConversationRow, EventRow, Inbox, InboxRow, MessageRow, aware, utcnow
+from bot.store import CaseRow, ConversationRow, EventRow, MessageRow, aware, utcnow
 from bot.supervision import CaseMarkRow
 from bot.web.auth import UserError, add_user, authenticate
 from dialogs.conversation import Inbound
@@ -220,21 +220,9 @@ def test_phones_are_masked_and_waybills_kept():
     assert mask_phones("电话13800138000，运单12345678，座机0591-87654321") == "电话138****8000，运单12345678，座机0591-****21"
 
 
-def test_a_failed_update_is_put_back_once_for_the_bot(desk):
-    inbox = Inbox(desk.service.store.db)
-    inbox.add(7, {"update_id": 7, "message": {"text": "boom"}})
-    assert inbox.retry(7, "lily") is False  # still pending: nothing to retry
-    inbox.finish(7, "failed", "RuntimeError: the engine broke")
-    with desk.service.store.session() as session:
-        assert [(r.update_id, r.error) for r in queries.failed_updates(session)] == [(7, "RuntimeError: the engine broke")]
-    assert inbox.retry(7, "lily") is True
-    assert inbox.take_retries() == [{"update_id": 7, "message": {"text": "boom"}}]
-    assert inbox.take_retries() == []
-    with desk.service.store.session() as session:
-        assert session.get(InboxRow, 7).status == "pending"
 
 
-def test_a_database_from_before_the_pages_gains_their_tables_and_the_inbox_error(tmp_path):
+def test_a_database_from_before_the_pages_gains_their_tables(tmp_path):
     import sqlite3
 
     from sqlalchemy import inspect
@@ -243,10 +231,8 @@ def test_a_database_from_before_the_pages_gains_their_tables_and_the_inbox_error
 
     connect(f"sqlite:///{tmp_path / 'kefu.db'}").dispose()
     with sqlite3.connect(tmp_path / "kefu.db") as db:  # as an older kefu left it
-        db.execute("ALTER TABLE telegram_inbox DROP COLUMN error")
         db.execute("DROP TABLE web_users")
         db.execute("DROP TABLE case_marks")
     db.close()
     engine = connect(f"sqlite:///{tmp_path / 'kefu.db'}")
     assert {"web_users", "case_marks"} <= set(inspect(engine).get_table_names())
-    assert "error" in {c["name"] for c in inspect(engine).get_columns("telegram_inbox")}
