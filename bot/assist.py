@@ -14,8 +14,8 @@ from sqlmodel import select
 from bot.casework import Casework
 from bot.chat import QUIT_WORDS, safe
 from bot.store import ConversationRow, StaffModeRow, TurnTx, utcnow
-from dialogs.assist import AssistContent, Guidance, Rule, ladder, read_turn, rules_for, staff_text
-from dialogs.conversation import Conversation, Inbound, Option, Turn
+from dialogs.assist import AssistContent, Guidance, Rule, ladder, read_turn, rules_for, staff_text, unprefixed
+from dialogs.conversation import AFTER, MENU, Conversation, Inbound, Option, Turn
 from dialogs.matching import normalize, pick_option
 
 CHANNEL = "assist"
@@ -41,7 +41,7 @@ class Assistant:
         with self.service.store.session() as session, session.begin():
             row = session.get(StaffModeRow, staff_id) or StaffModeRow(telegram_id=staff_id, mode=MODE)
             row.mode, row.started_at = MODE, utcnow()
-            row.data = {"key": key, "case": None, "step": None, "shown": [], "turns": 0}
+            row.data = {"key": key, "case": None, "phase": None, "shown": [], "turns": 0}
             session.add(row)
         guide = self.take(staff_id, Inbound(text=""))
         guide.notes.insert(0, self.assist.texts.started.text)
@@ -57,9 +57,15 @@ class Assistant:
             data = dict(row.data)
         if inbound.text is not None and normalize(inbound.text).casefold() in self._ends:
             return self.stop(staff_id)
-        if data["case"] is None:
-            return self._complaint(staff_id, data, inbound)
-        return self._confirm(staff_id, data, inbound)
+        if inbound.choice is None and not (inbound.text or "").strip() and data["turns"]:
+            return Guidance(notes=[self.assist.texts.blank.text])
+        if inbound.text is not None:
+            inbound = Inbound(text=unprefixed(self.assist, inbound.text), as_sent=inbound.text)
+        if data["case"] is not None:
+            answer = self._yes_no(inbound)
+            if answer is not None:
+                return self._confirm(staff_id, data, answer)
+        return self._complaint(staff_id, data, inbound)
 
     def stop(self, staff_id: int) -> Guidance:
         """Ends the session; the case, if one was opened, stays open with the staff member."""
@@ -82,14 +88,21 @@ class Assistant:
             shown = data["shown"]
             guide = read_turn(self.assist, self.engine, before, tx.conversation, turn, shown, first=data["turns"] == 1)
             for event in turn.events:
-                if event.kind == "case_opened" and data["case"] is None:
-                    number = event.data["number"]
-                    self.casework.claim_in(tx.session, number, staff_id)
-                    data.update(case=number, step=0)
-                    guide.notes.append(staff_text(self.assist.texts.opened, number=number))
-                    guide.do = ladder(self.engine, event.data["category"], tx.now)
-                    guide.rules = self._rules("case", shown)
-                    self._ask_step(guide, 0, guide.do)
+                if event.kind != "case_opened":
+                    continue
+                number = event.data["number"]
+                self.casework.claim_in(tx.session, number, staff_id)
+                if data["case"] is not None:  # a second complaint of the same call
+                    guide.notes.append(staff_text(self.assist.texts.also_opened, number=number))
+                    continue
+                data.update(case=number, phase="step")
+                guide.notes.append(staff_text(self.assist.texts.opened, number=number))
+                guide.do = ladder(self.engine, event.data["category"], tx.now)
+                guide.rules = self._rules("case", shown)
+            if data["case"] is not None:
+                if tx.conversation.state in (AFTER, MENU):
+                    guide.options = []  # the customer's "anything else?" menu: the staff member's question instead
+                self._ask(guide, data, tx.session)
             self._save(tx.session, staff_id, data)
             guides.append(guide)
 
@@ -104,51 +117,53 @@ class Assistant:
 
     # -- the handling steps -------------------------------------------------------------------------
 
-    def _confirm(self, staff_id: int, data: dict, inbound: Inbound) -> Guidance:
-        number, step = data["case"], data["step"]
-        steps = ladder(self.engine, self.casework.card(number).category, utcnow())
-        answer = self._yes_no(inbound)
-        texts = self.assist.texts
+    def _confirm(self, staff_id: int, data: dict, answer: bool) -> Guidance:
+        """The staff member's yes or no to the question asked after the case opened: did they do the step
+        that acts now; then, is it solved on the spot (the case is closed) or left open to its deadline."""
+        number, texts = data["case"], self.assist.texts
         guide = Guidance()
-        if answer is None:
-            guide.notes.append(texts.yes_no.text)
-            self._ask_step(guide, step, steps)
-            return guide
-        if not answer:
-            card = self.casework.card(number)
-            guide.notes.append(staff_text(texts.not_yet, step=step + 1, deadline=card.deadline_text))
-            return self._end(staff_id, guide)
-        guide.notes.append(staff_text(texts.confirmed, step=step + 1))
-        guide.rules = self._rules("confirm", data["shown"])
-        last = step + 1 >= len(steps)
         with self.service.store.session() as session, session.begin():
-            self.casework.confirm_step_in(session, number, staff_id, step)
-            data["step"] = step + 1
-            self._save(session, staff_id, data, ended=last)
-        if last:
-            guide.notes += [staff_text(texts.all_confirmed, number=number), texts.finished.text]
+            card = self.casework.card_in(session, number)
+            if data["phase"] == "step" and answer:
+                self.casework.confirm_step_in(session, number, staff_id, card.step - 1)
+                guide.notes.append(staff_text(texts.confirmed, step=card.step))
+                guide.rules = self._rules("confirm", data["shown"])
+                data["phase"] = "resolve"
+                self._ask(guide, data, session)
+            elif data["phase"] == "step":
+                guide.notes.append(staff_text(texts.not_yet, step=card.step, deadline=card.deadline_text))
+            elif answer:
+                self.casework.resolve_in(session, number, staff_id)
+                guide.notes.append(staff_text(texts.resolved, number=number))
+            else:
+                guide.notes.append(staff_text(texts.kept_open, number=number, deadline=card.deadline_text))
+            ended = guide.question is None
+            self._save(session, staff_id, data, ended=ended)
+        if ended:
+            guide.notes.append(texts.finished.text)
             guide.rules += self._rules("done", [])
             guide.ended = True
-        else:
-            self._ask_step(guide, step + 1, steps)
         return guide
 
-    def _ask_step(self, guide: Guidance, step: int, steps: list) -> None:
+    def _ask(self, guide: Guidance, data: dict, session) -> None:
+        """Asks the question of the phase after the case opened; as buttons unless the customer's own
+        options (a second complaint offered) are on screen, which then keep the numbers."""
         texts = self.assist.texts
-        guide.question = staff_text(texts.confirm, step=step + 1, role=steps[step].role_name)
-        guide.options = [Option(texts.yes_label.text, YES), Option(texts.no_label.text, NO)]
+        if data["phase"] == "step":
+            card = self.casework.card_in(session, data["case"])
+            guide.question = staff_text(texts.confirm, step=card.step, role=card.role_name)
+        else:
+            guide.question = texts.resolve_ask.text
+        if not guide.options:
+            guide.options = [Option(texts.yes_label.text, YES), Option(texts.no_label.text, NO)]
 
     def _yes_no(self, inbound: Inbound) -> bool | None:
         if inbound.choice in (YES, NO):
             return inbound.choice == YES
-        texts = self.assist.texts
-        index = pick_option(inbound.text or "", [[texts.yes_label.text, "完成", "做完了", "已完成"],
-                                                 [texts.no_label.text, "没有", "没做", "未完成"]])
-        if index is not None:
-            return index == 0
-        if _QUESTION.search(inbound.text or ""):
+        if inbound.choice is not None or _QUESTION.search(inbound.text or ""):
             return None  # "嗯？这个怎么算" is a question, not a yes
-        return self.engine.repairs.read(inbound.text or "").decision
+        index = pick_option(inbound.text or "", [self.assist.yes_words, self.assist.no_words])
+        return None if index is None else index == 0
 
     def _end(self, staff_id: int, guide: Guidance) -> Guidance:
         with self.service.store.session() as session, session.begin():

@@ -139,8 +139,12 @@ class Casework:
     def card(self, number: str) -> CaseCard:
         """The case card of a case (CaseworkError if there is no such case)."""
         with self.service.store.reading() as session:
-            case, conv = self._case(session, number)
-            return self._card(case, conv)
+            return self.card_in(session, number)
+
+    def card_in(self, session, number: str) -> CaseCard:
+        """card() inside the caller's transaction."""
+        case, conv = self._case(session, number)
+        return self._card(case, conv)
 
     def claim(self, number: str, staff_id: int) -> CaseCard:
         """Assigns the case to this staff member."""
@@ -261,11 +265,15 @@ class Casework:
     def resolve(self, number: str, staff_id: int | None, by: str | None = None) -> CaseCard:
         """Closes the case; the adapter then asks the customer to rate the service (rating_request)."""
         with self.service.store.session() as session, session.begin():
-            case, conv = self._case(session, number, open_only=True)
-            case.status, case.closed_at = "closed", utcnow()
-            case.assigned_to = case.assigned_to or staff_id
-            self._event(session, case, "case_closed", {"staff": staff_id, **({"by": by} if by else {})})
-            return self._card(case, conv)
+            return self.resolve_in(session, number, staff_id, by)
+
+    def resolve_in(self, session, number: str, staff_id: int | None, by: str | None = None) -> CaseCard:
+        """resolve() inside the caller's transaction (a guided complaint solved on the spot)."""
+        case, conv = self._case(session, number, open_only=True)
+        case.status, case.closed_at = "closed", utcnow()
+        case.assigned_to = case.assigned_to or staff_id
+        self._event(session, case, "case_closed", {"staff": staff_id, **({"by": by} if by else {})})
+        return self._card(case, conv)
 
     # -- supervision: what supervisors put on a case (the supervisor pages) ----------------------
 

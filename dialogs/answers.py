@@ -14,6 +14,10 @@ from dialogs.repairs import Wants
 from dialogs.turn import ANSWER_STORY, MAX_SAID, MEANINGFUL, QUESTION, SHIPMENT, SHORT_STORY, STORY_LENGTH, WORDS, Run
 
 
+# A question that names both answers ("要不要收费？", "需不需要"): not a choice among the options by its words.
+EITHER_OR = re.compile(r"(\w)不\1|需不需要|可不可以")
+
+
 class AnswersMixin:
     """Takes what a message gives inside a complaint, and finds the way on when it gives nothing."""
 
@@ -30,7 +34,8 @@ class AnswersMixin:
             value = conv.facts.get(pending) or self._direct_answer(run, pending, text)
             if value is not None:
                 return self._take(run, pending, value)
-        elif state.options:
+        elif state.options and not (EITHER_OR.search(text) and pick_option(text, [[o.label] for o in state.options]) is None):
+            # "要不要收费？" asks about the options rather than choosing one: answered as a side question below
             index = self._pick_state_option(text, state)
             if index is not None:
                 memory.misses = 0
@@ -243,9 +248,11 @@ class AnswersMixin:
         conv = run.conversation
         category = self._category(conv)
         for fact_id, fact in category.facts.items():
-            if fact_id in conv.facts and not overwrite and not self._generic(conv.facts[fact_id]):
-                continue  # given already; "不清楚" is not an answer, and a later message may give one
             fact_type = self.shared.fact_types[fact.type]
+            # "单号是32132132" when another was given: naming the fact with a new value corrects it
+            named = fact_type.kind == "pattern" and normalize(fact.label)[-2:] in normalize(text)
+            if fact_id in conv.facts and not (overwrite or named) and not self._generic(conv.facts[fact_id]):
+                continue  # given already; "不清楚" is not an answer, and a later message may give one
             if fact_id == pending and fact_type.kind != "pattern":
                 continue  # the answer to the question asked is read whole (below): its words, or its option
             value = None

@@ -45,7 +45,11 @@ class AssistTexts(Strict):
     confirm: Text
     confirmed: Text
     not_yet: Text
-    all_confirmed: Text
+    resolve_ask: Text
+    resolved: Text
+    kept_open: Text
+    also_opened: Text
+    blank: Text
     yes_no: Text
     finished: Text
     no_case: Text
@@ -58,6 +62,9 @@ class AssistContent(Strict):
 
     rules_per_step: Annotated[int, Field(ge=1, le=3)]
     end_words: list[str] = Field(min_length=1)
+    speaker_prefixes: list[str] = []
+    yes_words: list[str] = Field(min_length=1)
+    no_words: list[str] = Field(min_length=1)
     rules: dict[Id, Rule] = Field(min_length=1)
     moments: dict[Moment, list[Id]]
     categories: dict[Id, list[Id]] = {}
@@ -193,9 +200,18 @@ def read_turn(assist: AssistContent, engine, before: Conversation, after: Conver
 def ladder(engine, category_id: str, opened_at: datetime) -> list[LadderStep]:
     """A category's handling steps as the staff member will work them: the first due by its deadline
     from the opening; each later one starts when the one before it runs out unresolved."""
-    category = engine.content.categories[category_id]
+    category = engine.content.case_kinds[category_id]  # a complaint, or the handoff to a person
     values, roles = template_values(""), engine.content.shared.roles
     return [LadderStep(i, step.role, roles[step.role].name if step.role in roles else step.role,
                        render(step.action.text, values), step.deadline_hours,
                        engine.deadline(opened_at, step) if i == 1 else None)
             for i, step in enumerate(category.handling, start=1)]
+
+
+def unprefixed(assist: AssistContent, text: str) -> str:
+    """The customer's words without the staff member's "客户说：" in front."""
+    stripped = text.lstrip()
+    for prefix in sorted(assist.speaker_prefixes, key=len, reverse=True):
+        if stripped.startswith(prefix) and len(stripped) > len(prefix):
+            return stripped[len(prefix):].lstrip(" ：:，,")
+    return text

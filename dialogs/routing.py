@@ -13,6 +13,8 @@ from dialogs.matching import is_number, normalize, pick_option
 from dialogs.repairs import Wants
 from dialogs.turn import MEANINGFUL, OTHER, QUESTION, VAGUE, WORDS, Run
 
+SHORT_ANSWER = 6  # characters of a yes or no to an offer (好的，一起登记吧)
+
 
 class RoutingMixin:
     """Starts what a message outside a complaint asks for."""
@@ -38,6 +40,13 @@ class RoutingMixin:
             # The options shown are the offered ones, then back to the menu: a number counts against
             # that list, never against the main menu's numbers the customer cannot see now.
             index = pick_option(text, [self._names(label) for label in offered] + [[self.shared.back_label]])
+            if index is None and len(offered) == 1 and len(WORDS.findall(normalize(text))) <= SHORT_ANSWER:
+                # 需要现在一起登记吗？ 好的 / 不用了 (a longer answer tells its story and is read as one, below)
+                said = pick_option(text, [self.repairs.lists["accept"], self.repairs.lists["decline"]])
+                if said == 1:
+                    conv.state, conv.offered, conv.offered_text = MENU, [], ""
+                    return self._after(run)
+                index = 0 if said == 0 else None
             if index is None and is_number(text):
                 self._say(run, self.shared.texts.choose_again)
                 return self._prompt(run)

@@ -199,6 +199,8 @@ class Repairs(Strict):
     wait: list[str]
     affirm: list[str]
     deny: list[str]
+    accept: list[str] = []  # yes to an offer (需要现在一起登记吗？ 好的): unlike affirm, 不用了 is no here
+    decline: list[str] = []  # no to an offer
     protest: list[str]  # "I already said it": look back at earlier messages
     meta: list[str]  # questions about kefu itself
     insult: list[str]

@@ -87,12 +87,16 @@ def _committed(rule: Forbidden, text: str) -> str | None:
 _SUBJECT = re.compile(r"(?<![帮给为替让叫请跟和向对告诉通知联系])(我|您|你)(?![好的])")
 
 
+_ON_BEHALF = "帮替代为"
+
+
 def _our_subject(text: str, start: int) -> bool:
     """Whether what starts at start is something we do: the nearest subject before it in its sentence is
     我 (我已经记下您的单号，这就给始发站打电话催), and it does not name 您 itself (我建议您直接找外协)."""
-    if text[start] in "您你":
-        return False
     subjects = _SUBJECT.findall(_SENTENCE_END.split(text[:start])[-1])
+    if text[start] in "您你":
+        # 帮您联系网点 / 马上替您问外协: 您 is whom it is done for, and the doer is us unless said otherwise.
+        return start > 0 and text[start - 1] in _ON_BEHALF and (not subjects or subjects[-1] == "我")
     return bool(subjects) and subjects[-1] == "我"
 
 

