@@ -103,7 +103,8 @@ def chat(user: str = typer.Option("local", help="Customer identity; the same id 
 
 
 @app.command()
-def validate(content: Optional[Path] = typer.Option(None, help="Content folder (default: the configured one).")) -> None:
+def validate(content: Optional[Path] = typer.Option(None, help="Content folder (default: the configured one)."),
+             drafts: bool = typer.Option(False, "--drafts", help="Also count the drafts no supervisor has confirmed yet, and list them.")) -> None:
     """Check every content file; print each problem with file, line and field."""
     folder = content or settings().content_dir
     try:
@@ -128,6 +129,19 @@ def validate(content: Optional[Path] = typer.Option(None, help="Content folder (
     print(f"OK: {len(loaded.categories)} categories, content version {loaded.version}; "
           f"training: {sum(len(s) for s in training.scenarios.values())} scenarios, {training.version}; "
           f"staff assistant: {len(assist_content.rules)} rules")
+    if drafts:
+        _print_unconfirmed(loaded)
+
+
+def _print_unconfirmed(loaded) -> None:
+    from dialogs.drafts import drafts as all_drafts
+
+    found = all_drafts(loaded)
+    open_ = [d for d in found if d.confirmed is None]
+    print(f"drafts: {len(open_)} of {len(found)} still unconfirmed")
+    for d in open_:
+        value = d.value.replace("\n", " ")
+        print(f"  {d.key}  [{d.kind}] {value[:40]}{'…' if len(value) > 40 else ''}")
 
 
 class CaseStatus(str, Enum):
@@ -169,6 +183,7 @@ def checklist(category: Optional[str] = typer.Argument(None, help="A category id
         print(f"kefu: no category '{category}' (known: {', '.join(loaded.categories)})", file=sys.stderr)
         raise typer.Exit(2)
     origin = {"manual": "手册", "draft": "草稿"}
+    confirmed = "草稿，已确认"
     for cid in [category] if category else loaded.shared.menu:
         if cid not in loaded.categories:
             continue  # a fee or policy topic: no handling steps
@@ -177,7 +192,8 @@ def checklist(category: Optional[str] = typer.Argument(None, help="A category id
         for i, step in enumerate(cat.handling, start=1):
             role = loaded.shared.roles[step.role].name
             source = f"，{step.action.source}" if step.action.source else ""
-            print(f"  {i}. {role}，{step.deadline_hours:g} 小时内：{step.action.text}  [{origin[step.action.provenance.value]}{source}]")
+            mark = confirmed if step.action.confirmed else origin[step.action.provenance.value]
+            print(f"  {i}. {role}，{step.deadline_hours:g} 小时内：{step.action.text}  [{mark}{source}]")
         print()
 
 
@@ -575,6 +591,201 @@ def eval_training(
     scenarios = {(g.category, g.scenario) for g in graded}
     print(f"{len(graded)} graded replies for {len(scenarios)} scenarios ({data.name})")
     print(format_report(evaluate(training, graded), show=show))
+
+
+report_app = typer.Typer(no_args_is_help=True, help="The manual's reports: the 15-day damage/shortage report and the monthly analysis.")
+app.add_typer(report_app, name="report")
+
+
+class ReportFormat(str, Enum):
+    table = "table"
+    csv = "csv"
+    xlsx = "xlsx"
+
+
+REPORT_FORMAT = typer.Option(ReportFormat.table, "--format", help="table (the terminal), csv (UTF-8 with BOM) or xlsx.")
+REPORT_OUTPUT = typer.Option(None, "--output", help="Write the file here (xlsx needs it; default: standard output).")
+
+
+def _reports():
+    from bot.reports import Reports
+
+    service = _service(create=False)
+    return Reports(service.store.db, service.content, service.engine.zone)
+
+
+def _day(text: Optional[str], option: str):
+    from datetime import date
+
+    if text is None:
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise typer.BadParameter(f"not a date: {text!r} (expected YYYY-MM-DD)", param_hint=option)
+
+
+def _write_report(tables, fmt: ReportFormat, output: Optional[Path]) -> None:
+    from bot.reports import csv_bytes, text_lines, xlsx_bytes
+
+    if fmt is ReportFormat.table and output is None:
+        print("\n".join(text_lines(tables)))
+        return
+    if fmt is ReportFormat.xlsx and output is None:
+        raise typer.BadParameter("an Excel file needs --output PATH", param_hint="--output")
+    data = {ReportFormat.csv: csv_bytes, ReportFormat.xlsx: xlsx_bytes}.get(fmt)
+    payload = data(tables) if data else ("\n".join(text_lines(tables)) + "\n").encode("utf-8")
+    if output is None:
+        sys.stdout.buffer.write(payload)
+        sys.stdout.flush()
+    else:
+        output.write_bytes(payload)
+        print(f"OK: {tables[0].title}, {len(tables[0].rows)} row(s), written to {output}", file=sys.stderr)
+
+
+@report_app.command("damage")
+def report_damage(
+    start: Optional[str] = typer.Option(None, "--from", help="First day, YYYY-MM-DD (default: the current half month's, the 1st or the 16th)."),
+    end: Optional[str] = typer.Option(None, "--to", help="Last day, YYYY-MM-DD, included (default: the half month's last)."),
+    fmt: ReportFormat = REPORT_FORMAT,
+    output: Optional[Path] = REPORT_OUTPUT,
+) -> None:
+    """The 15-day damage/shortage report (货损货差十五日报表): the cases, by branch, with amounts, status and totals."""
+    from bot.reports import Period, half_month
+
+    reports = _reports()
+    first, last = _day(start, "--from"), _day(end, "--to")
+    around = half_month(first or last or reports.today())
+    period = Period(first or around.start, last or around.end)
+    if period.start > period.end:
+        raise typer.BadParameter(f"--from {period.start} is after --to {period.end}", param_hint="--from")
+    try:
+        report = reports.damage(period)
+    except ValueError as exc:
+        _fail(str(exc))
+    _write_report(report.tables(), fmt, output)
+
+
+@report_app.command("monthly")
+def report_monthly(
+    month: Optional[str] = typer.Option(None, "--month", help="YYYY-MM (default: the current month)."),
+    fmt: ReportFormat = REPORT_FORMAT,
+    output: Optional[Path] = REPORT_OUTPUT,
+) -> None:
+    """The monthly analysis by category: cases, causes as collected, handling steps reached, time to close, open and overdue."""
+    from bot.reports import parse_month
+
+    reports = _reports()
+    try:
+        period = parse_month(month) if month else None
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--month")
+    _write_report(reports.monthly(period).tables(), fmt, output)
+
+
+drafts_app = typer.Typer(no_args_is_help=True, help="Drafts to confirm: the content's own texts, step roles and deadlines, for supervisors.")
+app.add_typer(drafts_app, name="drafts")
+
+
+class DraftStatus(str, Enum):
+    open = "open"
+    reviewed = "reviewed"
+    confirmed = "confirmed"
+    all = "all"
+
+
+def _drafts():
+    from bot.drafts import Drafts
+
+    service = _service(create=False)
+    return Drafts(service.store.db, service.content)
+
+
+@drafts_app.command("list")
+def drafts_list(
+    status: DraftStatus = typer.Option(DraftStatus.all, help="open (no word yet), reviewed (stored, not yet applied), confirmed (in the content), or all."),
+    category: Optional[str] = typer.Option(None, help="Only this category or fee topic."),
+) -> None:
+    """List the drafts: key, kind, place in the flow, times customers saw it in 30 days, the supervisor's word, the text."""
+    shown = 0
+    for line in _drafts().listing():
+        d = line.draft
+        if (status is not DraftStatus.all and line.status != status.value) or (category and d.category != category):
+            continue
+        seen = "-" if line.seen is None else str(line.seen)
+        word = ""
+        if d.confirmed is not None:
+            word = f"已确认 {d.confirmed.by} {d.confirmed.at}"
+        elif line.review is not None:
+            r = line.review
+            word = (f"{'确认' if r.decision == 'confirmed' else '修改为「' + (r.correction or '') + '」'} {r.reviewer} "
+                    f"{r.at:%Y-%m-%d %H:%M}{'（原文已变，需重新审核）' if line.stale else ''}")
+            if r.comment:
+                word += f"：{r.comment}"
+        print("\t".join([d.key, d.kind, d.place, seen, word or "待确认", d.value.replace("\n", "⏎")]))
+        shown += 1
+    if not shown:
+        print("kefu: no drafts match", file=sys.stderr)
+
+
+BY = typer.Option(..., "--by", help="Who confirms or corrects (the supervisor's name).")
+COMMENT = typer.Option(None, "--comment", help="Why, for the maintainer and the next supervisor.")
+
+
+@drafts_app.command("confirm")
+def drafts_confirm(key: str = typer.Argument(..., help="The draft's key (kefu drafts list)."), by: str = BY,
+                   comment: Optional[str] = COMMENT) -> None:
+    """Store a supervisor's confirmation of a draft as it stands."""
+    from bot.drafts import DraftError
+
+    try:
+        review = _drafts().confirm(key, by, comment)
+    except DraftError as exc:
+        _fail(str(exc))
+    print(f"OK: {review.key} confirmed by {review.reviewer}")
+
+
+@drafts_app.command("correct")
+def drafts_correct(key: str = typer.Argument(..., help="The draft's key (kefu drafts list)."), by: str = BY,
+                   value: str = typer.Option(..., "--value", help="The corrected text, role id or deadline in hours."),
+                   comment: Optional[str] = COMMENT) -> None:
+    """Store a supervisor's correction of a draft (checked before it is stored)."""
+    from bot.drafts import DraftError
+
+    try:
+        review = _drafts().correct(key, by, value, comment)
+    except DraftError as exc:
+        _fail(str(exc))
+    print(f"OK: {review.key} {review.decision} by {review.reviewer}")
+
+
+@drafts_app.command("export")
+def drafts_export(output: Path = typer.Option(..., "--output", help="The YAML patch to write.")) -> None:
+    """Write the stored confirmations and corrections not yet in the content as a YAML patch."""
+    text, count, left_out = _drafts().export()
+    for line in left_out:
+        print(f"kefu: left out {line}", file=sys.stderr)
+    output.write_text(text, encoding="utf-8")
+    print(f"OK: {count} change(s) written to {output}; apply with kefu drafts apply {output}")
+
+
+@drafts_app.command("apply")
+def drafts_apply(path: Path = typer.Argument(..., help="A patch written by kefu drafts export."),
+                 content: Optional[Path] = typer.Option(None, help="Content folder (default: the configured one).")) -> None:
+    """Write a drafts patch into the content files: all of it, validated, or nothing."""
+    from bot.drafts import apply_patch
+    from dialogs.drafts import PatchConflict
+
+    folder = content or settings().content_dir
+    try:
+        count, files = apply_patch(path.read_text(encoding="utf-8"), folder)
+    except PatchConflict as exc:
+        _fail(f"nothing written: {exc}")
+    except ContentError as exc:
+        _print_problems(exc)
+        print("kefu: nothing written: the patched content would not validate", file=sys.stderr)
+        raise typer.Exit(1)
+    print(f"OK: {count} change(s) applied to {', '.join(files) or 'no file'} in {folder}")
 
 
 # -- the supervisor pages (bot/web/) ------------------------------------------------------------

@@ -15,13 +15,12 @@ from pythonjsonlogger.json import JsonFormatter
 QUIET = ("transitions", "httpx", "httpcore", "telegram", "apscheduler", "sqlalchemy", "aiohttp", "tornado")
 KEFU = "kefu"
 
-# Mainland mobiles (138 0013 8000, +86…) and landlines with an area code (0591-87654321). Only ASCII letters
-# and digits before one make it part of something else: Chinese right before it (电话13800138000) does not.
-_PHONE = re.compile(r"(?<![0-9A-Za-z_+])(?:\+?86[- ]?)?(1[3-9]\d)[- ]?(\d{4})[- ]?(\d{4})(?!\d)"
-                    r"|(?<![0-9A-Za-z_-])(0\d{2,3})-?(\d{7,8})(?!\d)")
+# Mainland mobiles (138 0013 8000, +86…) and landlines with an area code (0591-87654321).
+# ASCII word characters only around a number: in Chinese text a phone follows a character (我的电话13812345678).
+_PHONE = re.compile(r"(?<![A-Za-z0-9_+])(?:\+?86[- ]?)?(1[3-9]\d)[- ]?(\d{4})[- ]?(\d{4})(?!\d)|(?<![A-Za-z0-9_-])(0\d{2,3})-?(\d{7,8})(?!\d)")
 # Waybill numbers as shared.yaml's fact type reads them: up to four letters, 6 to 16 digits. A number
 # right after '-' is part of a case number (KF-20261127-0001) or a group's chat id, which logs need.
-_WAYBILL = re.compile(r"(?<![\w-])([A-Za-z]{0,4})(\d{6,16})(?![\w])")
+_WAYBILL = re.compile(r"(?<![A-Za-z0-9_-])([A-Za-z]{0,4})(\d{6,16})(?![A-Za-z0-9_])")
 
 _pii = False  # --log-pii: log customers' words and numbers as they are
 

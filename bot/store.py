@@ -144,7 +144,7 @@ class MetaRow(SQLModel, table=True):
 
 
 # The tables and columns above, as this build expects them. Raise it with every change to them.
-SCHEMA_VERSION = 4  # 2: training_sessions; 3: staff_modes, case_counters, the inbox's retries; 4: web_users, case_marks (bot/supervision.py)
+SCHEMA_VERSION = 4  # 2: training_sessions; 3: staff_modes, case_counters, the inbox's retries, draft_reviews; 4: web_users, case_marks (bot/supervision.py)
 
 
 class TrainingRow(SQLModel, table=True):
@@ -234,6 +234,7 @@ def connect(database_url: str) -> DbEngine:
             # turns instead of failing midway; one that only reads (Store.reading) takes no lock at all.
             conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(READ_ONLY) else "BEGIN IMMEDIATE")
 
+    import bot.drafts  # noqa: F401  (its table, draft_reviews, is part of the schema)
     import bot.supervision  # noqa: F401  (the supervisor pages' tables join the schema)
 
     if not _schema_in_place(engine):  # looked at without a write lock: a reader opens a busy database at once

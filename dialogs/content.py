@@ -203,6 +203,11 @@ def _check_shared(shared: Shared, doc: YamlDoc, categories: set[str], topics: se
     for stem in categories:
         if stem not in shared.menu:
             problems.append(doc.problem(("menu",), f"category '{stem}' is not on the menu"))
+    if shared.reports is not None:
+        for i, label in enumerate(shared.reports.damage.categories):
+            if label not in categories:
+                problems.append(doc.problem(("reports", "damage", "categories", i),
+                                            f"no category '{label}'" + did_you_mean(label, categories)))
     return problems
 
 

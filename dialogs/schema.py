@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from enum import Enum
 from typing import Annotated, Literal
 
@@ -21,17 +22,30 @@ class Provenance(str, Enum):
     draft = "draft"  # written by us, for a supervisor to confirm or replace
 
 
+class Confirmation(Strict):
+    """A supervisor's word on one of our drafts (kefu drafts apply writes it): the draft stands as
+    confirmed, or was replaced by their correction (was: the draft it replaced)."""
+
+    by: Annotated[str, StringConstraints(min_length=1)]
+    at: date  # not "on": YAML 1.1 reads a bare on as true
+    comment: str | None = None
+    was: str | None = None
+
+
 class Text(Strict):
     """A customer-facing text (a Jinja2 template) and where it comes from."""
 
     text: Annotated[str, StringConstraints(min_length=1)]
     provenance: Provenance
     source: str | None = None  # the manual's section, for manual texts
+    confirmed: Confirmation | None = None  # a draft a supervisor confirmed or corrected
 
     @model_validator(mode="after")
     def _manual_names_source(self) -> "Text":
         if self.provenance is Provenance.manual and not self.source:
             raise ValueError("a text taken from the manual must name its section in 'source'")
+        if self.provenance is Provenance.manual and self.confirmed is not None:
+            raise ValueError("'confirmed' is for drafts: a text taken from the manual needs no confirmation")
         return self
 
 
@@ -48,6 +62,7 @@ class Answer(Text):
 class Role(Strict):
     name: str  # shown to staff and customers, e.g. 分公司经理
     doing: str  # what this role does on a case, in plain words for the customer (正在联系托运窗口安排发货)
+    doing_confirmed: Confirmation | None = None  # `doing` is our draft until a supervisor confirms it
 
 
 class Hours(Strict):
@@ -234,6 +249,20 @@ class Routing(Strict):
     places: list[str] = []
 
 
+class DamageReport(Strict):
+    """The 15-day damage/shortage report (货损货差十五日报表): which case kinds it lists, and the facts
+    that hold the amount claimed or declared (read as numbers where a single amount is named)."""
+
+    categories: list[Id] = Field(min_length=1)
+    amount_facts: list[Id] = []
+
+
+class Reports(Strict):
+    """The reports the manual asks for (第一章 工作职责 四、六)."""
+
+    damage: DamageReport
+
+
 class Shared(Strict):
     """scripts_yaml/shared.yaml: texts, roles and rules used by every category."""
 
@@ -252,6 +281,7 @@ class Shared(Strict):
     routing: Routing
     repairs: Repairs
     handoff: Handoff
+    reports: Reports | None = None
 
 
 class OtherTopic(Strict):
@@ -285,6 +315,9 @@ class Step(Strict):
     role: Id
     action: Text
     deadline_hours: float = Field(gt=0)
+    # The manual sets no ladder: every step's role and deadline are our drafts until a supervisor confirms them.
+    role_confirmed: Confirmation | None = None
+    deadline_confirmed: Confirmation | None = None
 
 
 class Option(Strict):

@@ -43,6 +43,8 @@ def test_phones_and_waybills_are_masked_and_ids_kept():
             "case KF-20261127-0001 in chat -1001234567890")
     assert logs.mask(line) == ("call 138****8000 or 138****8000 or 0591-****21; waybill SH20****27, 12****78; "
                                "case KF-20261127-0001 in chat -1001234567890")
+    # Right after Chinese characters, as customers write them (a CJK character is a \w to re).
+    assert logs.mask("我的电话13812345678，运单号SH20261127到了吗") == "我的电话138****5678，运单号SH20****27到了吗"
 
 
 def test_libraries_are_quiet_and_kefu_lines_are_json(captured):

@@ -37,6 +37,8 @@ EXPECTED = {
     "unknown_filter": ["attitude.yaml:7: answer_points.reply.text: broken template (line 1 of the text): No filter named 'uper'."],
     "unknown_option": ["attitude.yaml:22: closing.text: template compares facts.who with '送货司机', which is not one of its options"],
     "manual_without_source": ["attitude.yaml:17: closing: a text taken from the manual must name its section in 'source'"],
+    "confirmed_manual": ["attitude.yaml:17: closing: 'confirmed' is for drafts: a text taken from the manual needs no confirmation"],
+    "confirmed_without_by": ["attitude.yaml:12: handling[0].deadline_confirmed.by: missing required field"],
     "yaml_syntax": ["attitude.yaml:9: (file): not valid YAML: expected the node content, but found '-'"],
     "silent_loop": [
         "attitude.yaml:24: flow.states.done: unreachable state: no path from 'answer' leads here",
