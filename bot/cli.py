@@ -119,10 +119,12 @@ def validate(content: Optional[Path] = typer.Option(None, help="Content folder (
     except ContentError as exc:
         _print_problems(exc)
         raise typer.Exit(1)
+    from bot.staff_texts import load_staff_texts
     from dialogs.assist import load_assist
 
     try:
         assist_content = load_assist(folder, set(loaded.categories))
+        load_staff_texts(folder)
     except ContentError as exc:
         _print_problems(exc)
         raise typer.Exit(1)

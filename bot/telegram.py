@@ -27,6 +27,7 @@ from bot.logs import Private
 from bot.practice import Practice
 from bot.practice import history as practice_history
 from bot.service import Service
+from bot.staff_texts import StaffTexts, load_staff_texts, say
 from bot.store import Inbox
 from dialogs.assist import Guidance, load_assist
 from dialogs.conversation import Event, Inbound, Option, Reply, Turn
@@ -37,58 +38,14 @@ CHANNEL = "telegram"
 log = logging.getLogger("kefu.telegram")
 RETENTION_EVERY = 6 * 3600  # seconds between retention runs: a day's delay at most a quarter
 
-# Registered with set_my_commands: what customers see in Telegram's command menu.
-COMMANDS = (
-    ("start", "开始咨询"),
-    ("menu", "返回主菜单"),
-    ("cancel", "取消本次办理"),
-    ("status", "查询案件进度：/status 案件编号"),
-    ("human", "转人工客服"),
-    ("help", "使用说明"),
-)
-STAFF_COMMANDS = (
-    ("claim", "认领案件：/claim 案件编号"),
-    ("reply", "回复客户：/reply 案件编号 内容"),
-    ("resolve", "办结案件并请客户评价"),
-    ("escalate", "升级到下一步处理"),
-    ("status", "查看案件卡片：/status 案件编号"),
-    ("assist", "坐席助手：一步步处理正在接待的投诉（私聊）"),
-    ("train", "训练：扮演客服回复模拟客户并评分（私聊）"),
-    ("mytraining", "我的训练记录"),
-    ("help", "客服命令说明"),
-)
-STAFF_HELP = (
-    "客服命令：\n"
-    "/claim 案件编号 — 认领案件\n"
-    "/reply 案件编号 内容 — 回复客户（也可以直接“回复”案件卡片或客户消息）\n"
-    "/resolve 案件编号 — 办结案件，并请客户评价\n"
-    "/escalate 案件编号 — 升级到下一步处理\n"
-    "/status 案件编号 — 查看案件卡片\n"
-    "在回复案件卡片时发送 /claim、/resolve、/escalate，可以省略案件编号。\n"
-    "在与我的私聊中：\n"
-    "/assist — 坐席助手：把客户说的话发给我，我告诉您该说什么、记录什么、做什么，并建立案件\n"
-    "/train [类别] [场景编号] — 训练：我扮演客户，您回复，每轮评分；/quit 结束\n"
-    "/mytraining — 我的训练记录；主管用 /training 查看所有人的训练记录"
-)
-PRIVATE_ONLY = "请在与我的私聊中使用这个命令。"
-TRAIN_PICK = "请选择要练习的投诉类别："
-NO_TRAINING = "还没有训练记录。"
-TRAIN_BUTTON = re.compile(r"^train:([a-z_]+)$")
-HISTORY_LATEST = 30  # sessions listed in a chat; the means count them all
-# Staff-facing headers (customer-facing texts live in scripts_yaml/shared.yaml).
-DUE_HEADERS = {
-    "remind": "⏰ 已超过处理期限，请尽快处理",
-    "escalated": "⏫ 超过期限未处理，已升级到下一步",
-    "top": "🚨 已在最后一步且超过期限，请主管关注",
-}
-KINDS = {  # what a customer sent that kefu cannot take, as the transcript names it
-    "sticker": "贴纸", "voice": "语音", "video_note": "视频消息", "audio": "音频", "video": "视频",
-    "animation": "动图", "location": "位置", "venue": "地点", "contact": "联系人名片", "poll": "投票",
-    "dice": "骰子", "game": "游戏", "story": "动态",
-}
 # Button data (Telegram allows 64 bytes): staff actions on a case card, a rating, a low rating's reason.
 STAFF_BUTTON = re.compile(r"^staff:(claim|resolve|escalate|canned):(KF-\d{8}-\d{4,6})(?::(\d+))?$")
 RATE_BUTTON = re.compile(r"^(rate|reason):(KF-\d{8}-\d{4,6}):(\d+)$")
+TRAIN_BUTTON = re.compile(r"^train:([a-z_]+)$")
+HISTORY_LATEST = 30  # training sessions listed in a chat; the means count them all
+# Message kinds kefu cannot read, as PTB names them (what staff see for each: staff/telegram.yaml).
+KINDS = ("sticker", "voice", "video_note", "audio", "video", "animation", "location", "venue", "contact", "poll",
+         "dice", "game", "story")
 # Commands whose words after the command are not part of what they ask (/start <deep-link payload>).
 BARE_COMMANDS = {"/start", "/menu", "/cancel", "/human", "/help"}
 DONE_GROUP = 1_000  # after every other handler: the update has been handled
@@ -191,29 +148,29 @@ def command_text(text: str) -> str:
     return f"{command} {rest.strip()}".strip() if command == "/status" else text
 
 
-def card_message(card: CaseCard, header: str) -> str:
+def card_message(card: CaseCard, header: str, texts: StaffTexts) -> str:
     """A case card as staff see it in their chat."""
     lines = [header, card.text()]
     if card.channel != CHANNEL:
-        lines.append(f"客户渠道：{card.channel}（回复会记录在案，但无法通过 Telegram 送达）")
+        lines.append(say(texts.card.other_channel, channel=card.channel))
     if card.status == "open" and card.canned:
-        lines.append("可用答复（按下方按钮即发送给客户）：")
+        lines.append(texts.card.canned_title)
         lines += [f"{i}. {text}" for i, text in enumerate(card.canned, start=1)]
     if card.status == "open":  # the number again last: a long card is split, and the buttons go with its end
-        lines.append(f"直接“回复”本消息即可答复客户（案件 {card.number}）。")
+        lines.append(say(texts.card.reply_hint, number=card.number))
     return "\n".join(lines)
 
 
-def card_keyboard(card: CaseCard) -> InlineKeyboardMarkup:
+def card_keyboard(card: CaseCard, texts: StaffTexts) -> InlineKeyboardMarkup:
     """The buttons of an open case card: claim, resolve, escalate, and the ready answers."""
     if card.status != "open":
         return InlineKeyboardMarkup([])
-    actions = [("认领", "claim")] if card.assigned_to is None else []
-    actions.append(("办结", "resolve"))
+    actions = [(texts.card.claim_button, "claim")] if card.assigned_to is None else []
+    actions.append((texts.card.resolve_button, "resolve"))
     if card.step < card.steps:
-        actions.append(("升级", "escalate"))
+        actions.append((texts.card.escalate_button, "escalate"))
     rows = [[InlineKeyboardButton(label, callback_data=f"staff:{verb}:{card.number}") for label, verb in actions]]
-    canned = [InlineKeyboardButton(f"发送答复{i + 1}", callback_data=f"staff:canned:{card.number}:{i}")
+    canned = [InlineKeyboardButton(say(texts.card.canned_button, index=i + 1), callback_data=f"staff:canned:{card.number}:{i}")
               for i in range(len(card.canned))]
     rows += [canned[i:i + 3] for i in range(0, len(canned), 3)]
     return InlineKeyboardMarkup(rows)
@@ -229,7 +186,7 @@ class InboxQueue(asyncio.Queue):
         self.inbox = inbox
 
     async def put(self, item) -> None:
-        if isinstance(item, Update) and not self.inbox.add(item.update_id, item.to_dict()):
+        if isinstance(item, Update) and not await asyncio.to_thread(self.inbox.add, item.update_id, item.to_dict()):
             log.info("update %s was delivered again; it is already kept, so it is dropped", item.update_id)
             return
         await super().put(item)
@@ -249,6 +206,7 @@ class TelegramBot:
         self.service = service or Service.from_settings(settings)
         self.casework = Casework(self.service, timedelta(hours=settings.grace_hours))
         self.texts = self.service.content.shared.texts
+        self.staff_texts = load_staff_texts(settings.content_dir)
         self.inbox = Inbox(self.service.store.db)
         self.throttle = Throttle(settings.telegram_rate, settings.telegram_burst)
         self._held: dict[str, tuple[int, list[Reply]]] = {}  # a throttled customer's latest answer, sent later
@@ -324,14 +282,14 @@ class TelegramBot:
         inbox but never handled (the process stopped first)."""
         self._loop = asyncio.get_running_loop()
         self.service.router.warm()
-        await app.bot.set_my_commands([BotCommand(c, d) for c, d in COMMANDS])
-        for chat in self.casework.staff_chats():
+        await app.bot.set_my_commands([BotCommand(c, d) for c, d in self.staff_texts.customer_commands.items()])
+        for chat in await self._db(self.casework.staff_chats):
             try:
-                await app.bot.set_my_commands([BotCommand(c, d) for c, d in STAFF_COMMANDS],
+                await app.bot.set_my_commands([BotCommand(c, d) for c, d in self.staff_texts.staff_commands.items()],
                                               scope=BotCommandScopeChat(chat))
             except TelegramError as exc:  # the bot is not (yet) in that chat
                 log.warning("could not register the staff commands in chat %s: %s", chat, exc)
-        pending = self.inbox.pending()
+        pending = await self._db(self.inbox.pending)
         if pending:
             log.info("replaying %d update(s) kept in the inbox but not handled", len(pending))
         for data in pending:
@@ -345,9 +303,9 @@ class TelegramBot:
         message, user = update.effective_message, update.effective_user
         if message is None or user is None or message.text is None:
             return
-        staff_chats = self.casework.staff_chats()
+        staff_chats = await self._db(self.casework.staff_chats)
         number = self._card_number(message.reply_to_message, context)
-        if number is not None and (message.chat_id in staff_chats or self.casework.staff(user.id)):
+        if number is not None and (message.chat_id in staff_chats or (await self._db(self.casework.staff, user.id))):
             return await self._staff_reply(update, context, number, message.text)
         if message.chat.type == ChatType.PRIVATE and await self._in_staff_tool(update, context, Inbound(text=message.text)):
             return
@@ -359,40 +317,41 @@ class TelegramBot:
     async def on_attachment(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Keeps a customer's photo or document as evidence with their case, and says so."""
         message, user = update.effective_message, update.effective_user
-        if message is None or user is None or not self._customer_chat(message, self.casework.staff_chats()):
+        if message is None or user is None or not self._customer_chat(message, (await self._db(self.casework.staff_chats))):
             return
         caption = message.caption or ""
         if message.photo:
             photo = message.photo[-1]  # the largest size
-            kind, file_id, shown = "photo", photo.file_id, f"[照片] {caption}".strip()
+            kind, file_id, shown = "photo", photo.file_id, f"[{self.staff_texts.message_kinds.get('photo', 'photo')}] {caption}".strip()
             meta = {"file_unique_id": photo.file_unique_id, "width": photo.width, "height": photo.height,
                     "file_size": photo.file_size}
         else:
             document = message.document
             assert document is not None
-            kind, file_id, shown = "document", document.file_id, f"[文件 {document.file_name or ''}] {caption}".strip()
+            kind, file_id, shown = "document", document.file_id, f"[{self.staff_texts.message_kinds.get('document', 'document')} {document.file_name or ''}] {caption}".strip()
             meta = {"file_unique_id": document.file_unique_id, "file_name": document.file_name,
                     "mime_type": document.mime_type, "file_size": document.file_size}
         meta.update({"caption": caption, "message_id": message.message_id, "chat_id": message.chat_id,
                      "date": message.date.isoformat() if message.date else None})
         user_key = str(user.id)
         allowed = self.throttle.take(user_key)
-        card = self.casework.customer_wrote(CHANNEL, user_key)
-        answer = self.casework.attach(CHANNEL, user_key, kind, file_id, meta, shown)
+        card = await self._db(self.casework.customer_wrote, CHANNEL, user_key)
+        answer = await self._db(self.casework.attach, CHANNEL, user_key, kind, file_id, meta, shown)
         if card is not None:
-            await self._forward(context, card, kind, file_id, f"📎 客户补充了资料（案件 {card.number}）：{caption}")
+            await self._forward(context, card, kind, file_id, say(self.staff_texts.forwarded.attachment, number=card.number, text=caption))
         await self._answer(context, message.chat_id, user_key, [answer], allowed)
 
     async def on_other_message(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Answers stickers, voice, locations and the like with what kefu can take."""
         message, user = update.effective_message, update.effective_user
-        if message is None or user is None or not self._customer_chat(message, self.casework.staff_chats()):
+        if message is None or user is None or not self._customer_chat(message, (await self._db(self.casework.staff_chats))):
             return
         kind = next((k for k in KINDS if getattr(message, k, None)), "other")
+        kinds = self.staff_texts.message_kinds
         user_key = str(user.id)
         allowed = self.throttle.take(user_key)
         answer = Reply(self.texts.unsupported_message.text)
-        self.service.record(CHANNEL, user_key, Inbound(text=f"[{KINDS.get(kind, '其他消息')}]"),
+        await self._db(self.service.record, CHANNEL, user_key, Inbound(text=f"[{kinds.get(kind, kinds['other'])}]"),
                             Turn([answer], [Event("unsupported_message", {"kind": kind})]))
         await self._answer(context, message.chat_id, user_key, [answer], allowed)
 
@@ -408,7 +367,7 @@ class TelegramBot:
         if rating:
             return await self._rating_button(update, context, rating.group(1), rating.group(2), int(rating.group(3)))
         if TRAIN_BUTTON.match(data) or (update.effective_user is not None
-                                        and self.service.store.staff_mode(update.effective_user.id) is not None):
+                                        and (await self._db(self.service.store.staff_mode, update.effective_user.id)) is not None):
             await query.answer()
             await self._close_keyboard(query)
             return await self._staff_tool_press(update, context, data)
@@ -422,11 +381,11 @@ class TelegramBot:
         assert user is not None and chat is not None
         user_key = str(user.id)
         allowed = self.throttle.take(user_key)
-        self.casework.customer_wrote(CHANNEL, user_key)  # the case's clock runs again
-        relayed = self.casework.relay(CHANNEL, user_key, inbound.text) if inbound.text is not None else None
+        await self._db(self.casework.customer_wrote, CHANNEL, user_key)  # the case's clock runs again
+        relayed = await self._db(self.casework.relay, CHANNEL, user_key, inbound.text) if inbound.text is not None else None
         if relayed is not None:
             card, answer = relayed
-            await self._forward(context, card, "text", None, f"💬 客户留言（案件 {card.number}）：\n{inbound.text}")
+            await self._forward(context, card, "text", None, say(self.staff_texts.forwarded.message, number=card.number, text=inbound.text))
             return await self._answer(context, chat.id, user_key, [answer], allowed)
         turn = await asyncio.to_thread(self.service.handle, CHANNEL, user_key, inbound, update.update_id)
         await self._answer(context, chat.id, user_key, turn.replies, allowed)
@@ -446,7 +405,7 @@ class TelegramBot:
             return
         self._warned.add(user_key)
         notice = Reply(self.texts.too_fast.text)
-        self.service.record(CHANNEL, user_key, None, Turn([notice], [Event("slowed_down", {})]))
+        await self._db(self.service.record, CHANNEL, user_key, None, Turn([notice], [Event("slowed_down", {})]))
         await self._send_replies(context, chat_id, [notice], user_key)
         assert context.job_queue is not None
         context.job_queue.run_once(self.on_catch_up, when=max(self.throttle.wait(user_key), 0.5), data=user_key,
@@ -466,21 +425,21 @@ class TelegramBot:
         handed = {ev.data.get("case") for ev in turn.events if ev.kind == "human_requested"}
         for ev in turn.events:
             if ev.kind == "case_opened" and ev.data["number"] not in handed:  # a handoff's card says both
-                card = self.casework.card(ev.data["number"])
-                await self._post_card(context, card, "🆕 新案件", self.casework.chats_for(card.role))
+                card = await self._db(self.casework.card, ev.data["number"])
+                await self._post_card(context, card, self.staff_texts.headers.new_case, (await self._db(self.casework.chats_for, card.role)))
             elif ev.kind == "case_facts_corrected":
-                card = self.casework.card(ev.data["case"])
-                await self._post_card(context, card, "✏️ 客户更新了案件信息", self.casework.chats_for(card.role))
+                card = await self._db(self.casework.card, ev.data["case"])
+                await self._post_card(context, card, self.staff_texts.headers.case_updated, (await self._db(self.casework.chats_for, card.role)))
             elif ev.kind == "human_requested":
                 if ev.data.get("case"):
-                    card = self.casework.card(ev.data["case"])
-                    await self._post_card(context, card, "🙋 客户请求人工", self.casework.chats_for(card.role))
+                    card = await self._db(self.casework.card, ev.data["case"])
+                    await self._post_card(context, card, self.staff_texts.headers.human_requested, (await self._db(self.casework.chats_for, card.role)))
                 else:
                     who = f"{user.full_name}（Telegram {user.id}）" if user else "客户"
-                    for chat in self.casework.staff_chats():
-                        await self._send_text(context, chat, f"🙋 {who} 请求人工客服，目前没有案件。")
+                    for chat in await self._db(self.casework.staff_chats):
+                        await self._send_text(context, chat, say(self.staff_texts.forwarded.human_without_case, who=who))
             elif ev.kind == "rating_reason":
-                await self._alert_supervisors(context, f"📝 案件 {ev.data['case']} 的低分原因：{ev.data['reason']}")
+                await self._alert_supervisors(context, say(self.staff_texts.alerts.low_reason, number=ev.data['case'], reason=ev.data['reason']))
 
     # -- ratings ---------------------------------------------------------------------------------
 
@@ -496,9 +455,9 @@ class TelegramBot:
         reasons = self.service.content.shared.rating_reasons
         try:
             if kind == "rate":
-                answer = self.casework.rate(number, value, CHANNEL, user_key)
+                answer = await self._db(self.casework.rate, number, value, CHANNEL, user_key)
             elif value < len(reasons):
-                answer = self.casework.rating_reason(number, reasons[value], CHANNEL, user_key)
+                answer = await self._db(self.casework.rating_reason, number, reasons[value], CHANNEL, user_key)
             else:
                 raise CaseworkError(self.texts.stale_choice.text)
         except CaseworkError as exc:
@@ -506,15 +465,15 @@ class TelegramBot:
             return
         await query.answer()
         await self._close_keyboard(query)
-        self.service.record(CHANNEL, user_key, Inbound(choice=query.data), Turn([answer]))
+        await self._db(self.service.record, CHANNEL, user_key, Inbound(choice=query.data), Turn([answer]))
         await self._send_replies(context, query.message.chat.id if query.message else user.id, [answer], user_key)
         if kind == "rate" and value <= LOW_RATING:
-            await self._alert_supervisors(context, f"⚠️ 低分评价：案件 {number} 获 {value} 星，请关注。")
+            await self._alert_supervisors(context, say(self.staff_texts.alerts.low_rating, number=number, stars=value))
         elif kind == "reason":
-            await self._alert_supervisors(context, f"📝 案件 {number} 的低分原因：{reasons[value]}")
+            await self._alert_supervisors(context, say(self.staff_texts.alerts.low_reason, number=number, reason=reasons[value]))
 
     async def _alert_supervisors(self, context: ContextTypes.DEFAULT_TYPE, text: str) -> None:
-        chats = self.casework.supervisor_chats()
+        chats = await self._db(self.casework.supervisor_chats)
         if not chats:
             log.warning("no supervisor chat is configured; not posted: %s", Private(text))
         for chat in chats:
@@ -551,11 +510,11 @@ class TelegramBot:
         message, user = update.effective_message, update.effective_user
         if message is None or user is None or message.text is None:
             return
-        staff = self.casework.staff(user.id)
+        staff = await self._db(self.casework.staff, user.id)
         if staff is None:
             refusal = Reply(self.texts.staff_only.text)
-            if message.chat_id not in self.casework.staff_chats():
-                self.service.record(CHANNEL, str(user.id), Inbound(text=message.text),
+            if message.chat_id not in await self._db(self.casework.staff_chats):
+                await self._db(self.service.record, CHANNEL, str(user.id), Inbound(text=message.text),
                                     Turn([refusal], [Event("staff_command_refused", {})]))
             await self._send_text(context, message.chat_id, refusal.text, reply_to=message.message_id)
             return
@@ -569,7 +528,7 @@ class TelegramBot:
             number = self._card_number(message.reply_to_message, context)
         if number is None:
             usage = "/reply 案件编号 回复内容" if verb == "reply" else f"/{verb} 案件编号"
-            await self._send_text(context, message.chat_id, f"请写明案件编号，例如：{usage}（或回复案件卡片发送本命令）",
+            await self._send_text(context, message.chat_id, say(self.staff_texts.notes.number_needed, usage=usage),
                                   reply_to=message.message_id)
             return
         if verb == "reply":
@@ -579,40 +538,43 @@ class TelegramBot:
         except CaseworkError as exc:
             await self._send_text(context, message.chat_id, f"⚠️ {exc}", reply_to=message.message_id)
             return
-        done = {"claim": "✅ 已认领", "resolve": "✅ 已办结，已请客户评价", "escalate": "⏫ 已升级"}[verb]
-        await self._post_card(context, card, f"{done}（{user.full_name}）", [message.chat_id])
+        await self._post_card(context, card, self._done_header(verb, user.full_name), [message.chat_id])
+
+    def _done_header(self, verb: str, who: str) -> str:
+        headers = self.staff_texts.headers
+        return say({"claim": headers.claimed, "resolve": headers.resolved, "escalate": headers.escalated}[verb], who=who)
 
     async def _staff_act(self, context: ContextTypes.DEFAULT_TYPE, verb: str, number: str, staff_id: int) -> CaseCard:
         """Claims, resolves or escalates a case, and does what follows (rating request, the next step's card)."""
         if verb == "claim":
-            return self.casework.claim(number, staff_id)
+            return await self._db(self.casework.claim, number, staff_id)
         if verb == "resolve":
-            card = self.casework.resolve(number, staff_id)
+            card = await self._db(self.casework.resolve, number, staff_id)
             await self._ask_rating(context, card)
             return card
-        card = self.casework.escalate(number, staff_id)
-        await self._post_card(context, card, "⏫ 案件升级到本步", self.casework.chats_for(card.role))
+        card = await self._db(self.casework.escalate, number, staff_id)
+        await self._post_card(context, card, self.staff_texts.headers.escalated_here, (await self._db(self.casework.chats_for, card.role)))
         return card
 
     async def _staff_reply(self, update: Update, context: ContextTypes.DEFAULT_TYPE, number: str, text: str) -> None:
         """Sends a staff member's words to the customer of a case, and records them in its transcript."""
         message, user = update.effective_message, update.effective_user
         assert message is not None and user is not None
-        if self.casework.staff(user.id) is None:
+        if (await self._db(self.casework.staff, user.id)) is None:
             await self._send_text(context, message.chat_id, self.texts.staff_only.text, reply_to=message.message_id)
             return
         try:
-            card = self.casework.reply(number, user.id, text)
+            card = await self._db(self.casework.reply, number, user.id, text)
         except CaseworkError as exc:
             await self._send_text(context, message.chat_id, f"⚠️ {exc}", reply_to=message.message_id)
             return
         if card.channel != CHANNEL:
-            note = f"⚠️ 已记录，但该客户来自 {card.channel} 渠道，无法通过 Telegram 送达。"
-        elif await self._send_replies(context, int(card.user_key), [Reply(self.casework.reply_text(number, text))],
+            note = say(self.staff_texts.notes.reply_other_channel, channel=card.channel)
+        elif await self._send_replies(context, int(card.user_key), [Reply((await self._db(self.casework.reply_text, number, text)))],
                                       card.user_key):
-            note = f"✅ 已发送给客户（案件 {number}）"
+            note = say(self.staff_texts.notes.reply_sent, number=number)
         else:
-            note = f"⚠️ 发送给客户失败（案件 {number}），已记录，请稍后再试或电话联系。"
+            note = say(self.staff_texts.notes.reply_failed, number=number)
         await self._send_text(context, message.chat_id, note, reply_to=message.message_id)
 
     async def _staff_chat(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -621,23 +583,23 @@ class TelegramBot:
         assert message is not None and message.text is not None
         text = command_text(message.text)
         user = update.effective_user
-        if text.startswith("/status") and (user is None or self.casework.staff(user.id) is None):
+        if text.startswith("/status") and (user is None or (await self._db(self.casework.staff, user.id)) is None):
             # a staff group may hold others: a case card (the customer's phone) is for staff only
             await self._send_text(context, message.chat_id, self.texts.staff_only.text, reply_to=message.message_id)
             return
         if text.startswith("/status"):
             found = CASE_NUMBER.search(text)
             if found is None:
-                await self._send_text(context, message.chat_id, "请写明案件编号，例如：/status KF-20261127-0001")
+                await self._send_text(context, message.chat_id, self.staff_texts.notes.status_number_needed)
                 return
             try:
-                card = self.casework.card(f"KF-{found.group(1)}-{found.group(2)}")
+                card = await self._db(self.casework.card, f"KF-{found.group(1)}-{found.group(2)}")
             except CaseworkError as exc:
                 await self._send_text(context, message.chat_id, f"⚠️ {exc}")
                 return
-            await self._post_card(context, card, "📋 案件卡片", [message.chat_id])
+            await self._post_card(context, card, self.staff_texts.headers.card, [message.chat_id])
         elif text in ("/help", "/start", "/menu"):
-            await self._send_text(context, message.chat_id, STAFF_HELP)
+            await self._send_text(context, message.chat_id, self.staff_texts.help)
 
     async def _staff_button(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Acts on a case card's button for staff, then shows the card as it now is."""
@@ -646,48 +608,48 @@ class TelegramBot:
         found = STAFF_BUTTON.match(query.data or "")
         assert found is not None
         verb, number, index = found.group(1), found.group(2), found.group(3)
-        if self.casework.staff(user.id) is None:  # the card stays as it is for the staff
+        if (await self._db(self.casework.staff, user.id)) is None:  # the card stays as it is for the staff
             await query.answer(self.texts.staff_only.text, show_alert=True)
             return
         try:
             if verb == "canned":
-                canned = self.casework.card(number).canned
+                canned = (await self._db(self.casework.card, number)).canned
                 if index is None or int(index) >= len(canned):
-                    raise CaseworkError("这条答复已不可用")
+                    raise CaseworkError(self.staff_texts.notes.canned_gone)
                 text = canned[int(index)]
-                card = self.casework.reply(number, user.id, text)
+                card = await self._db(self.casework.reply, number, user.id, text)
                 sent = card.channel == CHANNEL and await self._send_replies(
-                    context, int(card.user_key), [Reply(self.casework.reply_text(number, text))], card.user_key)
-                header = f"💬 {user.full_name} 发送了答复{int(index) + 1}" + ("" if sent else "（未能送达客户）")
+                    context, int(card.user_key), [Reply((await self._db(self.casework.reply_text, number, text)))], card.user_key)
+                header = say(self.staff_texts.headers.canned_sent, who=user.full_name, index=int(index) + 1) + (
+                    "" if sent else self.staff_texts.headers.canned_not_delivered)
             else:
                 card = await self._staff_act(context, verb, number, user.id)
-                header = {"claim": f"✅ {user.full_name} 已认领", "resolve": f"✅ {user.full_name} 已办结，已请客户评价",
-                          "escalate": f"⏫ {user.full_name} 已升级"}[verb]
+                header = self._done_header(verb, user.full_name)
         except CaseworkError as exc:
             await query.answer(str(exc), show_alert=True)
-            card = self._card_or_none(number)
+            card = await self._db(self._card_or_none, number)
             if card is not None:
-                await self._edit(query, card_message(card, "📋 案件卡片"), card_keyboard(card))
+                await self._edit(query, card_message(card, self.staff_texts.headers.card, self.staff_texts), card_keyboard(card, self.staff_texts))
             return
         await query.answer(header)
-        await self._edit(query, card_message(card, header), card_keyboard(card))
+        await self._edit(query, card_message(card, header, self.staff_texts), card_keyboard(card, self.staff_texts))
 
     async def _ask_rating(self, context: ContextTypes.DEFAULT_TYPE, card: CaseCard) -> None:
         """Asks the customer of a closed case to rate the service."""
         if card.channel != CHANNEL:
             return
-        request = self.casework.rating_request(card.number)
-        self.service.record(CHANNEL, card.user_key, None, Turn([request], [Event("rating_requested", {"case": card.number})]))
+        request = await self._db(self.casework.rating_request, card.number)
+        await self._db(self.service.record, CHANNEL, card.user_key, None, Turn([request], [Event("rating_requested", {"case": card.number})]))
         await self._send_replies(context, int(card.user_key), [request], card.user_key)
 
     async def _forward(self, context: ContextTypes.DEFAULT_TYPE, card: CaseCard, kind: str, file_id: str | None,
                        text: str) -> None:
         """Passes what a customer sent on to the staff member who follows their case."""
-        member = self.casework.staff(card.assigned_to) if card.assigned_to else None
+        member = await self._db(self.casework.staff, card.assigned_to) if card.assigned_to else None
         if member is None:
             return
         chat = member.chat_id or member.telegram_id
-        text += "\n（“回复”本消息即可答复客户）"
+        text += "\n" + self.staff_texts.card.forward_hint
         if kind == "photo" and file_id:
             await self._deliver(lambda: context.bot.send_photo(chat, file_id, caption=text[:1024]))
         elif kind == "document" and file_id:
@@ -701,18 +663,20 @@ class TelegramBot:
         if not chats:
             log.warning("no staff chat for role %s: the card of case %s was not posted", card.role, card.number)
         for chat in chats:
-            await self._send_text(context, chat, card_message(card, header), markup=card_keyboard(card))
+            await self._send_text(context, chat, card_message(card, header, self.staff_texts), markup=card_keyboard(card, self.staff_texts))
 
     # -- deadlines -------------------------------------------------------------------------------
 
     async def on_deadline_tick(self, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Reminds staff of missed deadlines and posts the cases that moved up a step (the state is in the database)."""
-        for due in self.casework.due():
+        for due in await self._db(self.casework.due):
             card = due.card
-            chats = (self.casework.supervisor_chats() or self.casework.staff_chats()) if due.kind == "top" \
-                else self.casework.chats_for(card.role)
-            await self._post_card(context, card, DUE_HEADERS[due.kind], chats)
-        self.inbox.prune()
+            chats = ((await self._db(self.casework.supervisor_chats)) or (await self._db(self.casework.staff_chats))) if due.kind == "top" \
+                else (await self._db(self.casework.chats_for, card.role))
+            header = {"remind": self.staff_texts.headers.remind, "escalated": self.staff_texts.headers.overdue_escalated,
+                      "top": self.staff_texts.headers.overdue_top}[due.kind]
+            await self._post_card(context, card, header, chats)
+        await self._db(self.inbox.prune)
 
     async def on_retention_tick(self, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Erases the personal data of conversations closed longer ago than retention_days."""
@@ -726,33 +690,32 @@ class TelegramBot:
 
     async def on_retry_tick(self, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Queues the failed updates whose retry time has come, as at start for those never handled."""
-        for data in self.inbox.due():
+        for data in await self._db(self.inbox.due):
             asyncio.Queue.put_nowait(context.application.update_queue, Update.de_json(data, context.bot))
 
     async def on_update_done(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Marks the update handled in the inbox."""
-        self.inbox.finish(update.update_id)
+        await self._db(self.inbox.finish, update.update_id)
 
     async def on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Logs a failed update with the customer's case number and user id, and tells the customer."""
         try:
             user = update.effective_user if isinstance(update, Update) else None
             update_id = update.update_id if isinstance(update, Update) else None
-            case = self.casework.latest_case(CHANNEL, str(user.id)) if user else None
+            case = await self._db(self.casework.latest_case, CHANNEL, str(user.id)) if user else None
             log.error("update %s failed (user %s, case %s): %s", update_id, user.id if user else None, case,
                       type(context.error).__name__, exc_info=context.error,
                       extra={"update_id": update_id, "user": user.id if user else None, "case": case})
             status = "dead"
             if update_id is not None:
-                status = self.inbox.fail(update_id, f"{type(context.error).__name__}: {context.error}",
+                status = await self._db(self.inbox.fail, update_id, f"{type(context.error).__name__}: {context.error}",
                                          self.settings.telegram_attempts,
                                          timedelta(seconds=self.settings.telegram_retry_seconds))
             if status == "dead":
-                await self._alert_supervisors(context, f"⚠️ 一条消息多次处理失败，已停止重试（update {update_id}，用户 "
-                                                       f"{user.id if user else '?'}，案件 {case or '无'}）：{type(context.error).__name__}。"
-                                                       "kefu inbox 查看，kefu inbox --retry 编号 重新处理。")
+                await self._alert_supervisors(context, say(self.staff_texts.alerts.dead_letter, update=update_id, user=user.id if user else "?",
+                                                           case=case or "—", error=type(context.error).__name__))
             chat = update.effective_chat if isinstance(update, Update) else None
-            if chat is not None and chat.id not in self.casework.staff_chats():
+            if chat is not None and chat.id not in await self._db(self.casework.staff_chats):
                 text = self.texts.system_failed if status == "dead" else self.texts.system_error
                 await context.bot.send_message(chat.id, text.text)
         except Exception:  # the error handler must never be what stops the bot
@@ -781,9 +744,9 @@ class TelegramBot:
                 await self._send(context, chat_id, reply.text, keyboard(reply.options))
             except TelegramError as exc:
                 log.error("sending to chat %s (user %s, case %s) failed: %s", chat_id, user_key,
-                          self.casework.latest_case(CHANNEL, user_key) if user_key else None, exc)
+                          await self._db(self.casework.latest_case, CHANNEL, user_key) if user_key else None, exc)
                 if user_key is not None:
-                    self.service.record(CHANNEL, user_key, None, Turn([], [Event("send_failed", {
+                    await self._db(self.service.record, CHANNEL, user_key, None, Turn([], [Event("send_failed", {
                         "chat": chat_id, "text": reply.text[:200], "error": str(exc)})]))
                 return False
         return True
@@ -844,22 +807,23 @@ class TelegramBot:
         message, user = update.effective_message, update.effective_user
         if message is None or user is None or message.text is None:
             return
-        staff = self.casework.staff(user.id)
+        staff = await self._db(self.casework.staff, user.id)
         command, *args = message.text.split()
         verb = command.lstrip("/").split("@", 1)[0].lower()
         if staff is None or (verb == "training" and staff.role not in ("supervisor", "admin")):
             await self._send_text(context, message.chat_id, self.texts.staff_only.text, reply_to=message.message_id)
             return
         if verb in ("mytraining", "training"):
-            return await self._send_text(context, message.chat_id, self._history(str(user.id) if verb == "mytraining" else None))
+            history = await self._db(self._history, str(user.id) if verb == "mytraining" else None)
+            return await self._send_text(context, message.chat_id, history)
         if message.chat.type != ChatType.PRIVATE:
-            return await self._send_text(context, message.chat_id, PRIVATE_ONLY, reply_to=message.message_id)
+            return await self._send_text(context, message.chat_id, self.staff_texts.notes.private_only, reply_to=message.message_id)
         if verb == "assist":
             guide = await asyncio.to_thread(self.assistant.start, user.id)
             return await self._send_guide(context, message.chat_id, guide)
         if not args:
             buttons = [Option(label, f"train:{cid}") for label, cid in self.practice.choices()]
-            return await self._send_text(context, message.chat_id, TRAIN_PICK, keyboard(buttons))
+            return await self._send_text(context, message.chat_id, self.staff_texts.notes.train_pick, keyboard(buttons))
         number = int(args[1]) if len(args) > 1 and args[1].isdigit() else None
         await self._start_training(context, message.chat_id, user.id, args[0], number)
 
@@ -868,7 +832,7 @@ class TelegramBot:
         have open; False when they have none (the message is then a customer's, as anyone's is)."""
         user, chat = update.effective_user, update.effective_chat
         assert user is not None and chat is not None
-        mode = self.service.store.staff_mode(user.id)
+        mode = await self._db(self.service.store.staff_mode, user.id)
         if mode is None:
             return False
         if mode == "assist":
@@ -886,7 +850,7 @@ class TelegramBot:
         picked = TRAIN_BUTTON.match(data)
         if picked is None:
             await self._in_staff_tool(update, context, Inbound(choice=data))
-        elif self.casework.staff(user.id) is None:
+        elif (await self._db(self.casework.staff, user.id)) is None:
             await self._send_text(context, chat.id, self.texts.staff_only.text)
         else:
             await self._start_training(context, chat.id, user.id, picked.group(1), None)
@@ -907,7 +871,12 @@ class TelegramBot:
     def _history(self, trainee: str | None) -> str:
         out = io.StringIO()
         found = practice_history(self.service.store, trainee, self.service.engine.zone, out, latest=HISTORY_LATEST)
-        return out.getvalue().rstrip() if found else NO_TRAINING
+        return out.getvalue().rstrip() if found else self.staff_texts.notes.no_training
+
+    @staticmethod
+    async def _db(call: Callable[..., T], *args, **kwargs) -> T:
+        """Runs a database call on a worker thread: the event loop, and every other chat, never waits on it."""
+        return await asyncio.to_thread(call, *args, **kwargs)
 
     # -- looking things up -----------------------------------------------------------------------
 

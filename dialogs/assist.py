@@ -17,9 +17,9 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from dialogs.conversation import Conversation, Option, Turn
-from dialogs.render import render, template_values
+from dialogs.render import render, template_values, unknown_names
 from dialogs.schema import Id, Strict, Text
-from dialogs.yamlfile import DEFAULT_DIR, ContentError, ContentFileError, Problem, parse_model, read_yaml, shown_path
+from dialogs.yamlfile import DEFAULT_DIR, ContentError, Problem, parse_model, read_required
 
 ASSIST_FILE = Path("staff") / "assist.yaml"
 Moment = Literal["start", "answer", "record", "case", "confirm", "done"]
@@ -74,14 +74,7 @@ class AssistContent(Strict):
 def load_assist(directory: Path = DEFAULT_DIR, categories: set[str] | None = None) -> AssistContent:
     """Reads and checks scripts_yaml/staff/assist.yaml; every rule named must exist, every category
     must be one of `categories` (None: not checked). Raises ContentError naming file, line and field."""
-    path = Path(directory) / ASSIST_FILE
-    shown = shown_path(path)
-    if not path.exists():
-        raise ContentError([Problem(shown, None, "", "missing: the staff assistant needs this file")])
-    try:
-        doc = read_yaml(path, shown)
-    except ContentFileError as exc:
-        raise ContentError([exc.problem])
+    doc = read_required(Path(directory) / ASSIST_FILE, "the staff assistant")
     problems: list[Problem] = []
     assist = parse_model(doc, AssistContent, problems)
     if assist is not None:
@@ -93,20 +86,13 @@ def load_assist(directory: Path = DEFAULT_DIR, categories: set[str] | None = Non
                     if rule not in assist.rules:
                         problems.append(doc.problem((group, key, i), f"unknown rule '{rule}' (known: {', '.join(assist.rules)})"))
         for name, text in assist.texts:
-            unknown = _unknown_names(text.text)
+            unknown = unknown_names(text.text, STAFF_NAMES)
             if unknown:
                 problems.append(doc.problem(("texts", name, "text"), f"unknown name(s) {', '.join(unknown)} "
                                                                       f"(known: {', '.join(sorted(STAFF_NAMES))})"))
     if problems:
         raise ContentError(problems)
     return assist
-
-
-def _unknown_names(source: str) -> list[str]:
-    from jinja2 import meta
-    from jinja2.sandbox import SandboxedEnvironment
-
-    return sorted(meta.find_undeclared_variables(SandboxedEnvironment().parse(source)) - STAFF_NAMES)
 
 
 def staff_text(text: Text, **values: object) -> str:

@@ -74,3 +74,13 @@ def template_problems(source: str, facts: Mapping[str, Sequence[str] | None] | N
                 if options is not None and value not in options:
                     problems.append(f"template compares facts.{fact_id} with '{value}', which is not one of its options")
     return problems
+
+
+def unknown_names(source: str, known: frozenset[str]) -> list[str]:
+    """The names a template uses that are not among `known` (or why it cannot be read), for content
+    files whose texts have names of their own (the staff assistant's, the staff's Telegram texts)."""
+    try:
+        used = meta.find_undeclared_variables(_env.parse(source))
+    except TemplateSyntaxError as exc:
+        return [f"(broken template: {exc.message})"]
+    return sorted(used - known)

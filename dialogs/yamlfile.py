@@ -116,6 +116,17 @@ class ContentError(Exception):
         super().__init__("\n".join(str(p) for p in problems))
 
 
+def read_required(path: Path, needed_by: str) -> YamlDoc:
+    """Parses a content file that must exist; ContentError (file, line) when it is missing or unreadable."""
+    shown = shown_path(path)
+    if not path.exists():
+        raise ContentError([Problem(shown, None, "", f"missing: {needed_by} needs this file")])
+    try:
+        return read_yaml(path, shown)
+    except ContentFileError as exc:
+        raise ContentError([exc.problem])
+
+
 def shown_path(path: Path) -> str:
     try:
         return str(path.resolve().relative_to(Path.cwd()))

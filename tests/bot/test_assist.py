@@ -156,3 +156,18 @@ def test_a_broken_assistant_file_names_file_line_and_field(tmp_path, content):
     shown = [str(p) for p in caught.value.problems]
     assert any("assist.yaml:" in p and "categories.transfer[0]: unknown rule 'no_passing'" in p for p in shown), shown
     assert any("texts.opened.text: unknown name(s) numbr" in p for p in shown), shown
+
+
+def test_a_broken_staff_telegram_file_names_file_line_and_field(tmp_path):
+    from bot.staff_texts import load_staff_texts
+
+    folder = tmp_path / "scripts_yaml"
+    shutil.copytree(ROOT / "scripts_yaml", folder)
+    path = folder / "staff" / "telegram.yaml"
+    path.write_text(path.read_text(encoding="utf-8").replace('claimed: "✅ {{ who }} 已认领"', 'claimed: "✅ {{ whom }} 已认领"')
+                    .replace("  new_case: 🆕 新案件\n", ""), encoding="utf-8")
+    with pytest.raises(ContentError) as caught:
+        load_staff_texts(folder)
+    shown = [str(p) for p in caught.value.problems]
+    assert any("telegram.yaml:" in p and "headers.new_case: missing required field" in p for p in shown), shown
+    assert any("headers.claimed: unknown name(s) whom" in p for p in shown), shown
