@@ -485,23 +485,26 @@ class TelegramBot:
 
     async def on_supervisor_command(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Answers a supervisor's /cases (open cases, overdue first) or /case <number> (summary, last messages)."""
-        from bot import supervisor_chat
-        from bot.store import utcnow
-
         message = update.effective_message
         assert message is not None and message.text is not None
         command = message.text.split(None, 1)[0]
         body = message.text[len(command):].strip()
+        text = await self._db(self._supervisor_answer, command.lstrip("/").split("@", 1)[0].lower(), body)
+        await self._send_text(context, message.chat_id, text, reply_to=message.message_id)
+
+    def _supervisor_answer(self, verb: str, body: str) -> str:
+        from bot import supervisor_chat
+        from bot.store import utcnow
+
         content, zone = self.service.content, self.service.engine.zone
         with self.service.store.reading() as session:
-            if command.lstrip("/").split("@", 1)[0].lower() == "cases":
-                text = supervisor_chat.open_cases(session, content, zone, utcnow())
-            else:
-                found = CASE_NUMBER.match(body)
-                number = f"KF-{found.group(1)}-{found.group(2)}" if found else None
-                text = (supervisor_chat.case_summary(session, number, content, zone) if number else None) \
-                    or (f"没有编号为 {body} 的案件" if number else "请写明案件编号，例如：/case KF-20261127-0001")
-        await self._send_text(context, message.chat_id, text, reply_to=message.message_id)
+            if verb == "cases":
+                return supervisor_chat.open_cases(session, content, zone, utcnow())
+            found = CASE_NUMBER.match(body)
+            if not found:
+                return "请写明案件编号，例如：/case KF-20261127-0001"
+            number = f"KF-{found.group(1)}-{found.group(2)}"
+            return supervisor_chat.case_summary(session, number, content, zone) or f"没有编号为 {number} 的案件"
 
     # -- supervisors' shortcuts (end) ----------------------------------------------------------
 
