@@ -254,25 +254,76 @@ class Casework:
                                 .order_by(CaseRow.id.desc())).first()  # type: ignore[union-attr]
             return case.number if case else conv.case_number
 
-    def escalate(self, number: str, staff_id: int | None = None) -> CaseCard:
-        """Moves the case to the next handling step, with a new deadline (CaseworkError at the last step)."""
+    def escalate(self, number: str, staff_id: int | None = None, by: str | None = None) -> CaseCard:
+        """Moves the case to the next handling step, with a new deadline (CaseworkError at the last step).
+        by: the supervisor pages' user who did it, kept with the event."""
         with self.service.store.session() as session, session.begin():
             case, conv = self._case(session, number, open_only=True)
-            self._next_step(session, case, staff_id)
+            self._next_step(session, case, staff_id, by=by)
             return self._card(case, conv)
 
-    def resolve(self, number: str, staff_id: int) -> CaseCard:
+    def resolve(self, number: str, staff_id: int | None, by: str | None = None) -> CaseCard:
         """Closes the case; the adapter then asks the customer to rate the service (rating_request)."""
         with self.service.store.session() as session, session.begin():
-            return self.resolve_in(session, number, staff_id)
+            return self.resolve_in(session, number, staff_id, by)
 
-    def resolve_in(self, session, number: str, staff_id: int) -> CaseCard:
+    def resolve_in(self, session, number: str, staff_id: int | None, by: str | None = None) -> CaseCard:
         """resolve() inside the caller's transaction (a guided complaint solved on the spot)."""
         case, conv = self._case(session, number, open_only=True)
         case.status, case.closed_at = "closed", utcnow()
         case.assigned_to = case.assigned_to or staff_id
-        self._event(session, case, "case_closed", {"staff": staff_id})
+        self._event(session, case, "case_closed", {"staff": staff_id, **({"by": by} if by else {})})
         return self._card(case, conv)
+
+    # -- supervision: what supervisors put on a case (the supervisor pages) ----------------------
+
+    def reassign(self, number: str, staff_id: int, by: str) -> CaseCard:
+        """Gives an open case to another staff member (one kefu staff knows)."""
+        with self.service.store.session() as session, session.begin():
+            if session.get(StaffRow, staff_id) is None:
+                raise CaseworkError(f"{staff_id} 不是客服人员（kefu staff add 添加）")
+            case, conv = self._case(session, number, open_only=True)
+            before, case.assigned_to = case.assigned_to, staff_id
+            self._event(session, case, "case_reassigned", {"staff": staff_id, "from": before, "by": by})
+            return self._card(case, conv)
+
+    def note(self, number: str, by: str, text: str) -> None:
+        """Adds a supervisor's note to the case."""
+        self._mark(number, "note", by, text)
+
+    def tag(self, number: str, by: str, tag: str) -> None:
+        """Tags the case (a short word, e.g. 重点跟进); a tag it already has is not added twice."""
+        self._mark(number, "tag", by, tag)
+
+    def mark_reviewed(self, number: str, by: str, text: str = "") -> None:
+        """Records that a supervisor has reviewed the case's conversation."""
+        self._mark(number, "reviewed", by, text)
+
+    def flag_message(self, number: str, message_id: int, by: str, text: str = "") -> None:
+        """Flags one message of the case's conversation, with an optional annotation."""
+        self._mark(number, "flag", by, text, message_id)
+
+    def _mark(self, number: str, kind: str, by: str, text: str, message_id: int | None = None) -> None:
+        from bot.supervision import CaseMarkRow
+
+        text = text.strip()
+        if kind in ("note", "tag") and not text:
+            raise CaseworkError("内容不能为空")
+        if len(text) > 2000:
+            raise CaseworkError("内容太长（最多 2000 字）")
+        with self.service.store.session() as session, session.begin():
+            case, _ = self._case(session, number)
+            if message_id is not None:
+                message = session.get(MessageRow, message_id)
+                if message is None or message.conversation_id != case.conversation_id:
+                    raise CaseworkError(f"案件 {case.number} 没有这条消息")
+            if kind == "tag" and session.exec(select(CaseMarkRow).where(
+                    CaseMarkRow.case_number == case.number, CaseMarkRow.kind == "tag", CaseMarkRow.text == text)).first():
+                return
+            now = utcnow()
+            session.add(CaseMarkRow(case_number=case.number, kind=kind, message_id=message_id, text=text, author=by, at=now))
+            session.add(EventRow(conversation_id=case.conversation_id, case_number=case.number, kind=f"case_{kind}",
+                                 data={"by": by, **({"message": message_id} if message_id else {})}, at=now))
 
     def due(self, now: datetime | None = None) -> list[Due]:
         """Finds open, running cases past their deadline: reminds each once, and escalates those still
@@ -366,7 +417,8 @@ class Casework:
             raise CaseworkError(f"案件 {case.number} 已办结")
         return case, session.get(ConversationRow, case.conversation_id)
 
-    def _next_step(self, session, case: CaseRow, staff_id: int | None, now: datetime | None = None) -> None:
+    def _next_step(self, session, case: CaseRow, staff_id: int | None, now: datetime | None = None,
+                   by: str | None = None) -> None:
         ladder = self.content.case_kinds[case.category].handling
         if case.step + 1 >= len(ladder):
             raise CaseworkError(f"案件 {case.number} 已在最后一步（{self.content.shared.roles[case.step_role].name}）")
@@ -376,7 +428,8 @@ class Casework:
         case.step_role, case.step_deadline = step.role, self.service.engine.deadline(now, step)
         case.reminded_at, case.assigned_to, case.paused_at = None, None, None
         self._event(session, case, "step_escalated", {"step": case.step, "role": step.role, "staff": staff_id,
-                                                      "deadline": case.step_deadline.isoformat()})
+                                                      "deadline": case.step_deadline.isoformat(),
+                                                      **({"by": by} if by else {})})
 
     def _day(self, role: str) -> Day:
         return Day.of(self.content.shared.business_hours, role, self.service.engine.zone)

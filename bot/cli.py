@@ -821,3 +821,51 @@ def drafts_apply(path: Path = typer.Argument(..., help="A patch written by kefu 
         print("kefu: nothing written: the patched content would not validate", file=sys.stderr)
         raise typer.Exit(1)
     print(f"OK: {count} change(s) applied to {', '.join(files) or 'no file'} in {folder}")
+
+
+# -- the supervisor pages (bot/web/) ------------------------------------------------------------
+
+@app.command()
+def web(
+    host: str = typer.Option("127.0.0.1", help="The address to listen on (default: this machine only)."),
+    port: int = typer.Option(8000, min=1, max=65535, help="The port to listen on."),
+) -> None:
+    """Serve the supervisor pages: cases and transcripts, the dashboard, training results, failed updates."""
+    from datetime import timedelta
+
+    import uvicorn
+
+    from bot.web.app import create_app
+
+    application = create_app(_service(create=False), timedelta(hours=settings().grace_hours))
+    print(f"kefu: supervisor pages on http://{host}:{port}/ (kefu user add NAME --role supervisor makes a sign-in)",
+          file=sys.stderr)
+    uvicorn.run(application, host=host, port=port, log_level="warning", proxy_headers=False)
+
+
+user_app = typer.Typer(no_args_is_help=True, help="Who may sign in to the supervisor pages (kefu web).")
+app.add_typer(user_app, name="user")
+
+
+@user_app.command("add")
+def user_add(
+    name: str = typer.Argument(..., help="The sign-in name (for staff: also the trainee name of their training)."),
+    role: str = typer.Option(..., help="admin, supervisor or staff."),
+    telegram_id: Optional[int] = typer.Option(None, help="Their Telegram id (kefu staff add): staff see the cases assigned to it."),
+) -> None:
+    """Add a user, or change one's role and password; the password is read from standard input."""
+    import getpass
+
+    from bot.web.auth import UserError, add_user
+
+    if sys.stdin.isatty():
+        password = getpass.getpass("password: ")
+        if getpass.getpass("again: ") != password:
+            _fail("the two passwords differ; nothing changed")
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    try:
+        user = add_user(_database(), name, role, password, telegram_id)
+    except UserError as exc:
+        _fail(str(exc))
+    print(f"OK: {user.name} {user.role}" + (f" telegram_id={user.telegram_id}" if user.telegram_id else ""))

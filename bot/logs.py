@@ -34,18 +34,23 @@ def scrub(text: str) -> str:
     return mask(_ROW_DETAIL.sub(" DETAIL: (hidden)", text))
 
 
-def mask(text: str) -> str:
-    """Hides phones (138****8000) and waybills (SH20****27) in a log line."""
+def mask_phones(text: str) -> str:
+    """Hides phone numbers only (138****8000, 0591-****21): for readers who need the waybill but not the phone."""
     def phone(m: re.Match) -> str:
         if m.group(1):
             return f"{m.group(1)}****{m.group(3)}"
         return f"{m.group(4)}-****{m.group(5)[-2:]}"
 
+    return _PHONE.sub(phone, text)
+
+
+def mask(text: str) -> str:
+    """Hides phones (138****8000) and waybills (SH20****27) in a log line."""
     def waybill(m: re.Match) -> str:
         digits = m.group(2)
         return f"{m.group(1)}{digits[:2]}{'*' * (len(digits) - 4)}{digits[-2:]}"
 
-    return _WAYBILL.sub(waybill, _PHONE.sub(phone, text))
+    return _WAYBILL.sub(waybill, mask_phones(text))
 
 
 class Private:

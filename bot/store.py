@@ -248,6 +248,7 @@ def connect(database_url: str) -> DbEngine:
 def all_tables() -> None:
     """Imports every module that defines tables, so the metadata (and the migrations) see them all."""
     import bot.drafts  # noqa: F401  (draft_reviews)
+    import bot.supervision  # noqa: F401  (web_users, case_marks: the supervisor pages)
 
 
 # Columns added to existing tables before the migrations existed: a database from those builds gets

@@ -235,6 +235,8 @@ class TelegramBot:
             builder = builder.base_url(f"{api}/bot").base_file_url(f"{api}/file/bot")
         app = builder.build()
         message = filters.UpdateType.MESSAGE
+        app.add_handler(CommandHandler(["cases", "case"], self.on_supervisor_command,
+                                       filters=message & SupervisorFilter(self.casework)))
         app.add_handler(CommandHandler(["claim", "reply", "resolve", "escalate"], self.on_staff_command, filters=message))
         app.add_handler(CommandHandler(["assist", "train", "mytraining", "training"], self.on_staff_tool, filters=message))
         app.add_handler(CallbackQueryHandler(self.on_callback_query))
@@ -478,6 +480,33 @@ class TelegramBot:
             await self._send_text(context, chat, text)
 
     # -- staff -----------------------------------------------------------------------------------
+
+    # -- supervisors' shortcuts: /cases and /case <number> (begin) --------------------------------
+
+    async def on_supervisor_command(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """Answers a supervisor's /cases (open cases, overdue first) or /case <number> (summary, last messages)."""
+        message = update.effective_message
+        assert message is not None and message.text is not None
+        command = message.text.split(None, 1)[0]
+        body = message.text[len(command):].strip()
+        text = await self._db(self._supervisor_answer, command.lstrip("/").split("@", 1)[0].lower(), body)
+        await self._send_text(context, message.chat_id, text, reply_to=message.message_id)
+
+    def _supervisor_answer(self, verb: str, body: str) -> str:
+        from bot import supervisor_chat
+        from bot.store import utcnow
+
+        content, zone = self.service.content, self.service.engine.zone
+        with self.service.store.reading() as session:
+            if verb == "cases":
+                return supervisor_chat.open_cases(session, content, zone, utcnow())
+            found = CASE_NUMBER.match(body)
+            if not found:
+                return "请写明案件编号，例如：/case KF-20261127-0001"
+            number = f"KF-{found.group(1)}-{found.group(2)}"
+            return supervisor_chat.case_summary(session, number, content, zone) or f"没有编号为 {number} 的案件"
+
+    # -- supervisors' shortcuts (end) ----------------------------------------------------------
 
     async def on_staff_command(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Runs /claim, /reply, /resolve or /escalate for a staff member, and refuses anyone else."""
@@ -880,3 +909,20 @@ class TelegramBot:
             return self.casework.card(number)
         except CaseworkError:
             return None
+
+
+# -- supervisors' shortcuts (begin; the handler is TelegramBot.on_supervisor_command) ---------------
+
+class SupervisorFilter(filters.MessageFilter):
+    """Lets through messages from supervisors and admins only (the staff table, read at each message), so
+    anyone else's /cases or /case goes where it went before: to the engine."""
+
+    def __init__(self, casework: Casework):
+        super().__init__(name="supervisor")
+        self.casework = casework
+
+    def filter(self, message: Message) -> bool:
+        member = self.casework.staff(message.from_user.id) if message.from_user else None
+        return member is not None and member.role in ("supervisor", "admin")
+
+# -- supervisors' shortcuts (end) ------------------------------------------------------------------

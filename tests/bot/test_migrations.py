@@ -55,6 +55,8 @@ def _make_old(database_url: str) -> None:
     with engine.begin() as conn:
         conn.execute(text("DROP TABLE alembic_version"))
         conn.execute(text("DROP TABLE case_counters"))
+        conn.execute(text("DROP TABLE web_users"))  # the supervisor pages came after the migrations
+        conn.execute(text("DROP TABLE case_marks"))
         conn.execute(text("ALTER TABLE conversations DROP COLUMN memory"))
     engine.dispose()
 
