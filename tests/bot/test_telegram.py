@@ -593,10 +593,11 @@ def test_staff_are_guided_through_a_live_complaint_with_assist(world):
     staff.expect("✍️ 请记录：运单号")
     staff.say("12345678")
     opened = staff.expect("已建立，由您跟进。")
-    assert "📋 要做：" in opened.text and "第1步（客服专员）做完了吗？" in opened.text
-    assert [label for label, _ in opened.buttons] == ["完成了", "还没有"]
-    staff.press("完成了", opened)
-    staff.expect("已记录：第1步已完成。")
+    assert "📋 要做：" in opened.text and "现在这一步是第1步（客服专员）：您已经按这一步处理了吗？" in opened.text
+    assert [label for label, _ in opened.buttons] == ["是", "还没有"]
+    staff.press("是", opened)
+    solved = staff.expect("已记录：第1步已处理。")
+    assert "客户的问题当场解决了吗？" in solved.text
     staff.say("结束")
     staff.expect("坐席助手已结束。")
 
