@@ -173,3 +173,17 @@ def test_the_patch_download_applies_to_the_content_and_validates(service, sqlite
     assert line(page, DEADLINE)[4].startswith("已修改") and "原为：" in line(page, DEADLINE)[4]
     assert f'<span class="tile" id="unconfirmed"><b>{total - 3}</b>' in page
     assert read_patch(after.get("/drafts/patch.yaml").text) == []
+
+
+def test_a_review_of_a_text_changed_since_is_shown_stale_and_left_out_of_the_patch(service, sqlite_url, tmp_path):
+    client = signed_in(create_app(service), "lily")
+    client.post("/drafts/review", data={"csrf_token": token(client), "key": GREETING, "action": "confirm"})
+    folder = tmp_path / "content"
+    shutil.copytree(DEFAULT_DIR, folder)
+    shared = (folder / "shared.yaml").read_text(encoding="utf-8").replace("您好，欢迎联系盛辉物流客服！", "您好，欢迎您！")
+    (folder / "shared.yaml").write_text(shared, encoding="utf-8")
+    later = signed_in(create_app(Service.from_settings(Settings(database_url=sqlite_url, content_dir=folder))), "lily")
+    assert re.findall(r'data-key="([^"]+)"', later.get("/drafts?status=stale").text) == [GREETING]
+    word = line(later.get("/drafts").text, GREETING)[4]
+    assert word.startswith("原文已变，需重新审核") and "lily · " in word
+    assert read_patch(later.get("/drafts/patch.yaml").text) == []
