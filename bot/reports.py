@@ -315,7 +315,9 @@ def damage_report(cases: Iterable[CaseRecord], content: Content, period: Period,
                                if fact.options and case.facts.get(fid)),
             details=mask_phones("；".join(str(case.facts[fid]) for fid, fact in kind.facts.items()
                                   if fact.describes and case.facts.get(fid))),
-            amount_text=amount_text, amount=read_amount(amount_text) if amount_text else None,
+            # Read before masking (a masked phone's digits are no amount); shown masked: customers put
+            # a phone beside the amount too (价值6000元，找王先生139…).
+            amount_text=mask_phones(amount_text), amount=read_amount(amount_text) if amount_text else None,
             status=content.shared.case_statuses.get(case.status, case.status), step=_step(case, content),
             overdue=overdue(case, now), closed=case.closed_at.astimezone(zone) if case.closed_at else None,
         ))

@@ -17,10 +17,10 @@ from urllib.parse import quote
 
 from bot.casework import Casework
 from bot.service import Service
-from bot.web import auth, cases, content, dashboard, failures, login, training
+from bot.web import auth, cases, content, dashboard, drafts, failures, login, reports, training
 from bot.web.templating import page
 
-PAGES = [login, dashboard, cases, training, failures, content]
+PAGES = [login, dashboard, cases, training, failures, content, reports, drafts]
 
 # Nothing on these pages runs script or loads from elsewhere: if escaping ever failed, the browser
 # still would not run what a customer wrote.
