@@ -63,12 +63,18 @@ def approved_test(store: Store, number: str, reviewer: str, zone: tzinfo) -> dic
     }
 
 
-def save_approved(store: Store, number: str, reviewer: str, zone: tzinfo, folder: Path = APPROVED_DIR) -> Path:
-    """Writes the approved conversation to folder/<number>.yaml (replacing an earlier approval)."""
+def approved_yaml(store: Store, number: str, reviewer: str, zone: tzinfo) -> str:
+    """The approved conversation as the file tests/data/approved/<number>.yaml holds it."""
     test = approved_test(store, number, reviewer, zone)
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{number}.yaml"
     header = (f"# {test['source']}: kefu's replies as approved. Replayed by tests/bot/test_approved.py;\n"
               "# if kefu now answers differently, review the new answers and approve the case again.\n")
-    path.write_text(header + yaml.safe_dump([test], allow_unicode=True, sort_keys=False, width=120), encoding="utf-8")
+    return header + yaml.safe_dump([test], allow_unicode=True, sort_keys=False, width=120)
+
+
+def save_approved(store: Store, number: str, reviewer: str, zone: tzinfo, folder: Path = APPROVED_DIR) -> Path:
+    """Writes the approved conversation to folder/<number>.yaml (replacing an earlier approval)."""
+    text = approved_yaml(store, number, reviewer, zone)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{number}.yaml"
+    path.write_text(text, encoding="utf-8")
     return path

@@ -14,6 +14,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from bot import queries
+from bot.approved import NotApprovable, approved_yaml
 from bot.casework import CaseworkError
 from bot.store import StaffRow, utcnow
 from bot.supervision import SEE_ALL
@@ -116,12 +117,28 @@ async def act(request: Request) -> Response:
     user = auth.require(request, *SEE_ALL)
     form = await auth.checked_form(request)
     number = request.path_params["number"]
+    if request.path_params["verb"] == "approve":
+        return _approved(request, number, user)
     try:
         message = _act(request.app.state.casework, request.path_params["verb"], number, user, form)
     except CaseworkError as exc:
         message = f"未完成：{exc}"
     request.session["flash"] = message
     return RedirectResponse(f"/cases/{quote(number)}", status_code=303)
+
+
+def _approved(request: Request, number: str, user: auth.User) -> Response:
+    """The case's conversation as a regression test file (tests/data/approved/<number>.yaml), recorded
+    on the case as reviewed: the maintainer adds the file and the suite replays it from then on."""
+    state = request.app.state
+    try:
+        text = approved_yaml(state.service.store, number, user.name, state.zone)
+    except NotApprovable as exc:
+        request.session["flash"] = f"未完成：{exc}"
+        return RedirectResponse(f"/cases/{quote(number)}", status_code=303)
+    state.casework.mark_reviewed(number, user.name, "已保存为回归测试")
+    return Response(text, media_type="application/x-yaml",
+                    headers={"content-disposition": f'attachment; filename="{number}.yaml"'})
 
 
 routes = [

@@ -105,3 +105,26 @@ def test_a_failed_update_is_listed_with_its_error_and_retried(app):
     assert inbox.due() == [data]  # the running bot takes it at its next retry check
     with app.state.service.store.reading() as session:
         assert [(a.action, a.subject, a.actor) for a in audit.entries(session)] == [("update_retry", "77", "web:lily")]
+
+
+def test_a_reviewed_conversation_is_saved_as_a_regression_test_that_replays(app, tmp_path):
+    """The case page's 保存为回归测试: a file for tests/data/approved/ that the engine replays exactly."""
+    import yaml
+
+    from dialogs import dialogues
+
+    client = signed_in_client(app)
+    number = re.search(r"KF-\d{8}-\d{4}", client.get("/cases").text).group(0)
+    page = client.get(f"/cases/{number}").text
+    assert "保存为回归测试" in page
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    answer = client.post(f"/cases/{number}/approve", data={"csrf_token": token})
+    assert answer.status_code == 200 and answer.headers["content-type"].startswith("application/x-yaml")
+    assert answer.headers["content-disposition"] == f'attachment; filename="{number}.yaml"'
+    [test] = yaml.safe_load(answer.text)
+    assert test["case_numbers"] == [number] and "lily" in test["source"]
+    assert [t["say"] for t in test["turns"]] == ["货物滞留", "12345678", "13800138000"]
+    assert dialogues.replay(app.state.service.engine, test).passed
+    assert "已保存为回归测试" in client.get(f"/cases/{number}").text  # recorded on the case
+    refused = client.post("/cases/KF-20991231-0001/approve", data={"csrf_token": token})
+    assert refused.status_code == 303  # no such case: told so on the page, nothing downloaded
