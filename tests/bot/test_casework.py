@@ -59,6 +59,12 @@ def test_reply_pauses_the_clock_until_the_customer_answers(desk):
         assert staff_msg.text == "请问您的货是哪天托运的？" and staff_msg.direction == "out"
     # Paused cases are never reminded, however late.
     assert desk.due(utcnow() + timedelta(days=30)) == []
+    # The customer answers three days later: the working hours in between (whatever the time of day
+    # the test runs at) are given back to the step.
+    with desk.service.store.session() as session, session.begin():
+        case = session.exec(select(CaseRow).where(CaseRow.number == n)).one()
+        case.paused_at = utcnow() - timedelta(days=3)
+        session.add(case)
     followed = desk.customer_wrote("telegram", "5001")
     assert followed is not None and followed.assigned_to == 11 and not followed.paused
     assert desk.card(n).deadline > before  # the paused time is added back
