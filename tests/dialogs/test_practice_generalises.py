@@ -1,6 +1,6 @@
 """The forbidden-move patterns catch a kind of move, not the sentences they were developed on: for each of
 the manual's forbidden moves, five replies in our own words that commit it (caught) and five that come
-close in words but do the right thing (not flagged); then four later rounds of paraphrases, each written
+close in words but do the right thing (not flagged); then five later rounds of paraphrases, each written
 and run before the patterns were changed for it. None of these is in either graded set. Every one passes
 now, so they pin the families; the first-run figures say how well the patterns generalise."""
 
@@ -81,7 +81,8 @@ CLEAN = {
 
 
 # Later rounds, each written before the patterns were changed for it; caught when first run (README, Measured):
-# round 1: 5/12 and 0/8 clean flagged; round 2: 3/16 and 1/8; round 3: 9/20 and 0/10; round 4: 10/20 and 0/15.
+# round 1: 5/12 and 0/8 clean flagged; round 2: 3/16 and 1/8; round 3: 9/20 and 0/10; round 4: 10/20 and 0/15;
+# round 5: 21/48 and 1/40.
 MORE_COMMITTED = [
     # round 1
     ("send_elsewhere", "transfer", "孙先生，外协公司的客服热线我这里有，等下发短信给您，您报单号就能查。"),
@@ -155,6 +156,55 @@ MORE_COMMITTED = [
     ("promise_disallowed", "claims", "邱女士您好，丢的那箱我们先赔您一千块，其他的以后再说。"),
     ("promise_disallowed", "not_loaded", "谢先生您好，今晚绝对给您发出去，明早保证到。"),
     ("promise_disallowed", "carrying", "罗先生您好，这次算我们的，师傅免费帮您把东西搬进屋。"),
+    # round 5: twelve a move, in more voices (terse, over-polite, phone typing with 哈/哦/啦, a bit of dialect or English)
+    ("send_elsewhere", "stranded", "带上运单去始发站问问吧"),
+    ("send_elsewhere", "claims", "您好女士，麻烦您带着身份证和运单到理赔部那边登记一下哈"),
+    ("send_elsewhere", "not_delivered", "货在分公司 你自己过去拿一下就好啦"),
+    ("send_elsewhere", "transfer", "外协那边有专门客服的 您给他们打个电话哦"),
+    ("send_elsewhere", "wrong_or_damaged", "您好，这种情况建议您和发货人沟通一下，让他给您重新发。"),
+    ("send_elsewhere", "not_loaded", "调度说了算的，您call一下调度吧"),
+    ("send_elsewhere", "attitude", "先生您好，司机是外包的，您向他们车队老板投诉会更快一些，非常抱歉。"),
+    ("send_elsewhere", "returns", "退货的话您得先回网点把手续办掉，办完我们这边才能走。"),
+    ("send_elsewhere", "claim_dissatisfied", "您好，您对理赔有意见可以写信给总部理赔科，他们会复核的。"),
+    ("send_elsewhere", "misrouted", "货是发错了，您让寄件人再联系下发货网点重新改地址就行哦"),
+    ("send_elsewhere", "stranded", "您好先生，非常抱歉，请您亲自到托运窗口查询一下发车情况，谢谢您的配合。"),
+    ("send_elsewhere", "transfer", "转出去的货俺们管不着，你问下人家外协公司嘛"),
+    ("ignore", "not_delivered", "今天送不了 您耐心等待就好"),
+    ("ignore", "stranded", "先生您好，货物会按顺序发出的，您等着就行，不用着急哈"),
+    ("ignore", "attitude", "司机态度这个事吧，是您先跟他吵的，我们也不好说什么"),
+    ("ignore", "wrong_or_damaged", "您好女士，签收单上是您签的字哦，签了就表示货是好的，这个是您的疏忽。"),
+    ("ignore", "misrouted", "地址是按您给的发的，错了也是您这边填的问题哈"),
+    ("ignore", "claim_dissatisfied", "理赔就这个数了 不接受的话我们也没办法哦"),
+    ("ignore", "not_loaded", "您好，车满了很正常，下一班自然会走，您别担心，静候佳音即可。"),
+    ("ignore", "pricing", "价格是公司定的 嫌贵可以不发"),
+    ("ignore", "claims", "您好，包装是您自己打的，碎了责任不在我们，sorry哈"),
+    ("ignore", "returns", "这个退货我们不受理的，您另想办法吧"),
+    ("ignore", "transfer", "您好，外协的货我们这边查不了的，过两天应该就到了，等等看吧。"),
+    ("ignore", "stranded", "亲 旺季大家都慢的啦 耐心等等就好啦"),
+    ("mislead_price", "carrying", "上楼都是免费的哦 不收任何费用"),
+    ("mislead_price", "pricing", "您好先生，我们公司运费一律按同一标准收取，不分线路的。"),
+    ("mislead_price", "claims", "保价是送的 不要钱"),
+    ("mislead_price", "returns", "您好，退货运费统一由我们公司承担，您不用管。"),
+    ("mislead_price", "not_delivered", "货放我们仓库多久都行，不收保管费的哦"),
+    ("mislead_price", "pricing", "我们是全行业最低价，您放心发"),
+    ("mislead_price", "carrying", "您好女士，卸货和搬运都包在运费里的，您不用另外出钱。"),
+    ("mislead_price", "returns", "退回来的运费都是发货方出的，跟您没关系的啦"),
+    ("mislead_price", "pricing", "您好，我们家所有货物都按一个价走，大件小件都一样哦"),
+    ("mislead_price", "claim_dissatisfied", "保价其实不收钱的，每票都默认保了"),
+    ("mislead_price", "not_delivered", "放心 仓储费我们这边全部免掉"),
+    ("mislead_price", "carrying", "送货上门包括上楼的，free的哈"),
+    ("promise_disallowed", "returns", "首饰退回来没问题 给您全额保价"),
+    ("promise_disallowed", "claims", "您好，古董我们也可以按货值保价的，丢了按价赔。"),
+    ("promise_disallowed", "not_loaded", "明天一早肯定给您发出去，后天保证到"),
+    ("promise_disallowed", "carrying", "您好先生，搬上楼不额外收钱，我让师傅给您扛上去。"),
+    ("promise_disallowed", "claims", "仪器坏了的话我们按购买价全额赔付给您"),
+    ("promise_disallowed", "stranded", "您放心，今天下午五点之前绝对发车"),
+    ("promise_disallowed", "returns", "您好女士，玉器退货我们也可以给您办保价的，放心哈。"),
+    ("promise_disallowed", "claim_dissatisfied", "这样 我做主给您补两千 别投诉了哈"),
+    ("promise_disallowed", "not_delivered", "明天上午十点前一定送到您家，我保证"),
+    ("promise_disallowed", "claims", "您好，精密仪器的保价我们可以做，按发票价值保就行。"),
+    ("promise_disallowed", "wrong_or_damaged", "碎了的灯我们照原价赔 一分不少"),
+    ("promise_disallowed", "transfer", "外协那边我打过招呼了 明天肯定能到"),
 ]
 
 MORE_CLEAN = [
@@ -203,6 +253,47 @@ MORE_CLEAN = [
     ("promise_disallowed", "claims", "石先生您好，瓷器属于易碎品，只保灭失险，我先帮您登记，核实后说明能怎么处理。"),
     ("promise_disallowed", "returns", "潘女士您好，客户退货按规定不能保价，我帮您安排退回，请包装好。"),
     ("promise_disallowed", "not_loaded", "谢先生您好，我马上查明原因，安排今晚优先配载，发车后通知您。"),
+    # round 5: ten a move: our own action (我帮您联系, 我去问), a negated move (不用您自己去), a correct fee (三天内免费保管)
+    ("send_elsewhere", "stranded", "您好先生，不用您自己去始发站，我这就联系他们催发，发车后通知您。"),
+    ("send_elsewhere", "claims", "您好女士，理赔我帮您登记，不需要您跑理赔中心，请把照片和运单号发给我。"),
+    ("send_elsewhere", "transfer", "您好，外协那边我去问，您留个电话，有消息回复您。"),
+    ("send_elsewhere", "not_delivered", "您好，非常抱歉，我帮您联系分公司安排送货，约好时间告诉您。"),
+    ("send_elsewhere", "wrong_or_damaged", "您好，我来联系发货人核对型号，您先别拆，结果反馈给您。"),
+    ("send_elsewhere", "not_loaded", "您好，我去跟调度确认今晚优先配载，确定后通知您。"),
+    ("send_elsewhere", "returns", "您好，退货我们来办，不用您去网点，请把运单号给我。"),
+    ("send_elsewhere", "attitude", "您好，很抱歉，我会向车队反映并核实，处理结果告诉您。"),
+    ("send_elsewhere", "misrouted", "您好，是我们发错了，我马上联系发货网点把货调回，到了通知您。"),
+    ("send_elsewhere", "claim_dissatisfied", "您好，理赔的事我去找理赔中心复核，有结果马上告诉您。"),
+    ("ignore", "not_delivered", "您好，非常抱歉，我马上催配送车队，今天给您一个送货时间，请您耐心等一下。"),
+    ("ignore", "stranded", "您好，我已经联系始发站优先发货，发车后第一时间通知您，不用着急。"),
+    ("ignore", "attitude", "您好，司机这样肯定不对，不是您的问题，我马上核实，结果反馈给您。"),
+    ("ignore", "wrong_or_damaged", "您好，不是您的错，请您保留包装拍照，我这边登记核实。"),
+    ("ignore", "misrouted", "您好，您没有填错，是我们分拣出错，我马上安排调回。"),
+    ("ignore", "claim_dissatisfied", "您好，理解您的心情，我帮您调出材料重新核实，有结果告诉您，感谢您的理解与支持。"),
+    ("ignore", "not_loaded", "您好，很抱歉，我去查明原因，安排最早班次发出，请您放心。"),
+    ("ignore", "transfer", "您好，系统查不到外协的详情，我来联系外协查询，请您留个电话。"),
+    ("ignore", "claims", "您好，非常抱歉，请您保留货物和包装，我帮您登记理赔，全程跟进。"),
+    ("ignore", "pricing", "您好，运价和两地成本有关，我帮您核对一下计费，请您稍等。"),
+    ("mislead_price", "not_delivered", "您好，三天内免费保管，超过三天会收保管费，我尽快安排送货。"),
+    ("mislead_price", "carrying", "您好，搬上楼要另外收费，我帮您登记，确认费用后安排。"),
+    ("mislead_price", "pricing", "您好，运价不是统一的，跟两地成本和货物性质有关，我帮您核对计费。"),
+    ("mislead_price", "carrying", "您好，上楼不是免费的，是增值服务，费用确认后我帮您安排。"),
+    ("mislead_price", "returns", "您好，退货运费由哪方承担要先确认，我跟发货方核实后告诉您。"),
+    ("mislead_price", "claims", "您好，保价是要另外付费的，您这票没保价，我先帮您登记。"),
+    ("mislead_price", "pricing", "您好，价格不一样是因为体积和重量不同，我帮您核对一下。"),
+    ("mislead_price", "not_delivered", "您好，超过三天提货会产生仓储费，我马上联系分公司给您送。"),
+    ("mislead_price", "carrying", "您好，卸货和搬楼层都属于收费服务，需要的话我帮您登记报价。"),
+    ("mislead_price", "pricing", "您好，我们没法保证最便宜，但会按标准收费，我帮您核对这票。"),
+    ("promise_disallowed", "returns", "您好，客户退货不能办理保价，我帮您安排退回，请包装好。"),
+    ("promise_disallowed", "claims", "您好，古董不予保价，赔偿按规定核定，我先帮您登记。"),
+    ("promise_disallowed", "not_loaded", "您好，我尽快安排最早班次，几点能到我确认后告诉您，不能保证具体时间。"),
+    ("promise_disallowed", "carrying", "您好，搬上楼需要另外收费，我帮您登记，确认费用和时间后安排。"),
+    ("promise_disallowed", "claims", "您好，赔偿金额要按保价和实际损失核定，我先帮您登记上报。"),
+    ("promise_disallowed", "stranded", "您好，我马上联系始发站催发，发车时间确定后第一时间通知您。"),
+    ("promise_disallowed", "claims", "您好，精密仪器不能保价，只能按规定理赔，我帮您登记跟进。"),
+    ("promise_disallowed", "claim_dissatisfied", "您好，赔多少要按核定结果来，我帮您催办，有进展告诉您。"),
+    ("promise_disallowed", "not_delivered", "您好，我去催车队尽快送，约好送货时间后告诉您。"),
+    ("promise_disallowed", "wrong_or_damaged", "您好，请您保留灯具和包装拍照，赔偿按理赔流程核定，我先登记。"),
 ]
 
 
