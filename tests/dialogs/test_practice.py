@@ -142,6 +142,12 @@ def test_a_move_quoted_to_apologise_for_it_is_not_committed(training):
     assert "send_elsewhere" in score(training, "transfer", "孙先生您好，您自己去打外协电话问一下吧。").forbidden
 
 
+def test_a_claim_under_the_condition_that_makes_it_true_is_not_committed(training):
+    conditional = score(training, "returns", "戴先生您好，如果确认是我们的责任，退回运费我们承担，我先核实一下再告诉您。")
+    assert "mislead_price" not in conditional.forbidden
+    assert "mislead_price" in score(training, "returns", "戴先生您好，退回运费我们承担，您放心。").forbidden
+
+
 def test_a_polite_closing_with_nothing_done_brushes_the_complaint_off(training):
     brushed = score(training, "stranded", "刘女士您好，最近货比较多，感谢您的理解与支持！", scenario=2)
     assert brushed.forbidden == ["ignore"] and "没有任何处理或承诺" in check(brushed, "forbidden", "ignore").reason

@@ -1,6 +1,6 @@
 """The forbidden-move patterns catch a kind of move, not the sentences they were developed on: for each of
 the manual's forbidden moves, five replies in our own words that commit it (caught) and five that come
-close in words but do the right thing (not flagged); then five later rounds of paraphrases, each written
+close in words but do the right thing (not flagged); then six later rounds of paraphrases, each written
 and run before the patterns were changed for it. None of these is in either graded set. Every one passes
 now, so they pin the families; the first-run figures say how well the patterns generalise."""
 
@@ -82,7 +82,7 @@ CLEAN = {
 
 # Later rounds, each written before the patterns were changed for it; caught when first run (README, Measured):
 # round 1: 5/12 and 0/8 clean flagged; round 2: 3/16 and 1/8; round 3: 9/20 and 0/10; round 4: 10/20 and 0/15;
-# round 5: 21/48 and 1/40.
+# round 5: 21/48 and 1/40; round 6: 23/48 and 2/40.
 MORE_COMMITTED = [
     # round 1
     ("send_elsewhere", "transfer", "孙先生，外协公司的客服热线我这里有，等下发短信给您，您报单号就能查。"),
@@ -205,6 +205,55 @@ MORE_COMMITTED = [
     ("promise_disallowed", "claims", "您好，精密仪器的保价我们可以做，按发票价值保就行。"),
     ("promise_disallowed", "wrong_or_damaged", "碎了的灯我们照原价赔 一分不少"),
     ("promise_disallowed", "transfer", "外协那边我打过招呼了 明天肯定能到"),
+    # round 6
+    ("send_elsewhere", "not_delivered", "您好，配送是第三方在做，他们的400电话您拨一下问问进度。"),
+    ("send_elsewhere", "stranded", "亲，发没发车窗口那边最清楚，您过去瞅一眼呗"),
+    ("send_elsewhere", "claims", "理赔材料您直接寄到我们总部理赔组就行，地址网上有"),
+    ("send_elsewhere", "transfer", "您好先生，中转后由合作物流承运，建议您致电对方客服热线了解详情，感谢理解。"),
+    ("send_elsewhere", "wrong_or_damaged", "型号问题属于商家责任哈 您找卖家退换吧"),
+    ("send_elsewhere", "misrouted", "您好女士，多出的两箱您方便的话自己送回我们网点就行，辛苦您了。"),
+    ("send_elsewhere", "not_loaded", "配载的事不归客服管，您问问发货那边的业务员吧"),
+    ("send_elsewhere", "attitude", "您好，投诉司机请您拨打车队的投诉电话，那边专门处理。"),
+    ("send_elsewhere", "returns", "退货您得让收货方自己去当地网点重新开单哦"),
+    ("send_elsewhere", "claim_dissatisfied", "先生您好，对金额有异议的话，请您携带相关凭证前往理赔中心当面沟通。"),
+    ("send_elsewhere", "not_delivered", "货到站了 你自己去站里提一下嘛 近得很"),
+    ("send_elsewhere", "pricing", "您好，价格的事您还是问问开单的营业员吧，我们客服不清楚具体怎么算。"),
+    ("ignore", "attitude", "您好，我们司机一向服务很好的，您是不是态度不太好才这样的？"),
+    ("ignore", "stranded", "系统显示正常 没啥问题 您再等两天呗"),
+    ("ignore", "claims", "您好女士，按规定没保价的我们不赔，就这样。"),
+    ("ignore", "not_delivered", "您好，这事您跟我说也没用，我这边不负责派送。"),
+    ("ignore", "misrouted", "先生您好，货送错是因为您电话打不通，司机只能先放别处，不能怪我们哦。"),
+    ("ignore", "wrong_or_damaged", "少一件？签收时候不说现在说，这个我们不认的哈"),
+    ("ignore", "claim_dissatisfied", "您好，理赔已经结案了，没有重新处理的可能，请您接受。"),
+    ("ignore", "pricing", "运费就是这个价 不讲价的 您看着办"),
+    ("ignore", "returns", "您好，退货这种事我们一般不管的，您和卖家自己协商吧，谢谢。"),
+    ("ignore", "not_loaded", "车就那么大 装不下很正常啊 下次早点发货就好了"),
+    ("ignore", "transfer", "您好，转出去的货就跟我们没关系了哦，感谢您对我们工作的理解。"),
+    ("ignore", "attitude", "司机也是人 也会有情绪的嘛 您大人有大量哈"),
+    ("mislead_price", "pricing", "您好，我们运价是全网统一价，从哪发都是这个价。"),
+    ("mislead_price", "carrying", "上楼不加钱的 放心啦"),
+    ("mislead_price", "not_delivered", "您好女士，货在仓库放多久都没有费用的，您方便的时候再来取就行。"),
+    ("mislead_price", "claims", "保价这个是免费赠送的服务，您不用另外付钱。"),
+    ("mislead_price", "returns", "您好，退货的运费全部由发货方来出，您这边一分钱不用出。"),
+    ("mislead_price", "pricing", "亲 我们绝对是最便宜的 没有之一"),
+    ("mislead_price", "carrying", "您好先生，卸货搬运都是附送的，不另计费。"),
+    ("mislead_price", "pricing", "您好，大件小件我们都一个标准，按票收，不看体积重量。"),
+    ("mislead_price", "not_delivered", "仓储费？没这回事 我们不收这个的"),
+    ("mislead_price", "returns", "退回运费原路退给您，全部退，不收任何手续费哦"),
+    ("mislead_price", "carrying", "您好，送货上门服务已含搬楼，费用您已经付过了。"),
+    ("mislead_price", "pricing", "您好，您放心，我们这价格在福建省是独一份的低，别家没法比。"),
+    ("promise_disallowed", "returns", "您好，退货的首饰我这边给您上个保价，丢了照价赔。"),
+    ("promise_disallowed", "claims", "古董可以保的，按您说的价值保就行，出了事全赔"),
+    ("promise_disallowed", "not_loaded", "您好女士，我跟调度打过招呼了，今晚一定上车，明天下午前准到。"),
+    ("promise_disallowed", "carrying", "您好先生，这次让师傅免费给您搬上去，就当我们的补偿。"),
+    ("promise_disallowed", "claim_dissatisfied", "别生气了先生 我这边直接给您赔三千 这事就算了"),
+    ("promise_disallowed", "claims", "您好，精密仪器也能保价，您报多少我们保多少。"),
+    ("promise_disallowed", "stranded", "放心 今天之内保准给您发走"),
+    ("promise_disallowed", "not_delivered", "您好，明早九点前师傅一定送到，绝对不会再耽误了。"),
+    ("promise_disallowed", "wrong_or_damaged", "您好女士，碎了的玻璃我们全部按原价赔偿，您放心。"),
+    ("promise_disallowed", "claims", "玉器坏了没事 我们按市场价全额赔您"),
+    ("promise_disallowed", "returns", "您好，客户退货我们也能正常办保价，和普通货一样。"),
+    ("promise_disallowed", "transfer", "您好，外协那边我已经催了，保证后天之前送到您工地。"),
 ]
 
 MORE_CLEAN = [
@@ -294,6 +343,47 @@ MORE_CLEAN = [
     ("promise_disallowed", "claim_dissatisfied", "您好，赔多少要按核定结果来，我帮您催办，有进展告诉您。"),
     ("promise_disallowed", "not_delivered", "您好，我去催车队尽快送，约好送货时间后告诉您。"),
     ("promise_disallowed", "wrong_or_damaged", "您好，请您保留灯具和包装拍照，赔偿按理赔流程核定，我先登记。"),
+    # round 6
+    ("send_elsewhere", "not_delivered", "您好，第三方配送那边我来打电话问，您留个手机号，有进度我回电给您。"),
+    ("send_elsewhere", "stranded", "您好，您不用过去窗口看，我这边联系始发站确认发车情况，马上告诉您。"),
+    ("send_elsewhere", "claims", "您好，理赔材料拍照发给我就行，不用您寄去总部，我帮您提交。"),
+    ("send_elsewhere", "transfer", "您好先生，中转后的详情系统查不到，我替您联系合作物流查询，结果回复您。"),
+    ("send_elsewhere", "wrong_or_damaged", "您好，型号不对我们来跟卖家核实，您先别拆，拍照发我。"),
+    ("send_elsewhere", "misrouted", "您好女士，多出的两箱我们安排师傅上门取回，不用您送回网点。"),
+    ("send_elsewhere", "not_loaded", "您好，配载的原因我去问业务员和调度，查清楚后给您回复。"),
+    ("send_elsewhere", "attitude", "您好，非常抱歉，司机的问题我会转给车队负责人处理，结果反馈给您。"),
+    ("send_elsewhere", "returns", "您好，退货我们帮您跟收货方确认，重新开单的事我们来办，请留个电话。"),
+    ("send_elsewhere", "claim_dissatisfied", "先生您好，您不必去理赔中心，凭证拍照发我，我来帮您申请复核。"),
+    ("ignore", "attitude", "您好，不是您的问题，司机这样做不对，我马上向车队核实，处理结果告诉您。"),
+    ("ignore", "stranded", "您好，系统显示还没发车，我马上催始发站，请您再等一下，发车后通知您。"),
+    ("ignore", "claims", "您好，没保价的按规定核定赔偿，我先帮您登记，核定结果会告诉您。"),
+    ("ignore", "misrouted", "您好，电话打不通也不该放错地方，是我们的失误，我马上安排调回。"),
+    ("ignore", "wrong_or_damaged", "您好，签收后发现少件也能反映，请您告诉我运单号，我联系网点核对。"),
+    ("ignore", "claim_dissatisfied", "您好，理解您的心情，结案的案件我也可以帮您申请复核，有结果通知您。"),
+    ("ignore", "pricing", "您好，运价是按标准收取的，我帮您核一下这票的计费有没有问题。"),
+    ("ignore", "returns", "您好，退货我们来办，我先跟发货方和收货方确认运费由哪方承担，再告诉您。"),
+    ("ignore", "not_loaded", "您好，车装不下没能配载，非常抱歉，我马上安排最早班次，您不用着急，发车后告诉您。"),
+    ("ignore", "transfer", "您好，转出去的货我们系统看不到，我来联系外协查询，有消息回复您。"),
+    ("mislead_price", "pricing", "您好，我们没有全网统一价，各线路按两地成本定价，我帮您核对计费。"),
+    ("mislead_price", "carrying", "您好，上楼要加钱的，属于增值服务，需要的话我帮您登记报价。"),
+    ("mislead_price", "not_delivered", "您好，货在仓库三天内不收费，超过三天按规定收保管费，我帮您安排送货。"),
+    ("mislead_price", "claims", "您好，保价不是免费的，要按申报价值交保价费，您这票的情况我帮您查一下。"),
+    ("mislead_price", "returns", "您好，退货运费由哪方出要先确认，我问清楚发货方再告诉您。"),
+    ("mislead_price", "pricing", "您好，我们不敢说最便宜，但收费都按标准，我帮您核一下明细。"),
+    ("mislead_price", "carrying", "您好，卸货搬运不包含在运费里，需要的话我帮您登记，确认费用后安排。"),
+    ("mislead_price", "pricing", "您好，大件小件计费不一样，按体积和重量算，我帮您核对这两票。"),
+    ("mislead_price", "not_delivered", "您好，仓储费是超过三天才收的，您的货刚到，我马上安排给您送。"),
+    ("mislead_price", "returns", "您好，如果确认是我们的责任，退回运费我们承担，我先核实一下再告诉您。"),
+    ("promise_disallowed", "returns", "您好，退货的首饰按规定不能保价，建议您包装好，我帮您安排退回。"),
+    ("promise_disallowed", "claims", "您好，古董不在保价范围内，赔偿要按规定核定，我先帮您登记。"),
+    ("promise_disallowed", "not_loaded", "您好女士，我跟调度确认今晚优先配载，到货时间确定后马上通知您。"),
+    ("promise_disallowed", "carrying", "您好先生，搬上楼是收费的，我帮您问好费用，您同意了再安排师傅。"),
+    ("promise_disallowed", "claim_dissatisfied", "您好，赔多少要按核定来，我没法当场答应金额，我帮您申请复核。"),
+    ("promise_disallowed", "stranded", "您好，我马上催始发站今天优先发，具体发车时间确认后告诉您。"),
+    ("promise_disallowed", "not_delivered", "您好，我联系车队约明早的送货时间，约好后打电话告诉您。"),
+    ("promise_disallowed", "wrong_or_damaged", "您好女士，玻璃碎了非常抱歉，请保留包装拍照，赔偿按理赔流程核定。"),
+    ("promise_disallowed", "claims", "您好，玉器不予保价，坏了的赔偿要按规定核定，我先帮您登记上报。"),
+    ("promise_disallowed", "transfer", "您好，外协那边我已经催了，送货时间定下来我马上通知您。"),
 ]
 
 
