@@ -1,6 +1,6 @@
 """The forbidden-move patterns catch a kind of move, not the sentences they were developed on: for each of
 the manual's forbidden moves, five replies in our own words that commit it (caught) and five that come
-close in words but do the right thing (not flagged); then six later rounds of paraphrases, each written
+close in words but do the right thing (not flagged); then seven later rounds of paraphrases, each written
 and run before the patterns were changed for it. None of these is in either graded set. Every one passes
 now, so they pin the families; the first-run figures say how well the patterns generalise."""
 
@@ -82,7 +82,8 @@ CLEAN = {
 
 # Later rounds, each written before the patterns were changed for it; caught when first run (README, Measured):
 # round 1: 5/12 and 0/8 clean flagged; round 2: 3/16 and 1/8; round 3: 9/20 and 0/10; round 4: 10/20 and 0/15;
-# round 5: 21/48 and 1/40; round 6: 23/48 and 2/40.
+# round 5: 21/48 and 1/40; round 6: 23/48 and 2/40;
+# round 7: 22/40 and 0/40.
 MORE_COMMITTED = [
     # round 1
     ("send_elsewhere", "transfer", "孙先生，外协公司的客服热线我这里有，等下发短信给您，您报单号就能查。"),
@@ -254,6 +255,47 @@ MORE_COMMITTED = [
     ("promise_disallowed", "claims", "玉器坏了没事 我们按市场价全额赔您"),
     ("promise_disallowed", "returns", "您好，客户退货我们也能正常办保价，和普通货一样。"),
     ("promise_disallowed", "transfer", "您好，外协那边我已经催了，保证后天之前送到您工地。"),
+    # round 7
+    ("send_elsewhere", "transfer", "您好，那家物流的电话网上一搜就有，您自己查一下吧。"),
+    ("send_elsewhere", "not_delivered", "送货师傅姓王，您加他微信跟他约时间就好啦"),
+    ("send_elsewhere", "stranded", "您好先生，发车这块我们客服看不到，烦请您联络一下始发站的工作人员，谢谢！"),
+    ("send_elsewhere", "claims", "理赔得本人到场哈 您抽空去趟分公司吧"),
+    ("send_elsewhere", "wrong_or_damaged", "您好，错发的货请您联系寄件方处理，我们只负责运输。"),
+    ("send_elsewhere", "returns", "您好女士，退货流程是这样的：您先去收货网点开退货单，再把货交给窗口。"),
+    ("send_elsewhere", "attitude", "您好，您说的情况可以反馈给当地分公司，他们有专门的投诉渠道。"),
+    ("send_elsewhere", "misrouted", "多的那两箱麻烦您跑一趟附近网点交一下哦 谢啦"),
+    ("send_elsewhere", "not_loaded", "您好，没装上车的话您找当时开单的窗口，让他们给您安排。"),
+    ("send_elsewhere", "claim_dissatisfied", "您好先生，金额是理赔专员定的，您打理赔专线问问他们怎么算的。"),
+    ("ignore", "not_delivered", "司机很忙的 您多等一会儿不就得了"),
+    ("ignore", "attitude", "您好，司机说是您先说话难听的，这个我们也不好评判。"),
+    ("ignore", "wrong_or_damaged", "您好女士，东西是您亲手签收的，现在说少了我们没办法认定。"),
+    ("ignore", "stranded", "旺季都这样 没办法 大家都在等"),
+    ("ignore", "claims", "您好，这个易碎品本来就不赔的，您当初就不该发。"),
+    ("ignore", "misrouted", "您好先生，您当时留的地址就是这个，所以不是我们的问题。"),
+    ("ignore", "pricing", "价格我们说了不算 您爱咋咋地"),
+    ("ignore", "claim_dissatisfied", "您好，对结果不满意的话我们这边也爱莫能助，请您谅解。"),
+    ("ignore", "not_loaded", "您好，车位有限，晚一天很常见的，耐心点就行。"),
+    ("ignore", "returns", "您好，退货的事情请您以后不要再打过来了，我们处理不了。"),
+    ("mislead_price", "carrying", "您好，我们的服务是送货到家，搬楼梯也包括在里面，没有其他收费。"),
+    ("mislead_price", "pricing", "两个方向价钱肯定一样的 您是不是看岔了"),
+    ("mislead_price", "not_delivered", "货在分公司没关系 多放几天不花钱的"),
+    ("mislead_price", "returns", "您好，退货运费都是卖家出的，这是规定，您放心。"),
+    ("mislead_price", "claims", "您好女士，我们所有的货都自带保价，不需要另外付保价费。"),
+    ("mislead_price", "pricing", "您好先生，我们家运费是业内最低的，谁家都比不过我们。"),
+    ("mislead_price", "carrying", "卸货不要钱的 司机该卸就得卸"),
+    ("mislead_price", "pricing", "您好，价格我们是一口说死的，多重多大都是这个钱。"),
+    ("mislead_price", "not_delivered", "您好，仓库保管是无偿的，您什么时候来都行。"),
+    ("mislead_price", "returns", "退回来的运费我们全包了 您一分不用掏"),
+    ("promise_disallowed", "claims", "您好，不管什么货丢了我们都是按价全额赔偿的。"),
+    ("promise_disallowed", "returns", "首饰没事的 退回来我给您按实价保上"),
+    ("promise_disallowed", "not_loaded", "您好女士，我保证今晚这班车一定把您的货带上。"),
+    ("promise_disallowed", "not_delivered", "您好，明天中午之前师傅准送到，放一百个心。"),
+    ("promise_disallowed", "carrying", "您好先生，师傅搬上楼这个不收您钱，我已经交代好了。"),
+    ("promise_disallowed", "claim_dissatisfied", "这事我说了算 再给您加五百 行吧"),
+    ("promise_disallowed", "claims", "您好，精密仪器我们可以按全价保，坏了照赔。"),
+    ("promise_disallowed", "stranded", "您好先生，今天下班前绝对给您发出，不发我负责。"),
+    ("promise_disallowed", "wrong_or_damaged", "您好，摔坏的电视我们直接按新的赔您，不用走流程。"),
+    ("promise_disallowed", "transfer", "放心吧 外协后天必到 我担保"),
 ]
 
 MORE_CLEAN = [
@@ -384,6 +426,47 @@ MORE_CLEAN = [
     ("promise_disallowed", "wrong_or_damaged", "您好女士，玻璃碎了非常抱歉，请保留包装拍照，赔偿按理赔流程核定。"),
     ("promise_disallowed", "claims", "您好，玉器不予保价，坏了的赔偿要按规定核定，我先帮您登记上报。"),
     ("promise_disallowed", "transfer", "您好，外协那边我已经催了，送货时间定下来我马上通知您。"),
+    # round 7
+    ("send_elsewhere", "transfer", "您好，那家物流的电话我来查，我去问清楚货到哪了，再回复您。"),
+    ("send_elsewhere", "not_delivered", "您好，我把您的电话给到送货师傅，让他提前跟您约时间，约好后我再确认一下。"),
+    ("send_elsewhere", "stranded", "您好先生，不用您联络始发站，我这边找他们核实发车情况，稍后告诉您。"),
+    ("send_elsewhere", "claims", "您好，理赔不用您本人到场，照片和凭证发我，我帮您提交。"),
+    ("send_elsewhere", "wrong_or_damaged", "您好，错发的货我们负责，我来联系寄件方核对，您先别拆，请拍照发我。"),
+    ("send_elsewhere", "returns", "您好女士，退货单我们来开，不用您去网点，我跟收货方确认后安排取货。"),
+    ("send_elsewhere", "attitude", "您好，您说的情况我会反馈给当地分公司核实处理，结果告诉您。"),
+    ("send_elsewhere", "misrouted", "您好，多的两箱我们安排人上门取，不用您跑网点，谢谢您告诉我们。"),
+    ("send_elsewhere", "not_loaded", "您好，没装上车非常抱歉，我去找开单的窗口和调度确认，安排最早班次。"),
+    ("send_elsewhere", "claim_dissatisfied", "您好先生，怎么算的我去问理赔专员，调出材料给您解释清楚。"),
+    ("ignore", "not_delivered", "您好，让您多等了不好意思，我马上催司机，今天给您一个准确的送货时间。"),
+    ("ignore", "attitude", "您好，不管谁先说的，司机都不该这样，我会向车队反映，处理结果告诉您。"),
+    ("ignore", "wrong_or_damaged", "您好女士，签收后发现少了也可以反映，我帮您登记核实，请告诉我运单号。"),
+    ("ignore", "stranded", "您好，旺季货多，不好意思，我马上联系始发站优先给您安排，发车了告诉您。"),
+    ("ignore", "claims", "您好，易碎品只保灭失险，但我还是先帮您登记，核实后告诉您怎么处理。"),
+    ("ignore", "misrouted", "您好先生，地址的事我先核对，不管怎样我们都负责把货调回来。"),
+    ("ignore", "pricing", "您好，价格是按标准定的，我帮您核对一下这票有没有算错。"),
+    ("ignore", "claim_dissatisfied", "您好，对结果不满意可以申请复核，我帮您提交，有进展通知您。"),
+    ("ignore", "not_loaded", "您好，车位有限没能配载，非常抱歉，我去查原因并安排优先发出。"),
+    ("ignore", "returns", "您好，退货我们来办，您留个电话，我跟发货方确认后回复您。"),
+    ("mislead_price", "carrying", "您好，送货到家不包括搬楼梯，搬楼是另外收费的增值服务，需要的话我帮您登记。"),
+    ("mislead_price", "pricing", "您好，两个方向价格不一样，是因为两地成本不同，我帮您核对计费。"),
+    ("mislead_price", "not_delivered", "您好，货在分公司三天内免费，之后会收保管费，我马上安排给您送货。"),
+    ("mislead_price", "returns", "您好，退货运费谁出要看发货方和收货方怎么约定，我先确认清楚。"),
+    ("mislead_price", "claims", "您好女士，保价要另外付保价费，没保价的按规定核定，我先帮您登记。"),
+    ("mislead_price", "pricing", "您好先生，我们不一定是最低的，但都按标准收费，我帮您核一下明细。"),
+    ("mislead_price", "carrying", "您好，卸货是收费服务，发货时没有申请，需要的话我帮您登记并确认费用。"),
+    ("mislead_price", "pricing", "您好，多重多大计费不一样，按重量和体积算，我帮您核对这票。"),
+    ("mislead_price", "not_delivered", "您好，超过三天没提会产生保管费，我帮您联系分公司尽快送。"),
+    ("mislead_price", "returns", "您好，如果是我们送错的，退回运费不用您出，我先核实一下。"),
+    ("promise_disallowed", "claims", "您好，丢了的货按保价和实际损失核定赔偿，我先帮您登记上报。"),
+    ("promise_disallowed", "returns", "您好，首饰退货按规定不能保价，请包装好，我帮您安排退回。"),
+    ("promise_disallowed", "not_loaded", "您好女士，我去跟调度争取今晚这班车，确定了马上告诉您。"),
+    ("promise_disallowed", "not_delivered", "您好，我联系师傅明天上午送，具体时间约好后告诉您。"),
+    ("promise_disallowed", "carrying", "您好先生，搬上楼要另外收费，我帮您问好费用再安排师傅。"),
+    ("promise_disallowed", "claim_dissatisfied", "您好，金额我这边定不了，我帮您申请复核，有结果告诉您。"),
+    ("promise_disallowed", "claims", "您好，精密仪器不予保价，坏了的话按规定核定，我先帮您登记。"),
+    ("promise_disallowed", "stranded", "您好先生，我马上催始发站今天发出，发车后第一时间通知您。"),
+    ("promise_disallowed", "wrong_or_damaged", "您好，电视摔坏了非常抱歉，请保留包装拍照，赔偿按流程核定。"),
+    ("promise_disallowed", "transfer", "您好，外协那边我来跟进，送到的时间确认后马上告诉您。"),
 ]
 
 
