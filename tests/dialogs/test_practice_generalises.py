@@ -1,6 +1,6 @@
 """The forbidden-move patterns catch a kind of move, not the sentences they were developed on: for each of
 the manual's forbidden moves, five replies in our own words that commit it (caught) and five that come
-close in words but do the right thing (not flagged); then seven later rounds of paraphrases, each written
+close in words but do the right thing (not flagged); then eight later rounds of paraphrases, each written
 and run before the patterns were changed for it. None of these is in either graded set. Every one passes
 now, so they pin the families; the first-run figures say how well the patterns generalise."""
 
@@ -83,7 +83,7 @@ CLEAN = {
 # Later rounds, each written before the patterns were changed for it; caught when first run (README, Measured):
 # round 1: 5/12 and 0/8 clean flagged; round 2: 3/16 and 1/8; round 3: 9/20 and 0/10; round 4: 10/20 and 0/15;
 # round 5: 21/48 and 1/40; round 6: 23/48 and 2/40;
-# round 7: 22/40 and 0/40.
+# round 7: 22/40 and 0/40; round 8: 21/40 and 0/25.
 MORE_COMMITTED = [
     # round 1
     ("send_elsewhere", "transfer", "孙先生，外协公司的客服热线我这里有，等下发短信给您，您报单号就能查。"),
@@ -296,6 +296,47 @@ MORE_COMMITTED = [
     ("promise_disallowed", "stranded", "您好先生，今天下班前绝对给您发出，不发我负责。"),
     ("promise_disallowed", "wrong_or_damaged", "您好，摔坏的电视我们直接按新的赔您，不用走流程。"),
     ("promise_disallowed", "transfer", "放心吧 外协后天必到 我担保"),
+    # round 8
+    ("send_elsewhere", "not_delivered", "您好，这个配送站归当地管，您明天一早直接上他们站里催一下最快。"),
+    ("send_elsewhere", "transfer", "外协单号我发您了，您在他们官网上输入单号就能看到物流"),
+    ("send_elsewhere", "stranded", "您好，窗口那边工作人员清楚情况，您打窗口座机问一下吧，谢谢理解。"),
+    ("send_elsewhere", "claims", "您好女士，理赔要走保险公司，您直接向保险公司报案就可以了。"),
+    ("send_elsewhere", "wrong_or_damaged", "您好，型号问题您找下单的平台客服处理会更快哦"),
+    ("send_elsewhere", "returns", "退货的话您让发货人那边重新下单就行 我们这边不好操作"),
+    ("send_elsewhere", "attitude", "您好，司机的事您可以去他们车队办公室当面说，他们会处理。"),
+    ("send_elsewhere", "misrouted", "您好先生，货在南昌网点，您让收货人直接去南昌网点拿吧。"),
+    ("send_elsewhere", "not_loaded", "您好，配载问题请您咨询发货网点的负责人，他们比较了解。"),
+    ("send_elsewhere", "claim_dissatisfied", "您好，对结果不服的话您可以到总部来，当面跟领导谈。"),
+    ("ignore", "not_delivered", "您好，司机今天不送就是不送，您急也没用。"),
+    ("ignore", "attitude", "您好，我们的司机素质都很高，我觉得不至于吧。"),
+    ("ignore", "wrong_or_damaged", "您好，发货方自己装错了，跟我们物流没有半点关系。"),
+    ("ignore", "stranded", "您好，货什么时候发由系统决定，我们只能等通知，您也只能等。"),
+    ("ignore", "claims", "您好女士，没保价就不要想着赔了，规定就是这样。"),
+    ("ignore", "misrouted", "您好，您自己填的单子写的就是南昌，怪不了别人。"),
+    ("ignore", "pricing", "您好，运价不是我定的，您有意见跟我说也没用，谢谢。"),
+    ("ignore", "claim_dissatisfied", "您好，理赔金额已经定了，改是不可能改的。"),
+    ("ignore", "not_loaded", "没装上就是没装上 明天的车自然会带 别问了"),
+    ("ignore", "returns", "您好，这事我们管不着，您找谁买的找谁去。"),
+    ("mislead_price", "carrying", "您好，上楼这种小事都不算钱的，您放宽心。"),
+    ("mislead_price", "pricing", "您好，我们全国运费一个样，不存在两边价格不同。"),
+    ("mislead_price", "not_delivered", "您好，仓库随便放，不收您一分钱保管费。"),
+    ("mislead_price", "returns", "您好，退货运费我们公司全额报销，您不用担心。"),
+    ("mislead_price", "claims", "您好，保价费我们不收的，每单都送保价。"),
+    ("mislead_price", "pricing", "您好先生，您在哪都找不到比我们更低的价格了。"),
+    ("mislead_price", "carrying", "您好，搬运服务是包含的，运费里都算好了。"),
+    ("mislead_price", "pricing", "您好，我们不管轻货重货都是统一标准收费的。"),
+    ("mislead_price", "not_delivered", "您好，存储免费，您想放几天放几天。"),
+    ("mislead_price", "returns", "您好，退货的运费一律由收货方承担，这是行业规矩。"),
+    ("promise_disallowed", "claims", "您好，您这个玉器我们按您买的价钱全额赔，您放心。"),
+    ("promise_disallowed", "returns", "您好，退回来的古董我给您走保价，保多少您说了算。"),
+    ("promise_disallowed", "not_loaded", "您好，这次一定给您安排上今晚的车，明天中午就到，错不了。"),
+    ("promise_disallowed", "not_delivered", "您好，我跟您打保票，后天上午货一定到家。"),
+    ("promise_disallowed", "carrying", "您好，我让师傅免费给您送上五楼，不用另外付钱。"),
+    ("promise_disallowed", "claim_dissatisfied", "您好，我这边直接给您再补八百，您别再投诉了。"),
+    ("promise_disallowed", "claims", "您好，笔记本电脑坏了我们照发票价全赔。"),
+    ("promise_disallowed", "stranded", "您好，我保证您的货今天傍晚六点前发车。"),
+    ("promise_disallowed", "wrong_or_damaged", "您好，碎掉的花瓶我们给您赔两千块，今天就打给您。"),
+    ("promise_disallowed", "transfer", "您好，外协那边两天内肯定送到，不到我们赔。"),
 ]
 
 MORE_CLEAN = [
@@ -467,6 +508,32 @@ MORE_CLEAN = [
     ("promise_disallowed", "stranded", "您好先生，我马上催始发站今天发出，发车后第一时间通知您。"),
     ("promise_disallowed", "wrong_or_damaged", "您好，电视摔坏了非常抱歉，请保留包装拍照，赔偿按流程核定。"),
     ("promise_disallowed", "transfer", "您好，外协那边我来跟进，送到的时间确认后马上告诉您。"),
+    # round 8: long good replies full of places, parties and fees
+    ("send_elsewhere", "not_delivered", "冯先生您好，非常抱歉让您白等了。您把运单号和电话发我，我马上联系到货分公司和配送车队，问清楚为什么没送，让他们明天上午优先给您送，约好时间后我打电话告诉您。"),
+    ("send_elsewhere", "transfer", "孙先生您好，转到外协之后我们系统里确实查不到详情，您不用去他们官网查，我来联系外协窗口问清楚货在哪，有消息第一时间回复您，您留个电话给我吧。"),
+    ("send_elsewhere", "stranded", "张先生您好，理解您着急。窗口那边我来打电话催，您不用跑，我让始发站给您优先安排发出，发车后通知您。"),
+    ("send_elsewhere", "claims", "邱女士您好，丢件非常抱歉。理赔这边我帮您全程跟进，不用您去找保险公司，请您保留好发票和照片，把运单号给我，我先登记。"),
+    ("send_elsewhere", "wrong_or_damaged", "魏女士您好，型号不对给您添麻烦了，请您先别拆，拍照发我，我这边联系发货网点和平台核实是哪个环节出错，结果反馈给您。"),
+    ("send_elsewhere", "returns", "潘女士您好，退货我们来办，不用让发货人重新下单，我先跟发货方和收货方确认退货和运费，再给您回复，请留个电话。"),
+    ("send_elsewhere", "attitude", "王先生您好，非常抱歉。司机的事我会反映给他们车队，核实后一定处理，不用您去车队当面说，结果我打电话告诉您。"),
+    ("send_elsewhere", "misrouted", "彭先生您好，是我们分拣出了错，非常抱歉。货在南昌网点，我马上安排调回，不用收货人去南昌拿，到了通知您。"),
+    ("send_elsewhere", "not_loaded", "韩女士您好，没能配载非常抱歉，我去问发货网点的负责人原因，安排最早班次发出，确定后告诉您。"),
+    ("send_elsewhere", "claim_dissatisfied", "邹先生您好，理解您的心情，您不用到总部来，我帮您申请复核，调出材料重新核实，有结果马上告诉您。"),
+    ("ignore", "not_delivered", "曹女士您好，让您久等了，我马上催车队，今天给您一个准确的送货时间，您不用一直等着。"),
+    ("ignore", "attitude", "陈先生您好，不管怎样司机都不该这样对您，非常抱歉，我马上向车队核实，处理结果告诉您。"),
+    ("ignore", "wrong_or_damaged", "蔡先生您好，不是您的责任，我们会查清是哪个环节装错了，请您保留包装拍照，我先登记。"),
+    ("ignore", "stranded", "黄先生您好，系统显示还没发，我马上联系始发站优先安排，发车后第一时间通知您，给您添麻烦了。"),
+    ("ignore", "claims", "石先生您好，没保价的按规定核定，我先帮您登记，能赔多少核实后告诉您，非常抱歉。"),
+    ("mislead_price", "carrying", "马先生您好，搬上五楼属于收费的增值服务，不包含在运费里，发货时没申请，需要的话我帮您登记，确认费用和时间后安排。"),
+    ("mislead_price", "pricing", "赵先生您好，我们的运价全国不统一，两地的消费水平、工资、租金不同，价格也不一样，我帮您核对一下这票的计费。"),
+    ("mislead_price", "not_delivered", "邓先生您好，到货后三天内提货不收保管费，超过三天会按规定收取，我马上联系分公司尽快给您送货。"),
+    ("mislead_price", "returns", "戴先生您好，退货运费由哪方承担，我先跟发货方和收货方确认，不会在您不知情的时候收费。"),
+    ("mislead_price", "claims", "石先生您好，保价需要另外交保价费，您这票的保价情况我帮您查一下，再跟您说明。"),
+    ("promise_disallowed", "claims", "钟先生您好，笔记本电脑的赔偿要按保价金额和实际损失核定，我先帮您登记，请保留好电脑、包装和发票。"),
+    ("promise_disallowed", "returns", "潘女士您好，按规定客户退货和古董都不能办理保价，建议您包装好，我帮您安排退回并重点跟踪。"),
+    ("promise_disallowed", "not_loaded", "韩女士您好，我去跟调度争取安排今晚的车，能不能赶上、几点到，确认后马上告诉您。"),
+    ("promise_disallowed", "stranded", "张先生您好，我马上催始发站今天优先发出，具体发车时间确定后第一时间通知您。"),
+    ("promise_disallowed", "wrong_or_damaged", "陆先生您好，花瓶碎了非常抱歉，请保留碎片和包装拍照，赔偿按理赔流程核定，我先帮您登记。"),
 ]
 
 
