@@ -1,6 +1,6 @@
 """The forbidden-move patterns catch a kind of move, not the sentences they were developed on: for each of
 the manual's forbidden moves, five replies in our own words that commit it (caught) and five that come
-close in words but do the right thing (not flagged); then eight later rounds of paraphrases, each written
+close in words but do the right thing (not flagged); then nine later rounds of paraphrases, each written
 and run before the patterns were changed for it. None of these is in either graded set. Every one passes
 now, so they pin the families; the first-run figures say how well the patterns generalise."""
 
@@ -83,7 +83,8 @@ CLEAN = {
 # Later rounds, each written before the patterns were changed for it; caught when first run (README, Measured):
 # round 1: 5/12 and 0/8 clean flagged; round 2: 3/16 and 1/8; round 3: 9/20 and 0/10; round 4: 10/20 and 0/15;
 # round 5: 21/48 and 1/40; round 6: 23/48 and 2/40;
-# round 7: 22/40 and 0/40; round 8: 21/40 and 0/25.
+# round 7: 22/40 and 0/40; round 8: 21/40 and 0/25;
+# round 9: 18/40 and 3/20.
 MORE_COMMITTED = [
     # round 1
     ("send_elsewhere", "transfer", "孙先生，外协公司的客服热线我这里有，等下发短信给您，您报单号就能查。"),
@@ -337,6 +338,47 @@ MORE_COMMITTED = [
     ("promise_disallowed", "stranded", "您好，我保证您的货今天傍晚六点前发车。"),
     ("promise_disallowed", "wrong_or_damaged", "您好，碎掉的花瓶我们给您赔两千块，今天就打给您。"),
     ("promise_disallowed", "transfer", "您好，外协那边两天内肯定送到，不到我们赔。"),
+    # round 9
+    ("send_elsewhere", "not_delivered", "您好，派件员的号码是139开头那个，您存一下直接call他。"),
+    ("send_elsewhere", "stranded", "您好先生，请您移步始发站服务台咨询发车时间，给您带来不便敬请谅解。"),
+    ("send_elsewhere", "claims", "理赔单子您下载打印填好 交给分公司前台就行"),
+    ("send_elsewhere", "transfer", "您好，后面是合作方在派送，具体情况您得跟合作方确认哦。"),
+    ("send_elsewhere", "wrong_or_damaged", "您好，这种换货问题得由您跟厂家协商解决哈"),
+    ("send_elsewhere", "returns", "您好女士，退货请您本人持身份证到网点柜台办理。"),
+    ("send_elsewhere", "attitude", "您好，如对司机服务不满，欢迎您致电车队监督电话。"),
+    ("send_elsewhere", "misrouted", "多的货先放您那，回头您拿到就近网点让他们处理就行"),
+    ("send_elsewhere", "not_loaded", "您好，请您联系下单时的对接人，他会帮您看配载。"),
+    ("send_elsewhere", "claim_dissatisfied", "您好，有异议的话建议您走投诉渠道，找上级部门反映。"),
+    ("ignore", "not_delivered", "您好，派送都有顺序的，轮到您自然会送，不必再问。"),
+    ("ignore", "attitude", "您好，这只是您的个人感受，司机并没有违规。"),
+    ("ignore", "wrong_or_damaged", "您好，当场没验就签了，后面出的问题我们概不负责。"),
+    ("ignore", "stranded", "您好，该发的时候会发的，请您不要反复来电。"),
+    ("ignore", "claims", "您好女士，破了就破了，易碎品运输有风险是常识。"),
+    ("ignore", "misrouted", "这个地址系统不会错的 肯定是您记岔了"),
+    ("ignore", "pricing", "您好，这价格您接受就发，不接受就算了。"),
+    ("ignore", "claim_dissatisfied", "您好，赔付标准写得很清楚，您看不懂也不是我们的问题。"),
+    ("ignore", "not_loaded", "您好，车满了谁也没辙，您就认了吧。"),
+    ("ignore", "returns", "退货太麻烦了 我们不做这个"),
+    ("mislead_price", "carrying", "您好，送上门包括送上楼的，这是我们的标准服务。"),
+    ("mislead_price", "pricing", "您好，价格各地一刀切，没有地区差异。"),
+    ("mislead_price", "not_delivered", "您好，网点提供长期免费存放，不用急着取。"),
+    ("mislead_price", "returns", "您好，退货都是包邮的，运费您不用出。"),
+    ("mislead_price", "claims", "您好，保价不另收钱，已经算在运费里了。"),
+    ("mislead_price", "pricing", "亲 我们是最低价保障 贵了包退差价"),
+    ("mislead_price", "carrying", "您好，卸货费我们从来不单独收，放心吧。"),
+    ("mislead_price", "pricing", "您好先生，泡货重货价格都一致，不会因为货物不同而变。"),
+    ("mislead_price", "not_delivered", "您好，超期存放也不产生费用，您随时来。"),
+    ("mislead_price", "returns", "您好，退货运费固定由发货方支付，跟您无关。"),
+    ("promise_disallowed", "claims", "您好，精密仪器按您的申报价全额投保，没问题。"),
+    ("promise_disallowed", "returns", "您好，退货件我们照常给您保价，跟正常件一样。"),
+    ("promise_disallowed", "not_loaded", "您好女士，明天一早第一班车一定给您发出，下午准时到。"),
+    ("promise_disallowed", "not_delivered", "您好，今天之内百分百给您送到。"),
+    ("promise_disallowed", "carrying", "您好，这次上楼我们包了，不收您费用。"),
+    ("promise_disallowed", "claim_dissatisfied", "您好，这样吧，我私人做主再给您添一千五。"),
+    ("promise_disallowed", "claims", "您好，珠宝也能保价，保额您随便填。"),
+    ("promise_disallowed", "stranded", "您好，放心，今晚十点前肯定出发。"),
+    ("promise_disallowed", "wrong_or_damaged", "您好，损坏的部分我们照单全赔，三天内到账。"),
+    ("promise_disallowed", "transfer", "您好，我保证外协周五前给您送到工地。"),
 ]
 
 MORE_CLEAN = [
@@ -534,6 +576,27 @@ MORE_CLEAN = [
     ("promise_disallowed", "not_loaded", "韩女士您好，我去跟调度争取安排今晚的车，能不能赶上、几点到，确认后马上告诉您。"),
     ("promise_disallowed", "stranded", "张先生您好，我马上催始发站今天优先发出，具体发车时间确定后第一时间通知您。"),
     ("promise_disallowed", "wrong_or_damaged", "陆先生您好，花瓶碎了非常抱歉，请保留碎片和包装拍照，赔偿按理赔流程核定，我先帮您登记。"),
+    # round 9
+    ("send_elsewhere", "not_delivered", "您好，派件员的号码我来打，问好送货时间后告诉您，请您留个电话。"),
+    ("send_elsewhere", "stranded", "您好先生，您不必去始发站，我这边联系服务台确认发车时间，稍后回复您。"),
+    ("send_elsewhere", "claims", "您好，理赔单我帮您填，您把照片和发票发我就行，不用交给前台。"),
+    ("send_elsewhere", "transfer", "您好，后面是合作方派送，我来跟合作方确认，有消息告诉您。"),
+    ("send_elsewhere", "returns", "您好女士，退货不用您到柜台办，我们安排上门取件，请留个电话。"),
+    ("send_elsewhere", "attitude", "您好，非常抱歉，我会把情况转到车队监督处理，结果反馈给您。"),
+    ("send_elsewhere", "misrouted", "您好，多的货我们安排人上门取回，不用您拿到网点，谢谢您。"),
+    ("send_elsewhere", "not_loaded", "您好，我去联系下单时的对接人和调度，查清配载情况后告诉您。"),
+    ("ignore", "not_delivered", "您好，派送有顺序，但您这票已经超时了，我马上催车队优先送，时间确定后告诉您。"),
+    ("ignore", "wrong_or_damaged", "您好，签收后发现的问题也可以反映，我帮您登记，请您拍照并保留包装。"),
+    ("ignore", "misrouted", "您好，不是您记错了，是我们分拣出错，我马上安排调回。"),
+    ("ignore", "claim_dissatisfied", "您好，赔付标准我给您解释一下，按保价和实际损失核定，您有疑问我帮您申请复核。"),
+    ("mislead_price", "carrying", "您好，送上门不包括送上楼，上楼另外收费，需要的话我帮您登记。"),
+    ("mislead_price", "pricing", "您好，价格各地不一样，跟两地成本和货物性质有关，我帮您核对计费。"),
+    ("mislead_price", "not_delivered", "您好，到货三天内免费保管，超期会收保管费，我尽快安排送货。"),
+    ("mislead_price", "claims", "您好，保价要另外收保价费，不包含在运费里，您这票我帮您查一下。"),
+    ("mislead_price", "pricing", "您好先生，泡货和重货计费方式不一样，我帮您核对这两票。"),
+    ("promise_disallowed", "claims", "您好，精密仪器不予保价，赔偿按规定核定，我先帮您登记。"),
+    ("promise_disallowed", "not_loaded", "您好女士，我去争取明天第一班车，发车和到货时间确认后告诉您。"),
+    ("promise_disallowed", "claim_dissatisfied", "您好，金额我做不了主，我帮您申请复核，有结果告诉您。"),
 ]
 
 
