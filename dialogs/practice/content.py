@@ -56,6 +56,8 @@ class Forbidden(Strict):
     absolute: list[str] = []
     # after a match, in the same sentence: the reply quotes the move to say it was wrong (…是我们不对)
     retracted_by: list[str] = []
+    # before a match, in the same sentence: a condition under which the claim is true (如果是我们的责任，运费我们承担)
+    excused_by: list[str] = []
     # a reply with one of these (patience, understanding, good wishes) and no action, when no earlier
     # reply took one either, commits the move: it closes the complaint without handling it
     brush_off: list[str] = []
@@ -207,7 +209,7 @@ def _check_scoring(scoring: Scoring, doc: YamlDoc | None, categories: set[str] |
     for mid, move in scoring.moves.items():
         problems += _regex_problems(doc, ("moves", mid, "cues"), move.cues)
     for fid, forbidden in scoring.forbidden.items():
-        for name in ("patterns", "absolute", "retracted_by", "brush_off", "actions"):
+        for name in ("patterns", "absolute", "retracted_by", "excused_by", "brush_off", "actions"):
             problems += _regex_problems(doc, ("forbidden", fid, name), getattr(forbidden, name))
         if forbidden.brush_off and not forbidden.actions:
             problems.append(where(("forbidden", fid, "brush_off"), "brush_off needs actions: the words that show the complaint was acted on"))

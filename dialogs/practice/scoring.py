@@ -72,6 +72,8 @@ def _committed(rule: Forbidden, text: str) -> str | None:
             rest = _SENTENCE_END.split(text[m.end():])[0]
             if _found(rule.retracted_by, rest):
                 continue  # quoted to say it was wrong: 让您自己去打电话是我们不对
+            if rule.excused_by and _found(rule.excused_by, _SENTENCE_END.split(text[:m.start()])[-1]):
+                continue  # said under a condition that makes it true: 如果是我们的责任，运费我们承担
             if absolute:
                 return m.group(0)
             window = text[max(0, m.start() - 4):m.end()]
