@@ -417,6 +417,24 @@ class Casework:
             raise CaseworkError(f"案件 {case.number} 已办结")
         return case, session.get(ConversationRow, case.conversation_id)
 
+    def page_actions(self) -> list[tuple[str, CaseCard]]:
+        """Closes and escalations made on the supervisor pages (their events carry `by`) in the last day
+        that no Telegram process has announced yet: (event kind, the case's card). Each is taken once, so
+        the customer is asked to rate and the next role gets its card, as when staff act in chat."""
+        since = utcnow() - timedelta(days=1)
+        with self.service.store.session() as session, session.begin():
+            rows = session.exec(select(EventRow).where(EventRow.kind.in_(("case_closed", "step_escalated")),  # type: ignore[attr-defined]
+                                                       EventRow.at >= since).order_by(EventRow.id)).all()
+            taken = []
+            for event in rows:
+                if not event.data.get("by") or event.data.get("announced"):
+                    continue
+                event.data = {**event.data, "announced": True}  # a new dict: the JSON column is saved when replaced
+                session.add(event)
+                case, conv = self._case(session, event.case_number)
+                taken.append((event.kind, self._card(case, conv)))
+            return taken
+
     def _next_step(self, session, case: CaseRow, staff_id: int | None, now: datetime | None = None,
                    by: str | None = None) -> None:
         ladder = self.content.case_kinds[case.category].handling

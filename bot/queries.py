@@ -4,11 +4,12 @@ function takes an open session and returns plain values; none writes."""
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone, tzinfo
 
-from sqlalchemy import and_, exists, false, func, or_
+from sqlalchemy import String, and_, cast, exists, false, func, or_
 from sqlmodel import Session, select
 
 from bot.store import AttachmentRow, CaseRow, EventRow, MessageRow, TrainingRow, aware
@@ -40,6 +41,9 @@ class CaseFilter:
     opened_to: date | None = None
     assigned_to: int | None = None
     search: str = ""  # words, each found in the case number, waybill, phone, or what the customer or staff wrote
+    # A branch, as far as kefu knows one: cases record no branch, so a place (shared.yaml routing.places)
+    # the customer named in the case's facts or in what they wrote (the 15-day report infers it the same way).
+    place: str | None = None
 
 
 @dataclass(frozen=True)
@@ -83,6 +87,12 @@ def _filtered(query, f: CaseFilter, zone: tzinfo, now: datetime):
         query = query.where(CaseRow.opened_at < _midnight(f.opened_to + timedelta(days=1), zone))
     if f.assigned_to is not None:
         query = query.where(CaseRow.assigned_to == f.assigned_to)
+    if f.place:
+        named = exists().where(MessageRow.conversation_id == CaseRow.conversation_id, MessageRow.direction == "in",
+                               MessageRow.text.like(_like(f.place), escape="\\"))  # type: ignore[union-attr]
+        # JSON keeps non-ASCII as \uXXXX escapes: the place is looked for as it is stored.
+        stored = _like(json.dumps(f.place)[1:-1])
+        query = query.where(or_(named, cast(CaseRow.facts, String).like(stored, escape="\\")))
     for word in f.search.split():
         pattern = _like(word)
         # What people wrote (the customer, staff), not kefu's own texts, which every conversation shares.

@@ -679,6 +679,12 @@ class TelegramBot:
             header = {"remind": self.staff_texts.headers.remind, "escalated": self.staff_texts.headers.overdue_escalated,
                       "top": self.staff_texts.headers.overdue_top}[due.kind]
             await self._post_card(context, card, header, chats)
+        for kind, card in await self._db(self.casework.page_actions):  # done on the supervisor pages
+            if kind == "case_closed":
+                await self._ask_rating(context, card)
+            else:
+                await self._post_card(context, card, self.staff_texts.headers.escalated_here,
+                                      await self._db(self.casework.chats_for, card.role))
         await self._db(self.inbox.prune)
 
     async def on_retention_tick(self, context: ContextTypes.DEFAULT_TYPE) -> None:

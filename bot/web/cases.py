@@ -36,7 +36,7 @@ def _int(text: str | None) -> int | None:
         return None
 
 
-def case_filter(params, categories) -> queries.CaseFilter:
+def case_filter(params, categories, places=()) -> queries.CaseFilter:
     """The filter the list's form asks for; values that make no sense are left out rather than refused."""
     return queries.CaseFilter(
         category=params.get("category") if params.get("category") in categories else None,
@@ -44,6 +44,7 @@ def case_filter(params, categories) -> queries.CaseFilter:
         overdue=params.get("overdue") == "1",
         opened_from=_date(params.get("from")), opened_to=_date(params.get("to")),
         assigned_to=_int(params.get("assignee")), search=(params.get("q") or "")[:200],
+        place=params.get("place") if params.get("place") in places else None,
     )
 
 
@@ -51,14 +52,15 @@ async def list_cases(request: Request) -> Response:
     """Shows one page of the cases that match the filters."""
     user = auth.require(request)
     state = request.app.state
-    chosen = case_filter(request.query_params, state.content.case_kinds)
+    places = state.content.shared.routing.places
+    chosen = case_filter(request.query_params, state.content.case_kinds, places)
     now = utcnow()
     with state.service.store.reading() as session:
         found = queries.case_page(session, chosen, _int(request.query_params.get("page")) or 1, state.zone, now,
                                   user.scope())
     kept = {k: v for k, v in request.query_params.items() if k != "page" and v}
     return page(request, "cases.html", found=found, chosen=chosen, now=now, is_overdue=queries.is_overdue,
-                kinds=state.content.case_kinds, query=kept,
+                kinds=state.content.case_kinds, query=kept, places=places,
                 page_link=lambda n: "/cases?" + urlencode({**kept, "page": n}))
 
 

@@ -662,3 +662,21 @@ def test_staff_practise_in_telegram_and_see_their_training(world):
 
         rows = session.exec(select(TrainingRow).order_by(TrainingRow.id)).all()
         assert [(r.trainee, r.finished, r.score) for r in rows][-1] == (str(STAFF_ID), True, 100)
+
+
+def test_a_case_escalated_or_closed_on_the_supervisor_pages_is_announced_as_from_chat(world):
+    world.casework().add_staff(STAFF_ID, "staff", STAFF_CHAT)
+    world.start(telegram_deadline_seconds=0.5)
+    customer = world.user(CUSTOMER_ID, "王")
+    staff = world.user(STAFF_ID, "李客服", STAFF_CHAT, "supergroup")
+    number = open_stranded_case(customer)
+    staff.expect(f"案件 {number}")
+    world.casework().escalate(number, None, by="lily")  # what the page's 升级到下一步 calls
+    moved = staff.expect("⏫ 案件升级到本步")
+    assert f"案件 {number}" in moved.text and "第2/" in moved.text
+    world.casework().resolve(number, None, by="lily")  # what the page's 办结案件 calls
+    ask = customer.expect(f"您的案件 {number} 已处理完毕。请为本次服务打分")
+    assert [label for label, _ in ask.buttons] == ["★", "★★", "★★★", "★★★★", "★★★★★"]
+    time.sleep(1.5)  # more deadline checks pass: each action is announced once
+    assert sum("请为本次服务打分" in m.text for m in customer.messages()) == 1
+    assert sum("⏫ 案件升级到本步" in m.text for m in staff.messages()) == 1

@@ -74,6 +74,19 @@ def test_cases_are_filtered_by_category_status_assignee_and_searched(desk, two_c
     assert found(desk, search="100%_") == set()  # LIKE's wildcards are searched for as characters
 
 
+def test_cases_are_filtered_by_the_place_the_customer_named(desk):
+    talk(desk, "5003", ["货从厦门发到上海，三天了还不发", "12345678", "13800138000"])  # said in a message
+    talk(desk, "5004", ["货物滞留", "87654321", "13900002222"])
+    with desk.service.store.session() as session, session.begin():  # and a case whose facts name a place
+        case = session.exec(select(CaseRow).where(CaseRow.contact == "13900002222")).one()
+        case.facts = {**case.facts, "route": "福州发泉州"}
+        session.add(case)
+    cases = numbers(desk)
+    assert found(desk, place="厦门") == {cases["13800138000"]}
+    assert found(desk, place="泉州") == {cases["13900002222"]}
+    assert found(desk, place="北京") == set()
+
+
 def test_overdue_and_date_range(desk, two_cases):
     with desk.service.store.session() as session:
         latest = max(aware(c.step_deadline) for c in session.exec(select(CaseRow)))
