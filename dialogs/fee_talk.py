@@ -10,7 +10,7 @@ from dialogs.fees import FeeAnswer
 from dialogs.matching import normalize, pick_option
 from dialogs.policies import topic_text
 from dialogs.repairs import Wants
-from dialogs.turn import Run
+from dialogs.turn import VAGUE, Run
 
 
 class FeeTalkMixin:
@@ -40,12 +40,22 @@ class FeeTalkMixin:
             return self._fee_reply(run, answer)
         if self._change_topic(run, text, eager=True):
             return
+        if self._reads_as_complaint(run, text):  # "我要投诉 货没送到" inside a fee topic: never trapped in it
+            self._leave(run)
+            return self._from_menu(run, text, wants)
         if answer.options:
             self._say(run, texts.topic_which, options=self._options(conv, answer.options),
                       category=self._entry(conv.category).name)
             return
         self._say(run, texts.fallback)
         self._prompt(run)
+
+    def _reads_as_complaint(self, run: Run, text: str) -> bool:
+        """A message the fee desk did not understand that reads as a complaint, however unsure the reading
+        (which the menu's understanding then asks about), and gives no figure for the fee."""
+        reading = self._understand(run, text)
+        return (reading is not None and not run.entities.money
+                and (reading.label == VAGUE or reading.label in self.content.categories))
 
     def _fee_reply(self, run: Run, answer: FeeAnswer) -> None:
         conv, texts = run.conversation, self.shared.texts
