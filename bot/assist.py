@@ -12,7 +12,7 @@ from typing import TextIO
 from sqlmodel import select
 
 from bot.casework import Casework
-from bot.chat import QUIT_WORDS, safe
+from bot.chat import QUIT_WORDS, read_line, safe
 from bot.store import ConversationRow, StaffModeRow, TurnTx, utcnow
 from dialogs.assist import AssistContent, Guidance, Rule, ladder, read_turn, rules_for, staff_text, unprefixed
 from dialogs.conversation import AFTER, MENU, Conversation, Inbound, Option, Turn
@@ -219,15 +219,4 @@ def _inbound(line: str, options: list[Option]) -> Inbound:
 
 
 def _read(source: TextIO, interactive: bool, out: TextIO) -> str | None:
-    if interactive:
-        try:
-            return input("客户/您: ")
-        except (EOFError, KeyboardInterrupt):
-            print(file=out)
-            return None
-    text = source.readline()
-    if not text:
-        return None
-    text = text.removesuffix("\n").removesuffix("\r")
-    print(f"> {safe(text)}", file=out)
-    return text
+    return read_line(source, interactive, out, "客户/您: ", "> ")

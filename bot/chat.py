@@ -28,6 +28,23 @@ def safe(text: str) -> str:
     return "".join(out)
 
 
+def read_line(source: TextIO, interactive: bool, out: TextIO, prompt: str, label: str) -> str | None:
+    """The next line a person types (at `prompt`) or stdin gives (echoed after `label`), without its line
+    break; None at the end of input or Ctrl-C/Ctrl-D."""
+    if interactive:
+        try:
+            return input(prompt)
+        except (EOFError, KeyboardInterrupt):
+            print(file=out)
+            return None
+    text = source.readline()
+    if not text:
+        return None
+    text = text.removesuffix("\n").removesuffix("\r")
+    print(f"{label}{safe(text)}", file=out)
+    return text
+
+
 def show(replies: list[Reply], out: TextIO) -> None:
     """Prints replies with their options numbered, as the customer can answer them."""
     for reply in replies:

@@ -11,7 +11,7 @@ from typing import TextIO
 
 from sqlmodel import select
 
-from bot.chat import safe
+from bot.chat import read_line, safe
 from bot.store import StaffModeRow, Store, TrainingRow, aware, utcnow
 from dialogs.content import Content
 from dialogs.practice import Score, Session, Training
@@ -76,18 +76,7 @@ def run_training(content: Content, training: Training, store: Store, trainee: st
 
 
 def _read(source: TextIO, interactive: bool, out: TextIO) -> str | None:
-    if interactive:
-        try:
-            return input("您（客服）: ")
-        except (EOFError, KeyboardInterrupt):
-            print(file=out)
-            return None
-    text = source.readline()
-    if not text:
-        return None
-    text = text.removesuffix("\n").removesuffix("\r")
-    print(f"学员: {safe(text)}", file=out)
-    return text
+    return read_line(source, interactive, out, "您（客服）: ", "学员: ")
 
 
 def _answer(session: Session, reply: str, out: TextIO) -> str | None:
