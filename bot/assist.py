@@ -38,7 +38,7 @@ class Assistant:
     def start(self, staff_id: int) -> Guidance:
         """Starts a new guided complaint for the staff member (ending any session they had open)."""
         key = f"{staff_id}:{utcnow():%Y%m%d%H%M%S%f}"
-        with self.service.store.session() as session, session.begin():
+        with self.service.store.writing() as session:
             row = session.get(StaffModeRow, staff_id) or StaffModeRow(telegram_id=staff_id, mode=MODE)
             row.mode, row.started_at = MODE, utcnow()
             row.data = {"key": key, "case": None, "phase": None, "shown": [], "turns": 0}
@@ -122,7 +122,7 @@ class Assistant:
         that acts now; then, is it solved on the spot (the case is closed) or left open to its deadline."""
         number, texts = data["case"], self.assist.texts
         guide = Guidance()
-        with self.service.store.session() as session, session.begin():
+        with self.service.store.writing() as session:
             card = self.casework.card_in(session, number)
             if data["phase"] == "step" and answer:
                 self.casework.confirm_step_in(session, number, staff_id, card.step - 1)
@@ -166,7 +166,7 @@ class Assistant:
         return None if index is None else index == 0
 
     def _end(self, staff_id: int, guide: Guidance) -> Guidance:
-        with self.service.store.session() as session, session.begin():
+        with self.service.store.writing() as session:
             self._save(session, staff_id, {}, ended=True)
         guide.notes.append(self.assist.texts.finished.text)
         guide.rules += self._rules("done", [])

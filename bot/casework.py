@@ -92,7 +92,7 @@ class Casework:
         unknown = [h for h in handles if h not in self.content.shared.roles]
         if unknown:
             raise CaseworkError(f"未知的处理角色：{', '.join(unknown)}（可选：{', '.join(self.content.shared.roles)}）")
-        with self.service.store.session() as session, session.begin():
+        with self.service.store.writing() as session:
             row = session.get(StaffRow, telegram_id) or StaffRow(telegram_id=telegram_id, role=role)
             row.role, row.chat_id, row.handles = role, chat_id, list(handles)
             session.add(row)
@@ -102,7 +102,7 @@ class Casework:
         """Removes a staff member (audited); False if there is no such member."""
         from bot import audit
 
-        with self.service.store.session() as session, session.begin():
+        with self.service.store.writing() as session:
             row = session.get(StaffRow, telegram_id)
             if row is None:
                 return False
@@ -148,7 +148,7 @@ class Casework:
 
     def claim(self, number: str, staff_id: int) -> CaseCard:
         """Assigns the case to this staff member."""
-        with self.service.store.session() as session, session.begin():
+        with self.service.store.writing() as session:
             return self.claim_in(session, number, staff_id)
 
     def claim_in(self, session, number: str, staff_id: int) -> CaseCard:
@@ -168,7 +168,7 @@ class Casework:
         words it); the case now waits on the customer, so its deadline clock stops until they answer."""
         if not text.strip():
             raise CaseworkError("回复内容不能为空")
-        with self.service.store.session() as session, session.begin():
+        with self.service.store.writing() as session:
             case, conv = self._case(session, number, open_only=True)
             now = utcnow()
             if case.assigned_to is None:
@@ -187,7 +187,7 @@ class Casework:
     def customer_wrote(self, channel: str, user_key: str) -> CaseCard | None:
         """Called for each customer message: restarts the clock of their open case that waited on them,
         and returns that case's card when a staff member follows it (to forward the message)."""
-        with self.service.store.session() as session, session.begin():
+        with self.service.store.writing() as session:
             conv = session.exec(select(ConversationRow).where(
                 ConversationRow.channel == channel, ConversationRow.user_key == user_key)).first()
             if conv is None:
@@ -257,14 +257,14 @@ class Casework:
     def escalate(self, number: str, staff_id: int | None = None, by: str | None = None) -> CaseCard:
         """Moves the case to the next handling step, with a new deadline (CaseworkError at the last step).
         by: the supervisor pages' user who did it, kept with the event."""
-        with self.service.store.session() as session, session.begin():
+        with self.service.store.writing() as session:
             case, conv = self._case(session, number, open_only=True)
             self._next_step(session, case, staff_id, by=by)
             return self._card(case, conv)
 
     def resolve(self, number: str, staff_id: int | None, by: str | None = None) -> CaseCard:
         """Closes the case; the adapter then asks the customer to rate the service (rating_request)."""
-        with self.service.store.session() as session, session.begin():
+        with self.service.store.writing() as session:
             return self.resolve_in(session, number, staff_id, by)
 
     def resolve_in(self, session, number: str, staff_id: int | None, by: str | None = None) -> CaseCard:
@@ -279,7 +279,7 @@ class Casework:
 
     def reassign(self, number: str, staff_id: int, by: str) -> CaseCard:
         """Gives an open case to another staff member (one kefu staff knows)."""
-        with self.service.store.session() as session, session.begin():
+        with self.service.store.writing() as session:
             if session.get(StaffRow, staff_id) is None:
                 raise CaseworkError(f"{staff_id} 不是客服人员（kefu staff add 添加）")
             case, conv = self._case(session, number, open_only=True)
@@ -311,7 +311,7 @@ class Casework:
             raise CaseworkError("内容不能为空")
         if len(text) > 2000:
             raise CaseworkError("内容太长（最多 2000 字）")
-        with self.service.store.session() as session, session.begin():
+        with self.service.store.writing() as session:
             case, _ = self._case(session, number)
             if message_id is not None:
                 message = session.get(MessageRow, message_id)
@@ -330,7 +330,7 @@ class Casework:
         untouched a grace period later. Returns what happened, for the adapter to post."""
         now = now or utcnow()
         happened: list[Due] = []
-        with self.service.store.session() as session, session.begin():
+        with self.service.store.writing() as session:
             query = select(CaseRow).where(CaseRow.status == "open", CaseRow.paused_at.is_(None))  # type: ignore[union-attr]
             if session.bind.dialect.name != "sqlite":
                 # Several workers check deadlines: each case is reminded by whichever locks it first.
@@ -369,7 +369,7 @@ class Casework:
         if not 1 <= score <= 5:
             raise CaseworkError("评分须为 1 到 5")
         texts = self.content.shared.texts
-        with self.service.store.session() as session, session.begin():
+        with self.service.store.writing() as session:
             case, conv = self._own_case(session, number, channel, user_key)
             # A rating is asked for once, when the case is closed: a forged or repeated press changes nothing.
             if case.status != "closed" or case.rating is not None:
@@ -387,7 +387,7 @@ class Casework:
 
     def rating_reason(self, number: str, reason: str, channel: str, user_key: str) -> Reply:
         """Stores why a low rating was given (a chosen reason or the customer's words)."""
-        with self.service.store.session() as session, session.begin():
+        with self.service.store.writing() as session:
             case, conv = self._own_case(session, number, channel, user_key)
             if case.rating is None or case.rating > LOW_RATING or case.rating_reason is not None:
                 raise CaseworkError(self.content.shared.texts.not_ratable.text)  # a reason follows a low rating, once
@@ -422,7 +422,7 @@ class Casework:
         that no Telegram process has announced yet: (event kind, the case's card). Each is taken once, so
         the customer is asked to rate and the next role gets its card, as when staff act in chat."""
         since = utcnow() - timedelta(days=1)
-        with self.service.store.session() as session, session.begin():
+        with self.service.store.writing() as session:
             rows = session.exec(select(EventRow).where(EventRow.kind.in_(("case_closed", "step_escalated")),  # type: ignore[attr-defined]
                                                        EventRow.at >= since).order_by(EventRow.id)).all()
             taken = []

@@ -100,7 +100,7 @@ def _store(store: Store, trainee: str, session: Session, started) -> None:
     row = _row(trainee, session, started)
     if row is None:
         return
-    with store.session() as db, db.begin():
+    with store.writing() as db:
         db.add(row)
 
 
@@ -195,7 +195,7 @@ class Practice:
         if scenario is not None and (category is None or not 1 <= scenario <= len(self.training.scenarios[category])):
             raise ValueError("没有这个场景编号")
         category, number = pick(self.training, category, scenario, rng or random.Random())
-        with self.store.session() as db, db.begin():
+        with self.store.writing() as db:
             row = db.get(StaffModeRow, staff_id) or StaffModeRow(telegram_id=staff_id, mode=MODE)
             row.mode, row.started_at = MODE, utcnow()
             row.data = {"trainee": trainee, "category": category, "number": number, "replies": []}
@@ -223,7 +223,7 @@ class Practice:
         if line is not None:
             print(f"参考回答（草稿）: {session.scenario.model_answer.text}", file=out)
             print(f"客户: {line}", file=out)
-            with self.store.session() as db, db.begin():
+            with self.store.writing() as db:
                 row = db.get(StaffModeRow, staff_id)
                 row.data = {**data, "replies": [*data["replies"], reply]}
                 db.add(row)
@@ -248,7 +248,7 @@ class Practice:
         """The end of a session: its score and the model answer; stored, and the mode left, at once."""
         out = io.StringIO()
         _finish(session, out, self.content)
-        with self.store.session() as db, db.begin():
+        with self.store.writing() as db:
             row = _row(data["trainee"], session, aware(started))
             if row is not None:
                 db.add(row)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone, tzinfo
 from typing import Any, Iterator
@@ -248,6 +249,7 @@ def connect(database_url: str) -> DbEngine:
 def all_tables() -> None:
     """Imports every module that defines tables, so the metadata (and the migrations) see them all."""
     import bot.drafts  # noqa: F401  (draft_reviews)
+    import bot.outbox  # noqa: F401  (telegram_outbox)
     import bot.supervision  # noqa: F401  (web_users, case_marks: the supervisor pages)
 
 
@@ -271,6 +273,42 @@ def add_missing_columns(conn) -> None:
 
 _UNSTORABLE = re.compile("[\ud800-\udfff]")
 _UNSTORABLE_PG = re.compile("[\ud800-\udfff\x00]")
+
+
+# The transaction of the inbound being handled (TelegramBot handles each update in one): the store, casework
+# and the inbox join it instead of opening their own, each writer in a savepoint of it, so that everything
+# one update does is committed together or not at all.
+UNIT: ContextVar[Session | None] = ContextVar("kefu_unit", default=None)
+
+
+def _unit_of(db: DbEngine) -> Session | None:
+    unit = UNIT.get()
+    return unit if unit is not None and unit.get_bind() is db else None
+
+
+@contextmanager
+def writing(db: DbEngine) -> Iterator[Session]:
+    """A transaction that writes (on SQLite it holds the write lock from BEGIN): a savepoint of the unit
+    being handled, whose failure undoes its own work only, or a transaction of its own."""
+    unit = _unit_of(db)
+    if unit is not None:
+        with unit.begin_nested():
+            yield unit
+        return
+    with Session(db, expire_on_commit=False) as session, session.begin():
+        yield session
+
+
+@contextmanager
+def reading(db: DbEngine) -> Iterator[Session]:
+    """A session that only reads: inside a unit, the unit's (it sees what the unit wrote); otherwise one that
+    on SQLite neither waits for a writer nor holds one up."""
+    unit = _unit_of(db)
+    if unit is not None:
+        yield unit
+        return
+    with Session(db.execution_options(**{READ_ONLY: True}), expire_on_commit=False) as session:
+        yield session
 
 
 def aware(moment: datetime | None) -> datetime | None:
@@ -298,18 +336,21 @@ class Store:
 
     @contextmanager
     def turn(self, channel: str, user_key: str) -> Iterator["TurnTx"]:
-        """One customer turn in one transaction: committed whole, or not at all."""
-        with Session(self.db, expire_on_commit=False) as session:
-            with session.begin():
-                yield TurnTx(self, session, channel, user_key, utcnow())
+        """One customer turn in one transaction (or savepoint of the unit): committed whole, or not at all."""
+        with writing(self.db) as session:
+            yield TurnTx(self, session, channel, user_key, utcnow())
 
     def session(self) -> Session:
-        """A session for work that writes (on SQLite its transaction holds the write lock from BEGIN)."""
+        """A session of its own, outside any unit (tools and tests that manage their own transaction)."""
         return Session(self.db, expire_on_commit=False)
 
-    def reading(self) -> Session:
-        """A session that only reads: on SQLite it neither waits for a writer nor holds one up."""
-        return Session(self.db.execution_options(**{READ_ONLY: True}), expire_on_commit=False)
+    def writing(self) -> Any:
+        """A transaction that writes (see writing())."""
+        return writing(self.db)
+
+    def reading(self) -> Any:
+        """A session that only reads (see reading())."""
+        return reading(self.db)
 
     def staff_mode(self, telegram_id: int) -> str | None:
         """What the staff member is doing in their private chat with kefu (assist, train), if anything."""
@@ -331,7 +372,7 @@ class Inbox:
     def add(self, update_id: int, data: dict) -> bool:
         """Keeps a raw update; False if it is a redelivery of one already kept (to be dropped)."""
         now = utcnow()
-        with Session(self.db) as session, session.begin():
+        with writing(self.db) as session:
             row = session.get(InboxRow, update_id)
             if row is not None and now - aware(row.received_at) < self.REDELIVERY:
                 return False
@@ -342,7 +383,7 @@ class Inbox:
 
     def finish(self, update_id: int) -> None:
         """Marks a kept update handled (a failed one keeps its failure: it is retried or dead)."""
-        with Session(self.db) as session, session.begin():
+        with writing(self.db) as session:
             row = session.get(InboxRow, update_id)
             if row is not None and row.status == "pending":
                 row.status, row.done_at = "done", utcnow()
@@ -351,7 +392,7 @@ class Inbox:
     def fail(self, update_id: int, error: str, attempts: int, first_wait: timedelta) -> str:
         """Records a failed attempt: the update is tried again later (each wait 6x the one before), or,
         after `attempts` failures, dead-lettered. Returns the new status, retry or dead."""
-        with Session(self.db) as session, session.begin():
+        with writing(self.db) as session:
             row = session.get(InboxRow, update_id)
             if row is None:
                 return "dead"
@@ -366,7 +407,7 @@ class Inbox:
 
     def due(self) -> list[dict]:
         """Takes the failed updates whose retry time has come (pending again), oldest first."""
-        with Session(self.db) as session, session.begin():
+        with writing(self.db) as session:
             rows = session.exec(select(InboxRow).where(InboxRow.status == "retry", InboxRow.retry_at <= utcnow())
                                 .order_by(InboxRow.update_id)).all()
             for row in rows:
@@ -376,7 +417,7 @@ class Inbox:
 
     def retry(self, update_id: int) -> bool:
         """Sends a failed or dead update back to be tried once more, now; False if there is none."""
-        with Session(self.db) as session, session.begin():
+        with writing(self.db) as session:
             row = session.get(InboxRow, update_id)
             if row is None or row.status not in ("retry", "dead"):
                 return False
@@ -387,19 +428,19 @@ class Inbox:
 
     def failures(self) -> list[InboxRow]:
         """The updates that failed: waiting for a retry or dead, oldest first."""
-        with Session(self.db) as session:
+        with reading(self.db) as session:
             return list(session.exec(select(InboxRow).where(InboxRow.status.in_(("retry", "dead")))  # type: ignore[attr-defined]
                                      .order_by(InboxRow.update_id)))
 
     def pending(self) -> list[dict]:
         """The updates kept but never handled (the process stopped first), oldest first."""
-        with Session(self.db) as session:
+        with reading(self.db) as session:
             rows = session.exec(select(InboxRow).where(InboxRow.status == "pending").order_by(InboxRow.update_id))
             return [dict(row.data) for row in rows]
 
     def prune(self, older_than: timedelta = timedelta(days=7)) -> None:
         """Forgets handled updates after a while (the transcript keeps the messages); failures stay."""
-        with Session(self.db) as session, session.begin():
+        with writing(self.db) as session:
             for row in session.exec(select(InboxRow).where(InboxRow.status == "done",
                                                            InboxRow.received_at < utcnow() - older_than)):
                 session.delete(row)

@@ -57,6 +57,7 @@ def _make_old(database_url: str) -> None:
         conn.execute(text("DROP TABLE case_counters"))
         conn.execute(text("DROP TABLE web_users"))  # the supervisor pages came after the migrations
         conn.execute(text("DROP TABLE case_marks"))
+        conn.execute(text("DROP TABLE telegram_outbox"))  # so did the outbox
         conn.execute(text("ALTER TABLE conversations DROP COLUMN memory"))
     engine.dispose()
 

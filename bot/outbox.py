@@ -1,0 +1,97 @@
+"""The outbox: every message kefu sends to Telegram, written in the same transaction as the update (or
+deadline check) that caused it and sent after that transaction commits. A crash after the commit sends
+what was not yet sent at the next start, and never runs the update again; a throttled customer's answer
+waits here for its time, not in memory."""
+
+from __future__ import annotations
+
+from contextvars import ContextVar
+from datetime import datetime, timedelta
+
+from sqlalchemy import JSON, BigInteger, Column, DateTime, Text
+from sqlalchemy.engine import Engine as DbEngine
+from sqlmodel import Field, Session, SQLModel, select
+
+from bot.store import aware, reading, utcnow, writing
+
+
+class OutboxRow(SQLModel, table=True):
+    """One Telegram call to make: a message, an edit of a pressed message, or the answer to a press."""
+
+    __tablename__ = "telegram_outbox"
+
+    id: int | None = Field(default=None, primary_key=True)
+    update_id: int | None = Field(default=None, sa_column=Column(BigInteger, index=True))  # None: a deadline check
+    chat_id: int = Field(sa_column=Column(BigInteger, nullable=False))
+    method: str  # send, edit, markup, answer, photo, document
+    payload: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    user_key: str | None = None  # the customer whose transcript records a send that failed
+    held_for: str | None = Field(default=None, index=True)  # a throttled customer: only their latest answer goes
+    send_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))  # None: at once
+    # pending: to send; sent; failed: Telegram refused it; dropped: a newer answer replaced it
+    status: str = Field(default="pending", index=True)
+    error: str | None = Field(default=None, sa_column=Column(Text))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False))
+    sent_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+
+
+# The calls queued by the update being handled; written with its transaction (TelegramBot's unit).
+QUEUED: ContextVar[list[OutboxRow] | None] = ContextVar("kefu_outbox", default=None)
+
+
+def queue(row: OutboxRow) -> None:
+    """Adds a call to the current unit's outbox (it must run inside one)."""
+    queued = QUEUED.get()
+    assert queued is not None, "Telegram calls are made inside a unit (TelegramBot.unit)"
+    queued.append(row)
+
+
+class Outbox:
+    def __init__(self, db: DbEngine):
+        self.db = db
+
+    def hold(self, session: Session, user_key: str) -> bool:
+        """Whether a throttled customer has an answer waiting (they were told to slow down already)."""
+        return session.exec(select(OutboxRow.id).where(OutboxRow.held_for == user_key,
+                                                       OutboxRow.status == "pending")).first() is not None
+
+    def write(self, session: Session, rows: list[OutboxRow]) -> None:
+        """Writes a unit's calls in its transaction; a held answer replaces the one its customer had waiting."""
+        for user_key in {row.held_for for row in rows if row.held_for}:
+            for old in session.exec(select(OutboxRow).where(OutboxRow.held_for == user_key,
+                                                            OutboxRow.status == "pending")):
+                if old not in rows:
+                    old.status = "dropped"
+                    session.add(old)
+        session.add_all(rows)
+
+    def release(self, session: Session, user_key: str) -> None:
+        """A customer may write again: the answer held for them is replaced by the one about to go."""
+        for old in session.exec(select(OutboxRow).where(OutboxRow.held_for == user_key, OutboxRow.status == "pending")):
+            old.status = "dropped"
+            session.add(old)
+
+    def due(self, now: datetime | None = None) -> list[OutboxRow]:
+        """The calls to make now, in the order they were queued."""
+        now = now or utcnow()
+        with reading(self.db) as session:
+            rows = session.exec(select(OutboxRow).where(OutboxRow.status == "pending").order_by(OutboxRow.id)).all()
+            return [row for row in rows if row.send_at is None or aware(row.send_at) <= now]
+
+    def done(self, results: dict[int, str | None]) -> None:
+        """Marks calls made: sent (None) or failed (the error)."""
+        if not results:
+            return
+        with writing(self.db) as session:
+            for row in session.exec(select(OutboxRow).where(OutboxRow.id.in_(results))):  # type: ignore[union-attr]
+                error = results[row.id]  # type: ignore[index]
+                row.status, row.error, row.sent_at = ("sent" if error is None else "failed"), error, utcnow()
+                session.add(row)
+
+    def prune(self, older_than: timedelta = timedelta(days=7)) -> None:
+        """Forgets calls made a week ago (the transcript keeps the messages)."""
+        with writing(self.db) as session:
+            for row in session.exec(select(OutboxRow).where(OutboxRow.status != "pending",
+                                                            OutboxRow.created_at < utcnow() - older_than)):
+                session.delete(row)
+
