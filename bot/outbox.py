@@ -50,10 +50,11 @@ class Outbox:
     def __init__(self, db: DbEngine):
         self.db = db
 
-    def hold(self, session: Session, user_key: str) -> bool:
+    def holds(self, user_key: str) -> bool:
         """Whether a throttled customer has an answer waiting (they were told to slow down already)."""
-        return session.exec(select(OutboxRow.id).where(OutboxRow.held_for == user_key,
-                                                       OutboxRow.status == "pending")).first() is not None
+        with reading(self.db) as session:
+            return session.exec(select(OutboxRow.id).where(OutboxRow.held_for == user_key,
+                                                           OutboxRow.status == "pending")).first() is not None
 
     def write(self, session: Session, rows: list[OutboxRow]) -> None:
         """Writes a unit's calls in its transaction; a held answer replaces the one its customer had waiting."""
@@ -65,11 +66,13 @@ class Outbox:
                     session.add(old)
         session.add_all(rows)
 
-    def release(self, session: Session, user_key: str) -> None:
+    def release(self, user_key: str) -> None:
         """A customer may write again: the answer held for them is replaced by the one about to go."""
-        for old in session.exec(select(OutboxRow).where(OutboxRow.held_for == user_key, OutboxRow.status == "pending")):
-            old.status = "dropped"
-            session.add(old)
+        with writing(self.db) as session:
+            for old in session.exec(select(OutboxRow).where(OutboxRow.held_for == user_key,
+                                                            OutboxRow.status == "pending")):
+                old.status = "dropped"
+                session.add(old)
 
     def due(self, now: datetime | None = None) -> list[OutboxRow]:
         """The calls to make now, in the order they were queued."""

@@ -9,8 +9,9 @@ import logging
 import re
 import secrets
 import time
+from contextlib import asynccontextmanager
 from datetime import timedelta
-from typing import Awaitable, Callable, Iterable, TypeVar
+from typing import AsyncIterator, Awaitable, Callable, Iterable, TypeVar
 from urllib.parse import urlparse
 
 from telegram import (BotCommand, BotCommandScopeChat, InlineKeyboardButton, InlineKeyboardMarkup, Message,
@@ -18,7 +19,7 @@ from telegram import (BotCommand, BotCommandScopeChat, InlineKeyboardButton, Inl
 from telegram.constants import ChatType, MessageLimit
 from telegram.error import BadRequest, NetworkError, TelegramError
 from telegram.ext import (AIORateLimiter, Application, ApplicationBuilder, CallbackQueryHandler, CommandHandler,
-                          ContextTypes, MessageHandler, TypeHandler, filters)
+                          ContextTypes, MessageHandler, filters)
 
 from bot.assist import Assistant
 from bot.casework import LOW_RATING, CaseCard, Casework, CaseworkError
@@ -28,7 +29,8 @@ from bot.practice import Practice
 from bot.practice import history as practice_history
 from bot.service import Service
 from bot.staff_texts import StaffTexts, load_staff_texts, say
-from bot.store import Inbox
+from bot.outbox import QUEUED, Outbox, OutboxRow, queue
+from bot.store import UNIT, InboxRow, Inbox, Session, utcnow
 from dialogs.assist import Guidance, load_assist
 from dialogs.conversation import Event, Inbound, Option, Reply, Turn
 from dialogs.engine import CASE_NUMBER
@@ -48,7 +50,7 @@ KINDS = ("sticker", "voice", "video_note", "audio", "video", "animation", "locat
          "dice", "game", "story")
 # Commands whose words after the command are not part of what they ask (/start <deep-link payload>).
 BARE_COMMANDS = {"/start", "/menu", "/cancel", "/human", "/help"}
-DONE_GROUP = 1_000  # after every other handler: the update has been handled
+OUTBOX_EVERY = 0.5  # seconds between looks at the outbox (held answers whose time came, sends a crash left)
 SEND_ATTEMPTS = 3  # network errors on a send are retried with back-off (1 s, 2 s); flood limits by AIORateLimiter
 
 T = TypeVar("T")
@@ -192,6 +194,17 @@ class InboxQueue(asyncio.Queue):
         await super().put(item)
 
 
+class UnitApplication(Application):
+    """PTB's Application, handling each update inside one of kefu's units (TelegramBot.handle_update)."""
+
+    kefu: "TelegramBot"
+
+    async def process_update(self, update: object) -> None:
+        if not isinstance(update, Update):
+            return await super().process_update(update)
+        await self.kefu.handle_update(update, super().process_update)
+
+
 # -- the bot ------------------------------------------------------------------------------------
 
 class TelegramBot:
@@ -208,9 +221,9 @@ class TelegramBot:
         self.texts = self.service.content.shared.texts
         self.staff_texts = load_staff_texts(settings.content_dir)
         self.inbox = Inbox(self.service.store.db)
+        self.outbox = Outbox(self.service.store.db)
+        self._sending = asyncio.Lock()  # one sender at a time, so no call is made twice
         self.throttle = Throttle(settings.telegram_rate, settings.telegram_burst)
-        self._held: dict[str, tuple[int, list[Reply]]] = {}  # a throttled customer's latest answer, sent later
-        self._warned: set[str] = set()
         self.secret = (settings.telegram_secret_token.get_secret_value() if settings.telegram_secret_token
                        else secrets.token_urlsafe(32))
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -229,11 +242,13 @@ class TelegramBot:
 
     def _build(self, token: str) -> Application:
         builder = (ApplicationBuilder().token(token).rate_limiter(AIORateLimiter(max_retries=3))
+                   .application_class(UnitApplication)
                    .update_queue(InboxQueue(self.inbox)).post_init(self._post_init))
         api = (self.settings.telegram_api_base_url or "").rstrip("/")
         if api:
             builder = builder.base_url(f"{api}/bot").base_file_url(f"{api}/file/bot")
         app = builder.build()
+        app.kefu = self
         message = filters.UpdateType.MESSAGE
         app.add_handler(CommandHandler(["cases", "case"], self.on_supervisor_command,
                                        filters=message & SupervisorFilter(self.casework)))
@@ -243,11 +258,11 @@ class TelegramBot:
         app.add_handler(MessageHandler(message & filters.TEXT, self.on_message))
         app.add_handler(MessageHandler(message & (filters.PHOTO | filters.Document.ALL), self.on_attachment))
         app.add_handler(MessageHandler(message & ~filters.StatusUpdate.ALL, self.on_other_message))
-        app.add_handler(TypeHandler(Update, self.on_update_done), group=DONE_GROUP)
         app.add_error_handler(self.on_error)
         assert app.job_queue is not None, "install python-telegram-bot[job-queue]"
         app.job_queue.run_repeating(self.on_deadline_tick, interval=self.settings.telegram_deadline_seconds,
                                     first=1, name="deadlines")
+        app.job_queue.run_repeating(self.on_outbox_tick, interval=OUTBOX_EVERY, first=OUTBOX_EVERY, name="outbox")
         app.job_queue.run_repeating(self.on_retry_tick, interval=max(1.0, self.settings.telegram_retry_seconds / 4),
                                     first=1, name="retries")
         if self.settings.retention_days:
@@ -295,6 +310,72 @@ class TelegramBot:
         for data in pending:
             update = Update.de_json(data, app.bot)
             asyncio.Queue.put_nowait(app.update_queue, update)  # already kept: past InboxQueue.put
+
+    # -- one update, one transaction -------------------------------------------------------------
+
+    async def handle_update(self, update: Update, process: Callable[[Update], Awaitable[None]]) -> None:
+        """Handles an update in one unit: its every effect, the update marked done and the messages it sends
+        are committed together, then sent. An update already committed (a replay) is not run again; one whose
+        unit cannot commit stays kept and is tried again later."""
+        if update.effective_message is not None and update.effective_message.text:
+            await self._db(self.service.router.wait)  # a model still training: before the unit takes the write lock
+        try:
+            async with self.unit(update.update_id) as fresh:
+                if fresh:
+                    await process(update)
+        except Exception as exc:
+            log.error("update %s could not be committed: %s", update.update_id, type(exc).__name__, exc_info=exc)
+            try:
+                await self._db(self.inbox.fail, update.update_id, f"{type(exc).__name__}: {exc}",
+                               self.settings.telegram_attempts, timedelta(seconds=self.settings.telegram_retry_seconds))
+            except Exception:
+                log.exception("could not record the failure of update %s", update.update_id)
+
+    @asynccontextmanager
+    async def unit(self, update_id: int | None = None) -> AsyncIterator[bool]:
+        """One transaction for everything done inside (the store, casework and inbox join it; Telegram calls
+        go to the outbox), committed at the end with the update marked done, then the outbox is sent.
+        Yields False for an update that an earlier unit already committed."""
+        session = Session(self.service.store.db, expire_on_commit=False)
+        queued: list[OutboxRow] = []
+        unit_token, queue_token = UNIT.set(session), QUEUED.set(queued)
+        try:
+            fresh = update_id is None or await self._db(self._untaken, session, update_id)
+            yield fresh
+            await self._db(self._commit, session, queued, update_id if fresh else None)
+        except BaseException:
+            await self._db(session.rollback)
+            raise
+        finally:
+            UNIT.reset(unit_token)
+            QUEUED.reset(queue_token)
+            await self._db(session.close)
+        await self._flush()
+
+    @staticmethod
+    def _untaken(session: Session, update_id: int) -> bool:
+        row = session.get(InboxRow, update_id)
+        return row is None or row.status != "done"
+
+    def _commit(self, session: Session, queued: list[OutboxRow], update_id: int | None) -> None:
+        if update_id is not None:
+            row = session.get(InboxRow, update_id)
+            if row is not None and row.status == "pending":  # a failed one keeps its failure: retried or dead
+                row.status, row.done_at = "done", utcnow()
+                session.add(row)
+        for row in queued:
+            row.update_id = update_id
+        self.outbox.write(session, queued)
+        session.commit()
+
+    @staticmethod
+    def _undo() -> None:
+        """Drops what the failed update did so far (its error is then recorded in the same unit)."""
+        session, queued = UNIT.get(), QUEUED.get()
+        if session is not None:
+            session.rollback()
+        if queued is not None:
+            queued.clear()
 
     # -- customers -------------------------------------------------------------------------------
 
@@ -368,10 +449,10 @@ class TelegramBot:
             return await self._rating_button(update, context, rating.group(1), rating.group(2), int(rating.group(3)))
         if TRAIN_BUTTON.match(data) or (update.effective_user is not None
                                         and (await self._db(self.service.store.staff_mode, update.effective_user.id)) is not None):
-            await query.answer()
+            self._answer_query(query)
             await self._close_keyboard(query)
             return await self._staff_tool_press(update, context, data)
-        await query.answer()
+        self._answer_query(query)
         await self._close_keyboard(query)
         await self._customer(update, context, Inbound(choice=data))
 
@@ -396,28 +477,19 @@ class TelegramBot:
         """Sends a turn's replies; to a customer over the limit, says to slow down once, and sends only
         the latest turn's replies when they may send again."""
         if allowed:
-            self._held.pop(user_key, None)
-            self._warned.discard(user_key)
+            await self._db(self.outbox.release, user_key)  # an answer still held for them is older than this one
             await self._send_replies(context, chat_id, replies, user_key)
             return
-        self._held[user_key] = (chat_id, replies)
-        if user_key in self._warned:
+        warned = await self._db(self.outbox.holds, user_key)
+        send_at = utcnow() + timedelta(seconds=max(self.throttle.wait(user_key), 0.5))
+        for reply in replies:  # held in the outbox; a later answer replaces it (Outbox.write)
+            queue(OutboxRow(chat_id=chat_id, method="send", payload=self._message(reply.text, keyboard(reply.options)),
+                            user_key=user_key, held_for=user_key, send_at=send_at))
+        if warned:
             return
-        self._warned.add(user_key)
         notice = Reply(self.texts.too_fast.text)
         await self._db(self.service.record, CHANNEL, user_key, None, Turn([notice], [Event("slowed_down", {})]))
         await self._send_replies(context, chat_id, [notice], user_key)
-        assert context.job_queue is not None
-        context.job_queue.run_once(self.on_catch_up, when=max(self.throttle.wait(user_key), 0.5), data=user_key,
-                                   name=f"catch-up:{user_key}")
-
-    async def on_catch_up(self, context: ContextTypes.DEFAULT_TYPE) -> None:
-        """Sends a slowed-down customer the answer to their latest message."""
-        user_key = context.job.data if context.job else None
-        held = self._held.pop(user_key, None)
-        self._warned.discard(user_key)
-        if held is not None:
-            await self._send_replies(context, held[0], held[1], user_key)
 
     async def _tell_staff(self, context: ContextTypes.DEFAULT_TYPE, update: Update, turn: Turn) -> None:
         """Posts what staff must act on after a customer's turn: new cases, calls for a person, low ratings' reasons."""
@@ -450,7 +522,7 @@ class TelegramBot:
         assert query is not None and user is not None
         user_key = str(user.id)
         if not self.throttle.take(user_key):  # presses count against the same budget as messages
-            await query.answer(self.texts.too_fast.text, show_alert=True)
+            self._answer_query(query, self.texts.too_fast.text, alert=True)
             return
         reasons = self.service.content.shared.rating_reasons
         try:
@@ -461,9 +533,9 @@ class TelegramBot:
             else:
                 raise CaseworkError(self.texts.stale_choice.text)
         except CaseworkError as exc:
-            await query.answer(str(exc), show_alert=True)
+            self._answer_query(query, str(exc), alert=True)
             return
-        await query.answer()
+        self._answer_query(query)
         await self._close_keyboard(query)
         await self._db(self.service.record, CHANNEL, user_key, Inbound(choice=query.data), Turn([answer]))
         await self._send_replies(context, query.message.chat.id if query.message else user.id, [answer], user_key)
@@ -573,12 +645,14 @@ class TelegramBot:
             return
         if card.channel != CHANNEL:
             note = say(self.staff_texts.notes.reply_other_channel, channel=card.channel)
-        elif await self._send_replies(context, int(card.user_key), [Reply((await self._db(self.casework.reply_text, number, text)))],
-                                      card.user_key):
-            note = say(self.staff_texts.notes.reply_sent, number=number)
-        else:
-            note = say(self.staff_texts.notes.reply_failed, number=number)
-        await self._send_text(context, message.chat_id, note, reply_to=message.message_id)
+            await self._send_text(context, message.chat_id, note, reply_to=message.message_id)
+            return
+        # The staff member hears whether it arrived once it was sent (after the commit).
+        report = {"chat_id": message.chat_id, "reply_to": message.message_id,
+                  "ok": say(self.staff_texts.notes.reply_sent, number=number),
+                  "failed": say(self.staff_texts.notes.reply_failed, number=number)}
+        await self._send_replies(context, int(card.user_key), [Reply((await self._db(self.casework.reply_text, number, text)))],
+                                 card.user_key, report)
 
     async def _staff_chat(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Answers /status and /help in a staff chat; other talk there is the staff's own."""
@@ -612,7 +686,7 @@ class TelegramBot:
         assert found is not None
         verb, number, index = found.group(1), found.group(2), found.group(3)
         if (await self._db(self.casework.staff, user.id)) is None:  # the card stays as it is for the staff
-            await query.answer(self.texts.staff_only.text, show_alert=True)
+            self._answer_query(query, self.texts.staff_only.text, alert=True)
             return
         try:
             if verb == "canned":
@@ -621,20 +695,24 @@ class TelegramBot:
                     raise CaseworkError(self.staff_texts.notes.canned_gone)
                 text = canned[int(index)]
                 card = await self._db(self.casework.reply, number, user.id, text)
-                sent = card.channel == CHANNEL and await self._send_replies(
-                    context, int(card.user_key), [Reply((await self._db(self.casework.reply_text, number, text)))], card.user_key)
-                header = say(self.staff_texts.headers.canned_sent, who=user.full_name, index=int(index) + 1) + (
-                    "" if sent else self.staff_texts.headers.canned_not_delivered)
+                header = say(self.staff_texts.headers.canned_sent, who=user.full_name, index=int(index) + 1)
+                if card.channel == CHANNEL and query.message is not None:
+                    report = {"chat_id": query.message.chat.id, "failed": header + self.staff_texts.headers.canned_not_delivered}
+                    await self._send_replies(context, int(card.user_key),
+                                             [Reply((await self._db(self.casework.reply_text, number, text)))],
+                                             card.user_key, report)
+                else:
+                    header += self.staff_texts.headers.canned_not_delivered
             else:
                 card = await self._staff_act(context, verb, number, user.id)
                 header = self._done_header(verb, user.full_name)
         except CaseworkError as exc:
-            await query.answer(str(exc), show_alert=True)
+            self._answer_query(query, str(exc), alert=True)
             card = await self._db(self._card_or_none, number)
             if card is not None:
                 await self._edit(query, card_message(card, self.staff_texts.headers.card, self.staff_texts), card_keyboard(card, self.staff_texts))
             return
-        await query.answer(header)
+        self._answer_query(query, header)
         await self._edit(query, card_message(card, header, self.staff_texts), card_keyboard(card, self.staff_texts))
 
     async def _ask_rating(self, context: ContextTypes.DEFAULT_TYPE, card: CaseCard) -> None:
@@ -653,10 +731,8 @@ class TelegramBot:
             return
         chat = member.chat_id or member.telegram_id
         text += "\n" + self.staff_texts.card.forward_hint
-        if kind == "photo" and file_id:
-            await self._deliver(lambda: context.bot.send_photo(chat, file_id, caption=text[:1024]))
-        elif kind == "document" and file_id:
-            await self._deliver(lambda: context.bot.send_document(chat, file_id, caption=text[:1024]))
+        if kind in ("photo", "document") and file_id:
+            queue(OutboxRow(chat_id=chat, method=kind, payload={"file_id": file_id, "caption": text[:1024]}))
         else:
             await self._send_text(context, chat, text)
 
@@ -671,7 +747,12 @@ class TelegramBot:
     # -- deadlines -------------------------------------------------------------------------------
 
     async def on_deadline_tick(self, context: ContextTypes.DEFAULT_TYPE) -> None:
-        """Reminds staff of missed deadlines and posts the cases that moved up a step (the state is in the database)."""
+        """Reminds staff of missed deadlines and posts the cases that moved up a step (the state is in the
+        database), in one unit: a reminder is marked given only with its card in the outbox."""
+        async with self.unit():
+            await self._deadlines(context)
+
+    async def _deadlines(self, context: ContextTypes.DEFAULT_TYPE) -> None:
         for due in await self._db(self.casework.due):
             card = due.card
             chats = ((await self._db(self.casework.supervisor_chats)) or (await self._db(self.casework.staff_chats))) if due.kind == "top" \
@@ -686,6 +767,7 @@ class TelegramBot:
                 await self._post_card(context, card, self.staff_texts.headers.escalated_here,
                                       await self._db(self.casework.chats_for, card.role))
         await self._db(self.inbox.prune)
+        await self._db(self.outbox.prune)
 
     async def on_retention_tick(self, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Erases the personal data of conversations closed longer ago than retention_days."""
@@ -702,13 +784,22 @@ class TelegramBot:
         for data in await self._db(self.inbox.due):
             asyncio.Queue.put_nowait(context.application.update_queue, Update.de_json(data, context.bot))
 
-    async def on_update_done(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        """Marks the update handled in the inbox."""
-        await self._db(self.inbox.finish, update.update_id)
+    async def on_outbox_tick(self, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """Sends what is due: held answers whose time came, and calls a crash left unsent."""
+        await self._flush()
 
     async def on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
-        """Logs a failed update with the customer's case number and user id, and tells the customer."""
+        """Logs a failed update with the customer's case number and user id, and tells the customer.
+        What the update did so far is undone; the failure, the alert and the message are its unit's work
+        (an error outside an update, in a job, gets a unit of its own)."""
+        if QUEUED.get() is None:
+            async with self.unit():
+                return await self._failed(update, context)
+        await self._failed(update, context)
+
+    async def _failed(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         try:
+            await self._db(self._undo)
             user = update.effective_user if isinstance(update, Update) else None
             update_id = update.update_id if isinstance(update, Update) else None
             case = await self._db(self.casework.latest_case, CHANNEL, str(user.id)) if user else None
@@ -726,7 +817,7 @@ class TelegramBot:
             chat = update.effective_chat if isinstance(update, Update) else None
             if chat is not None and chat.id not in await self._db(self.casework.staff_chats):
                 text = self.texts.system_failed if status == "dead" else self.texts.system_error
-                await context.bot.send_message(chat.id, text.text)
+                await self._send_text(context, chat.id, text.text)
         except Exception:  # the error handler must never be what stops the bot
             log.exception("the error handler failed too")
 
@@ -746,51 +837,39 @@ class TelegramBot:
         raise AssertionError("unreachable")
 
     async def _send_replies(self, context: ContextTypes.DEFAULT_TYPE, chat_id: int, replies: list[Reply],
-                            user_key: str | None) -> bool:
-        """Sends replies (already stored); a failed send is recorded as an event. True if all arrived."""
-        for reply in replies:
-            try:
-                await self._send(context, chat_id, reply.text, keyboard(reply.options))
-            except TelegramError as exc:
-                log.error("sending to chat %s (user %s, case %s) failed: %s", chat_id, user_key,
-                          await self._db(self.casework.latest_case, CHANNEL, user_key) if user_key else None, exc)
-                if user_key is not None:
-                    await self._db(self.service.record, CHANNEL, user_key, None, Turn([], [Event("send_failed", {
-                        "chat": chat_id, "text": reply.text[:200], "error": str(exc)})]))
-                return False
-        return True
+                            user_key: str | None, report: dict | None = None) -> None:
+        """Queues replies (already stored) to a customer; one that fails to arrive is recorded in their
+        transcript. `report`: a note to staff saying whether the last one arrived (ok, failed)."""
+        for i, reply in enumerate(replies):
+            payload = self._message(reply.text, keyboard(reply.options))
+            if report is not None and i == len(replies) - 1:
+                payload["report"] = report
+            queue(OutboxRow(chat_id=chat_id, method="send", payload=payload, user_key=user_key))
 
     async def _send_text(self, context: ContextTypes.DEFAULT_TYPE, chat_id: int, text: str,
-                         markup: InlineKeyboardMarkup | None = None, reply_to: int | None = None) -> bool:
-        """Sends a message to staff (or a refusal); a failure is logged, never raised."""
-        try:
-            await self._send(context, chat_id, text, markup, reply_to)
-            return True
-        except TelegramError as exc:
-            log.error("sending to chat %s failed: %s", chat_id, exc)
-            return False
+                         markup: InlineKeyboardMarkup | None = None, reply_to: int | None = None) -> None:
+        """Queues a message to staff (or a refusal); a failure is logged."""
+        queue(OutboxRow(chat_id=chat_id, method="send", payload=self._message(text, markup, reply_to)))
 
-    async def _send(self, context: ContextTypes.DEFAULT_TYPE, chat_id: int, text: str,
-                    markup: InlineKeyboardMarkup | None = None, reply_to: int | None = None) -> Message | None:
-        """Sends a text, split into as many messages as Telegram needs; the buttons go with the last one."""
-        chunks = split_message(text) or ["…"]
-        sent = None
-        for i, chunk in enumerate(chunks):
-            last = i == len(chunks) - 1
-            sent = await self._deliver(lambda: context.bot.send_message(
-                chat_id, chunk, reply_markup=markup if last else None,
-                reply_parameters=ReplyParameters(reply_to, allow_sending_without_reply=True) if reply_to and i == 0 else None))
-        return sent
+    @staticmethod
+    def _message(text: str, markup: InlineKeyboardMarkup | None = None, reply_to: int | None = None) -> dict:
+        return {"text": text, "markup": markup.to_dict() if markup is not None else None, "reply_to": reply_to}
+
+    def _answer_query(self, query, text: str | None = None, alert: bool = False) -> None:
+        """Queues the answer to a button press (Telegram shows it, or stops the button's spinner)."""
+        queue(OutboxRow(chat_id=query.from_user.id, method="answer",
+                        payload={"id": query.id, "text": text, "alert": alert}))
 
     async def _edit(self, query, text: str, markup: InlineKeyboardMarkup) -> None:
-        """Replaces a pressed message's text and buttons (a message that cannot be edited is left as it is)."""
-        try:
-            if _units(text) <= MessageLimit.MAX_TEXT_LENGTH:
-                await self._deliver(lambda: query.edit_message_text(text, reply_markup=markup))
-            else:
-                await self._deliver(lambda: query.edit_message_reply_markup(markup))
-        except TelegramError as exc:
-            log.info("could not edit message: %s", exc)
+        """Queues replacing a pressed message's text and buttons (one too long keeps its text)."""
+        message = query.message
+        if message is None:
+            return
+        payload = {"message_id": message.message_id, "markup": markup.to_dict()}
+        if _units(text) <= MessageLimit.MAX_TEXT_LENGTH:
+            queue(OutboxRow(chat_id=message.chat.id, method="edit", payload={**payload, "text": text}))
+        else:
+            queue(OutboxRow(chat_id=message.chat.id, method="markup", payload=payload))
 
     async def _close_keyboard(self, query) -> None:
         """Takes the buttons off a pressed message, so an old question cannot be answered twice, and
@@ -804,10 +883,84 @@ class TelegramBot:
         if message.text and label:
             await self._edit(query, f"{message.text}\n\n👉 {label}", InlineKeyboardMarkup([]))
         else:
+            queue(OutboxRow(chat_id=message.chat.id, method="markup",
+                            payload={"message_id": message.message_id, "markup": InlineKeyboardMarkup([]).to_dict()}))
+
+    # -- the sender: the outbox, after its unit committed ------------------------------------------
+
+    async def _flush(self) -> None:
+        """Makes the outbox's due calls in order and marks each made; a message that did not arrive is
+        recorded in its customer's transcript."""
+        async with self._sending:
+            rows = await self._db(self.outbox.due)
+            if not rows:
+                return
+            results: dict[int, str | None] = {}
+            for row in rows:
+                results[row.id] = await self._call(row)  # type: ignore[index]
+            await self._db(self.outbox.done, results)
+        for row in rows:
+            error = results[row.id]  # type: ignore[index]
+            report = row.payload.get("report")
+            if report:
+                await self._report(report, error is None)
+            if error is not None and row.method == "send" and row.user_key is not None:
+                await self._db(self._record_failure, row, error)
+
+    async def _call(self, row: OutboxRow) -> str | None:
+        """Makes one call; None when it was made, else why not (a refused edit or press answer is no failure
+        of a message: the message or press was too old)."""
+        bot, p = self.application.bot, row.payload
+        try:
+            # to_dict leaves out an empty keyboard (the one that takes the buttons away)
+            markup = (InlineKeyboardMarkup.de_json({"inline_keyboard": [], **p["markup"]}, bot)
+                      if p.get("markup") is not None else None)
+            if row.method == "send":
+                await self._send(row.chat_id, p["text"], markup, p.get("reply_to"))
+            elif row.method == "edit":
+                await self._deliver(lambda: bot.edit_message_text(p["text"], chat_id=row.chat_id,
+                                                                  message_id=p["message_id"], reply_markup=markup))
+            elif row.method == "markup":
+                await self._deliver(lambda: bot.edit_message_reply_markup(chat_id=row.chat_id,
+                                                                          message_id=p["message_id"], reply_markup=markup))
+            elif row.method == "answer":
+                await self._deliver(lambda: bot.answer_callback_query(p["id"], text=p.get("text"),
+                                                                      show_alert=p.get("alert", False)))
+            elif row.method == "photo":
+                await self._deliver(lambda: bot.send_photo(row.chat_id, p["file_id"], caption=p.get("caption")))
+            elif row.method == "document":
+                await self._deliver(lambda: bot.send_document(row.chat_id, p["file_id"], caption=p.get("caption")))
+            return None
+        except TelegramError as exc:
+            level = logging.INFO if row.method in ("edit", "markup", "answer") else logging.ERROR
+            log.log(level, "%s to chat %s (user %s) failed: %s", row.method, row.chat_id, row.user_key, exc)
+            return f"{type(exc).__name__}: {exc}"[:500]
+        except Exception as exc:  # a call that cannot be made is marked failed, not tried forever
+            log.exception("%s to chat %s could not be made", row.method, row.chat_id)
+            return f"{type(exc).__name__}: {exc}"[:500]
+
+    async def _report(self, report: dict, arrived: bool) -> None:
+        text = report.get("ok" if arrived else "failed")
+        if text:
             try:
-                await self._deliver(lambda: query.edit_message_reply_markup(InlineKeyboardMarkup([])))
+                await self._send(report["chat_id"], text, None, report.get("reply_to"))
             except TelegramError as exc:
-                log.info("could not take the buttons off: %s", exc)
+                log.error("sending to chat %s failed: %s", report["chat_id"], exc)
+
+    def _record_failure(self, row: OutboxRow, error: str) -> None:
+        self.service.record(CHANNEL, row.user_key or "", None, Turn([], [Event("send_failed", {
+            "chat": row.chat_id, "text": row.payload.get("text", "")[:200], "error": error})]))
+
+    async def _send(self, chat_id: int, text: str, markup: InlineKeyboardMarkup | None = None,
+                    reply_to: int | None = None) -> None:
+        """Sends a text, split into as many messages as Telegram needs; the buttons go with the last one."""
+        bot = self.application.bot
+        chunks = split_message(text) or ["…"]
+        for i, chunk in enumerate(chunks):
+            last = i == len(chunks) - 1
+            await self._deliver(lambda: bot.send_message(
+                chat_id, chunk, reply_markup=markup if last else None,
+                reply_parameters=ReplyParameters(reply_to, allow_sending_without_reply=True) if reply_to and i == 0 else None))
 
     # -- staff tools: the guided assistant and training, in a private chat ------------------------
 

@@ -15,13 +15,15 @@ from datetime import timedelta
 
 import httpx
 import pytest
+from sqlalchemy import event
 from sqlmodel import select
 
 from bot.casework import Casework
 from bot.config import Settings, StaffConfig
 from bot.service import BackgroundRouter, Service
-from bot.store import AttachmentRow, CaseRow, EventRow, InboxRow, MessageRow, Store, connect, utcnow
+from bot.store import UNIT, AttachmentRow, CaseRow, EventRow, InboxRow, MessageRow, Store, connect, utcnow
 from bot.logs import Redact
+from bot.outbox import OutboxRow
 from bot.telegram import Throttle, command_text, split_message
 from dialogs.engine import Engine
 from telegram_harness import WAIT, RunningBot, Telegram, env_without_telegram, free_port, wait_until
@@ -425,6 +427,80 @@ def test_an_update_kept_but_never_handled_is_handled_at_the_next_start(world):
     customer = world.user(CUSTOMER_ID, "王")
     customer.expect("欢迎联系盛辉物流客服")
     wait_until(lambda: _inbox_status(world, 424242) == "done", "the kept update to be marked handled")
+
+
+def _outbox_sent(world) -> bool:
+    with world.session() as session:
+        rows = session.exec(select(OutboxRow)).all()
+        return bool(rows) and all(r.status != "pending" for r in rows)
+
+
+def test_each_update_is_handled_in_one_transaction(world):
+    """Kept on arrival (before Telegram is told), handled in one transaction with everything it does and says,
+    then its messages marked sent: three commits, and only the middle one writes the handling."""
+    world.casework().add_staff(STAFF_ID, "staff", STAFF_CHAT)
+    running = world.start(telegram_deadline_seconds=3600, telegram_retry_seconds=3600)  # no timed checks meanwhile
+    customer = world.user(CUSTOMER_ID, "王")
+    staff = world.user(STAFF_ID, "李客服", STAFF_CHAT, "supergroup")
+    customer.say("/start")
+    menu = customer.expect("请问您想反映哪方面的问题")
+    wait_until(lambda: _outbox_sent(world), "the greeting to be sent")
+    time.sleep(1.5)  # the timed checks' first runs (a second after start) are over
+    commits: list[bool] = []  # per commit: was it a unit's (an update's handling)?
+    event.listen(running.bot.service.store.db, "commit", lambda conn: commits.append(UNIT.get() is not None))
+
+    def counted(act, answer) -> list[bool]:
+        commits.clear()
+        act()
+        answer()
+        wait_until(lambda: _outbox_sent(world) and len(commits) >= 3, "the answer to be marked sent")
+        time.sleep(0.3)  # a stray commit would show here
+        return list(commits)
+
+    assert counted(lambda: customer.press("货物滞留、迟迟不发", menu), lambda: customer.expect("请提供您的运单号")) \
+        == [False, True, False]
+    assert counted(lambda: customer.say("12345678"), lambda: customer.expect("请留下您的联系电话")) == [False, True, False]
+    # a case opened: the customer's turn, the case, its number and the staff card, in one
+    assert counted(lambda: customer.say("13800138000"), lambda: staff.expect("🆕 新案件")) == [False, True, False]
+    number = customer.expect("已为您登记，案件编号").text.split("案件编号：")[1][:16]
+    assert counted(lambda: staff.say(f"/reply {number} 今天下午发车。"),
+                   lambda: customer.expect("今天下午发车。")) == [False, True, False]
+
+
+def test_a_stop_after_the_commit_sends_what_was_left_and_runs_nothing_twice(world):
+    """The process ends after an update's transaction committed but before its messages went out: the next
+    start sends them, once, and does not handle the update again (a staff reply, a message relayed to staff)."""
+    world.casework().add_staff(STAFF_ID, "staff", STAFF_CHAT)
+    running = world.start()
+    customer = world.user(CUSTOMER_ID, "王")
+    staff = world.user(STAFF_ID, "李客服", STAFF_CHAT, "supergroup")
+    number = open_stranded_case(customer)
+    staff.say(f"/claim {number}")
+    staff.expect("已认领")
+    wait_until(lambda: _outbox_sent(world), "everything so far to be sent")
+
+    async def never() -> None:  # the sender never runs: as if the process died right after each commit
+        return None
+
+    running.bot._flush = never
+    staff.say(f"/reply {number} 车牌号 闽A12345。")
+    customer.say("好的，谢谢，我明天在家")
+    wait_until(lambda: _inbox_statuses(world) == {"done"} and not _outbox_sent(world), "both to be committed")
+    world.stop()
+    assert not [m for m in customer.messages() if "闽A12345" in m.text]
+
+    world.start()
+    customer.expect("车牌号 闽A12345。")
+    staff.expect("客户留言")
+    wait_until(lambda: _outbox_sent(world), "the outbox to be sent")
+    time.sleep(1.5)  # three outbox ticks: a second copy would be sent by now
+    assert len([m for m in customer.messages() if "闽A12345" in m.text]) == 1
+    assert len([m for m in staff.messages() if "我明天在家" in m.text]) == 1
+    with world.session() as session:
+        kinds = [e.kind for e in session.exec(select(EventRow))]
+        assert kinds.count("staff_replied") == 1 and kinds.count("relayed_to_staff") == 1
+        said = [m.text for m in session.exec(select(MessageRow).where(MessageRow.direction == "in"))]
+        assert said.count("好的，谢谢，我明天在家") == 1
 
 
 def _inbox_statuses(world):
