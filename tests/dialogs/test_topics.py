@@ -95,3 +95,25 @@ def test_a_zero_amount_gets_an_answer_not_a_crash(engine, topic, amount):
     conv, turns = chat(engine, topic, amount)
     assert "金额需要大于 0" in turns[1][0]
     assert conv.category is not None
+
+
+# Issue 13's findings F2, F14, F17: amounts past what Decimal quantizes crashed the turn, and the freight stayed
+# saved, so every later message crashed too; negative amounts lost their sign and were quoted.
+def test_a_huge_freight_is_refused_and_the_storage_question_goes_on(engine):
+    conv, turns = chat(engine, "仓储保管费（逾期提货）", "运费 999999999999999999999999999999 元", "运费300", "10天", "厦门")
+    assert "金额太大了" in turns[1][0]
+    assert turns[4][0].endswith("300.00 元 × 10% × 7 天 = 210.00 元。")  # the refused amount was not kept
+
+
+@pytest.mark.parametrize("topic, amount", [("货物保价", "99999999999999999999999999999999"),
+                                           ("代收货款（办理、手续费、提款）", "99999999999999999999999999999.99")])
+def test_an_amount_past_any_real_goods_gets_a_clear_answer(engine, topic, amount):
+    _, turns = chat(engine, topic, f"{amount} 元", "1000")
+    assert "金额太大了" in turns[1][0] and "人工" in turns[1][0]
+    assert "5.00 元" in turns[2][0]  # and the next amount is priced as usual
+
+
+@pytest.mark.parametrize("topic, amount", [("代收货款（办理、手续费、提款）", "-5000"), ("货物保价", "-100")])
+def test_a_negative_amount_is_refused_not_quoted_without_its_sign(engine, topic, amount):
+    _, turns = chat(engine, topic, f"{amount} 元")
+    assert "金额需要大于 0" in turns[1][0] and "元：" not in turns[1][0]
