@@ -200,7 +200,10 @@ def checklist(category: Optional[str] = typer.Argument(None, help="A category id
 
 
 @app.command()
-def telegram() -> None:
+def telegram(receive_only: bool = typer.Option(False, "--receive-only", help="Only keep the updates Telegram sends "
+                                               "(and run the timed checks), for workers to handle."),
+             worker: bool = typer.Option(False, "--worker", help="Handle the updates a --receive-only process kept; "
+                                         "several workers may run over one PostgreSQL.")) -> None:
     """Run the Telegram bot: long polling, or a webhook server when telegram_webhook_url is set."""
     from bot.botapi import get_me, token_of
     from bot.casework import CaseworkError
@@ -215,11 +218,13 @@ def telegram() -> None:
     logs.hide(token)
     get_me(config)  # a refused token or an unreachable Bot API: one line, before PTB's retries
     try:
-        bot = TelegramBot(config, _service())
+        if receive_only and worker:
+            raise TelegramConfigError("--receive-only and --worker are two processes: start one of each")
+        bot = TelegramBot(config, _service(), role="receive" if receive_only else "work" if worker else "all")
     except (TelegramConfigError, CaseworkError) as exc:
         print(f"kefu: {exc}", file=sys.stderr)
         raise typer.Exit(2)
-    bot.run()
+    bot.work() if worker else bot.run()
 
 
 @app.command()

@@ -35,6 +35,8 @@ class OutboxRow(SQLModel, table=True):
     sent_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
 
 
+LEFT_AFTER = timedelta(seconds=5)  # a call still unmade this long after its commit was left by a process that stopped
+
 # The calls queued by the update being handled; written with its transaction (TelegramBot's unit).
 QUEUED: ContextVar[list[OutboxRow] | None] = ContextVar("kefu_outbox", default=None)
 
@@ -74,12 +76,20 @@ class Outbox:
                 old.status = "dropped"
                 session.add(old)
 
-    def due(self, now: datetime | None = None) -> list[OutboxRow]:
-        """The calls to make now, in the order they were queued."""
-        now = now or utcnow()
+    def due(self, ids: list[int] | None = None) -> list[OutboxRow]:
+        """The calls to make, in the order they were queued: those of a unit just committed (ids), or those
+        whose time came (None): held answers due, and calls a stopped process left (queued a while ago, so
+        that none a live worker is about to make is made twice)."""
+        now = utcnow()
+        query = select(OutboxRow).where(OutboxRow.status == "pending").order_by(OutboxRow.id)
+        if ids is not None:
+            query = query.where(OutboxRow.id.in_(ids))  # type: ignore[union-attr]
         with reading(self.db) as session:
-            rows = session.exec(select(OutboxRow).where(OutboxRow.status == "pending").order_by(OutboxRow.id)).all()
-            return [row for row in rows if row.send_at is None or aware(row.send_at) <= now]
+            rows = session.exec(query).all()
+        if ids is not None:
+            return list(rows)
+        return [row for row in rows if (aware(row.send_at) <= now if row.send_at is not None
+                                        else aware(row.created_at) <= now - LEFT_AFTER)]
 
     def done(self, results: dict[int, str | None]) -> None:
         """Marks calls made: sent (None) or failed (the error)."""

@@ -9,7 +9,8 @@ from dataclasses import replace
 from datetime import datetime, timedelta, timezone, tzinfo
 from typing import Any, Iterator
 
-from sqlalchemy import JSON, BigInteger, Column, DateTime, Text, UniqueConstraint, event, func
+from sqlalchemy import JSON, BigInteger, Column, DateTime, Text, UniqueConstraint, event, exists, func
+from sqlalchemy.orm import aliased
 from sqlalchemy.engine import Engine as DbEngine
 from sqlmodel import Field, Session, SQLModel, create_engine, select
 
@@ -113,6 +114,7 @@ class InboxRow(SQLModel, table=True):
 
     update_id: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
     data: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    user_key: str | None = Field(default=None, index=True)  # the sender: workers take one of theirs at a time
     # pending: to handle; done; retry: failed, tried again at retry_at; dead: failed every attempt
     status: str = Field(default="pending", index=True)
     received_at: datetime = _when()
@@ -369,7 +371,7 @@ class Inbox:
     def __init__(self, db: DbEngine):
         self.db = db
 
-    def add(self, update_id: int, data: dict) -> bool:
+    def add(self, update_id: int, data: dict, user_key: str | None = None) -> bool:
         """Keeps a raw update; False if it is a redelivery of one already kept (to be dropped)."""
         now = utcnow()
         with writing(self.db) as session:
@@ -378,8 +380,23 @@ class Inbox:
                 return False
             row = row or InboxRow(update_id=update_id)
             row.data, row.status, row.received_at, row.done_at = data, "pending", now, None
+            row.user_key = user_key
             session.add(row)
         return True
+
+    def claim(self, session: Session) -> InboxRow | None:
+        """Takes the oldest update waiting to be handled, in the caller's transaction (a unit): on PostgreSQL
+        a row another worker has taken is skipped, and a customer's update waits while an earlier one of
+        theirs is waiting or being handled, so each customer is served in order, different ones in parallel."""
+        earlier = aliased(InboxRow)
+        query = (select(InboxRow).where(InboxRow.status == "pending",
+                                        ~exists().where(earlier.user_key == InboxRow.user_key,
+                                                        earlier.status == "pending",
+                                                        earlier.update_id < InboxRow.update_id))
+                 .order_by(InboxRow.update_id).limit(1))
+        if session.bind.dialect.name != "sqlite":  # SQLite's BEGIN IMMEDIATE already lets one worker in at a time
+            query = query.with_for_update(skip_locked=True, of=InboxRow)
+        return session.exec(query).first()
 
     def finish(self, update_id: int) -> None:
         """Marks a kept update handled (a failed one keeps its failure: it is retried or dead)."""

@@ -8,8 +8,10 @@ import io
 import logging
 import re
 import secrets
+import signal
 import time
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import AsyncIterator, Awaitable, Callable, Iterable, TypeVar
 from urllib.parse import urlparse
@@ -50,6 +52,7 @@ KINDS = ("sticker", "voice", "video_note", "audio", "video", "animation", "locat
          "dice", "game", "story")
 # Commands whose words after the command are not part of what they ask (/start <deep-link payload>).
 BARE_COMMANDS = {"/start", "/menu", "/cancel", "/human", "/help"}
+WORKER_IDLE = 0.2  # seconds a worker waits when no update is waiting
 OUTBOX_EVERY = 0.5  # seconds between looks at the outbox (held answers whose time came, sends a crash left)
 SEND_ATTEMPTS = 3  # network errors on a send are retried with back-off (1 s, 2 s); flood limits by AIORateLimiter
 
@@ -183,15 +186,30 @@ class InboxQueue(asyncio.Queue):
     an update here before its next getUpdates confirms it to Telegram, and the webhook server before
     it answers Telegram, so an update that Telegram considers delivered is always on disk."""
 
-    def __init__(self, inbox: Inbox):
+    def __init__(self, inbox: Inbox, handle: bool = True):
         super().__init__()
         self.inbox = inbox
+        self.handle = handle  # False: only kept, for the workers (kefu telegram --receive-only)
 
     async def put(self, item) -> None:
-        if isinstance(item, Update) and not await asyncio.to_thread(self.inbox.add, item.update_id, item.to_dict()):
-            log.info("update %s was delivered again; it is already kept, so it is dropped", item.update_id)
-            return
+        if isinstance(item, Update):
+            sender = item.effective_user or item.effective_chat
+            if not await asyncio.to_thread(self.inbox.add, item.update_id, item.to_dict(),
+                                           str(sender.id) if sender else None):
+                log.info("update %s was delivered again; it is already kept, so it is dropped", item.update_id)
+                return
+            if not self.handle:
+                return
         await super().put(item)
+
+
+@dataclass
+class Unit:
+    """The unit being handled: its transaction, and the update it marks done when it commits."""
+
+    session: Session
+    update_id: int | None
+    fresh: bool = True  # False: an earlier unit already committed this update (a replay)
 
 
 class UnitApplication(Application):
@@ -210,7 +228,9 @@ class UnitApplication(Application):
 class TelegramBot:
     """kefu on Telegram: one Application whose handlers feed Service (customers) and Casework (staff)."""
 
-    def __init__(self, settings: Settings, service: Service | None = None):
+    def __init__(self, settings: Settings, service: Service | None = None, role: str = "all"):
+        """role: all (receives and handles updates, one process), receive (only keeps what Telegram sends,
+        and runs the timed checks) or work (handles the kept updates; several may run on PostgreSQL)."""
         token = settings.telegram_bot_token.get_secret_value().strip() if settings.telegram_bot_token else ""
         if not token:
             raise TelegramConfigError(
@@ -227,6 +247,8 @@ class TelegramBot:
         self.secret = (settings.telegram_secret_token.get_secret_value() if settings.telegram_secret_token
                        else secrets.token_urlsafe(32))
         self._loop: asyncio.AbstractEventLoop | None = None
+        self.role = role
+        self._stopping: asyncio.Event | None = None  # a worker's stop
         for member in settings.staff:  # kefu.toml's staff join (and update) the database's
             self.casework.add_staff(member.telegram_id, member.role, member.chat_id, member.handles)
         self.assistant, self.practice = self._staff_tools(settings)
@@ -243,7 +265,7 @@ class TelegramBot:
     def _build(self, token: str) -> Application:
         builder = (ApplicationBuilder().token(token).rate_limiter(AIORateLimiter(max_retries=3))
                    .application_class(UnitApplication)
-                   .update_queue(InboxQueue(self.inbox)).post_init(self._post_init))
+                   .update_queue(InboxQueue(self.inbox, handle=self.role == "all")).post_init(self._post_init))
         api = (self.settings.telegram_api_base_url or "").rstrip("/")
         if api:
             builder = builder.base_url(f"{api}/bot").base_file_url(f"{api}/file/bot")
@@ -262,9 +284,11 @@ class TelegramBot:
         assert app.job_queue is not None, "install python-telegram-bot[job-queue]"
         app.job_queue.run_repeating(self.on_deadline_tick, interval=self.settings.telegram_deadline_seconds,
                                     first=1, name="deadlines")
-        app.job_queue.run_repeating(self.on_outbox_tick, interval=OUTBOX_EVERY, first=OUTBOX_EVERY, name="outbox")
         app.job_queue.run_repeating(self.on_retry_tick, interval=max(1.0, self.settings.telegram_retry_seconds / 4),
                                     first=1, name="retries")
+        if self.role == "work":
+            return app  # what follows runs in one process only: the one that receives
+        app.job_queue.run_repeating(self.on_outbox_tick, interval=OUTBOX_EVERY, first=OUTBOX_EVERY, name="outbox")
         if self.settings.retention_days:
             app.job_queue.run_repeating(self.on_retention_tick, interval=RETENTION_EVERY, first=60, name="retention")
         return app
@@ -290,13 +314,56 @@ class TelegramBot:
     def stop(self) -> None:
         """Stops a running bot gracefully; callable from any thread."""
         if self._loop is not None:
-            self._loop.call_soon_threadsafe(self.application.stop_running)
+            stop = self._stopping.set if self._stopping is not None else self.application.stop_running
+            self._loop.call_soon_threadsafe(stop)
+
+    # -- a worker: handles the updates that the receiving process kept --------------------------------
+
+    def work(self, handle_signals: bool = True) -> None:
+        """Runs a worker until stopped (SIGTERM, Ctrl-C or stop()): takes kept updates one at a time, each in
+        its unit, one customer's in order, and sends what each says."""
+        asyncio.run(self._work(handle_signals))
+
+    async def _work(self, handle_signals: bool) -> None:
+        self._stopping = asyncio.Event()
+        if handle_signals:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                asyncio.get_running_loop().add_signal_handler(sig, self._stopping.set)
+        app = self.application
+        async with app:  # initialize and, at the end, shutdown
+            await self._post_init(app)
+            await asyncio.to_thread(self.service.router.wait)
+            await app.start()  # the timed checks
+            log.info("kefu telegram: worker")
+            while not self._stopping.is_set():
+                if not await self.work_once():
+                    try:
+                        await asyncio.wait_for(self._stopping.wait(), WORKER_IDLE)
+                    except TimeoutError:
+                        pass
+            await app.stop()
+
+    async def work_once(self) -> bool:
+        """Handles the next kept update in one unit; False when none is waiting."""
+        try:
+            async with self.unit() as unit:
+                row = await self._db(self.inbox.claim, unit.session)
+                if row is None:
+                    return False
+                unit.update_id = row.update_id
+                await Application.process_update(self.application, Update.de_json(row.data, self.application.bot))
+        except Exception as exc:  # the unit could not commit: the update stays kept and is taken again
+            log.error("a worker's unit could not be committed: %s", type(exc).__name__, exc_info=exc)
+            await asyncio.sleep(WORKER_IDLE)
+        return True
 
     async def _post_init(self, app: Application) -> None:
         """Registers the commands, starts training the router, and queues the updates kept in the
         inbox but never handled (the process stopped first)."""
         self._loop = asyncio.get_running_loop()
         self.service.router.warm()
+        if self.role == "work":
+            return  # the receiving process registers; the inbox is the worker's queue
         await app.bot.set_my_commands([BotCommand(c, d) for c, d in self.staff_texts.customer_commands.items()])
         for chat in await self._db(self.casework.staff_chats):
             try:
@@ -304,7 +371,7 @@ class TelegramBot:
                                               scope=BotCommandScopeChat(chat))
             except TelegramError as exc:  # the bot is not (yet) in that chat
                 log.warning("could not register the staff commands in chat %s: %s", chat, exc)
-        pending = await self._db(self.inbox.pending)
+        pending = await self._db(self.inbox.pending) if self.role == "all" else []
         if pending:
             log.info("replaying %d update(s) kept in the inbox but not handled", len(pending))
         for data in pending:
@@ -320,8 +387,8 @@ class TelegramBot:
         if update.effective_message is not None and update.effective_message.text:
             await self._db(self.service.router.wait)  # a model still training: before the unit takes the write lock
         try:
-            async with self.unit(update.update_id) as fresh:
-                if fresh:
+            async with self.unit(update.update_id) as unit:
+                if unit.fresh:
                     await process(update)
         except Exception as exc:
             log.error("update %s could not be committed: %s", update.update_id, type(exc).__name__, exc_info=exc)
@@ -332,29 +399,32 @@ class TelegramBot:
                 log.exception("could not record the failure of update %s", update.update_id)
 
     @asynccontextmanager
-    async def unit(self, update_id: int | None = None) -> AsyncIterator[bool]:
+    async def unit(self, update_id: int | None = None) -> AsyncIterator[Unit]:
         """One transaction for everything done inside (the store, casework and inbox join it; Telegram calls
-        go to the outbox), committed at the end with the update marked done, then the outbox is sent.
-        Yields False for an update that an earlier unit already committed."""
-        session = Session(self.service.store.db, expire_on_commit=False)
+        go to the outbox), committed at the end with the update marked done, then its calls are made.
+        An update that an earlier unit already committed is not fresh."""
+        unit = Unit(Session(self.service.store.db, expire_on_commit=False), update_id)
         queued: list[OutboxRow] = []
-        unit_token, queue_token = UNIT.set(session), QUEUED.set(queued)
+        unit_token, queue_token = UNIT.set(unit.session), QUEUED.set(queued)
         try:
-            fresh = update_id is None or await self._db(self._untaken, session, update_id)
-            yield fresh
-            await self._db(self._commit, session, queued, update_id if fresh else None)
+            if update_id is not None:
+                unit.fresh = await self._db(self._untaken, unit.session, update_id)
+            yield unit
+            await self._db(self._commit, unit.session, queued, unit.update_id if unit.fresh else None)
         except BaseException:
-            await self._db(session.rollback)
+            await self._db(unit.session.rollback)
             raise
         finally:
             UNIT.reset(unit_token)
             QUEUED.reset(queue_token)
-            await self._db(session.close)
-        await self._flush()
+            await self._db(unit.session.close)
+        if queued:
+            await self._flush([row.id for row in queued])
 
     @staticmethod
     def _untaken(session: Session, update_id: int) -> bool:
-        row = session.get(InboxRow, update_id)
+        # Locked on PostgreSQL: a second worker given the same update waits for this unit, then finds it done.
+        row = session.get(InboxRow, update_id, with_for_update=session.bind.dialect.name != "sqlite")
         return row is None or row.status != "done"
 
     def _commit(self, session: Session, queued: list[OutboxRow], update_id: int | None) -> None:
@@ -780,13 +850,15 @@ class TelegramBot:
     # -- every update ----------------------------------------------------------------------------
 
     async def on_retry_tick(self, context: ContextTypes.DEFAULT_TYPE) -> None:
-        """Queues the failed updates whose retry time has come, as at start for those never handled."""
+        """Queues the failed updates whose retry time has come, as at start for those never handled (with
+        workers, they are pending again, for the next worker to take)."""
         for data in await self._db(self.inbox.due):
-            asyncio.Queue.put_nowait(context.application.update_queue, Update.de_json(data, context.bot))
+            if self.role == "all":
+                asyncio.Queue.put_nowait(context.application.update_queue, Update.de_json(data, context.bot))
 
     async def on_outbox_tick(self, context: ContextTypes.DEFAULT_TYPE) -> None:
-        """Sends what is due: held answers whose time came, and calls a crash left unsent."""
-        await self._flush()
+        """Sends what is due: held answers whose time came, and calls a process that stopped left unsent."""
+        await self._flush(None)
 
     async def on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Logs a failed update with the customer's case number and user id, and tells the customer.
@@ -888,11 +960,11 @@ class TelegramBot:
 
     # -- the sender: the outbox, after its unit committed ------------------------------------------
 
-    async def _flush(self) -> None:
-        """Makes the outbox's due calls in order and marks each made; a message that did not arrive is
-        recorded in its customer's transcript."""
+    async def _flush(self, ids: list[int] | None) -> None:
+        """Makes calls from the outbox in order and marks each made: a unit's own (ids), or those due (None);
+        a message that did not arrive is recorded in its customer's transcript."""
         async with self._sending:
-            rows = await self._db(self.outbox.due)
+            rows = await self._db(self.outbox.due, ids)
             if not rows:
                 return
             results: dict[int, str | None] = {}

@@ -57,7 +57,9 @@ def _make_old(database_url: str) -> None:
         conn.execute(text("DROP TABLE case_counters"))
         conn.execute(text("DROP TABLE web_users"))  # the supervisor pages came after the migrations
         conn.execute(text("DROP TABLE case_marks"))
-        conn.execute(text("DROP TABLE telegram_outbox"))  # so did the outbox
+        conn.execute(text("DROP TABLE telegram_outbox"))  # so did the outbox and the inbox's sender
+        conn.execute(text("DROP INDEX ix_telegram_inbox_user_key"))
+        conn.execute(text("ALTER TABLE telegram_inbox DROP COLUMN user_key"))
         conn.execute(text("ALTER TABLE conversations DROP COLUMN memory"))
     engine.dispose()
 

@@ -387,11 +387,15 @@ def test_a_customer_writing_too_fast_is_slowed_and_nothing_is_lost(world):
     for text in sent:
         customer.say(text)
     customer.expect("您发得太快了")
-    customer.expect("使用说明")  # the answer to the latest message, once the customer may send again
+    customer.expect("使用说明")  # the answer to a later message, once the customer may send again
+
+    def inbound():
+        with world.session() as session:
+            return [m.text for m in session.exec(select(MessageRow).where(MessageRow.direction == "in")
+                                                 .order_by(MessageRow.id))]
+
+    wait_until(lambda: inbound() == sent, "every message to be stored and handled")
     with world.session() as session:
-        inbound = [m.text for m in session.exec(select(MessageRow).where(MessageRow.direction == "in")
-                                                .order_by(MessageRow.id))]
-        assert inbound == sent  # every message stored and handled
         assert session.exec(select(EventRow).where(EventRow.kind == "slowed_down")).first() is not None
 
 
@@ -479,7 +483,7 @@ def test_a_stop_after_the_commit_sends_what_was_left_and_runs_nothing_twice(worl
     staff.expect("已认领")
     wait_until(lambda: _outbox_sent(world), "everything so far to be sent")
 
-    async def never() -> None:  # the sender never runs: as if the process died right after each commit
+    async def never(*_) -> None:  # the sender never runs: as if the process died right after each commit
         return None
 
     running.bot._flush = never

@@ -1,4 +1,5 @@
-"""telegram outbox: the calls to Telegram each update commits with its work
+"""telegram outbox (the calls to Telegram each update commits with its work) and the inbox's sender (workers
+take one update per customer at a time)
 
 Revision ID: 0003
 Revises: 0002
@@ -19,6 +20,11 @@ depends_on = None
 
 
 def upgrade() -> None:
+    # A database from before the migrations may have got the inbox with this column from the baseline's completion.
+    if 'user_key' not in {c['name'] for c in sa.inspect(op.get_bind()).get_columns('telegram_inbox')}:
+        with op.batch_alter_table('telegram_inbox', schema=None) as batch_op:
+            batch_op.add_column(sa.Column('user_key', sqlmodel.sql.sqltypes.AutoString(), nullable=True))
+            batch_op.create_index(batch_op.f('ix_telegram_inbox_user_key'), ['user_key'], unique=False)
     op.create_table('telegram_outbox',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('update_id', sa.BigInteger(), nullable=True),
@@ -46,3 +52,6 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_telegram_outbox_held_for'))
         batch_op.drop_index(batch_op.f('ix_telegram_outbox_update_id'))
     op.drop_table('telegram_outbox')
+    with op.batch_alter_table('telegram_inbox', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_telegram_inbox_user_key'))
+        batch_op.drop_column('user_key')
