@@ -24,7 +24,8 @@ def bot_api():
     stub.close()
 
 
-@pytest.mark.parametrize("unit, name", [("kefu.service", "kefu.service"), ("kefu@.service", "kefu@8441.service")])
+@pytest.mark.parametrize("unit, name", [("kefu.service", "kefu.service"), ("kefu@.service", "kefu@8441.service"),
+                                        ("kefu-worker@.service", "kefu-worker@1.service")])
 def test_the_units_pass_systemd_analyze_verify(unit, name, tmp_path):
     analyze = shutil.which("systemd-analyze")
     assert analyze, "systemd-analyze not found: install Debian's systemd package (.ci/run does)"
