@@ -517,6 +517,10 @@ class TelegramBot:
         rating = RATE_BUTTON.match(data)
         if rating:
             return await self._rating_button(update, context, rating.group(1), rating.group(2), int(rating.group(3)))
+        if query.message is not None and query.message.chat.type != ChatType.PRIVATE:
+            # A customer's buttons live in private chats: one pressed in a group (a staff chat) is forged.
+            self._answer_query(query, self.texts.staff_only.text, alert=True)
+            return
         if TRAIN_BUTTON.match(data) or (update.effective_user is not None
                                         and (await self._db(self.service.store.staff_mode, update.effective_user.id)) is not None):
             self._answer_query(query)

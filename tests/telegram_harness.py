@@ -351,6 +351,13 @@ class User:
             "message": self._bot_message(message)})
         return message
 
+    def forge(self, data: str, message: BotMessage) -> None:
+        """Presses a button that is not there: callback data of the user's choosing on a bot message (the Bot
+        API warns that a bad client can send any data)."""
+        self.telegram.emulator.post("/sendCallback", {
+            "botToken": self.telegram.token, "from": self._common()["from"], "data": data,
+            "message": self._bot_message(message)})
+
     def _bot_message(self, message: BotMessage) -> dict:
         markup = {"inline_keyboard": [[{"text": t, "callback_data": d}] for t, d in message.buttons]}
         chat = self._common()["chat"]

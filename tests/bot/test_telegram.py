@@ -21,7 +21,7 @@ from sqlmodel import select
 from bot.casework import Casework
 from bot.config import Settings, StaffConfig
 from bot.service import BackgroundRouter, Service
-from bot.store import UNIT, AttachmentRow, CaseRow, EventRow, InboxRow, MessageRow, Store, connect, utcnow
+from bot.store import UNIT, AttachmentRow, CaseRow, ConversationRow, EventRow, InboxRow, MessageRow, Store, connect, utcnow
 from bot.logs import Redact
 from bot.outbox import OutboxRow
 from bot.telegram import Throttle, command_text, split_message
@@ -273,6 +273,28 @@ def test_staff_claim_a_case_and_answer_the_customer(world):
         assert case.assigned_to == STAFF_ID and case.paused_at is not None  # waiting on the customer
         kinds = [e.kind for e in session.exec(select(EventRow).order_by(EventRow.id))]
         assert {"case_opened", "case_claimed", "staff_replied", "relayed_to_staff"} <= set(kinds)
+
+
+def test_a_customer_button_forged_on_a_staff_card_does_nothing(world):
+    """Issue 13's F7: anyone in a staff group sent menu:1 on a case card, and kefu ran a customer's turn in the
+    staff group (greeting and flow posted there, a conversation for them) and took the card's buttons away."""
+    world.casework().add_staff(STAFF_ID, "staff", STAFF_CHAT)
+    world.start()
+    customer = world.user(CUSTOMER_ID, "王")
+    staff = world.user(STAFF_ID, "李客服", STAFF_CHAT, "supergroup")
+    stranger = world.user(STRANGER_ID, "路人", STAFF_CHAT, "supergroup")
+    number = open_stranded_case(customer)
+    card = staff.expect(f"案件 {number}｜货物滞留｜处理中")
+    posted = len(world.telegram.bot_messages(STAFF_CHAT))
+    for forged in ("menu:1", "menu:2"):
+        stranger.forge(forged, card)
+    wait_until(lambda: len(world.proxy.calls(world.token, "answerCallbackQuery")) >= 2, "both presses to be answered")
+    time.sleep(0.5)
+    assert len(world.telegram.bot_messages(STAFF_CHAT)) == posted  # nothing posted in the staff chat
+    assert world.telegram.message(STAFF_CHAT, card.message_id).buttons == card.buttons
+    assert not world.proxy.calls(world.token, "editMessageReplyMarkup")
+    with world.session() as session:
+        assert session.exec(select(ConversationRow).where(ConversationRow.user_key == str(STRANGER_ID))).first() is None
 
 
 def test_a_group_that_is_no_staff_chat_is_ignored_and_its_id_logged(world, caplog):
