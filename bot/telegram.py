@@ -16,6 +16,7 @@ from datetime import timedelta
 from typing import AsyncIterator, Awaitable, Callable, Iterable, TypeVar
 from urllib.parse import urlparse
 
+from sqlalchemy.exc import OperationalError
 from telegram import (BotCommand, BotCommandScopeChat, InlineKeyboardButton, InlineKeyboardMarkup, Message,
                       ReplyParameters, Update)
 from telegram.constants import ChatType, MessageLimit
@@ -52,6 +53,7 @@ KINDS = ("sticker", "voice", "video_note", "audio", "video", "animation", "locat
          "dice", "game", "story")
 # Commands whose words after the command are not part of what they ask (/start <deep-link payload>).
 BARE_COMMANDS = {"/start", "/menu", "/cancel", "/human", "/help"}
+UNREACHABLE_WAIT = 30.0  # the longest wait between tries to keep an update while the database is away
 WORKER_IDLE = 0.2  # seconds a worker waits when no update is waiting
 OUTBOX_EVERY = 0.5  # seconds between looks at the outbox (held answers whose time came, sends a crash left)
 SEND_ATTEMPTS = 3  # network errors on a send are retried with back-off (1 s, 2 s); flood limits by AIORateLimiter
@@ -186,21 +188,38 @@ class InboxQueue(asyncio.Queue):
     an update here before its next getUpdates confirms it to Telegram, and the webhook server before
     it answers Telegram, so an update that Telegram considers delivered is always on disk."""
 
-    def __init__(self, inbox: Inbox, handle: bool = True):
+    def __init__(self, inbox: Inbox, handle: bool = True,
+                 unreachable: Callable[[Update], Awaitable[None]] | None = None):
         super().__init__()
         self.inbox = inbox
         self.handle = handle  # False: only kept, for the workers (kefu telegram --receive-only)
+        self.unreachable = unreachable  # tells the sender to wait while the database is away
 
     async def put(self, item) -> None:
         if isinstance(item, Update):
             sender = item.effective_user or item.effective_chat
-            if not await asyncio.to_thread(self.inbox.add, item.update_id, item.to_dict(),
-                                           str(sender.id) if sender else None):
+            if not await self._keep(item, str(sender.id) if sender else None):
                 log.info("update %s was delivered again; it is already kept, so it is dropped", item.update_id)
                 return
             if not self.handle:
                 return
         await super().put(item)
+
+    async def _keep(self, update: Update, user_key: str | None) -> bool:
+        """Writes the update to the inbox, waiting as long as the database is away: until it is kept, Telegram
+        is not told it arrived (the poller does not confirm it, the webhook does not answer), so none is lost."""
+        wait, told = 0.5, False
+        while True:
+            try:
+                return await asyncio.to_thread(self.inbox.add, update.update_id, update.to_dict(), user_key)
+            except OperationalError as exc:
+                log.warning("the database is unreachable; update %s waits %.1f s: %s", update.update_id, wait,
+                            type(exc).__name__)
+                if not told and self.unreachable is not None:
+                    told = True
+                    await self.unreachable(update)
+                await asyncio.sleep(wait)
+                wait = min(wait * 2, UNREACHABLE_WAIT)
 
 
 @dataclass
@@ -265,7 +284,7 @@ class TelegramBot:
     def _build(self, token: str) -> Application:
         builder = (ApplicationBuilder().token(token).rate_limiter(AIORateLimiter(max_retries=3))
                    .application_class(UnitApplication)
-                   .update_queue(InboxQueue(self.inbox, handle=self.role == "all")).post_init(self._post_init))
+                   .update_queue(InboxQueue(self.inbox, self.role == "all", self._busy)).post_init(self._post_init))
         api = (self.settings.telegram_api_base_url or "").rstrip("/")
         if api:
             builder = builder.base_url(f"{api}/bot").base_file_url(f"{api}/file/bot")
@@ -392,11 +411,25 @@ class TelegramBot:
                     await process(update)
         except Exception as exc:
             log.error("update %s could not be committed: %s", update.update_id, type(exc).__name__, exc_info=exc)
+            wait = timedelta(seconds=self.settings.telegram_retry_seconds)
             try:
                 await self._db(self.inbox.fail, update.update_id, f"{type(exc).__name__}: {exc}",
-                               self.settings.telegram_attempts, timedelta(seconds=self.settings.telegram_retry_seconds))
-            except Exception:
-                log.exception("could not record the failure of update %s", update.update_id)
+                               self.settings.telegram_attempts, wait)
+            except Exception:  # the database is away: the update is kept (pending); try it again from memory
+                log.exception("could not record the failure of update %s; it is tried again in %s", update.update_id, wait)
+                await self._busy(update)
+                asyncio.get_running_loop().call_later(wait.total_seconds(), asyncio.Queue.put_nowait,
+                                                      self.application.update_queue, update)
+
+    async def _busy(self, update: Update) -> None:
+        """Tells a customer their message waits (the database is away: straight to Telegram, not via the outbox)."""
+        chat = update.effective_chat
+        if chat is None or chat.type != ChatType.PRIVATE:
+            return
+        try:
+            await self._send(chat.id, self.texts.system_error.text)
+        except TelegramError as exc:
+            log.warning("could not tell chat %s to wait: %s", chat.id, exc)
 
     @asynccontextmanager
     async def unit(self, update_id: int | None = None) -> AsyncIterator[Unit]:

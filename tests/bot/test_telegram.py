@@ -529,6 +529,38 @@ def test_a_stop_after_the_commit_sends_what_was_left_and_runs_nothing_twice(worl
         assert said.count("好的，谢谢，我明天在家") == 1
 
 
+def test_a_database_away_for_a_while_loses_nothing_and_handling_resumes(emulator, content, shared_engine, postgres_url):
+    """The network to PostgreSQL goes away (every connection dropped, new ones refused) while a customer writes:
+    they are told to wait, Telegram is not told the update arrived until it is kept, and once the database is
+    back the message is handled, once."""
+    from netgate import Gate
+
+    server = postgres_url.split("@", 1)[1].split("/", 1)[0]
+    host, port = server.rsplit(":", 1)
+    gate = Gate(host, int(port))
+    world = World(*emulator, content, shared_engine, postgres_url.replace(server, f"127.0.0.1:{gate.port}"))
+    try:
+        world.start(telegram_retry_seconds=0.5)
+        customer = world.user(CUSTOMER_ID, "王")
+        customer.say("/start")
+        customer.expect("请问您想反映哪方面的问题")
+        gate.close()
+        customer.say("货放你们那三天了还不发")
+        customer.expect("系统繁忙，请稍后")
+        time.sleep(2)
+        gate.reopen()
+        customer.expect("运单号")
+        customer.say("12345678")
+        customer.expect("请留下您的联系电话")
+        with world.session() as session:
+            inbound = [m.text for m in session.exec(select(MessageRow).where(MessageRow.direction == "in")
+                                                    .order_by(MessageRow.id))]
+        assert inbound == ["/start", "货放你们那三天了还不发", "12345678"]
+    finally:
+        world.stop()
+        gate.close()
+
+
 def _inbox_statuses(world):
     with world.session() as session:
         return {r.status for r in session.exec(select(InboxRow))}
