@@ -248,6 +248,9 @@ def test_a_database_from_before_the_pages_is_refused_until_upgraded_then_has_the
     with sqlite3.connect(tmp_path / "kefu.db") as db:  # as kefu left it at revision 0001, before the pages
         db.execute("DROP TABLE web_users")
         db.execute("DROP TABLE case_marks")
+        db.execute("DROP TABLE telegram_outbox")  # and before the outbox (0003)
+        db.execute("DROP INDEX ix_telegram_inbox_user_key")
+        db.execute("ALTER TABLE telegram_inbox DROP COLUMN user_key")
         db.execute("UPDATE alembic_version SET version_num = '0001'")
     db.close()
     with pytest.raises(migrate.SchemaError, match="run `kefu db upgrade`"):
