@@ -177,7 +177,7 @@ class SharedTexts(Strict):
     topic_follow_up: Text
     amount_too_large: Text
     amount_not_positive: Text
-    # The Telegram channel's own texts (bot/telegram.py, bot/casework.py).
+    # The Telegram channel's own texts (bot/telegram/, bot/casework.py).
     too_fast: Text
     unsupported_message: Text
     attachment_saved: Text

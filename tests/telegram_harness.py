@@ -1,6 +1,6 @@
 """A Telegram for the tests: the telegram-test-api emulator (Node) plays the Bot API server and the
 users, a small proxy in front of it fills the emulator's gaps against the real Bot API, and the
-real kefu bot (bot/telegram.py, unmodified) runs against them in a thread.
+real kefu bot (bot/telegram/, unmodified) runs against them in a thread.
 
 The emulator's gaps, shimmed here and never in the bot:
 - getMe lacks is_bot; callback queries lack chat_instance (both required by PTB);

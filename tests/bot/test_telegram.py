@@ -1,4 +1,4 @@
-"""The Telegram adapter (bot/telegram.py): its pieces, then the real PTB Application end to end
+"""The Telegram adapter (bot/telegram/): its pieces, then the real PTB Application end to end
 against the telegram-test-api emulator, which plays Telegram's server and the users
 (tests/telegram_harness.py says how its gaps are filled)."""
 
