@@ -12,6 +12,7 @@ from sqlmodel import select
 from bot.service import Service
 from bot.store import AttachmentRow, CaseRow, ConversationRow, EventRow, MessageRow, StaffRow, aware, utcnow
 from dialogs.conversation import AFTER, MENU, Event, Inbound, Option, Reply, Turn
+from dialogs.caserules import asks_reason, can_escalate, overdue, ratable, reason_wanted, resumed_deadline
 from dialogs.conversation import REASON
 from dialogs.engine import CASE_NUMBER
 from dialogs.hours import Day
@@ -19,7 +20,6 @@ from dialogs.matching import is_number, normalize
 from dialogs.render import render, template_values
 
 STAFF_ROLES = ("staff", "supervisor", "admin")
-LOW_RATING = 2  # a rating at or below this asks for the reason and alerts the supervisors
 
 
 class CaseworkError(Exception):
@@ -197,10 +197,8 @@ class Casework:
             if case is None:
                 return None
             if case.paused_at is not None:
-                # The working time spent waiting on the customer is given back to the step.
-                day = self._day(case.step_role)
-                waited = day.between(aware(case.paused_at), utcnow())
-                case.step_deadline = day.add(aware(case.step_deadline), waited.total_seconds() / 3600)
+                case.step_deadline = resumed_deadline(self._day(case.step_role), aware(case.step_deadline),
+                                                      aware(case.paused_at), utcnow())
                 case.paused_at = None
             return self._card(case, conv) if case.assigned_to else None
 
@@ -338,22 +336,22 @@ class Casework:
             for case in session.exec(query).all():
                 if case.category not in self.content.case_kinds:
                     continue  # a category the content no longer has: its ladder is gone, staff must close it by hand
-                deadline = aware(case.step_deadline)
-                if now < deadline:
+                action = overdue(now, aware(case.step_deadline), aware(case.reminded_at), self.grace, case.step,
+                                 len(self.content.case_kinds[case.category].handling), case.top_alerted)
+                if action is None:
                     continue
                 conv = session.get(ConversationRow, case.conversation_id)
-                if case.reminded_at is None:
+                if action == "remind":
                     case.reminded_at = now
                     self._event(session, case, "deadline_reminded", {"step": case.step})
                     happened.append(Due("remind", self._card(case, conv)))
-                elif now >= aware(case.reminded_at) + self.grace:
-                    if case.step + 1 < len(self.content.case_kinds[case.category].handling):
-                        self._next_step(session, case, None, now)
-                        happened.append(Due("escalated", self._card(case, conv)))
-                    elif not case.top_alerted:
-                        case.top_alerted = True
-                        self._event(session, case, "deadline_missed_at_top", {"step": case.step})
-                        happened.append(Due("top", self._card(case, conv)))
+                elif action == "escalate":
+                    self._next_step(session, case, None, now)
+                    happened.append(Due("escalated", self._card(case, conv)))
+                else:
+                    case.top_alerted = True
+                    self._event(session, case, "deadline_missed_at_top", {"step": case.step})
+                    happened.append(Due("top", self._card(case, conv)))
         return happened
 
     # -- ratings -------------------------------------------------------------------------------
@@ -371,12 +369,11 @@ class Casework:
         texts = self.content.shared.texts
         with self.service.store.writing() as session:
             case, conv = self._own_case(session, number, channel, user_key)
-            # A rating is asked for once, when the case is closed: a forged or repeated press changes nothing.
-            if case.status != "closed" or case.rating is not None:
+            if not ratable(case.status, case.rating):
                 raise CaseworkError(self.content.shared.texts.not_ratable.text)
             case.rating = score
             self._event(session, case, "case_rated", {"score": score})
-            if score > LOW_RATING:
+            if not asks_reason(score):
                 return Reply(render(texts.rate_thanks.text, self._values(number)))
             if conv.category is None:  # idle: the next typed message is the reason (mid-complaint: the buttons only)
                 conv.state, conv.case_number = REASON, number
@@ -389,8 +386,8 @@ class Casework:
         """Stores why a low rating was given (a chosen reason or the customer's words)."""
         with self.service.store.writing() as session:
             case, conv = self._own_case(session, number, channel, user_key)
-            if case.rating is None or case.rating > LOW_RATING or case.rating_reason is not None:
-                raise CaseworkError(self.content.shared.texts.not_ratable.text)  # a reason follows a low rating, once
+            if not reason_wanted(case.rating, case.rating_reason):
+                raise CaseworkError(self.content.shared.texts.not_ratable.text)
             case.rating_reason = reason
             if conv.state == REASON:
                 conv.state = MENU
@@ -438,7 +435,7 @@ class Casework:
     def _next_step(self, session, case: CaseRow, staff_id: int | None, now: datetime | None = None,
                    by: str | None = None) -> None:
         ladder = self.content.case_kinds[case.category].handling
-        if case.step + 1 >= len(ladder):
+        if not can_escalate(case.step, len(ladder)):
             raise CaseworkError(f"案件 {case.number} 已在最后一步（{self.content.shared.roles[case.step_role].name}）")
         now = now or utcnow()
         case.step += 1

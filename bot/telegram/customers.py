@@ -10,7 +10,8 @@ from telegram import Message, Update
 from telegram.constants import ChatType
 from telegram.ext import ContextTypes
 
-from bot.casework import LOW_RATING, CaseworkError
+from bot.casework import CaseworkError
+from dialogs.caserules import LOW_RATING
 from bot.logs import Private
 from bot.outbox import OutboxRow, queue
 from bot.staff_texts import say
