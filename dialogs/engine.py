@@ -16,6 +16,7 @@ the turn in progress. This module builds the machines and runs a turn through th
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -39,6 +40,8 @@ from dialogs.schema import Category, State, Step
 from dialogs.turn import CASE_NUMBER, MAX_MOVES, START, Router, Run
 
 __all__ = ["CASE_NUMBER", "Engine", "Router"]  # CASE_NUMBER: the adapters find case numbers with it
+
+READ_LIMIT = 4096  # characters of a message the engine reads: Telegram's longest message
 
 
 class Engine(RoutingMixin, FeeTalkMixin, AnswersMixin, MovesMixin, PromptsMixin):
@@ -84,6 +87,10 @@ class Engine(RoutingMixin, FeeTalkMixin, AnswersMixin, MovesMixin, PromptsMixin)
 
     def handle(self, conversation: Conversation, inbound: Inbound, ledger: Ledger) -> Turn:
         """Takes one customer message and returns the replies and events; updates the conversation."""
+        if inbound.text is not None and len(inbound.text) > READ_LIMIT:
+            # Read as far as a Telegram message goes: a longer one (a pasted document) is kept whole by the
+            # store, but understanding it all would cost seconds a megabyte and say nothing more.
+            inbound = replace(inbound, text=inbound.text[:READ_LIMIT])
         run = Run(conversation, Turn(), ledger)
         if not self._known(conversation):  # stored under content that has since changed
             run.turn.events.append(Event("conversation_reset", {"category": conversation.category, "state": conversation.state}))

@@ -197,3 +197,16 @@ def test_a_reader_in_another_process_is_not_held_up_by_a_turn_in_progress(sqlite
     assert listed.returncode == 0, listed.stderr
     assert listed.stdout.count("KF-") == 1 and "stranded" in listed.stdout
     assert staff.returncode == 0 and "locked" not in staff.stderr
+
+
+def test_a_five_megabyte_message_is_kept_whole_and_answered_from_its_beginning(sqlite_url):
+    """Issue 13's F19: a 5 MB line (a pasted document, in kefu chat) was understood clause by clause for
+    minutes. The engine reads as far as a Telegram message goes; the transcript keeps every character."""
+    kefu = service(sqlite_url)
+    text = "货放你们那三天了还不发，" + "司机态度也很差，" * 650_000 + "完"  # about 5 MB in UTF-8
+    assert len(text.encode()) > 5_000_000
+    replies = kefu.receive("console", "paste", Inbound(text=text))
+    assert replies and any("运单号" in r.text for r in replies)  # the complaint at its start is understood
+    with kefu.store.reading() as session:
+        stored = session.exec(select(MessageRow).where(MessageRow.direction == "in")).one()
+    assert stored.text == text
