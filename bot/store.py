@@ -9,7 +9,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta, timezone, tzinfo
 from typing import Any, Iterator
 
-from sqlalchemy import JSON, BigInteger, Column, DateTime, Text, UniqueConstraint, event, exists, func
+from sqlalchemy import JSON, BigInteger, Column, DateTime, Text, UniqueConstraint, event, exists, func, insert
 from sqlalchemy.orm import aliased
 from sqlalchemy.engine import Engine as DbEngine
 from sqlmodel import Field, Session, SQLModel, create_engine, select
@@ -528,18 +528,24 @@ class TurnTx:
         """Writes the inbound message (None: a message kefu sends unasked, such as a rating request),
         the replies, the events and the new conversation state."""
         row, conv, session, now = self.row, self.conversation, self.session, self.now
+        # Messages and events are only ever added: written as plain rows in one statement each, without
+        # building ORM objects for them (that was a third of a turn's time).
+        messages = []
         if inbound is not None:
-            session.add(MessageRow(conversation_id=row.id, direction="in",
-                                   text=inbound.text if inbound.as_sent is None else inbound.as_sent, choice=inbound.choice,
-                                   category=row.category, state=row.state, at=now))
-        for reply in turn.replies:
-            session.add(MessageRow(conversation_id=row.id, direction="out", text=reply.text,
-                                   options=[[o.label, o.value] for o in reply.options],
-                                   category=conv.category, state=conv.state, at=now))
+            messages.append(dict(conversation_id=row.id, direction="in", choice=inbound.choice, options=[],
+                                 text=inbound.text if inbound.as_sent is None else inbound.as_sent,
+                                 category=row.category, state=row.state, staff_id=None, at=now))
+        messages += [dict(conversation_id=row.id, direction="out", text=reply.text, choice=None,
+                          options=[[o.label, o.value] for o in reply.options], category=conv.category,
+                          state=conv.state, staff_id=None, at=now) for reply in turn.replies]
+        if messages:
+            session.execute(insert(MessageRow.__table__), messages)
         for ev in turn.events:
             self._apply(ev, now)
-            session.add(EventRow(conversation_id=row.id, case_number=ev.data.get("number") or ev.data.get("case"),
-                                 kind=ev.kind, data=_jsonable(ev.data), at=now))
+        if turn.events:
+            session.execute(insert(EventRow.__table__), [
+                dict(conversation_id=row.id, case_number=ev.data.get("number") or ev.data.get("case"), kind=ev.kind,
+                     data=_jsonable(ev.data), at=now) for ev in turn.events])
         row.take(conv)
         row.updated_at = now
         session.add(row)
