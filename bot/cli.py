@@ -450,6 +450,7 @@ def eval_intents(
     content: Optional[Path] = typer.Option(None, help="Content folder (default: the configured one)."),
     misses: int = typer.Option(20, help="How many of the most confident misses to list."),
     split: Optional[str] = typer.Option(None, help="Held-out set only: dev, test or all (default: all)."),
+    source: Optional[str] = typer.Option(None, help="Held-out set only: the source ids to keep, comma-separated (e.g. s3,s5; default: all)."),
 ) -> None:
     """Measure intent routing on labelled messages: accuracy, precision and recall per label, confusions, misroutes."""
     import time
@@ -461,8 +462,9 @@ def eval_intents(
     trained = time.perf_counter() - started
     print(f"trained on {sum(len(v) for v in examples.values())} examples of {len(examples)} labels"
           f" in {trained:.2f} s (including imports)")
-    report = evaluate(router, load_labelled(data, split), loaded.shared.routing.threshold if threshold is None else threshold,
-                      load_alternatives(data, split))
+    sources = {s.strip() for s in source.split(",") if s.strip()} if source else None
+    report = evaluate(router, load_labelled(data, split, sources), loaded.shared.routing.threshold if threshold is None else threshold,
+                      load_alternatives(data, split, sources))
     print(format_report(report, misses=misses))
 
 

@@ -67,22 +67,24 @@ class Report:
         return (self.answered - self.misrouted) / self.answered if self.answered else 0.0
 
 
-def load_labelled(path: Path, split: str | None = None) -> list[tuple[str, str]]:
+def load_labelled(path: Path, split: str | None = None, sources: set[str] | None = None) -> list[tuple[str, str]]:
     """Reads an evaluation file: `messages: [{text, category}, ...]` (our own set), or a list of
-    `{text, label, alt, source, split}` (the held-out set of real messages); split keeps one part."""
-    return [(text, label) for text, label, _ in _read(path, split)]
+    `{text, label, alt, source, split}` (the held-out set of real messages); split keeps one part,
+    sources (held-out set only) keeps the messages of those source ids (s1, s3, ...)."""
+    return [(text, label) for text, label, _ in _read(path, split, sources)]
 
 
-def load_alternatives(path: Path, split: str | None = None) -> dict[str, str]:
+def load_alternatives(path: Path, split: str | None = None, sources: set[str] | None = None) -> dict[str, str]:
     """The second label that is also a right reading, for the messages that have one (held-out set)."""
-    return {text: alt for text, _, alt in _read(path, split) if alt}
+    return {text: alt for text, _, alt in _read(path, split, sources) if alt}
 
 
-def _read(path: Path, split: str | None) -> list[tuple[str, str, str | None]]:
+def _read(path: Path, split: str | None, sources: set[str] | None = None) -> list[tuple[str, str, str | None]]:
     data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     if isinstance(data, dict):
         return [(str(m["text"]), str(m["category"]), None) for m in data["messages"]]
-    return [(str(m["text"]), str(m["label"]), m.get("alt")) for m in data if split in (None, "all", m.get("split"))]
+    return [(str(m["text"]), str(m["label"]), m.get("alt")) for m in data
+            if split in (None, "all", m.get("split")) and (sources is None or m.get("source") in sources)]
 
 
 def evaluate(router: Router, labelled: list[tuple[str, str]], threshold: float,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dialogs.evaluation import evaluate, format_report, load_labelled
+from dialogs.evaluation import evaluate, format_report, load_alternatives, load_labelled
 from dialogs.intents import Classification
 
 
@@ -60,3 +60,15 @@ def test_load_labelled(tmp_path):
     path.write_text('messages:\n  - {text: "货没发", category: stranded}\n  - {text: 123, category: other}\n',
                     encoding="utf-8")
     assert load_labelled(path) == [("货没发", "stranded"), ("123", "other")]
+
+
+def test_load_labelled_keeps_a_split_and_sources(tmp_path):
+    path = tmp_path / "heldout.yaml"
+    path.write_text('- {text: "a", label: stranded, source: s1, split: dev}\n'
+                    '- {text: "b", label: other, alt: vague, source: s3, split: dev}\n'
+                    '- {text: "c", label: tracking, source: s2, split: test}\n', encoding="utf-8")
+    assert load_labelled(path, "dev") == [("a", "stranded"), ("b", "other")]
+    assert load_labelled(path, "dev", {"s3", "s5"}) == [("b", "other")]
+    assert load_labelled(path, None, {"s1", "s2"}) == [("a", "stranded"), ("c", "tracking")]
+    assert load_alternatives(path, "dev", {"s1"}) == {}
+    assert load_alternatives(path, "dev", {"s3"}) == {"b": "vague"}

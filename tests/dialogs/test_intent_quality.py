@@ -45,6 +45,28 @@ def test_held_out_real_messages_are_never_training_examples():
     assert not trained & held_out
 
 
+def test_real_examples_are_not_near_copies_of_held_out_messages():
+    """Real messages taught from public sources (scripts_yaml/examples/real_*.yaml) may share a source with the
+    held-out set: none may equal one of its messages, or nearly (ratio 0.85 or more, punctuation stripped)."""
+    import difflib
+    import re
+
+    strip = re.compile(r"[\W_]+")
+    held_out = [strip.sub("", t).casefold() for t, _ in load_labelled(DATA / "heldout" / "messages.yaml")]
+    examples = Path(__file__).resolve().parents[2] / "scripts_yaml" / "examples"
+    real = [t for path in sorted(examples.glob("real_*.yaml"))
+            for items in yaml.safe_load(path.read_text(encoding="utf-8")).values() for t in items]
+    assert len(real) >= 300
+    close = []
+    for text in real:
+        a = strip.sub("", text).casefold()
+        for b in held_out:
+            matcher = difflib.SequenceMatcher(None, a, b)
+            if matcher.real_quick_ratio() >= 0.85 and matcher.quick_ratio() >= 0.85 and matcher.ratio() >= 0.85:
+                close.append(text)
+    assert not close, f"nearly a held-out message: {close}"
+
+
 def test_top1_and_misroute_meet_the_goals(measured):
     report, _ = measured
     assert report.accuracy >= 0.95
