@@ -264,15 +264,23 @@ class RoutingMixin:
             run.understood = self.router.classify(plain if WORDS.search(plain) else text)
         return run.understood
 
+    def _after_change_word(self, said: str) -> str | None:
+        """What follows the last change word (不对不对，其实主要是 → 货到了三天都没给我送), when there is enough
+        of it to read: the words that name the new topic, without the ones that only announce it."""
+        ends = [said.rfind(word) + len(word) for word in self.routing.change_words if word in said]
+        rest = said[max(ends):].strip(" ，,。.：:!！") if ends else ""
+        return rest if len(rest) >= 4 else None
+
     def _change_topic(self, run: Run, text: str, eager: bool = False) -> bool:
         """Leaves the current category for another when the message clearly asks for it (不对，其实是…),
         keeping every fact already given. eager: a fee topic holds nothing to lose, any clear reading moves."""
         conv = run.conversation
         # A complaint is left only when the customer says so (不对，其实是…): the router errs too often to
         # leave one unasked, and a fee question on the side is answered where it is asked.
-        if not (eager or any(word in normalize(text) for word in self.routing.change_words)):
+        said = normalize(text)
+        if not (eager or any(word in said for word in self.routing.change_words)):
             return False
-        reading = self._understand(run, text)
+        reading = self._understand(run, self._after_change_word(said) or text)
         if reading is None or reading.confidence < self.routing.threshold:
             return False
         if reading.label == conv.category or self._entry(reading.label) is None:
