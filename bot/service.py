@@ -112,7 +112,7 @@ class Service:
         """Loads and checks the content (ContentError if invalid) and opens the database (DatabaseError
         if it cannot; create=False: a missing SQLite file is an error, not a new empty database)."""
         settings = settings or Settings()
-        content = load_content(settings.content_dir)
+        content = load_content(settings.content_dir, settings.cache_dir)
         router = BackgroundRouter(content, settings.cache_dir)
         engine = Engine(content, router)
         return cls(content, engine, Store(open_database(settings, create), content.version, engine.zone), router)

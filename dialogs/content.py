@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hashlib
-from functools import cached_property
+import os
+import pickle
 import re
+from functools import cached_property
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
@@ -24,6 +26,14 @@ OTHER_FILE = "other.yaml"
 NOT_CATEGORIES = {SHARED_FILE, POLICIES_FILE, OTHER_FILE}
 HANDOFF = "handoff"
 EXAMPLES_DIR = "examples"  # more router training messages per label, kept apart from the flows  # the kind of a case opened because the customer asked for a person, outside any complaint
+
+
+def _MODEL_MODULES() -> list[Any]:  # noqa: N802 - the modules whose classes a kept Content is made of
+    import sys
+
+    from dialogs import policies, schema
+
+    return [schema, policies, sys.modules[__name__]]
 
 
 @dataclass(frozen=True)
@@ -50,17 +60,40 @@ class Content:
         return {**self.categories, HANDOFF: self.handoff}
 
 
-def load_content(directory: Path = DEFAULT_DIR) -> Content:
-    """Reads and checks every file; raises ContentError listing all problems found."""
+def load_content(directory: Path = DEFAULT_DIR, cache: Path | None = None) -> Content:
+    """Reads and checks every file; raises ContentError listing all problems found. cache: a folder where
+    content already checked is kept by its files' digest, so that a start with unchanged content skips
+    the reading and checking (most of a second)."""
     directory = Path(directory)
-    problems: list[Problem] = []
-    docs: dict[str, YamlDoc] = {}
     digest = hashlib.sha256()
     for name in (SHARED_FILE, POLICIES_FILE, OTHER_FILE):
         if not (directory / name).exists():
             raise ContentError([Problem(str(directory / name), None, "", "missing: every content folder needs this file")])
     for path in sorted([*directory.glob("*.yaml"), *directory.glob(f"{EXAMPLES_DIR}/*.yaml")]):
         digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    # Kept under the digest of the content and of the code that models it: a model changed in code is a new key.
+    shape = hashlib.sha256(b"".join(Path(m.__file__).read_bytes() for m in _MODEL_MODULES())).hexdigest()[:10]
+    kept = cache / f"content-{shape}-{digest.hexdigest()[:20]}.pickle" if cache else None
+    if kept is not None and kept.exists():
+        try:
+            return pickle.loads(kept.read_bytes())
+        except Exception:  # from another kefu, or cut short: read the files again
+            pass
+    content = _read_and_check(directory, digest)
+    if kept is not None:
+        try:
+            kept.parent.mkdir(parents=True, exist_ok=True)
+            partial = kept.with_suffix(f".{os.getpid()}.partial")
+            partial.write_bytes(pickle.dumps(content))
+            partial.replace(kept)  # whole or not at all: a reader never sees half a file
+        except OSError:
+            pass  # no cache: the next start reads the files again
+    return content
+
+
+def _read_and_check(directory: Path, digest: Any) -> Content:
+    problems: list[Problem] = []
+    docs: dict[str, YamlDoc] = {}
     extra = _extra_examples(directory / EXAMPLES_DIR, problems)
     files = sorted(p for p in directory.glob("*.yaml") if p.name not in NOT_CATEGORIES - {SHARED_FILE})
     other = None

@@ -14,7 +14,6 @@ from decimal import Decimal
 from functools import lru_cache
 from typing import Any, Iterable
 
-import cn2an
 
 from dialogs.folding import fold
 
@@ -46,6 +45,8 @@ def number(text: str) -> Decimal | None:
     try:
         # "smart" also takes Arabic digits with Chinese magnitudes (1.2万, 3万5), exactly (via Decimal);
         # "normal" takes colloquial forms (两千五, 一万二) but, like "smart", no 半, 几 or 多.
+        import cn2an  # here: its import compiles hundreds of patterns (most of a second), needed only for 二十五 and 1.2万
+
         value = cn2an.cn2an(text, "smart" if re.search(r"\d", text) else "normal")
     except (ValueError, KeyError, IndexError):
         return None

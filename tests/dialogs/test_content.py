@@ -170,3 +170,25 @@ def test_no_fee_or_policy_answer_shows_a_template_leftover(content):
     for topic_id in content.policies.topics:
         for answer_id, shown in topic_answers(topic_id, content.policies).items():
             assert not any(mark in shown for mark in ("{{", "}}", "{%", "None", "先生（女士）")), (topic_id, answer_id)
+
+
+def test_checked_content_is_kept_by_its_digest_and_read_back(tmp_path):
+    """A start with unchanged content takes the checked content from the cache; a changed file is read again."""
+    import shutil
+
+    from dialogs.content import load_content as load
+
+    folder = tmp_path / "content"
+    shutil.copytree(DEFAULT_DIR, folder)
+    cache = tmp_path / "cache"
+    first = load(folder, cache)
+    assert len(list(cache.glob("content-*.pickle"))) == 1
+    again = load(folder, cache)
+    assert again.version == first.version and again.categories.keys() == first.categories.keys()
+    shared = folder / "shared.yaml"
+    shared.write_text(shared.read_text(encoding="utf-8").replace("盛辉物流", "盛辉物流集团", 1), encoding="utf-8")
+    changed = load(folder, cache)
+    assert changed.version != first.version and len(list(cache.glob("content-*.pickle"))) == 2
+    (folder / "stranded.yaml").write_text("name: [broken\n", encoding="utf-8")
+    with pytest.raises(ContentError):
+        load(folder, cache)  # a broken file is reported, whatever the cache holds
