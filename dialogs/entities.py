@@ -38,19 +38,63 @@ def number(text: str) -> Decimal | None:
     if re.fullmatch(r"\d+(?:\.\d+)?", text):
         return Decimal(text)
     if not any(c in _CN_MAGNITUDES for c in text):
-        # cn2an reads a run of digit characters one by one ("七八" → 78, "一两" → 12); in speech
+        # A run of digit characters reads digit by digit in some tools ("七八" → 78, "一两" → 12); in speech
         # such a run is a range ("七八天"), so only a single character is taken.
         if len(text) != 1 or text not in _CN_DIGITS:
             return None
-    try:
-        # "smart" also takes Arabic digits with Chinese magnitudes (1.2万, 3万5), exactly (via Decimal);
-        # "normal" takes colloquial forms (两千五, 一万二) but, like "smart", no 半, 几 or 多.
-        import cn2an  # here: its import compiles hundreds of patterns (most of a second), needed only for 二十五 and 1.2万
+    value = _chinese_number(text)
+    return None if value is None else tidy(value)
 
-        value = cn2an.cn2an(text, "smart" if re.search(r"\d", text) else "normal")
-    except (ValueError, KeyError, IndexError):
-        return None
-    return tidy(Decimal(str(value)))
+
+_CN_VALUES = {**dict.fromkeys("零〇", 0), **dict.fromkeys("一壹", 1), **dict.fromkeys("二两贰", 2),
+              **dict.fromkeys("三叁", 3), **dict.fromkeys("四肆", 4), **dict.fromkeys("五伍", 5),
+              **dict.fromkeys("六陆", 6), **dict.fromkeys("七柒", 7), **dict.fromkeys("八捌", 8), **dict.fromkeys("九玖", 9)}
+_CN_UNITS = {**dict.fromkeys("十拾", 10), **dict.fromkeys("百佰", 100), **dict.fromkeys("千仟", 1000)}
+_CN_GROUPS = {"万": 10 ** 4, "亿": 10 ** 8}
+_CN_PIECE = re.compile(r"\d+(?:\.\d+)?|.")  # a run of Arabic digits (1.2万), or one character
+
+
+def _chinese_number(text: str) -> Decimal | None:
+    """Reads a number written in Chinese numerals, with Arabic digits allowed before a magnitude: 二十五,
+    一百零五, 两千五 (2500: a digit after a magnitude is the next one down, as spoken), 一万二, 3万5, 1.2万;
+    None for what is no number (七八, a range; 十十; a magnitude with nothing before it but 十)."""
+    total, group, digit = Decimal(0), Decimal(0), None
+    unit_before = None  # the magnitude just passed, for the spoken tail (两千五 = 2500, 一万二 = 12000)
+    smallest = 10 ** 9  # units fall within a group (千 then 百 then 十)
+    last_group = 10 ** 13
+    zero = False
+    for piece in _CN_PIECE.findall(text):
+        if piece[0].isdigit():
+            if digit is not None:
+                return None
+            digit, zero = Decimal(piece), False
+        elif piece in _CN_VALUES:
+            if _CN_VALUES[piece] == 0:
+                if digit is not None:
+                    return None
+                zero, unit_before = True, None
+                continue
+            if digit is not None:
+                return None  # 七八: a range, not a number
+            digit = Decimal(_CN_VALUES[piece])
+        elif piece in _CN_UNITS:
+            unit = _CN_UNITS[piece]
+            if unit >= smallest or (digit is None and unit != 10):
+                return None
+            group += (digit if digit is not None else 1) * unit
+            digit, smallest, unit_before, zero = None, unit, unit, False
+        elif piece in _CN_GROUPS:
+            size = _CN_GROUPS[piece]
+            if size >= last_group or (digit is None and group == 0 and total == 0):
+                return None
+            group += digit if digit is not None else 0
+            total = (total + group) * size if size > 10 ** 4 else total + group * size
+            group, digit, smallest, unit_before, last_group, zero = Decimal(0), None, 10 ** 9, size, size, False
+        else:
+            return None
+    if digit is not None:
+        group += digit * (unit_before // 10 if unit_before and not zero else 1)
+    return total + group
 
 
 def tidy(value: Decimal) -> Decimal:

@@ -265,3 +265,18 @@ def test_long_runs_take_linear_time(char):
     started = time.process_time()
     ents(char * 50_000)
     assert time.process_time() - started < 2.0
+
+
+@pytest.mark.parametrize("text, value", [
+    ("十", "10"), ("十二", "12"), ("二十五", "25"), ("一百零五", "105"), ("一百二十三", "123"), ("三百五", "350"),
+    ("两千五", "2500"), ("两千零五", "2005"), ("一千零五十", "1050"), ("一万二", "12000"), ("三万五千", "35000"),
+    ("两万零五百", "20500"), ("3万5", "35000"), ("1.2万", "12000"), ("壹仟贰佰", "1200"), ("一亿二千万", "120000000"),
+    ("一千二百三十四万五千六百七十八", "12345678"), ("半", "0.5"),
+])
+def test_chinese_numerals_read_as_spoken(text, value):
+    assert number(text) == Decimal(value)
+
+
+@pytest.mark.parametrize("text", ["七八", "一两", "十十", "百", "千五", "两万多", "十几", "万"])
+def test_what_is_no_number_is_not_read_as_one(text):
+    assert number(text) is None
