@@ -375,7 +375,7 @@ class AnswersMixin:
     def _generic(self, word: str) -> bool:
         lists = self.repairs.lists
         said = normalize(word).casefold()
-        return len(said) < 2 or any(said in lists[name] for name in ("cannot_give", "affirm", "deny", "thanks", "cancel"))
+        return len(said) < 2 or any(said in lists[name] for name in ("cannot_give", "affirm", "deny", "thanks", "acknowledge", "cancel"))
 
     def _only_entities(self, run: Run, text: str) -> bool:
         found = run.entities

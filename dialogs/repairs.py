@@ -30,7 +30,8 @@ class Wants:
     human: bool = False
     cancel: bool = False
     bye: bool = False
-    thanks: bool = False
+    thanks: bool = False  # thanks, or only an acknowledgement (好的, 嗯): either closes what was said
+    ack: bool = False  # only an acknowledgement, no thanks
     wait: bool = False
     protest: bool = False
     meta: bool = False
@@ -64,7 +65,7 @@ class RepairReader:
         if not said:
             return Wants()
         found = {name: bool(pattern.search(said)) for name, pattern in self._patterns.items()}
-        short = self._says_little_else(said, ("cancel", "thanks", "bye"))
+        short = self._says_little_else(said, ("cancel", "thanks", "acknowledge", "bye"))
         without_insults = self._rest(said, ("insult",))
         first = _CLAUSE.split(said, maxsplit=1)[0]
         cancels = {p for p in self.lists["cancel"] if p in said}
@@ -73,9 +74,10 @@ class RepairReader:
             # "算了，不投诉了，投了也没用": two ways of dropping it say so as clearly as a short message
             cancel=found["cancel"] and (short or len(cancels) >= 2
                                         or (self._says_little_else(first, ("cancel",)) and not _ASKS.search(said))),
-            bye=found["bye"] and self._says_little_else(said, ("bye", "thanks")),
-            thanks=found["thanks"] and short,
-            wait=found["wait"] and self._says_little_else(said, ("wait", "thanks", "subjects")),
+            bye=found["bye"] and self._says_little_else(said, ("bye", "thanks", "acknowledge")),
+            thanks=(found["thanks"] or found["acknowledge"]) and short,
+            ack=found["acknowledge"] and not found["thanks"] and short,
+            wait=found["wait"] and self._says_little_else(said, ("wait", "thanks", "acknowledge", "subjects")),
             protest=found["protest"],
             meta=found["meta"],
             insult=found["insult"],
@@ -92,7 +94,7 @@ class RepairReader:
     def _decision(self, said: str) -> bool | None:
         """Yes or no, when the message is just that: the longest phrase found decides (不是 over 是,
         不办了 over 不)."""
-        lists = ("affirm", "deny", "cancel", "thanks", "bye")
+        lists = ("affirm", "deny", "cancel", "thanks", "acknowledge", "bye")
         # "嗯，先不弄了，我自己去网点问": the answer comes first, the rest is an explanation
         span = said if self._says_little_else(said, lists) else _CLAUSE.split(said, maxsplit=1)[0]
         if not self._says_little_else(span, lists):

@@ -10,6 +10,7 @@ from typing import Any
 from dialogs.conversation import AFTER, CLARIFY, MENU, Event
 from dialogs.entities import extract
 from dialogs.matching import is_number, normalize, pick_option
+from dialogs.render import render
 from dialogs.repairs import Wants
 from dialogs.turn import MEANINGFUL, OTHER, QUESTION, VAGUE, WORDS, Run
 
@@ -23,7 +24,14 @@ class RoutingMixin:
         """Starts what a message outside any category asks for: an offered choice, a menu entry, or free text."""
         conv, texts = run.conversation, self.shared.texts
         if wants.cancel or (wants.thanks and conv.state != CLARIFY):
-            if wants.thanks:
+            if wants.ack and texts.ack_reply is not None:
+                if conv.state == AFTER and render(texts.ack_reply.text, self._blank_values()) in conv.memory.last_lines:
+                    self._leave(run)  # 嗯 … 行吧: heard twice, nothing more to ask
+                    return self._goodbye(run)
+                self._say(run, texts.ack_reply)
+                if conv.state == AFTER:
+                    return  # "anything else?" stays asked: not asked again, nor thanked for
+            elif wants.thanks:
                 self._say(run, texts.thanks_reply)
             return self._after(run)
         if wants.bye:

@@ -160,6 +160,7 @@ class SharedTexts(Strict):
     go_on: Text
     resume: Text
     thanks_reply: Text
+    ack_reply: Text | None = None  # to an acknowledgement (嗯, 行吧) at "anything else?"; thanks_reply when absent
     wait_reply: Text
     about_me: Text
     apology: Text
@@ -211,6 +212,7 @@ class Repairs(Strict):
     cancel: list[str]
     bye: list[str]
     thanks: list[str]
+    acknowledge: list[str] = []  # 好的, 嗯, 行吧: heard, nothing more (not thanks: 不客气 would not fit)
     wait: list[str]
     affirm: list[str]
     deny: list[str]
