@@ -208,6 +208,13 @@ class AnswersMixin:
         if self.fees.is_question(text, run.entities) and asks and self._side_fee(run, text):
             self._prompt(run, resume=True)
             return True
+        # "保价怎么收" answered on the side, then "一万": a figure for that fee, not a waybill.
+        if (conv.memory.topic is not None and pending is not None and self._fact_type(conv, pending).kind == "pattern"
+                and not run.entities.waybills and not run.entities.phones and len(MEANINGFUL.findall(text)) <= 8
+                and any(m.isdigit() or m in "一二两三四五六七八九十百千万" for m in text)
+                and self._side_fee(run, text)):
+            self._prompt(run, resume=True)
+            return True
         category = self._category(conv)
         if asks:
             said = normalize(text).casefold()
@@ -224,15 +231,19 @@ class AnswersMixin:
             return False
         related = [conv.category, *self.routing.covers.get(conv.category, [])]  # type: ignore[list-item]
         about_this = reading.label in related or dict(reading.candidates).get(conv.category, 0) >= 0.05
+        # Asked for a number (a waybill, a phone), words are no answer: another complaint read as surely as
+        # any routed message is one ("司机把我货摔坏了" at 请提供运单号), not "that is no waybill".
+        number_asked = pending is not None and self._fact_type(conv, pending).kind == "pattern"
+        also = self.routing.threshold if number_asked else self.routing.also_threshold
         other_complaint = (reading.label in self.content.categories and reading.label not in related
-                           and reading.confidence >= self.routing.also_threshold)
+                           and reading.confidence >= also)
         # A story told while something else is asked, and no other complaint: more about this one.
         if (about_this or (not asks and not other_complaint)) and self._adds_to_story(run, text, wants_protest=False):
             self._prompt(run)  # more about the same complaint: added to the account of it
             return True
         if reading.label == conv.category or reading.label not in self.content.categories:
             return False
-        if (reading.label not in related and reading.confidence >= self.routing.also_threshold
+        if (reading.label not in related and reading.confidence >= also
                 and len(MEANINGFUL.findall(text)) >= 6 and not wants.correction
                 and not self.repairs.has("correction", text)):
             if conv.later is None:
