@@ -420,8 +420,11 @@ class Casework:
         the customer is asked to rate and the next role gets its card, as when staff act in chat."""
         since = utcnow() - timedelta(days=1)
         with self.service.store.writing() as session:
-            rows = session.exec(select(EventRow).where(EventRow.kind.in_(("case_closed", "step_escalated")),  # type: ignore[attr-defined]
-                                                       EventRow.at >= since).order_by(EventRow.id)).all()
+            query = select(EventRow).where(EventRow.kind.in_(("case_closed", "step_escalated")),  # type: ignore[attr-defined]
+                                           EventRow.at >= since).order_by(EventRow.id)
+            if session.bind.dialect.name != "sqlite":  # every worker looks: each action is taken by one
+                query = query.with_for_update(skip_locked=True)
+            rows = session.exec(query).all()
             taken = []
             for event in rows:
                 if not event.data.get("by") or event.data.get("announced"):

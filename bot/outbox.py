@@ -35,7 +35,9 @@ class OutboxRow(SQLModel, table=True):
     sent_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
 
 
-LEFT_AFTER = timedelta(seconds=5)  # a call still unmade this long after its commit was left by a process that stopped
+# A call still unmade this long after its commit was left by a process that stopped (a live one makes its
+# calls at once; a flood wait of Telegram's can hold it up for a while, hence not less).
+LEFT_AFTER = timedelta(seconds=30)
 
 # The calls queued by the update being handled; written with its transaction (TelegramBot's unit).
 QUEUED: ContextVar[list[OutboxRow] | None] = ContextVar("kefu_outbox", default=None)
@@ -66,6 +68,9 @@ class Outbox:
                 if old not in rows:
                     old.status = "dropped"
                     session.add(old)
+        now = utcnow()
+        for row in rows:
+            row.created_at = now  # committed now: a slow unit's calls must not look left behind
         session.add_all(rows)
 
     def release(self, user_key: str) -> None:
@@ -86,8 +91,8 @@ class Outbox:
             query = query.where(OutboxRow.id.in_(ids))  # type: ignore[union-attr]
         with reading(self.db) as session:
             rows = session.exec(query).all()
-        if ids is not None:
-            return list(rows)
+        if ids is not None:  # a held answer waits for its time even in its own unit's flush
+            return [row for row in rows if row.send_at is None or aware(row.send_at) <= now]
         return [row for row in rows if (aware(row.send_at) <= now if row.send_at is not None
                                         else aware(row.created_at) <= now - LEFT_AFTER)]
 

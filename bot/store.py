@@ -388,11 +388,16 @@ class Inbox:
         """Takes the oldest update waiting to be handled, in the caller's transaction (a unit): on PostgreSQL
         a row another worker has taken is skipped, and a customer's update waits while an earlier one of
         theirs is waiting or being handled, so each customer is served in order, different ones in parallel."""
+        from bot.outbox import OutboxRow
+
         earlier = aliased(InboxRow)
         query = (select(InboxRow).where(InboxRow.status == "pending",
                                         ~exists().where(earlier.user_key == InboxRow.user_key,
                                                         earlier.status == "pending",
-                                                        earlier.update_id < InboxRow.update_id))
+                                                        earlier.update_id < InboxRow.update_id),
+                                        # and the answers to their last one are sent (held ones aside): in order
+                                        ~exists().where(OutboxRow.user_key == InboxRow.user_key,
+                                                        OutboxRow.status == "pending", OutboxRow.held_for.is_(None)))
                  .order_by(InboxRow.update_id).limit(1))
         if session.bind.dialect.name != "sqlite":  # SQLite's BEGIN IMMEDIATE already lets one worker in at a time
             query = query.with_for_update(skip_locked=True, of=InboxRow)
@@ -410,9 +415,13 @@ class Inbox:
         """Records a failed attempt: the update is tried again later (each wait 6x the one before), or,
         after `attempts` failures, dead-lettered. Returns the new status, retry or dead."""
         with writing(self.db) as session:
-            row = session.get(InboxRow, update_id)
+            # Locked and read afresh: the unit's rollback dropped its lock, and another worker may have handled it.
+            row = session.get(InboxRow, update_id, with_for_update=self.db.dialect.name != "sqlite",
+                              populate_existing=True)
             if row is None:
                 return "dead"
+            if row.status == "done":
+                return "done"
             row.attempts += 1
             row.error = " ".join(error.split())[:500]
             if row.attempts >= attempts:

@@ -4,6 +4,7 @@ Service and Casework; each update is handled in one unit (one transaction), its 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 import signal
 from contextlib import asynccontextmanager
@@ -52,6 +53,9 @@ class TelegramBot(Customers, Staff, Supervisors, Sending):
         self.inbox = Inbox(self.service.store.db)
         self.outbox = Outbox(self.service.store.db)
         self._sending = asyncio.Lock()  # one sender at a time, so no call is made twice
+        # SQLite lets one writer in at a time: its writers queue here rather than each on a worker thread in
+        # SQLite's busy wait, which could take every thread a unit needs to finish (and so stall them all).
+        self._writer = asyncio.Lock() if self.service.store.db.dialect.name == "sqlite" else None
         self.throttle = Throttle(settings.telegram_rate, settings.telegram_burst)
         self.secret = (settings.telegram_secret_token.get_secret_value() if settings.telegram_secret_token
                        else secrets.token_urlsafe(32))
@@ -74,7 +78,7 @@ class TelegramBot(Customers, Staff, Supervisors, Sending):
     def _build(self, token: str) -> Application:
         builder = (ApplicationBuilder().token(token).rate_limiter(AIORateLimiter(max_retries=3))
                    .application_class(UnitApplication)
-                   .update_queue(InboxQueue(self.inbox, self.role == "all", self._busy)).post_init(self._post_init))
+                   .update_queue(InboxQueue(self.inbox, self.role == "all", self._busy, self._writer)).post_init(self._post_init))
         api = (self.settings.telegram_api_base_url or "").rstrip("/")
         if api:
             builder = builder.base_url(f"{api}/bot").base_file_url(f"{api}/file/bot")
@@ -152,6 +156,7 @@ class TelegramBot(Customers, Staff, Supervisors, Sending):
 
     async def work_once(self) -> bool:
         """Handles the next kept update in one unit; False when none is waiting."""
+        unit: Unit | None = None
         try:
             async with self.unit() as unit:
                 row = await self._db(self.inbox.claim, unit.session)
@@ -159,8 +164,14 @@ class TelegramBot(Customers, Staff, Supervisors, Sending):
                     return False
                 unit.update_id = row.update_id
                 await Application.process_update(self.application, Update.de_json(row.data, self.application.bot))
-        except Exception as exc:  # the unit could not commit: the update stays kept and is taken again
+        except Exception as exc:  # the unit could not commit: a failed attempt, tried again later, then dead
             log.error("a worker's unit could not be committed: %s", type(exc).__name__, exc_info=exc)
+            try:
+                if unit is not None and unit.update_id is not None:
+                    await self._db(self.inbox.fail, unit.update_id, f"{type(exc).__name__}: {exc}",
+                                   self.settings.telegram_attempts, timedelta(seconds=self.settings.telegram_retry_seconds))
+            except Exception:
+                log.exception("could not record the failure")
             await asyncio.sleep(WORKER_IDLE)
         return True
 
@@ -222,6 +233,17 @@ class TelegramBot(Customers, Staff, Supervisors, Sending):
         """One transaction for everything done inside (the store, casework and inbox join it; Telegram calls
         go to the outbox), committed at the end with the update marked done, then its calls are made.
         An update that an earlier unit already committed is not fresh."""
+        async with self._writer or contextlib.nullcontext():
+            async with self._unit(update_id) as unit:
+                yield unit
+        if unit.calls:  # made after the writer's turn: the next unit need not wait for Telegram
+            try:
+                await self._flush(unit.calls)
+            except Exception:  # committed: what was not marked sent stays in the outbox, for the tick
+                log.exception("the calls of a committed unit could not all be made; the outbox keeps them")
+
+    @asynccontextmanager
+    async def _unit(self, update_id: int | None) -> AsyncIterator[Unit]:
         unit = Unit(Session(self.service.store.db, expire_on_commit=False), update_id)
         queued: list[OutboxRow] = []
         unit_token, queue_token = UNIT.set(unit.session), QUEUED.set(queued)
@@ -237,8 +259,7 @@ class TelegramBot(Customers, Staff, Supervisors, Sending):
             UNIT.reset(unit_token)
             QUEUED.reset(queue_token)
             await self._db(unit.session.close)
-        if queued:
-            await self._flush([row.id for row in queued])
+        unit.calls = [row.id for row in queued]
 
     @staticmethod
     def _untaken(session: Session, update_id: int) -> bool:
@@ -293,7 +314,7 @@ class TelegramBot(Customers, Staff, Supervisors, Sending):
         """Erases the personal data of conversations closed longer ago than retention_days."""
         from bot.customers import purge
 
-        erased = purge(self.service.store.db, self.settings.retention_days, who="kefu")
+        erased = await self._db(purge, self.service.store.db, self.settings.retention_days, who="kefu")
         if erased:
             log.info("retention: erased the personal data of %d conversation(s)", erased, extra={"erased": erased})
 
@@ -331,6 +352,8 @@ class TelegramBot(Customers, Staff, Supervisors, Sending):
                 status = await self._db(self.inbox.fail, update_id, f"{type(context.error).__name__}: {context.error}",
                                          self.settings.telegram_attempts,
                                          timedelta(seconds=self.settings.telegram_retry_seconds))
+            if status == "done":
+                return  # another worker handled it meanwhile: its answer is the customer's
             if status == "dead":
                 await self._alert_supervisors(context, say(self.staff_texts.alerts.dead_letter, update=update_id, user=user.id if user else "?",
                                                            case=case or "—", error=type(context.error).__name__))

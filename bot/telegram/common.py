@@ -4,10 +4,11 @@ cards, the inbox queue, the unit an update is handled in, and what every audienc
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Iterable, TypeVar
 
 from sqlalchemy.exc import OperationalError
@@ -170,9 +171,10 @@ class InboxQueue(asyncio.Queue):
     it answers Telegram, so an update that Telegram considers delivered is always on disk."""
 
     def __init__(self, inbox: Inbox, handle: bool = True,
-                 unreachable: Callable[[Update], Awaitable[None]] | None = None):
+                 unreachable: Callable[[Update], Awaitable[None]] | None = None, writer: asyncio.Lock | None = None):
         super().__init__()
         self.inbox = inbox
+        self.writer = writer  # SQLite's one writer at a time (TelegramBot._writer)
         self.handle = handle  # False: only kept, for the workers (kefu telegram --receive-only)
         self.unreachable = unreachable  # tells the sender to wait while the database is away
 
@@ -192,11 +194,13 @@ class InboxQueue(asyncio.Queue):
         wait, told = 0.5, False
         while True:
             try:
-                return await asyncio.to_thread(self.inbox.add, update.update_id, update.to_dict(), user_key)
+                async with self.writer or contextlib.nullcontext():
+                    return await asyncio.to_thread(self.inbox.add, update.update_id, update.to_dict(), user_key)
             except OperationalError as exc:
-                log.warning("the database is unreachable; update %s waits %.1f s: %s", update.update_id, wait,
-                            type(exc).__name__)
-                if not told and self.unreachable is not None:
+                busy = "locked" in str(exc)  # SQLite's writer was busy for its whole timeout: wait, the database is there
+                log.warning("the database is %s; update %s waits %.1f s: %s", "busy" if busy else "unreachable",
+                            update.update_id, wait, type(exc).__name__)
+                if not told and not busy and self.unreachable is not None:
                     told = True
                     await self.unreachable(update)
                 await asyncio.sleep(wait)
@@ -210,6 +214,7 @@ class Unit:
     session: Session
     update_id: int | None
     fresh: bool = True  # False: an earlier unit already committed this update (a replay)
+    calls: list[int] = field(default_factory=list)  # the outbox rows it committed, made once it is over
 
 
 class UnitApplication(Application):
