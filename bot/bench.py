@@ -40,10 +40,18 @@ class Sizes:
     conversations: int = 500  # Telegram conversations (6 updates each), for kefu and each peer
     open_conversations: int = 100_000  # held by one process for the memory figure
     startups: int = 3  # fresh processes timed (median)
+    # kefu and its peers take turns in this many rounds, so a slow spell of the disk or of the machine
+    # falls on all of them alike and their ratios hold
+    rounds: int = 20
 
     @classmethod
     def quick(cls) -> "Sizes":
-        return cls(turns=60, conversations=10, open_conversations=300, startups=1)
+        return cls(turns=60, conversations=10, open_conversations=300, startups=1, rounds=2)
+
+
+def rounds(items: list, n: int) -> list[list]:
+    """The items in n consecutive slices of (nearly) equal size."""
+    return [items[len(items) * r // n:len(items) * (r + 1) // n] for r in range(n)]
 
 
 # -- conversations ------------------------------------------------------------------------------
@@ -80,11 +88,13 @@ class Timed:
 
 
 @contextmanager
-def clocked() -> Iterator[Timed]:
-    timed = Timed()
+def clocked(timed: Timed | None = None) -> Iterator[Timed]:
+    """Times a block, adding to `timed` (a run measured in rounds) or to a new Timed."""
+    timed = timed if timed is not None else Timed()
     wall, cpu = time.perf_counter(), time.process_time()
     yield timed
-    timed.wall, timed.cpu = time.perf_counter() - wall, time.process_time() - cpu
+    timed.wall += time.perf_counter() - wall
+    timed.cpu += time.process_time() - cpu
 
 
 def summary(timed: Timed, **extra: Any) -> dict[str, Any]:
@@ -97,13 +107,15 @@ def summary(timed: Timed, **extra: Any) -> dict[str, Any]:
 
 
 class DbClock:
-    """Time a database engine spends taking its write lock (SQLite's BEGIN IMMEDIATE, PostgreSQL's
-    SELECT … FOR UPDATE), in other statements, and in COMMIT."""
+    """What a database engine does per turn: time taking its write lock (SQLite's BEGIN IMMEDIATE,
+    PostgreSQL's SELECT … FOR UPDATE), time in other statements and in COMMIT, and how many statements
+    and commits; counted for the kind of turn set in `kind`."""
 
-    def __init__(self, db):
+    def __init__(self, db, kind: str = "turn"):
         from sqlalchemy import event
 
-        self.lock = self.sql = self.commit = 0.0
+        self.kind = kind
+        self.spent: dict[str, dict[str, float]] = {}
         event.listen(db, "before_cursor_execute", self._before)
         event.listen(db, "after_cursor_execute", self._after)
         commit = db.dialect.do_commit
@@ -113,31 +125,37 @@ class DbClock:
             try:
                 commit(connection)
             finally:
-                self.commit += time.perf_counter() - started
+                self._add("commit", time.perf_counter() - started)
+                self._add("commits", 1)
 
         db.dialect.do_commit = timed_commit
+
+    def _add(self, what: str, amount: float) -> None:
+        spent = self.spent.setdefault(self.kind, dict.fromkeys(("lock", "sql", "commit", "statements", "commits"), 0.0))
+        spent[what] += amount
 
     def _before(self, conn, cursor, statement, parameters, context, executemany):
         conn.info["kefu_bench_started"] = time.perf_counter()
 
     def _after(self, conn, cursor, statement, parameters, context, executemany):
         spent = time.perf_counter() - conn.info.pop("kefu_bench_started", time.perf_counter())
-        if statement.startswith("BEGIN") or "FOR UPDATE" in statement:
-            self.lock += spent
-        else:
-            self.sql += spent
+        self._add("lock" if statement.startswith("BEGIN") or "FOR UPDATE" in statement else "sql", spent)
+        self._add("statements", 1)
 
-    def per_turn(self, turns: int) -> dict[str, float]:
-        n = max(turns, 1)
-        return {"lock_ms": round(self.lock / n * 1000, 3), "sql_ms": round(self.sql / n * 1000, 3),
-                "commit_ms": round(self.commit / n * 1000, 3)}
+    def per_turn(self, turns: int, kind: str | None = None) -> dict[str, float]:
+        spent, n = self.spent.get(kind or self.kind, {}), max(turns, 1)
+        return {"lock_ms": round(spent.get("lock", 0) / n * 1000, 3), "sql_ms": round(spent.get("sql", 0) / n * 1000, 3),
+                "commit_ms": round(spent.get("commit", 0) / n * 1000, 3),
+                "statements": round(spent.get("statements", 0) / n, 2), "commits": round(spent.get("commits", 0) / n, 2)}
 
 
-def run_talks(service, talks: list[list[Inbound]], prefix: str) -> tuple[Timed, int]:
-    """Runs each conversation as its own customer; returns the timings and the cases opened."""
+def run_talks(service, talks: list[list[Inbound]], prefix: str, timed: Timed | None = None,
+              first: int = 0) -> tuple[Timed, int]:
+    """Runs each conversation as its own customer (prefix and number: first, first + 1, …); returns
+    the timings (added to `timed` when given) and the cases opened."""
     cases = 0
-    with clocked() as timed:
-        for i, talk in enumerate(talks):
+    with clocked(timed) as timed:
+        for i, talk in enumerate(talks, start=first):
             for inbound in talk:
                 t0 = time.perf_counter()
                 turn = service.handle("bench", f"{prefix}{i}", inbound)
@@ -162,16 +180,90 @@ def service_at(settings: Settings, url: str):
 # -- 1. the service path on SQLite ---------------------------------------------------------------
 
 def bench_sqlite(settings: Settings, folder: Path, sizes: Sizes) -> dict[str, Any]:
+    """The synthetic turn, kefu's menu complaint and kefu's free text, taking turns in rounds."""
+    synthetic, synthetic_db = synthetic_turn(folder)
     service = service_at(settings, f"sqlite:///{folder / 'sqlite.db'}")
+    synthetic(30, Timed())
     run_talks(service, talks_for(menu_talk, 30), "warm")  # first compilations and caches, untimed
-    result: dict[str, Any] = {}
     clock = DbClock(service.store.db)
-    for name, make in (("menu", menu_talk), ("free_text", free_talk)):
-        clock.lock = clock.sql = clock.commit = 0.0
-        timed, cases = run_talks(service, talks_for(make, sizes.turns), name)
-        result[name] = summary(timed, cases_opened=cases, **clock.per_turn(len(timed.latencies)))
+    kinds = {"menu": menu_talk, "free_text": free_talk}
+    timed = {name: Timed() for name in ("synthetic", *kinds)}
+    cases = dict.fromkeys(kinds, 0)
+    slices = {name: rounds(talks_for(make, sizes.turns), sizes.rounds) for name, make in kinds.items()}
+    for r in range(sizes.rounds):
+        synthetic(sizes.turns * (r + 1) // sizes.rounds - sizes.turns * r // sizes.rounds, timed["synthetic"])
+        for name in kinds:
+            clock.kind = name
+            first = sum(len(part) for part in slices[name][:r])
+            cases[name] += run_talks(service, slices[name][r], name, timed[name], first)[1]
     service.store.db.dispose()
-    return result
+    synthetic_db.dispose()
+    return {"synthetic": summary(timed["synthetic"]),
+            "sqlite": {name: summary(timed[name], cases_opened=cases[name], **clock.per_turn(len(timed[name].latencies), name))
+                       for name in kinds}}
+
+
+# -- 1 and 4a. a synthetic turn of the same parts ------------------------------------------------------
+
+def synthetic_turn(folder: Path):
+    """A turn of the same parts as kefu's: a shared transitions Machine trigger, a Jinja2 sandboxed
+    render and one ORM row committed to SQLite (write-ahead log and BEGIN IMMEDIATE, as kefu opens
+    SQLite). Returns run(turns, timed), which runs that many turns, and the database engine."""
+    from jinja2 import StrictUndefined
+    from jinja2.sandbox import SandboxedEnvironment
+    from sqlalchemy import Integer, String, Text, create_engine, event
+    from sqlalchemy.orm import DeclarativeBase, Session, mapped_column
+    from transitions import Machine
+
+    class Base(DeclarativeBase):
+        pass
+
+    class TurnRow(Base):
+        __tablename__ = "turns"
+        id = mapped_column(Integer, primary_key=True)
+        user_key = mapped_column(String(40), nullable=False)
+        state = mapped_column(String(40), nullable=False)
+        text = mapped_column(Text, nullable=False)
+
+    db = create_engine(f"sqlite:///{folder / 'synthetic.db'}")
+
+    @event.listens_for(db, "connect")
+    def _connect(dbapi_conn, _record):
+        dbapi_conn.isolation_level = None
+        dbapi_conn.execute("PRAGMA journal_mode=WAL")
+
+    @event.listens_for(db, "begin")
+    def _begin(conn):
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    Base.metadata.create_all(db)
+    states = ["greet", "menu", "who", "details", "waybill", "phone"]
+    machine = Machine(model=None, states=states, initial="greet", auto_transitions=False, send_event=True,
+                      transitions=[{"trigger": "next", "source": a, "dest": b} for a, b in zip(states, states[1:] + states[:1])])
+    template = SandboxedEnvironment(undefined=StrictUndefined).from_string(
+        "您好，{% if salutation %}{{ salutation }}，{% endif %}已为您登记，案件编号：{{ case.number }}。"
+        "目前由{{ step.role }}跟进处理，将在{{ step.deadline }}前与您联系。")
+
+    class Model:
+        state = "greet"
+
+    models = [Model() for _ in range(64)]
+    done = [0]
+
+    def run(turns: int, timed: Timed) -> None:
+        with clocked(timed):
+            for i in range(done[0], done[0] + turns):
+                t0 = time.perf_counter()
+                model = models[i % len(models)]
+                machine.events["next"].trigger(model)
+                text = template.render(salutation="王先生" if i % 2 else "", case={"number": f"KF-20261202-{i:04d}"},
+                                       step={"role": "客服专员", "deadline": "12月03日 12:30"})
+                with Session(db) as session, session.begin():
+                    session.add(TurnRow(user_key=f"s{i % len(models)}", state=model.state, text=text))
+                timed.latencies.append(time.perf_counter() - t0)
+        done[0] += turns
+
+    return run, db
 
 
 # -- 2. the service path on PostgreSQL, 1, 2 and 4 workers --------------------------------------
@@ -226,6 +318,7 @@ def _pg_worker(folders: tuple[str, str | None], url: str, worker: int, turns: in
     go.wait()
     started = time.monotonic()
     timed, cases = run_talks(service, talks_for(menu_talk, turns), f"w{worker}-")
+    clock.kind = "turn"
     results.put({"worker": worker, "latencies": timed.latencies, "cpu": timed.cpu, "started": started,
                  "ended": time.monotonic(), "cases": cases, "db": clock.per_turn(len(timed.latencies))})
 
@@ -339,12 +432,12 @@ def telegram_updates(conversations: int, first_user: int = 900_000_000) -> list[
     return out
 
 
-async def feed(app, conversations: list[list[dict]], after: Callable[[], Any] | None = None) -> Timed:
+async def feed(app, conversations: list[list[dict]], timed: Timed, after: Callable[[], Any] | None = None) -> None:
     """Feeds every update through the application's update queue (kefu's writes it to the inbox) to
-    process_update, one at a time, as the poller would; returns the timings per update."""
+    process_update, one at a time, as the poller would; adds the timings per update to `timed`."""
     from telegram import Update
 
-    with clocked() as timed:
+    with clocked(timed):
         for talk in conversations:
             for data in talk:
                 t0 = time.perf_counter()
@@ -353,7 +446,6 @@ async def feed(app, conversations: list[list[dict]], after: Callable[[], Any] | 
                 if after is not None:
                     await after()
                 timed.latencies.append(time.perf_counter() - t0)
-    return timed
 
 
 class ErrorCount(logging.Handler):
@@ -367,7 +459,9 @@ class ErrorCount(logging.Handler):
         self.count += 1
 
 
-async def _kefu_telegram(settings: Settings, folder: Path, sizes: Sizes) -> dict[str, Any]:
+async def _kefu_app(settings: Settings, folder: Path):
+    """kefu's Telegram application, initialized, its Bot API answered here; returns it, its bot and
+    its Bot API."""
     from pydantic import SecretStr
     from telegram.ext import AIORateLimiter
 
@@ -378,33 +472,18 @@ async def _kefu_telegram(settings: Settings, folder: Path, sizes: Sizes) -> dict
     config = settings.model_copy(update={"database_url": url, "telegram_bot_token": SecretStr(TOKEN),
                                          "telegram_api_base_url": None, "telegram_burst": 10**6, "staff": []})
     bot = TelegramBot(config, service_at(settings, url))
-    api = local_bot_api()
     app = bot.application
+    api = local_bot_api()
     app.bot._request = (api, api)
     # Flood limits are Telegram's, not kefu's cost: the limiter stays on the path but never waits.
     app.bot._rate_limiter = AIORateLimiter(overall_max_rate=0, group_max_rate=0, max_retries=3)
-    errors = ErrorCount()
-    logging.getLogger("kefu").addHandler(errors)
     await app.initialize()
-    try:
-        await feed(app, telegram_updates(5, first_user=800_000_000))  # warm, untimed
-        clock = DbClock(bot.service.store.db)
-        timed = await feed(app, telegram_updates(sizes.conversations))
-    finally:
-        await app.shutdown()
-        bot.service.store.db.dispose()
-        logging.getLogger("kefu").removeHandler(errors)
-    from bot.store import CaseRow
-    from sqlmodel import func, select
-
-    with bot.service.store.reading() as session:
-        cases = session.exec(select(func.count()).select_from(CaseRow)).one()
-    return summary(timed, cases_opened=cases - 5, errors=errors.count, bot_api_calls=sum(api.calls.values()),
-                   **clock.per_turn(len(timed.latencies)))
+    return app, bot, api
 
 
-async def _conversation_handler(folder: Path, sizes: Sizes, durable: bool) -> dict[str, Any]:
-    """The same six messages through a plain PTB ConversationHandler with PicklePersistence."""
+async def _conversation_handler(folder: Path, durable: bool):
+    """A plain PTB ConversationHandler bot with PicklePersistence taking the same six messages;
+    initialized, its Bot API answered here. Returns it and its Bot API."""
     from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
     from telegram.ext import (ApplicationBuilder, CallbackQueryHandler, ContextTypes, ConversationHandler,
                               MessageHandler, PicklePersistence, filters)
@@ -463,76 +542,47 @@ async def _conversation_handler(folder: Path, sizes: Sizes, durable: bool) -> di
                     PHONE: [MessageHandler(text, phone)]},
             fallbacks=[], name="complaint", persistent=True))
     await app.initialize()
-    try:
-        await feed(app, telegram_updates(5, first_user=800_000_000))
-        timed = await feed(app, telegram_updates(sizes.conversations), after=app.update_persistence if durable else None)
-    finally:
-        await app.shutdown()
-    return summary(timed, bot_api_calls=sum(api.calls.values()))
+    return app, api
 
 
 def bench_telegram(settings: Settings, folder: Path, sizes: Sizes) -> dict[str, Any]:
-    return {"kefu": asyncio.run(_kefu_telegram(settings, folder, sizes)),
-            "conversation_handler": asyncio.run(_conversation_handler(folder, sizes, durable=False)),
-            "conversation_handler_durable": asyncio.run(_conversation_handler(folder, sizes, durable=True))}
+    """kefu's adapter and the two ConversationHandler bots, taking turns in rounds of conversations."""
+    return asyncio.run(_telegram(settings, folder, sizes))
 
 
-# -- 4a. a synthetic turn of the same parts ------------------------------------------------------
+async def _telegram(settings: Settings, folder: Path, sizes: Sizes) -> dict[str, Any]:
+    from sqlmodel import func, select
 
-def bench_synthetic(folder: Path, sizes: Sizes) -> dict[str, Any]:
-    """A shared transitions Machine trigger, a Jinja2 sandboxed render and one ORM row committed to
-    SQLite (write-ahead log and BEGIN IMMEDIATE, as kefu opens SQLite) per turn."""
-    from jinja2 import StrictUndefined
-    from jinja2.sandbox import SandboxedEnvironment
-    from sqlalchemy import Integer, String, Text, create_engine, event
-    from sqlalchemy.orm import DeclarativeBase, Session, mapped_column
-    from transitions import Machine
+    from bot.store import CaseRow
 
-    class Base(DeclarativeBase):
-        pass
-
-    class TurnRow(Base):
-        __tablename__ = "turns"
-        id = mapped_column(Integer, primary_key=True)
-        user_key = mapped_column(String(40), nullable=False)
-        state = mapped_column(String(40), nullable=False)
-        text = mapped_column(Text, nullable=False)
-
-    db = create_engine(f"sqlite:///{folder / 'synthetic.db'}")
-
-    @event.listens_for(db, "connect")
-    def _connect(dbapi_conn, _record):
-        dbapi_conn.isolation_level = None
-        dbapi_conn.execute("PRAGMA journal_mode=WAL")
-
-    @event.listens_for(db, "begin")
-    def _begin(conn):
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
-
-    Base.metadata.create_all(db)
-    states = ["greet", "menu", "who", "details", "waybill", "phone"]
-    machine = Machine(model=None, states=states, initial="greet", auto_transitions=False, send_event=True,
-                      transitions=[{"trigger": "next", "source": a, "dest": b} for a, b in zip(states, states[1:] + states[:1])])
-    template = SandboxedEnvironment(undefined=StrictUndefined).from_string(
-        "您好，{% if salutation %}{{ salutation }}，{% endif %}已为您登记，案件编号：{{ case.number }}。"
-        "目前由{{ step.role }}跟进处理，将在{{ step.deadline }}前与您联系。")
-
-    class Model:
-        state = "greet"
-
-    models = [Model() for _ in range(64)]
-    with clocked() as timed:
-        for i in range(sizes.turns):
-            t0 = time.perf_counter()
-            model = models[i % len(models)]
-            machine.events["next"].trigger(model)
-            text = template.render(salutation="王先生" if i % 2 else "", case={"number": f"KF-20261202-{i:04d}"},
-                                   step={"role": "客服专员", "deadline": "12月03日 12:30"})
-            with Session(db) as session, session.begin():
-                session.add(TurnRow(user_key=f"s{i % len(models)}", state=model.state, text=text))
-            timed.latencies.append(time.perf_counter() - t0)
-    db.dispose()
-    return summary(timed)
+    kefu, bot, kefu_api = await _kefu_app(settings, folder)
+    peer, peer_api = await _conversation_handler(folder, durable=False)
+    durable, durable_api = await _conversation_handler(folder, durable=True)
+    apps = {"kefu": (kefu, None), "conversation_handler": (peer, None),
+            "conversation_handler_durable": (durable, durable.update_persistence)}
+    errors = ErrorCount()
+    logging.getLogger("kefu").addHandler(errors)
+    timed = {name: Timed() for name in apps}
+    try:
+        for app, after in apps.values():
+            await feed(app, telegram_updates(5, first_user=800_000_000), Timed(), after)  # warm, untimed
+        clock = DbClock(bot.service.store.db)
+        for part in rounds(telegram_updates(sizes.conversations), sizes.rounds):
+            for name, (app, after) in apps.items():
+                await feed(app, part, timed[name], after)
+    finally:
+        logging.getLogger("kefu").removeHandler(errors)
+        for app, _ in apps.values():
+            await app.shutdown()
+        bot.service.store.db.dispose()
+    with bot.service.store.reading() as session:
+        cases = session.exec(select(func.count()).select_from(CaseRow)).one()
+    n = {name: max(len(t.latencies), 1) for name, t in timed.items()}
+    calls = {"kefu": kefu_api, "conversation_handler": peer_api, "conversation_handler_durable": durable_api}
+    figures = {name: summary(timed[name], bot_api_calls=round(sum(calls[name].calls.values()) / n[name], 2))
+               for name in apps}
+    figures["kefu"].update(cases_opened=cases - 5, errors=errors.count, **clock.per_turn(n["kefu"]))
+    return figures
 
 
 # -- 5. memory and 6. start-up, each in a fresh process ---------------------------------------------
@@ -636,8 +686,9 @@ def run(settings: Settings, sizes: Sizes, postgres: str | None = None, progress:
 
     with tempfile.TemporaryDirectory(prefix="kefu-bench-") as name:
         folder = Path(name)
-        section("synthetic", "synthetic reference turn", lambda: bench_synthetic(folder, sizes))
-        section("sqlite", "service on SQLite", lambda: bench_sqlite(settings, folder, sizes))
+        section("sqlite", "service on SQLite, and the synthetic turn", lambda: bench_sqlite(settings, folder, sizes))
+        figures["synthetic"] = figures["sqlite"].pop("synthetic")
+        figures["sqlite"] = figures["sqlite"]["sqlite"]
         section("telegram", "Telegram adapter and ConversationHandler", lambda: bench_telegram(settings, folder, sizes))
         section("postgres", "service on PostgreSQL", lambda: postgres_section(settings, postgres, sizes))
         section("memory", f"memory of {sizes.open_conversations} conversations", lambda: bench_memory(settings, folder, sizes))
@@ -709,15 +760,17 @@ def table(f: dict[str, Any]) -> str:
     lines = [f"kefu bench: {m['cpus']} CPUs, Python {m['python']}, load average {m['load_before']} before and "
              f"{m['load_after']} after; sizes {f['sizes']}", ""]
     head = (f"  {'':46} {'turns':>6} {'turns/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'cpu ms':>7} {'lock ms':>7} "
-            f"{'sql ms':>7} {'commit ms':>9}")
+            f"{'sql ms':>7} {'commit ms':>9} {'stmts':>6} {'commits':>7}")
+    columns = (("lock_ms", 7, 2), ("sql_ms", 7, 2), ("commit_ms", 9, 2), ("statements", 6, 1), ("commits", 7, 1))
 
     def row(name: str, s: dict[str, Any]) -> str:
-        extra = " ".join(f"{s[k]:>{w}.2f}" if k in s else f"{'':>{w}}" for k, w in (("lock_ms", 7), ("sql_ms", 7), ("commit_ms", 9)))
+        extra = " ".join(f"{s[k]:>{w}.{d}f}" if k in s else f"{'':>{w}}" for k, w, d in columns)
         return (f"  {name:46} {s['turns']:>6} {s['turns_per_s']:>8.1f} {s['p50_ms']:>7.2f} {s['p99_ms']:>7.2f} "
                 f"{s['cpu_ms']:>7.2f} {extra}")
 
-    lines += ["Per turn: cpu = this process's CPU (PostgreSQL: the workers', not the server's); lock = BEGIN IMMEDIATE",
-              "or SELECT … FOR UPDATE; sql = other statements; commit = COMMIT (the disk's sync); each a mean per turn.", head]
+    lines += ["Per turn (kefu and its peers take turns in rounds): cpu = this process's CPU (PostgreSQL: the workers',",
+              "not the server's); lock = BEGIN IMMEDIATE or SELECT … FOR UPDATE; sql = other statements; commit = COMMIT",
+              "(the disk's sync); stmts and commits: how many. Each a mean per turn.", head]
     lines.append(row("synthetic turn (machine+render+1 row, SQLite)", f["synthetic"]))
     lines.append(row("kefu service, SQLite, menu complaint", f["sqlite"]["menu"]))
     lines.append(row("kefu service, SQLite, free text", f["sqlite"]["free_text"]))
