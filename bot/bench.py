@@ -304,7 +304,7 @@ def new_database(server: str, name: str) -> str:
                          autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
         conn.execute(f'CREATE DATABASE "{name}"')
-    return url.set(database=name).render_as_string(hide_password=False)
+    return url.set(drivername="postgresql+psycopg", database=name).render_as_string(hide_password=False)
 
 
 def _pg_worker(folders: tuple[str, str | None], url: str, worker: int, turns: int, ready, go, results) -> None:
