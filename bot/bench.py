@@ -54,7 +54,7 @@ def rounds(items: list, n: int) -> list[list]:
     return [items[len(items) * r // n:len(items) * (r + 1) // n] for r in range(n)]
 
 
-# -- conversations ------------------------------------------------------------------------------
+# -- conversations ---------------------------------------------------------------------------------
 
 def menu_talk(i: int) -> list[Inbound]:
     """A complaint by menu number and buttons (服务态度 → 送货司机), then details, waybill and phone: 6 turns."""
@@ -70,7 +70,7 @@ def free_talk(i: int) -> list[Inbound]:
             Inbound(text=f"138 {i % 10**4:04d} {i // 10**4 % 10**4:04d}"), Inbound(text="没有了，谢谢")]
 
 
-# -- measuring ----------------------------------------------------------------------------------
+# -- measuring -------------------------------------------------------------------------------------
 
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
@@ -177,10 +177,11 @@ def service_at(settings: Settings, url: str):
     return service
 
 
-# -- 1. the service path on SQLite ---------------------------------------------------------------
+# -- 1. the service path on SQLite -----------------------------------------------------------------
 
 def bench_sqlite(settings: Settings, folder: Path, sizes: Sizes) -> dict[str, Any]:
-    """The synthetic turn, kefu's menu complaint and kefu's free text, taking turns in rounds."""
+    """The synthetic turn, kefu's menu complaint and kefu's free text, taking turns in rounds; returns
+    the figures "synthetic" and "sqlite"."""
     synthetic, synthetic_db = synthetic_turn(folder)
     service = service_at(settings, f"sqlite:///{folder / 'sqlite.db'}")
     synthetic(30, Timed())
@@ -203,7 +204,7 @@ def bench_sqlite(settings: Settings, folder: Path, sizes: Sizes) -> dict[str, An
                        for name in kinds}}
 
 
-# -- 1 and 4a. a synthetic turn of the same parts ------------------------------------------------------
+# -- 1 and 4a. a synthetic turn of the same parts --------------------------------------------------
 
 def synthetic_turn(folder: Path):
     """A turn of the same parts as kefu's: a shared transitions Machine trigger, a Jinja2 sandboxed
@@ -266,7 +267,7 @@ def synthetic_turn(folder: Path):
     return run, db
 
 
-# -- 2. the service path on PostgreSQL, 1, 2 and 4 workers --------------------------------------
+# -- 2. the service path on PostgreSQL, 1, 2 and 4 workers -----------------------------------------
 
 @contextmanager
 def local_postgres() -> Iterator[str]:
@@ -352,7 +353,7 @@ def bench_postgres(settings: Settings, server: str, sizes: Sizes, workers: tuple
     return result
 
 
-# -- 3. and 4b. Telegram: kefu's adapter and a plain ConversationHandler bot ------------------------
+# -- 3. and 4b. Telegram: kefu's adapter and a plain ConversationHandler bot -----------------------
 
 TOKEN = "123456:AAbenchbenchbenchbenchbenchbenchbench"
 BOT_USER = {"id": 123456, "is_bot": True, "first_name": "kefu", "username": "kefu_bench_bot"}
@@ -585,7 +586,7 @@ async def _telegram(settings: Settings, folder: Path, sizes: Sizes) -> dict[str,
     return figures
 
 
-# -- 5. memory and 6. start-up, each in a fresh process ---------------------------------------------
+# -- 5. memory and 6. start-up, each in a fresh process --------------------------------------------
 
 def child_env(folder: Path, cache: Path | None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("KEFU_")}
@@ -625,8 +626,9 @@ def memory_child(count: int, url: str, content_dir: str, cache_dir: str | None) 
 
 
 def bench_memory(settings: Settings, folder: Path, sizes: Sizes) -> dict[str, Any]:
-    code = (f"from bot.bench import memory_child; memory_child({sizes.open_conversations}, "
-            f"{'sqlite:///' + str(folder / 'memory.db')!r}, {str(settings.content_dir)!r}, {str(settings.cache_dir) if settings.cache_dir else None!r})")
+    args = (sizes.open_conversations, f"sqlite:///{folder / 'memory.db'}", str(settings.content_dir),
+            str(settings.cache_dir) if settings.cache_dir else None)
+    code = f"from bot.bench import memory_child; memory_child(*{args!r})"
     out = subprocess.run([sys.executable, "-c", code], env=child_env(folder, None), cwd=folder, capture_output=True,
                          text=True, check=True).stdout
     child = json.loads(out.strip().splitlines()[-1])
@@ -668,9 +670,10 @@ def bench_startup(folder: Path, sizes: Sizes) -> dict[str, Any]:
             "to_first_reply_s": round(statistics.median(r[1] for r in runs), 3)}
 
 
-# -- the whole run -------------------------------------------------------------------------------
+# -- the whole run ---------------------------------------------------------------------------------
 
-def run(settings: Settings, sizes: Sizes, postgres: str | None = None, progress: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
+def run(settings: Settings, sizes: Sizes, postgres: str | None = None,
+        progress: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
     """Every section in one run; PostgreSQL is skipped with a reason when no server can be had."""
     logging.getLogger("kefu").setLevel(logging.ERROR)  # not a line per case about staff chats the run has none of
     settings = settings.model_copy(update={"staff": []})
@@ -678,17 +681,16 @@ def run(settings: Settings, sizes: Sizes, postgres: str | None = None, progress:
                                                                    "load_before": round(os.getloadavg()[0], 2)}}
     took = figures["machine"]["section_seconds"] = {}
 
-    def section(name: str, what: str, measure: Callable[[], dict[str, Any]]) -> None:
+    def section(name: str, what: str, measure: Callable[[], dict[str, Any]], several: bool = False) -> None:
+        """Measures one section into figures[name] (several: its figures are top-level entries of their own)."""
         progress(what)
         started = time.perf_counter()
-        figures[name] = measure()
+        figures.update(measure() if several else {name: measure()})
         took[name] = round(time.perf_counter() - started, 1)
 
     with tempfile.TemporaryDirectory(prefix="kefu-bench-") as name:
         folder = Path(name)
-        section("sqlite", "service on SQLite, and the synthetic turn", lambda: bench_sqlite(settings, folder, sizes))
-        figures["synthetic"] = figures["sqlite"].pop("synthetic")
-        figures["sqlite"] = figures["sqlite"]["sqlite"]
+        section("sqlite", "service on SQLite, and the synthetic turn", lambda: bench_sqlite(settings, folder, sizes), several=True)
         section("telegram", "Telegram adapter and ConversationHandler", lambda: bench_telegram(settings, folder, sizes))
         section("postgres", "service on PostgreSQL", lambda: postgres_section(settings, postgres, sizes))
         section("memory", f"memory of {sizes.open_conversations} conversations", lambda: bench_memory(settings, folder, sizes))
