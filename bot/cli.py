@@ -830,6 +830,23 @@ def drafts_apply(path: Path = typer.Argument(..., help="A patch written by kefu 
     print(f"OK: {count} change(s) applied to {', '.join(files) or 'no file'} in {folder}")
 
 
+@app.command()
+def bench(
+    turns: Optional[int] = typer.Option(None, "--turns", min=6, help="Turns per SQLite conversation kind and per PostgreSQL worker (default 3000)."),
+    quick: bool = typer.Option(False, "--quick", help="Small numbers: a check that every section runs, not a measurement."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of the table."),
+    postgres: Optional[str] = typer.Option(None, "--postgres", help="A PostgreSQL server URL (postgresql://user@host:port); default: start a throwaway local one."),
+) -> None:
+    """Measure kefu's speed, memory and start-up against reference peers, in one run (temporary databases)."""
+    from bot import bench as measure
+
+    sizes = measure.Sizes.quick() if quick else measure.Sizes()
+    if turns is not None:
+        sizes.turns = turns
+    figures = measure.run(settings(), sizes, postgres, progress=lambda step: print(f"kefu bench: {step} …", file=sys.stderr, flush=True))
+    print(json.dumps(figures, ensure_ascii=False) if as_json else measure.table(figures))
+
+
 # -- the supervisor pages (bot/web/) ------------------------------------------------------------
 
 @app.command()

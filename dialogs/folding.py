@@ -9,6 +9,7 @@ import opencc
 
 # opencc-python-reimplemented: pure Python, imports in a few milliseconds (the C++ `opencc` wheel is not needed).
 _T2S = opencc.OpenCC("t2s")
+SHORT = 256  # texts up to this long are remembered: a turn folds the same cues, options and earlier messages again
 
 
 def _convertible() -> frozenset[str]:
@@ -32,9 +33,17 @@ def _convertible() -> frozenset[str]:
 _CONVERTIBLE = _convertible()
 
 
-@lru_cache(maxsize=4096)  # the content's own texts are folded again and again
 def fold(text: str) -> str:
     """Returns the text with full-width digits, letters and punctuation made plain (NFKC)
     and traditional characters made simplified; case and spacing are kept."""
+    return _fold_short(text) if len(text) <= SHORT else _fold(text)
+
+
+def _fold(text: str) -> str:
     text = unicodedata.normalize("NFKC", text)
     return _T2S.convert(text) if not _CONVERTIBLE.isdisjoint(text) else text
+
+
+# A turn folds about twenty texts (the FAQ cues, the options, the complaint's earlier messages), most
+# of them the same each time. At most a few MB.
+_fold_short = lru_cache(maxsize=8192)(_fold)
