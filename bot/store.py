@@ -550,14 +550,14 @@ class TurnTx:
         messages += [dict(conversation_id=row.id, direction="out", text=reply.text, choice=None,
                           options=[[o.label, o.value] for o in reply.options], category=conv.category,
                           state=conv.state, staff_id=None, at=now) for reply in turn.replies]
-        if messages:
-            session.execute(insert(MessageRow.__table__), messages)
+        if messages:  # one INSERT … VALUES (…), (…) (an executemany would run as a psycopg pipeline)
+            session.execute(insert(MessageRow.__table__).values(messages))
         for ev in turn.events:
             self._apply(ev, now)
         if turn.events:
-            session.execute(insert(EventRow.__table__), [
+            session.execute(insert(EventRow.__table__).values([
                 dict(conversation_id=row.id, case_number=ev.data.get("number") or ev.data.get("case"), kind=ev.kind,
-                     data=_jsonable(ev.data), at=now) for ev in turn.events])
+                     data=_jsonable(ev.data), at=now) for ev in turn.events]))
         row.take(conv)
         row.updated_at = now
         session.add(row)
