@@ -8,7 +8,7 @@ from __future__ import annotations
 from contextvars import ContextVar
 from datetime import datetime, timedelta
 
-from sqlalchemy import JSON, BigInteger, Column, DateTime, Text
+from sqlalchemy import JSON, BigInteger, Column, DateTime, Text, update
 from sqlalchemy.engine import Engine as DbEngine
 from sqlmodel import Field, Session, SQLModel, select
 
@@ -81,30 +81,35 @@ class Outbox:
                 old.status = "dropped"
                 session.add(old)
 
-    def due(self, ids: list[int] | None = None) -> list[OutboxRow]:
-        """The calls to make, in the order they were queued: those of a unit just committed (ids), or those
-        whose time came (None): held answers due, and calls a stopped process left (queued a while ago, so
-        that none a live worker is about to make is made twice)."""
+    def due(self) -> list[OutboxRow]:
+        """The calls whose time came, in the order they were queued: held answers due, and calls a stopped
+        process left (queued a while ago, so that none a live worker is about to make is made twice)."""
         now = utcnow()
-        query = select(OutboxRow).where(OutboxRow.status == "pending").order_by(OutboxRow.id)
-        if ids is not None:
-            query = query.where(OutboxRow.id.in_(ids))  # type: ignore[union-attr]
         with reading(self.db) as session:
-            rows = session.exec(query).all()
-        if ids is not None:  # a held answer waits for its time even in its own unit's flush
-            return [row for row in rows if row.send_at is None or aware(row.send_at) <= now]
+            rows = session.exec(select(OutboxRow).where(OutboxRow.status == "pending").order_by(OutboxRow.id)).all()
         return [row for row in rows if (aware(row.send_at) <= now if row.send_at is not None
                                         else aware(row.created_at) <= now - LEFT_AFTER)]
 
+    @staticmethod
+    def now_due(rows: list[OutboxRow]) -> list[OutboxRow]:
+        """Of a unit's calls just committed, those to make at once (a held answer waits for its time)."""
+        now = utcnow()
+        return [row for row in rows if row.send_at is None or aware(row.send_at) <= now]
+
     def done(self, results: dict[int, str | None]) -> None:
-        """Marks calls made: sent (None) or failed (the error)."""
+        """Marks calls made: sent (None) or failed (the error); one statement for all the sent ones."""
         if not results:
             return
+        now = utcnow()
+        sent = [i for i, error in results.items() if error is None]
         with writing(self.db) as session:
-            for row in session.exec(select(OutboxRow).where(OutboxRow.id.in_(results))):  # type: ignore[union-attr]
-                error = results[row.id]  # type: ignore[index]
-                row.status, row.error, row.sent_at = ("sent" if error is None else "failed"), error, utcnow()
-                session.add(row)
+            if sent:
+                session.execute(update(OutboxRow).where(OutboxRow.id.in_(sent))  # type: ignore[union-attr]
+                                .values(status="sent", sent_at=now))
+            for i, error in results.items():
+                if error is not None:
+                    session.execute(update(OutboxRow).where(OutboxRow.id == i).values(status="failed", error=error,
+                                                                                       sent_at=now))
 
     def prune(self, older_than: timedelta = timedelta(days=7)) -> None:
         """Forgets calls made a week ago (the transcript keeps the messages)."""

@@ -132,7 +132,7 @@ class Service:
             self.router.wait()  # free text may need the model: train it before the turn takes the write lock
         for attempt in range(TURN_ATTEMPTS):
             try:
-                with self.store.turn(channel, user_key) as tx:
+                with self.store.turn(channel, user_key, savepoint=True) as tx:  # retried on IntegrityError
                     if update_id is not None and not tx.take_update(update_id):
                         return Turn()
                     turn = self.engine.handle(tx.conversation, inbound, tx)

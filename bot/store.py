@@ -289,11 +289,16 @@ def _unit_of(db: DbEngine) -> Session | None:
 
 
 @contextmanager
-def writing(db: DbEngine) -> Iterator[Session]:
-    """A transaction that writes (on SQLite it holds the write lock from BEGIN): a savepoint of the unit
-    being handled, whose failure undoes its own work only, or a transaction of its own."""
+def writing(db: DbEngine, savepoint: bool = False) -> Iterator[Session]:
+    """A transaction that writes (on SQLite it holds the write lock from BEGIN), or, inside a unit, the
+    unit's own: a failure there fails the update, which is rolled back whole. savepoint: a writer whose
+    database error its caller catches and goes on from (a turn retried after a clash of case numbers)
+    gets a savepoint of the unit, so that only its own work is undone (two statements more)."""
     unit = _unit_of(db)
     if unit is not None:
+        if not savepoint:
+            yield unit
+            return
         with unit.begin_nested():
             yield unit
         return
@@ -337,9 +342,9 @@ class Store:
         return replace(inbound, text=clean(inbound.text), as_sent=clean(inbound.as_sent), choice=clean(inbound.choice))
 
     @contextmanager
-    def turn(self, channel: str, user_key: str) -> Iterator["TurnTx"]:
-        """One customer turn in one transaction (or savepoint of the unit): committed whole, or not at all."""
-        with writing(self.db) as session:
+    def turn(self, channel: str, user_key: str, savepoint: bool = False) -> Iterator["TurnTx"]:
+        """One customer turn in one transaction (or in the unit: see writing()): committed whole, or not at all."""
+        with writing(self.db, savepoint) as session:
             yield TurnTx(self, session, channel, user_key, utcnow())
 
     def session(self) -> Session:

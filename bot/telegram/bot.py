@@ -26,7 +26,7 @@ from bot.practice import Practice
 from bot.service import Service
 from bot.staff_texts import load_staff_texts, say
 from bot.store import UNIT, InboxRow, Inbox, Session, utcnow
-from bot.telegram.common import (CHANNEL, OUTBOX_EVERY, RATE_BUTTON, RETENTION_EVERY, STAFF_BUTTON, WORKER_IDLE,
+from bot.telegram.common import (CHANNEL, IN_PLACE, OUTBOX_EVERY, RATE_BUTTON, RETENTION_EVERY, STAFF_BUTTON, WORKER_IDLE,
                                  InboxQueue, TelegramConfigError, Throttle, Unit, UnitApplication, log)
 from bot.telegram.customers import Customers
 from bot.telegram.sending import Sending
@@ -57,6 +57,7 @@ class TelegramBot(Customers, Staff, Supervisors, Sending):
         # SQLite's busy wait, which could take every thread a unit needs to finish (and so stall them all).
         self._writer = asyncio.Lock() if self.service.store.db.dialect.name == "sqlite" else None
         self.throttle = Throttle(settings.telegram_rate, settings.telegram_burst)
+        self._holding: set[str] = set()  # customers this process holds an answer for (the throttle is per process too)
         self.secret = (settings.telegram_secret_token.get_secret_value() if settings.telegram_secret_token
                        else secrets.token_urlsafe(32))
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -247,19 +248,24 @@ class TelegramBot(Customers, Staff, Supervisors, Sending):
         unit = Unit(Session(self.service.store.db, expire_on_commit=False), update_id)
         queued: list[OutboxRow] = []
         unit_token, queue_token = UNIT.set(unit.session), QUEUED.set(queued)
+        in_place = IN_PLACE.set(False)
         try:
             if update_id is not None:
-                unit.fresh = await self._db(self._untaken, unit.session, update_id)
+                unit.fresh = await asyncio.to_thread(self._untaken, unit.session, update_id)
+                # The write lock is the unit's now (BEGIN IMMEDIATE): its calls can run in place.
+                IN_PLACE.set(self._writer is not None)
             yield unit
-            await self._db(self._commit, unit.session, queued, unit.update_id if unit.fresh else None)
+            # The commit waits for the disk: never in place.
+            await asyncio.to_thread(self._commit, unit.session, queued, unit.update_id if unit.fresh else None)
         except BaseException:
-            await self._db(unit.session.rollback)
+            await asyncio.to_thread(unit.session.rollback)
             raise
         finally:
+            IN_PLACE.reset(in_place)
             UNIT.reset(unit_token)
             QUEUED.reset(queue_token)
-            await self._db(unit.session.close)
-        unit.calls = [row.id for row in queued]
+            await asyncio.to_thread(unit.session.close)
+        unit.calls = queued
 
     @staticmethod
     def _untaken(session: Session, update_id: int) -> bool:

@@ -121,9 +121,12 @@ class Customers(Part):
         """Sends a turn's replies; to a customer over the limit, says to slow down once, and sends only
         the latest turn's replies when they may send again."""
         if allowed:
-            await self._db(self.outbox.release, user_key)  # an answer still held for them is older than this one
+            if user_key in self._holding:  # an answer still held for them is older than this one
+                self._holding.discard(user_key)
+                await self._db(self.outbox.release, user_key)
             await self._send_replies(context, chat_id, replies, user_key)
             return
+        self._holding.add(user_key)
         warned = await self._db(self.outbox.holds, user_key)
         send_at = utcnow() + timedelta(seconds=max(self.throttle.wait(user_key), 0.5))
         for reply in replies:  # held in the outbox; a later answer replaces it (Outbox.write)

@@ -81,11 +81,11 @@ class Sending(Part):
             queue(OutboxRow(chat_id=message.chat.id, method="markup",
                             payload={"message_id": message.message_id, "markup": InlineKeyboardMarkup([]).to_dict()}))
 
-    async def _flush(self, ids: list[int] | None) -> None:
-        """Makes calls from the outbox in order and marks each made: a unit's own (ids), or those due (None);
-        a message that did not arrive is recorded in its customer's transcript."""
+    async def _flush(self, committed: list[OutboxRow] | None) -> None:
+        """Makes calls from the outbox in order and marks each made: a unit's own (just committed), or those
+        due (None); a message that did not arrive is recorded in its customer's transcript."""
         async with self._sending:
-            rows = await self._db(self.outbox.due, ids)
+            rows = self.outbox.now_due(committed) if committed is not None else await self._db(self.outbox.due)
             if not rows:
                 return
             results: dict[int, str | None] = {}
