@@ -83,7 +83,8 @@ def test_workers_killed_at_random_lose_nothing_and_handle_nothing_twice(emulator
             process.send_signal(signal.SIGTERM)
         errors = [process.communicate(timeout=60)[1] for process in [*workers, receiver]]
     assert kills >= 3, "the workers finished before they could be killed: more customers are needed"
-    assert all(process.returncode == 0 for process in [*workers, receiver]), errors
+    # 0, or -SIGTERM for a worker restarted so late that it had not yet taken its signals (it held nothing)
+    assert all(process.returncode in (0, -signal.SIGTERM) for process in [*workers, receiver]), errors
 
     with service.store.reading() as session:
         for user in users:  # each message handled once, in the order the customer sent them
@@ -93,7 +94,9 @@ def test_workers_killed_at_random_lose_nothing_and_handle_nothing_twice(emulator
             assert inbound == said[user]
             assert conv.case_number is not None
         queued = Counter((row.chat_id, row.payload["text"]) for row in session.exec(select(OutboxRow)))
-    delivered = Counter((int(call["chat_id"]), call["text"]) for call in proxy.calls(token, "sendMessage"))
+    # A request cut off by a kill reaches the emulator without its fields: Telegram would refuse it, nothing arrives.
+    delivered = Counter((int(call["chat_id"]), call["text"]) for call in proxy.calls(token, "sendMessage")
+                        if "chat_id" in call and "text" in call)
     assert not queued - delivered  # every reply arrived
     doubled = delivered - queued  # a reply sent again: a worker killed after sending it but before marking it sent
     assert set(doubled) <= set(queued)
