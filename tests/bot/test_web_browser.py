@@ -12,7 +12,9 @@ import subprocess
 import sys
 import time
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 from sqlmodel import select
@@ -78,22 +80,31 @@ def server(tmp_path_factory):
     env = {**os.environ, "KEFU_DATABASE_URL": url}
     kefu(["user", "add", "lily", "--role", "supervisor"], env, PASSWORDS["lily"] + "\n")
     kefu(["user", "add", "amy", "--role", "staff", "--telegram-id", "21"], env, PASSWORDS["amy"] + "\n")
+    with serve_web(folder, env) as base:
+        yield base, numbers
+
+
+@contextmanager
+def serve_web(folder: Path, env: dict) -> Iterator[str]:
+    """Runs `kefu web` on a free port (its log in folder/web.log) until the block ends; yields its base URL."""
     port = free_port()
     log = open(folder / "web.log", "w")
     process = subprocess.Popen([sys.executable, "-m", "bot", "web", "--port", str(port)], env=env, stdout=log,
                                stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
-    for _ in range(600):  # until it answers (a readiness wait, not a measurement)
-        try:
-            urllib.request.urlopen(f"{base}/login", timeout=1)
-            break
-        except OSError:
-            assert process.poll() is None, (folder / "web.log").read_text()
-            time.sleep(0.1)
-    yield base, numbers
-    process.terminate()
-    process.wait(timeout=30)
-    log.close()
+    try:
+        for _ in range(600):  # until it answers (a readiness wait, not a measurement)
+            try:
+                urllib.request.urlopen(f"{base}/login", timeout=1)
+                break
+            except OSError:
+                assert process.poll() is None, (folder / "web.log").read_text()
+                time.sleep(0.1)
+        yield base
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        log.close()
 
 
 @pytest.fixture(scope="module")

@@ -7,10 +7,6 @@ from __future__ import annotations
 
 import io
 import os
-import subprocess
-import sys
-import time
-import urllib.request
 
 import pytest
 from openpyxl import load_workbook
@@ -22,7 +18,7 @@ from bot.reports import DamageReport, MonthlyAnalysis, half_month
 from bot.service import Service
 from test_drafts import GREETING
 from test_reports import CLAIM_PRICED, DAMAGED, local_day, tell
-from test_web_browser import PASSWORDS, browser, free_port, kefu, page, sign_in  # noqa: F401  (fixtures)
+from test_web_browser import PASSWORDS, browser, kefu, page, serve_web, sign_in  # noqa: F401  (fixtures)
 
 DEADLINE = "claims.yaml:handling.0.deadline_hours"
 
@@ -38,22 +34,8 @@ def server(tmp_path_factory):
     tell(service, "b", CLAIM_PRICED)
     env = {**os.environ, "KEFU_DATABASE_URL": url}
     kefu(["user", "add", "lily", "--role", "supervisor"], env, PASSWORDS["lily"] + "\n")
-    port = free_port()
-    log = open(folder / "web.log", "w")
-    process = subprocess.Popen([sys.executable, "-m", "bot", "web", "--port", str(port)], env=env, stdout=log,
-                               stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    for _ in range(600):  # until it answers (a readiness wait, not a measurement)
-        try:
-            urllib.request.urlopen(f"{base}/login", timeout=1)
-            break
-        except OSError:
-            assert process.poll() is None, (folder / "web.log").read_text()
-            time.sleep(0.1)
-    yield base, url, service
-    process.terminate()
-    process.wait(timeout=30)
-    log.close()
+    with serve_web(folder, env) as base:
+        yield base, url, service
 
 
 def downloaded(page: Page, link: str) -> tuple[str, bytes]:
