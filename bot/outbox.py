@@ -63,11 +63,7 @@ class Outbox:
     def write(self, session: Session, rows: list[OutboxRow]) -> None:
         """Writes a unit's calls in its transaction; a held answer replaces the one its customer had waiting."""
         for user_key in {row.held_for for row in rows if row.held_for}:
-            for old in session.exec(select(OutboxRow).where(OutboxRow.held_for == user_key,
-                                                            OutboxRow.status == "pending")):
-                if old not in rows:
-                    old.status = "dropped"
-                    session.add(old)
+            _drop_held(session, user_key)
         now = utcnow()
         for row in rows:
             row.created_at = now  # committed now: a slow unit's calls must not look left behind
@@ -76,10 +72,7 @@ class Outbox:
     def release(self, user_key: str) -> None:
         """A customer may write again: the answer held for them is replaced by the one about to go."""
         with writing(self.db) as session:
-            for old in session.exec(select(OutboxRow).where(OutboxRow.held_for == user_key,
-                                                            OutboxRow.status == "pending")):
-                old.status = "dropped"
-                session.add(old)
+            _drop_held(session, user_key)
 
     def due(self) -> list[OutboxRow]:
         """The calls whose time came, in the order they were queued: held answers due, and calls a stopped
@@ -118,3 +111,8 @@ class Outbox:
                                                             OutboxRow.created_at < utcnow() - older_than)):
                 session.delete(row)
 
+
+def _drop_held(session: Session, user_key: str) -> None:
+    """The answer a throttled customer had waiting is not sent: a newer one replaces it."""
+    session.execute(update(OutboxRow).where(OutboxRow.held_for == user_key, OutboxRow.status == "pending")
+                    .values(status="dropped"))

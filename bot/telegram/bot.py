@@ -25,7 +25,7 @@ from bot.outbox import QUEUED, Outbox, OutboxRow
 from bot.practice import Practice
 from bot.service import Service
 from bot.staff_texts import load_staff_texts, say
-from bot.store import UNIT, InboxRow, Inbox, Session, utcnow
+from bot.store import UNIT, InboxRow, Inbox, Session
 from bot.telegram.common import (CHANNEL, IN_PLACE, OUTBOX_EVERY, RATE_BUTTON, RETENTION_EVERY, STAFF_BUTTON, WORKER_IDLE,
                                  InboxQueue, TelegramConfigError, Throttle, Unit, UnitApplication, log)
 from bot.telegram.customers import Customers
@@ -169,8 +169,7 @@ class TelegramBot(Customers, Staff, Supervisors, Sending):
             log.error("a worker's unit could not be committed: %s", type(exc).__name__, exc_info=exc)
             try:
                 if unit is not None and unit.update_id is not None:
-                    await self._db(self.inbox.fail, unit.update_id, f"{type(exc).__name__}: {exc}",
-                                   self.settings.telegram_attempts, timedelta(seconds=self.settings.telegram_retry_seconds))
+                    await self._failed_attempt(unit.update_id, exc)
             except Exception:
                 log.exception("could not record the failure")
             await asyncio.sleep(WORKER_IDLE)
@@ -211,8 +210,7 @@ class TelegramBot(Customers, Staff, Supervisors, Sending):
             log.error("update %s could not be committed: %s", update.update_id, type(exc).__name__, exc_info=exc)
             wait = timedelta(seconds=self.settings.telegram_retry_seconds)
             try:
-                await self._db(self.inbox.fail, update.update_id, f"{type(exc).__name__}: {exc}",
-                               self.settings.telegram_attempts, wait)
+                await self._failed_attempt(update.update_id, exc)
             except Exception:  # the database is away: the update is kept (pending); try it again from memory
                 log.exception("could not record the failure of update %s; it is tried again in %s", update.update_id, wait)
                 await self._busy(update)
@@ -267,6 +265,11 @@ class TelegramBot(Customers, Staff, Supervisors, Sending):
             await asyncio.to_thread(unit.session.close)
         unit.calls = queued
 
+    async def _failed_attempt(self, update_id: int, error: BaseException | None) -> str:
+        """Records a failed attempt at an update (Inbox.fail, with the bot's retry settings); its new status."""
+        return await self._db(self.inbox.fail, update_id, f"{type(error).__name__}: {error}",
+                              self.settings.telegram_attempts, timedelta(seconds=self.settings.telegram_retry_seconds))
+
     @staticmethod
     def _untaken(session: Session, update_id: int) -> bool:
         # Locked on PostgreSQL: a second worker given the same update waits for this unit, then finds it done.
@@ -275,10 +278,7 @@ class TelegramBot(Customers, Staff, Supervisors, Sending):
 
     def _commit(self, session: Session, queued: list[OutboxRow], update_id: int | None) -> None:
         if update_id is not None:
-            row = session.get(InboxRow, update_id)
-            if row is not None and row.status == "pending":  # a failed one keeps its failure: retried or dead
-                row.status, row.done_at = "done", utcnow()
-                session.add(row)
+            self.inbox.finish(update_id)  # in this unit's transaction (it is the ambient one here)
         for row in queued:
             row.update_id = update_id
         self.outbox.write(session, queued)
@@ -355,9 +355,7 @@ class TelegramBot(Customers, Staff, Supervisors, Sending):
                       extra={"update_id": update_id, "user": user.id if user else None, "case": case})
             status = "dead"
             if update_id is not None:
-                status = await self._db(self.inbox.fail, update_id, f"{type(context.error).__name__}: {context.error}",
-                                         self.settings.telegram_attempts,
-                                         timedelta(seconds=self.settings.telegram_retry_seconds))
+                status = await self._failed_attempt(update_id, context.error)
             if status == "done":
                 return  # another worker handled it meanwhile: its answer is the customer's
             if status == "dead":
