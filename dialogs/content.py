@@ -223,11 +223,19 @@ def _check_shared(shared: Shared, doc: YamlDoc, categories: set[str], topics: se
     for role in shared.business_hours.roles:
         if role not in shared.roles:
             problems.append(doc.problem(("business_hours", "roles", role), f"unknown role '{role}'" + did_you_mean(role, shared.roles)))
-    for key, labels in [*shared.routing.prefer.items(), *shared.routing.covers.items()]:
-        for i, label in enumerate([key, *labels]):
+    for field in ("prefer", "covers"):
+        for key, labels in getattr(shared.routing, field).items():
+            for i, label in enumerate([key, *labels]):
+                if label not in categories:
+                    at = ("routing", field, key) + ((i - 1,) if i else ())
+                    problems.append(doc.problem(at, f"no category '{label}'" + did_you_mean(label, categories)))
+    for topic, labels in shared.routing.fee_stories.items():
+        if topic not in topics:
+            problems.append(doc.problem(("routing", "fee_stories", topic), f"no topic '{topic}'" + did_you_mean(topic, topics)))
+        for i, label in enumerate(labels):
             if label not in categories:
-                at = ("routing", "prefer", key) + ((i - 1,) if i else ())
-                problems.append(doc.problem(at, f"no category '{label}'" + did_you_mean(label, categories)))
+                problems.append(doc.problem(("routing", "fee_stories", topic, i),
+                                            f"no category '{label}'" + did_you_mean(label, categories)))
     if shared.back_label not in shared.commands.menu:
         problems.append(doc.problem(("back_label",), "must be one of the words under commands.menu, so choosing it returns to the menu"))
     for i, entry in enumerate(shared.menu):

@@ -40,6 +40,9 @@ class FeeTalkMixin:
             return self._fee_reply(run, answer)
         if self._change_topic(run, text, eager=True):
             return
+        if self._only_entities(run, text):  # a waybill or a phone after a fee's answer: kept for what comes next
+            self._leave(run)
+            return self._from_menu(run, text, wants)
         if self._reads_as_complaint(run, text):  # "我要投诉 货没送到" inside a fee topic: never trapped in it
             self._leave(run)
             return self._from_menu(run, text, wants)

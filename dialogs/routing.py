@@ -79,7 +79,7 @@ class RoutingMixin:
             told = "" if is_number(text) or any(normalize(n).casefold() == said for n in names) else text
             # a fee named in a longer message may sit beside a complaint asked about: the fee desk below sorts them
             if not (told and label in self.content.policies.topics and self.fees.is_question(text, run.entities)
-                    and self._asked_complaint(text) is not None):
+                    and self._complaint_beside_figures(text, label) is not None):
                 return self._start(run, label, told)
         if is_number(text):  # a number no option has
             self._say(run, texts.choose_again)
@@ -101,7 +101,8 @@ class RoutingMixin:
             aside = any(word in normalize(text) for word in self.routing.asides)
             # figures for a fee ("运费300，第4天，福州") are a fee question, unless a complaint is set apart
             figures = self.fees.topic_of(text, run.entities) != "invoice" and (run.entities.money or run.entities.nth_days)
-            complaint = self._complaint_in(run, text) if aside or not figures else self._asked_complaint(text)
+            topic = self.fees.topic_of(text, run.entities)
+            complaint = self._complaint_in(run, text) if aside or not figures else self._complaint_beside_figures(text, topic)
             if complaint is None:
                 return self._start(run, self.fees.topic_of(text, run.entities) or "cod", text)
             if QUESTION.search(normalize(text)):  # a complaint that also asks a fee: the fee first, then the complaint
@@ -226,27 +227,29 @@ class RoutingMixin:
             return reading
         if not any(word in normalize(text) for word in self.routing.asides):
             return None  # "货放仓库一个星期了，运费800，保管费多少": the story of the fee question, no complaint
-        return next(self._clause_complaint_readings(text), None)
+        return next((reading for _, reading in self._clause_complaint_readings(text)), None)
 
-    def _clause_complaint_readings(self, text: str, keep: Any = None) -> Any:
-        """The router's confident complaint readings of the message's clauses (four words or more, at most
-        twelve, only those keep accepts), in order."""
+    def _clause_complaint_readings(self, text: str) -> Any:
+        """Each clause of the message (four words or more, at most twelve) the router confidently reads as a
+        complaint, with that reading, in order."""
         if self.router is None:
             return
         for clause in [c for c in self._clauses.split(normalize(text)) if len(WORDS.findall(c)) >= 4][:12]:
-            if keep is not None and not keep(clause):
-                continue
             reading = self.router.classify(clause)
             if reading.label in self.content.categories and reading.confidence >= self.routing.also_threshold:
-                yield reading
+                yield clause, reading
 
-    def _asked_complaint(self, text: str) -> Any:
-        """A complaint topic asked about in a clause of its own beside a fee's figures
-        ("运费怎么算的，代收货款5000手续费多少": the pricing answer too), or None. A clause that tells
-        ("货放仓库一个星期了") or carries the figures is the fee question's story, not a complaint."""
-        asked = self._clause_complaint_readings(
-            text, keep=lambda clause: QUESTION.search(clause) and not any(ch.isdigit() for ch in clause))
-        return next(asked, None)
+    def _complaint_beside_figures(self, text: str, topic: str | None) -> Any:
+        """A complaint in a clause of its own beside a fee's figures, or None: asked about ("运费怎么算的，
+        代收货款5000手续费多少": the pricing answer too) or told ("货压了五天还不发，而且代收5000手续费多少": the
+        stranded goods). A clause that carries the figures, or tells the fee's own story ("货放仓库一个星期了",
+        beside a storage fee: routing.fee_stories), is the fee question's, not a complaint."""
+        stories = self.routing.fee_stories.get(topic or "", [])
+        return next((reading for clause, reading in self._clause_complaint_readings(text)
+                     if not any(ch.isdigit() for ch in clause)
+                     and (QUESTION.search(clause)
+                          or (reading.label not in stories and reading.confidence >= self.routing.told_threshold))),
+                    None)
 
     def _second_complaint(self, run: Run, text: str, label: str) -> tuple[str | None, float, bool]:
         """Names a second complaint in the same message ("货摔坏了，司机态度还很差"): a clause that the

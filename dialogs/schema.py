@@ -247,6 +247,10 @@ class Routing(Strict):
     prefer: dict[Id, list[Id]] = {}
     # A complaint that includes others (a claim is about the damage): those are not offered separately.
     covers: dict[Id, list[Id]] = {}
+    # A fee topic's figures with a clause that tells of one of these complaints: the fee question's own story
+    # ("货放仓库一个星期了，运费800，保管费多少"); any other complaint told beside the figures is a complaint.
+    fee_stories: dict[Id, list[Id]] = {}
+    told_threshold: float = Field(0.95, gt=0, lt=1)  # least confidence of such a told complaint beside figures
     change_words: list[str]  # words that announce a change of topic mid-conversation (算了, 换个问题)
     places: list[str] = []
 

@@ -192,3 +192,22 @@ def test_checked_content_is_kept_by_its_digest_and_read_back(tmp_path):
     (folder / "stranded.yaml").write_text("name: [broken\n", encoding="utf-8")
     with pytest.raises(ContentError):
         load(folder, cache)  # a broken file is reported, whatever the cache holds
+
+
+def test_routing_lists_name_their_file_line_and_field_when_they_name_no_category_or_topic(tmp_path):
+    folder = tmp_path / "content"
+    shutil.copytree(DEFAULT_DIR, folder)
+    shared = folder / "shared.yaml"
+    text = shared.read_text(encoding="utf-8")
+    text = text.replace("    storage: [stranded, not_delivered, tracking]", "    storag: [stranded, not_deliverd]", 1)
+    text = text.replace("    transfer: [tracking]", "    transfer: [trackng]", 1)
+    shared.write_text(text, encoding="utf-8")
+    with pytest.raises(ContentError) as caught:
+        load_content(folder)
+    lines = text.splitlines()
+    at = {word: next(i for i, line in enumerate(lines, 1) if word in line) for word in ("storag:", "transfer: [trackng]")}
+    assert [str(p).split("/")[-1] for p in caught.value.problems] == [
+        f"shared.yaml:{at['transfer: [trackng]']}: routing.covers.transfer[0]: no category 'trackng' (did you mean 'tracking'?)",
+        f"shared.yaml:{at['storag:']}: routing.fee_stories.storag: no topic 'storag' (did you mean 'storage'?)",
+        f"shared.yaml:{at['storag:']}: routing.fee_stories.storag[1]: no category 'not_deliverd' (did you mean 'not_delivered'?)",
+    ]
