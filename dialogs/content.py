@@ -223,11 +223,11 @@ def _check_shared(shared: Shared, doc: YamlDoc, categories: set[str], topics: se
     for role in shared.business_hours.roles:
         if role not in shared.roles:
             problems.append(doc.problem(("business_hours", "roles", role), f"unknown role '{role}'" + did_you_mean(role, shared.roles)))
-    for field in ("prefer", "covers"):
-        for key, labels in getattr(shared.routing, field).items():
+    for kind in ("prefer", "covers"):
+        for key, labels in getattr(shared.routing, kind).items():
             for i, label in enumerate([key, *labels]):
                 if label not in categories:
-                    at = ("routing", field, key) + ((i - 1,) if i else ())
+                    at = ("routing", kind, key) + ((i - 1,) if i else ())
                     problems.append(doc.problem(at, f"no category '{label}'" + did_you_mean(label, categories)))
     for topic, labels in shared.routing.fee_stories.items():
         if topic not in topics:
