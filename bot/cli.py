@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import json
 import sys
+from datetime import datetime
 from enum import Enum
 from functools import cache
 from pathlib import Path
 from typing import NoReturn, Optional
 
 import typer
-from sqlmodel import select
 
 from bot import logs
 from bot.config import Settings, SettingsError, load_settings
@@ -153,24 +153,37 @@ class CaseStatus(str, Enum):
 
 
 @app.command()
-def cases(status: CaseStatus = typer.Option(CaseStatus.open, help="open, closed or all")) -> None:
-    """List cases with their current escalation step and deadline (local time, with its UTC offset)."""
-    from bot.store import CaseRow, aware
+def cases(status: CaseStatus = typer.Option(CaseStatus.open, help="open, closed or all"),
+          overdue: bool = typer.Option(False, "--overdue", help="Only open cases past their step's deadline "
+                                       "(the clock not paused for the customer)."),
+          category: Optional[str] = typer.Option(None, help="Only this category (an id, e.g. stranded)."),
+          since: Optional[datetime] = typer.Option(None, formats=["%Y-%m-%d"], help="Opened on or after this local date."),
+          until: Optional[datetime] = typer.Option(None, formats=["%Y-%m-%d"], help="Opened on or before this local date."),
+          search: str = typer.Option("", help="Words found in the case number, waybill, phone or what people wrote.")) -> None:
+    """List cases with their current escalation step and deadline (local time, with its UTC offset);
+    overdue ones are marked 超时. Read through bot/queries.py, as the supervisor pages are."""
+    from bot import queries
+    from bot.store import aware, utcnow
 
     service = _service(create=False)
-    shown = 0
+    if category is not None and category not in service.content.case_kinds:
+        print(f"kefu: no category '{category}' (known: {', '.join(service.content.case_kinds)})", file=sys.stderr)
+        raise typer.Exit(2)
+    zone, now = service.engine.zone, utcnow()
+    wanted = queries.CaseFilter(category=category, status=None if status is CaseStatus.all else status.value,
+                                overdue=overdue, search=search, opened_from=since.date() if since else None,
+                                opened_to=until.date() if until else None)
     with service.store.reading() as session:
-        query = select(CaseRow).order_by(CaseRow.id)
-        if status is not CaseStatus.all:
-            query = query.where(CaseRow.status == status.value)
-        for case in session.exec(query):
-            role = service.content.shared.roles[case.step_role].name
-            deadline = aware(case.step_deadline).astimezone(service.engine.zone)
-            print(f"{case.number}\t{case.category}\t{case.status}\t运单 {case.waybill or '-'}\t"
-                  f"第{case.step + 1}步 {role}\t期限 {deadline.isoformat(sep=' ', timespec='minutes')}")
-            shown += 1
-    if not shown:
-        print(f"kefu: no {'' if status is CaseStatus.all else status.value + ' '}cases", file=sys.stderr)
+        found = queries.all_cases(session, wanted, zone, now)
+    for case in found:
+        role = service.content.shared.roles[case.step_role].name
+        deadline = aware(case.step_deadline).astimezone(zone)
+        late = "\t超时" if queries.is_overdue(case, now) else ""
+        print(f"{case.number}\t{case.category}\t{case.status}\t运单 {case.waybill or '-'}\t"
+              f"第{case.step + 1}步 {role}\t期限 {deadline.isoformat(sep=' ', timespec='minutes')}{late}")
+    if not found:
+        print("kefu: no cases match" if overdue or category or since or until or search
+              else f"kefu: no {'' if status is CaseStatus.all else status.value + ' '}cases", file=sys.stderr)
 
 
 @app.command()

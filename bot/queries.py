@@ -1,4 +1,4 @@
-"""Reads for the supervisor pages (and, later, the CLI): cases filtered and paged, one case with its
+"""Reads for the supervisor pages, their Telegram shortcuts and `kefu cases`: cases filtered and paged, one case with its
 transcript and timeline, the dashboard's figures, training sessions (failed updates: bot/store.py's Inbox). Every
 function takes an open session and returns plain values; none writes."""
 
@@ -115,6 +115,11 @@ def case_page(session: Session, f: CaseFilter, page: int, zone: tzinfo, now: dat
     page = min(max(1, page), pages)
     rows = session.exec(matching.order_by(CaseRow.id.desc()).offset((page - 1) * per_page).limit(per_page)).all()  # type: ignore[union-attr]
     return CasePage(list(rows), total, page, pages)
+
+
+def all_cases(session: Session, f: CaseFilter, zone: tzinfo, now: datetime, scope: Scope = Scope()) -> list[CaseRow]:
+    """Every case that matches, oldest first (the command line lists them all)."""
+    return list(session.exec(_filtered(_scoped(select(CaseRow), scope), f, zone, now).order_by(CaseRow.id)))  # type: ignore[arg-type]
 
 
 def is_overdue(case: CaseRow, now: datetime) -> bool:

@@ -191,3 +191,43 @@ def test_a_low_rating_in_the_middle_of_a_new_complaint_leaves_it_alone(desk):
     desk.rating_reason(n, "处理太慢", "telegram", "5001")
     with desk.service.store.session() as session:
         assert session.exec(select(CaseRow)).one().rating_reason == "处理太慢"
+
+
+def test_kefu_cases_lists_the_overdue_ones_a_supervisor_asks_for(desk, database_url, tmp_path):
+    """`kefu cases --overdue` (and its other filters) read what the supervisor pages read: a case past its
+    deadline with its clock running is listed and marked; one paused for the customer, or on time, is not."""
+    import os
+    import subprocess
+    import sys
+
+    service = desk.service
+    for user, lines in (("5002", ["司机态度太差了", "SH20261250", "昨天送货时骂人", "13800138001"]),
+                        ("5003", ["货物送错地方了", "SH20261251", "应该到福州，现在显示在厦门", "13800138002"])):
+        for line in lines:
+            service.receive("telegram", user, Inbound(text=line))
+    with service.store.session() as session:
+        late, paused, on_time = session.exec(select(CaseRow).order_by(CaseRow.id)).all()
+        late.step_deadline = utcnow() - timedelta(hours=2)
+        paused.step_deadline, paused.paused_at = utcnow() - timedelta(hours=2), utcnow() - timedelta(hours=3)
+        session.add_all([late, paused])
+        session.commit()
+        numbers = (late.number, paused.number, on_time.number)
+
+    def kefu(*args: str) -> subprocess.CompletedProcess:
+        env = {**{k: v for k, v in os.environ.items() if not k.startswith("KEFU_")}, "KEFU_DATABASE_URL": database_url}
+        return subprocess.run([sys.executable, "-m", "bot", "cases", *args], cwd=tmp_path, capture_output=True,
+                              text=True, env=env, timeout=120)
+
+    listed = kefu("--overdue")
+    assert listed.returncode == 0, listed.stderr
+    assert [line.split("\t")[0] for line in listed.stdout.splitlines()] == [numbers[0]]
+    assert listed.stdout.rstrip().endswith("超时")
+    every = kefu().stdout.splitlines()
+    assert [line.split("\t")[0] for line in every] == list(numbers)
+    assert [line.endswith("超时") for line in every] == [True, False, False]
+    assert [line.split("\t")[0] for line in kefu("--category", "misrouted").stdout.splitlines()] == [numbers[2]]
+    assert [line.split("\t")[0] for line in kefu("--search", "SH20261250").stdout.splitlines()] == [numbers[1]]
+    none = kefu("--overdue", "--category", "misrouted")
+    assert none.returncode == 0 and none.stdout == "" and "no cases match" in none.stderr
+    unknown = kefu("--category", "strandd")
+    assert unknown.returncode == 2 and "no category 'strandd'" in unknown.stderr
