@@ -77,9 +77,9 @@ class RoutingMixin:
             names, label = self._menu_entries()[index]
             said = normalize(text).casefold()
             told = "" if is_number(text) or any(normalize(n).casefold() == said for n in names) else text
-            # a fee named in a longer message may sit beside a complaint asked about: the fee desk below sorts them
-            if not (told and label in self.content.policies.topics and self.fees.is_question(text, run.entities)
-                    and self._complaint_beside_figures(text, label) is not None):
+            # A topic named in a longer message may sit beside a complaint, or only be part of its story
+            # ("我要理赔…照片拍了…有发票"): the fee desk and the router below sort them.
+            if not (told and label in self.content.policies.topics and self._complaint_beside_topic(run, text, label)):
                 return self._start(run, label, told)
         if is_number(text):  # a number no option has
             self._say(run, texts.choose_again)
@@ -238,6 +238,14 @@ class RoutingMixin:
             reading = self.router.classify(clause)
             if reading.label in self.content.categories and reading.confidence >= self.routing.also_threshold:
                 yield clause, reading
+
+    def _complaint_beside_topic(self, run: Run, text: str, topic: str) -> bool:
+        """A message naming a fee or policy topic that also makes a complaint: the whole message is confidently
+        read as one, or a clause beside the fee's figures is."""
+        reading = self._understand(run, text)
+        if reading is not None and reading.label in self.content.categories and reading.confidence >= self.routing.threshold:
+            return True
+        return self.fees.is_question(text, run.entities) and self._complaint_beside_figures(text, topic) is not None
 
     def _complaint_beside_figures(self, text: str, topic: str | None) -> Any:
         """A complaint in a clause of its own beside a fee's figures, or None: asked about ("运费怎么算的，
