@@ -165,10 +165,16 @@ class Entities:
         }
 
 
+# A phone or waybill said digit by digit (一三八一二三四五六七八, voice input): seven or more digit characters in a
+# row are read as digits, one for one, so every position in the text stays where it was.
+_SPELLED = re.compile(r"[零〇洞幺一二三四五六七八九]{7,}")
+_SPELLED_DIGIT = str.maketrans("零〇洞幺一二三四五六七八九", "0001123456789")
+
+
 def extract(text: str, known_cities: Iterable[str] = (), *, today: date | None = None) -> Entities:
     """Returns the entities in a message; relative dates (昨天, 上周五, 3号) are resolved against
     today, which the caller should give in the business's time zone (default: the machine's date)."""
-    folded = fold(text)
+    folded = _SPELLED.sub(lambda m: m.group(0).translate(_SPELLED_DIGIT), fold(text))
     work = _Work(folded)
     phones = _phones(work)
     waybills = _waybills(work)
@@ -402,7 +408,7 @@ _AMOUNT = re.compile(
 # A number followed by one of these counts things, times or sizes, not money.
 _NOT_MONEY = re.compile(
     r"^(?:件|箱|个|只(?![赔给收要有剩能是])|台|条|包|袋|托|板|车|吨|t(?![a-z])|公斤|斤|千克|kg|克|g(?![a-z])|立方|方|m(?![a-z])"
-    r"|米|cm|厘米|mm|公里|km|楼|层|次|遍|趟|天|日|号|周|星期|礼拜|月|年|小时|钟|分|秒|点|岁|人|位|张|单|票|家|批|把|双|套"
+    r"|米|cm|厘米|mm|公里|km|楼|层|次|遍|趟|天|日|号|周|星期|礼拜|月|年|小时|钟|分(?!别)|秒|点|岁|人|位|张|单|票|家|批|把|双|套"
     r"|瓶|桶|卷|捆|匹|盒|罐|支|根|片|顶|架|辆|部|份|样|种|项|倍|折|成|%|‰|度|寸|尺|码|升|亩|平|户|栋|间|步|头|圈|声|句|下"
     r"|几|足|全|拿|火|字|[:/.*×x]\d)", re.IGNORECASE)
 _MONEY_CUE = re.compile(r"收|赔|付|费|钱|价|贵|花|扣|罚|给|要|才|只|元|加|补|退|便宜|多少")

@@ -23,6 +23,11 @@ STORAGE_NEEDS = ("freight", "days", "city")
 FREIGHT_WORD = "运费"
 # An amount right after one of these is what was charged, not a new question (你们扣了我十块).
 _CHARGED = re.compile(r"(?<!代)(?:扣了|收了|收我|扣我|交了|付了|扣掉|收取了|罚了)(?:我)?\s*$")
+# "手续费是不是90块", "听说要收10块": the fee the customer has heard of or guesses, to be checked, not an amount to price
+_GUESSED = re.compile(r"(?:(?:是不是|是否|听说|据说|不是说|说是)(?:要|会)?(?:收|收取|交|付)?(?:手续费|保价费)?|每笔|每票)\s*$")
+_AMOUNT_TOKEN = re.compile(r"(?:¥|rmb|人民币)?\s*[\d.,]+[千万kw]?|[零〇一二两三四五六七八九十百千万]+", re.IGNORECASE)
+_GUESSED_AFTER = re.compile(r"\s*(?:块钱|块|元)?\s*(?:是吗|对吗|是不是|对不对|没错吧)")  # "手续费15块对吗"
+_FEE_BEFORE = re.compile(r"(?:手续费|保价费|费用|收)\s*$")
 _PICKUP = re.compile(r"提货|去提|来提|没提|通知|放了|放在|仓库|保管|存放")
 _TOTAL = re.compile(r"一共|总共|加起来|合计|加一起|总计|一起多少")
 _QUESTION_END = re.compile(r"[?？。;；!！\n]|(?<=[吗呢])[,，]")
@@ -159,6 +164,10 @@ class FeeDesk:
             if _CHARGED.search(said[max(0, at - 6):at]):
                 priced.setdefault("charged", []).append(value)
                 continue
+            token = _AMOUNT_TOKEN.match(said, at)
+            checked = _FEE_BEFORE.search(said[max(0, at - 4):at]) and _GUESSED_AFTER.match(said, token.end() if token else at)
+            if _GUESSED.search(said[max(0, at - 9):at]) or checked:
+                continue  # the quote that follows answers it
             clause_start = max([m.end() for m in _CLAUSE_END.finditer(said, 0, at)], default=0)
             clause_end = next((m.start() for m in _CLAUSE_END.finditer(said, at)), len(said))
             before = [m for m in marks if clause_start <= m[1] <= at]

@@ -5,6 +5,7 @@ A part of the Engine (dialogs/engine.py), kept apart by what it does; pure like 
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from dialogs.conversation import AFTER, CLARIFY, MENU, Event
@@ -14,6 +15,8 @@ from dialogs.render import render
 from dialogs.repairs import Wants
 from dialogs.turn import MEANINGFUL, OTHER, QUESTION, VAGUE, WORDS, Run
 
+# what names a waybill or phone number, taken out with it ("运单号是SH70707070")
+_NUMBER_NAMED = r"(?:运单号|单号|运单|电话号码|电话|手机号|手机|号码)?\s*(?:是|为|:|：)?\s*"
 SHORT_ANSWER = 6  # characters of a yes or no to an offer (好的，一起登记吧)
 
 
@@ -79,7 +82,7 @@ class RoutingMixin:
             told = "" if is_number(text) or any(normalize(n).casefold() == said for n in names) else text
             # A topic named in a longer message may sit beside a complaint, or only be part of its story
             # ("我要理赔…照片拍了…有发票"): the fee desk and the router below sort them.
-            if not (told and label in self.content.policies.topics and self._complaint_beside_topic(run, text, label)):
+            if not (told and label in self.content.policies.topics and self._complaint_with_fee(run, text, label) is not None):
                 return self._start(run, label, told)
         if is_number(text):  # a number no option has
             self._say(run, texts.choose_again)
@@ -98,11 +101,7 @@ class RoutingMixin:
             run.noted = self._entity_labels(run)
             return self._prompt(run)
         if self.fees.is_question(text, run.entities):
-            aside = any(word in normalize(text) for word in self.routing.asides)
-            # figures for a fee ("运费300，第4天，福州") are a fee question, unless a complaint is set apart
-            figures = self.fees.topic_of(text, run.entities) != "invoice" and (run.entities.money or run.entities.nth_days)
-            topic = self.fees.topic_of(text, run.entities)
-            complaint = self._complaint_in(run, text) if aside or not figures else self._complaint_beside_figures(text, topic)
+            complaint = self._complaint_with_fee(run, text, self.fees.topic_of(text, run.entities))
             if complaint is None:
                 return self._start(run, self.fees.topic_of(text, run.entities) or "cod", text)
             if QUESTION.search(normalize(text)):  # a complaint that also asks a fee: the fee first, then the complaint
@@ -144,6 +143,11 @@ class RoutingMixin:
         """Acts on the router's reading: start the category, answer off-topic, or ask which one was meant."""
         conv, texts = run.conversation, self.shared.texts
         reading = self._understand(run, text)
+        waiting = self._waiting_case(run)
+        if waiting is not None and (reading is None or reading.label in (OTHER, VAGUE)
+                                    or reading.confidence < self.routing.threshold):
+            # "你好有人吗", "？？？" after a person was promised: the promise again, not the menu
+            return self._say(run, texts.handoff_again, **self._step_values(waiting.role, waiting.deadline, waiting.number))
         if reading is None:
             if not run.first_contact:  # a first "你好" just gets the menu after the greeting
                 self._say(run, texts.fallback)
@@ -153,7 +157,7 @@ class RoutingMixin:
                 if not run.first_contact:
                     self._say(run, self.content.other.reply)
                 return self._show_menu(run)
-            if reading.label == VAGUE:
+            if reading.label == VAGUE or len(MEANINGFUL.findall(normalize(text))) < 2:  # "货": too little to be sure of
                 self._say(run, self.content.other.vague_reply)
                 return self._show_menu(run, with_prompt=False)
             label = reading.label
@@ -185,11 +189,18 @@ class RoutingMixin:
             conv.offered_text = f"{conv.offered_text}\n{text}".strip() if later else conv.offered_text
             return self._start(run, label, text)
         offered = [label for label, _ in reading.candidates if self._entry(label) is not None]
-        if not offered or self.repairs.read(text).insult:  # abuse with nothing clear in it: asked, not guessed
+        said = MEANINGFUL.findall(self.repairs.without_requests(text))
+        if not offered or (self.repairs.read(text).insult and len(said) < 4):  # abuse with nothing else in it: asked, not guessed
             self._say(run, texts.fallback)
             return self._show_menu(run)
         conv.state, conv.offered, conv.offered_text = CLARIFY, offered, text
         self._prompt(run)
+
+    def _waiting_case(self, run: Run) -> Any:
+        """The open case this conversation was handed to a person on, while no complaint is in progress."""
+        handed = run.conversation.memory.handed
+        case = run.ledger.find_case(handed) if handed else None
+        return case if case is not None and case.status == "open" else None
 
     def _complaint_beside_handoff(self, run: Run, text: str) -> Any:
         """The complaint a request for a person also makes ("运费乱收，多收了一百多，我要投诉到12315"):
@@ -227,7 +238,7 @@ class RoutingMixin:
             return reading
         if not any(word in normalize(text) for word in self.routing.asides):
             return None  # "货放仓库一个星期了，运费800，保管费多少": the story of the fee question, no complaint
-        return next((reading for _, reading in self._clause_complaint_readings(text)), None)
+        return next((reading for _, reading in self._clause_complaint_readings(self._unnumbered(run, text))), None)
 
     def _clause_complaint_readings(self, text: str) -> Any:
         """Each clause of the message (four words or more, at most twelve) the router confidently reads as a
@@ -239,21 +250,23 @@ class RoutingMixin:
             if reading.label in self.content.categories and reading.confidence >= self.routing.also_threshold:
                 yield clause, reading
 
-    def _complaint_beside_topic(self, run: Run, text: str, topic: str) -> bool:
-        """A message naming a fee or policy topic that also makes a complaint: the whole message is confidently
-        read as one, or a clause beside the fee's figures is."""
-        reading = self._understand(run, text)
-        if reading is not None and reading.label in self.content.categories and reading.confidence >= self.routing.threshold:
-            return True
-        return self.fees.is_question(text, run.entities) and self._complaint_beside_figures(text, topic) is not None
+    def _complaint_with_fee(self, run: Run, text: str, topic: str | None) -> Any:
+        """The complaint a message about a fee or policy topic also makes, or None (the fee question alone)."""
+        if any(word in normalize(text) for word in self.routing.asides):  # 另外, 顺便问下: set apart, any clause may be it
+            return self._complaint_in(run, text)
+        # figures for a fee ("运费300，第4天，福州") are a fee question, unless a complaint is set apart
+        if topic != "invoice" and (run.entities.money or run.entities.nth_days):
+            return self._complaint_beside_fee(run, text, topic)
+        # "货一直不发 而且保价费怎么算": the message reads as the fee, its first clause as a complaint
+        return self._complaint_in(run, text) or self._complaint_beside_fee(run, text, topic)
 
-    def _complaint_beside_figures(self, text: str, topic: str | None) -> Any:
-        """A complaint in a clause of its own beside a fee's figures, or None: asked about ("运费怎么算的，
+    def _complaint_beside_fee(self, run: Run, text: str, topic: str | None) -> Any:
+        """A complaint in a clause of its own beside a fee question (and its figures), or None: asked about ("运费怎么算的，
         代收货款5000手续费多少": the pricing answer too) or told ("货压了五天还不发，而且代收5000手续费多少": the
         stranded goods). A clause that carries the figures, or tells the fee's own story ("货放仓库一个星期了",
         beside a storage fee: routing.fee_stories), is the fee question's, not a complaint."""
         stories = self.routing.fee_stories.get(topic or "", [])
-        return next((reading for clause, reading in self._clause_complaint_readings(text)
+        return next((reading for clause, reading in self._clause_complaint_readings(self._unnumbered(run, text))
                      if not any(ch.isdigit() for ch in clause)
                      and (QUESTION.search(clause)
                           or (reading.label not in stories and reading.confidence >= self.routing.told_threshold))),
@@ -280,8 +293,18 @@ class RoutingMixin:
         if run.understood is None:
             # Abuse and calls for a person say nothing about the problem: read without them.
             plain = self.repairs.without_requests(text) if self.repairs.read(text).insult else text
+            # "运费怎么这么贵啊 不对 我想说的是货没送到": what follows a change word is what the customer means
+            plain = self._after_change_word(self._unnumbered(run, plain)) or self._unnumbered(run, plain)
             run.understood = self.router.classify(plain if WORDS.search(plain) else text)
         return run.understood
+
+    def _unnumbered(self, run: Run, text: str) -> str:
+        """The message without its waybill and phone numbers, which say nothing of the problem and pull the
+        router towards the examples that carry numbers ("…装车 耽误我事了 运单号是SH70707070" read as stranded)."""
+        said = normalize(text)
+        for found in (*run.entities.phones, *run.entities.waybills):
+            said = re.sub(rf"{_NUMBER_NAMED}{re.escape(found)}", " ", said)
+        return said
 
     def _after_change_word(self, said: str) -> str | None:
         """What follows the last change word (不对不对，其实主要是 → 货到了三天都没给我送), when there is enough

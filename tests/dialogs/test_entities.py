@@ -280,3 +280,15 @@ def test_chinese_numerals_read_as_spoken(text, value):
 @pytest.mark.parametrize("text", ["七八", "一两", "十十", "百", "千五", "两万多", "十几", "万"])
 def test_what_is_no_number_is_not_read_as_one(text):
     assert number(text) is None
+
+
+def test_a_number_said_digit_by_digit_is_read_as_digits():
+    """Voice input writes a phone as 一三八一二三四五六七八 (幺 for 1, 洞 for 0); a Chinese amount stays money."""
+    assert extract("我电话一三八一二三四五六七八").phones == ("13812345678",)
+    assert extract("电话幺三九洞洞洞洞一二三四").phones == ("13900001234",)
+    assert extract("一二三四五六").phones == () and extract("代收两千五百").amounts == (Decimal("2500"),)
+
+
+def test_fen_bie_is_no_unit_of_time():
+    """"代收5000和保价5000分别多少钱": both amounts are money (分 in 分别 is not minutes)."""
+    assert [value for _, value in extract("代收5000和保价5000分别多少钱").money] == [Decimal("5000"), Decimal("5000")]
