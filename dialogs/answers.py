@@ -27,7 +27,8 @@ class AnswersMixin:
         memory.said = (memory.said + [text])[-MAX_SAID:]
         pending = self._pending_fact(conv)
         # "不对 我是想问保价": a change of topic said outright is not an answer to take facts from
-        if any(word in normalize(text) for word in self.routing.change_words) and self._change_topic(run, text):
+        if (not (wants.cancel or wants.bye) and any(word in normalize(text) for word in self.routing.change_words)
+                and self._change_topic(run, text)):
             return
         self._absorb(run, text, overwrite=wants.correction, pending=pending)
         state = self._state(conv)
