@@ -147,7 +147,7 @@ class RoutingMixin:
             if not run.first_contact:  # a first "你好" just gets the menu after the greeting
                 self._say(run, texts.fallback)
             return self._show_menu(run)
-        if reading.confidence >= self.routing.threshold:
+        if self._sure(reading):
             if reading.label == OTHER:
                 if not run.first_contact:
                     self._say(run, self.content.other.reply)
@@ -189,6 +189,13 @@ class RoutingMixin:
             return self._show_menu(run)
         conv.state, conv.offered, conv.offered_text = CLARIFY, offered, text
         self._prompt(run)
+
+    def _sure(self, reading: Any) -> bool:
+        """Whether the router's reading of a new message is sure enough to act on without asking back:
+        its calibrated certainty against routing.certainty (its confidence, without that setting)."""
+        if self.routing.certainty is None:
+            return reading.confidence >= self.routing.threshold
+        return getattr(reading, "certainty", reading.confidence) >= self.routing.certainty
 
     def _complaint_beside_handoff(self, run: Run, text: str) -> Any:
         """The complaint a request for a person also makes ("运费乱收，多收了一百多，我要投诉到12315"):
