@@ -15,6 +15,9 @@ from dialogs.repairs import Wants
 from dialogs.turn import MEANINGFUL, OTHER, QUESTION, VAGUE, WORDS, Run
 
 SHORT_ANSWER = 6  # characters of a yes or no to an offer (好的，一起登记吧)
+# A message read confidently but not certainly as off-topic or vague (今天天气怎么样, boom) is still answered
+# as such when no complaint or topic has at least this probability: there is nothing sensible to offer.
+PLAUSIBLE = 0.05
 
 
 class RoutingMixin:
@@ -147,7 +150,7 @@ class RoutingMixin:
             if not run.first_contact:  # a first "你好" just gets the menu after the greeting
                 self._say(run, texts.fallback)
             return self._show_menu(run)
-        if self._sure(reading):
+        if self._sure(reading) or self._nothing_else(reading):
             if reading.label == OTHER:
                 if not run.first_contact:
                     self._say(run, self.content.other.reply)
@@ -196,6 +199,11 @@ class RoutingMixin:
         if self.routing.certainty is None:
             return reading.confidence >= self.routing.threshold
         return getattr(reading, "certainty", reading.confidence) >= self.routing.certainty
+
+    def _nothing_else(self, reading: Any) -> bool:
+        """A confident off-topic or vague reading that leaves no complaint or topic plausible (PLAUSIBLE)."""
+        return (reading.label in (OTHER, VAGUE) and reading.confidence >= self.routing.threshold
+                and not any(self._entry(label) is not None and p >= PLAUSIBLE for label, p in reading.candidates))
 
     def _complaint_beside_handoff(self, run: Run, text: str) -> Any:
         """The complaint a request for a person also makes ("运费乱收，多收了一百多，我要投诉到12315"):

@@ -58,7 +58,8 @@ def test_unsure_reading_asks_which_category_was_meant(engine):
 
 def test_off_topic_message_is_answered_and_the_menu_offered(engine):
     conv, [turn] = talk(engine, "今天天气怎么样")
-    assert conv.category is None
+    assert conv.category is None and conv.offered == []  # no complaint it might be is offered in its place
+    assert "暂时回答不了" in turn.replies[0].text  # read as off-topic, though not certainly: nothing else is likely
     assert "抱歉" in turn.replies[0].text
     assert turn.replies[-1].options
 
@@ -101,7 +102,8 @@ def test_a_complaint_that_names_nothing_gets_the_menu_not_a_guess(engine, text):
 
 def test_mixed_english_is_understood(engine):
     conv, _ = talk(engine, "快递 delay 了")
-    assert conv.category == "stranded"
+    # short and clear, but not certain enough to start without asking: stranded is then the first choice
+    assert conv.category == "stranded" or conv.offered[0] == "stranded"
 
 
 def test_a_second_complaint_is_offered_even_when_the_first_ends_in_the_same_message(engine):
