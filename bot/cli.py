@@ -459,7 +459,8 @@ def eval_dialogues(
 @app.command("eval-intents")
 def eval_intents(
     data: Path = typer.Option(EVAL_DATA, help="Labelled messages: `messages: [{text, category}]`."),
-    threshold: Optional[float] = typer.Option(None, help="Least confidence answered without asking back (default: shared.yaml's routing.threshold)."),
+    threshold: Optional[float] = typer.Option(None, help="Least score answered without asking back (default: shared.yaml's routing.certainty, or routing.threshold with --score confidence)."),
+    score: Optional[str] = typer.Option(None, help="What decides answering without asking back: certainty (calibrated; the default when shared.yaml sets routing.certainty) or confidence."),
     content: Optional[Path] = typer.Option(None, help="Content folder (default: the configured one)."),
     misses: int = typer.Option(20, help="How many of the most confident misses to list."),
     split: Optional[str] = typer.Option(None, help="Held-out set only: dev, test or all (default: all)."),
@@ -476,8 +477,14 @@ def eval_intents(
     print(f"trained on {sum(len(v) for v in examples.values())} examples of {len(examples)} labels"
           f" in {trained:.2f} s (including imports)")
     sources = {s.strip() for s in source.split(",") if s.strip()} if source else None
-    report = evaluate(router, load_labelled(data, split, sources), loaded.shared.routing.threshold if threshold is None else threshold,
-                      load_alternatives(data, split, sources))
+    routing = loaded.shared.routing
+    if score is None:
+        score = "certainty" if routing.certainty is not None else "confidence"
+    if score not in ("certainty", "confidence"):
+        raise typer.BadParameter("certainty or confidence", param_hint="--score")
+    if threshold is None:
+        threshold = routing.certainty if score == "certainty" and routing.certainty is not None else routing.threshold
+    report = evaluate(router, load_labelled(data, split, sources), threshold, load_alternatives(data, split, sources), score)
     print(format_report(report, misses=misses))
 
 

@@ -1,5 +1,7 @@
 """Measuring the router on labelled messages: accuracy, per-label precision and recall, the
-confusion matrix, and how often it answers confidently but wrongly."""
+confusion matrix, and how often it answers confidently but wrongly (confident-wrong: the score that
+decides answering without asking back, certainty or confidence, at or above the threshold, and the
+label wrong)."""
 
 from __future__ import annotations
 
@@ -34,6 +36,7 @@ class Miss:
     expected: str
     got: str
     confidence: float
+    certainty: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,9 @@ class Report:
     misses: tuple[Miss, ...]  # wrong answers, most confident first
     unknown_labels: tuple[str, ...]  # labels in the data the router was never trained on
     alternative_correct: int = 0  # wrong by the label, right by the message's second acceptable label
+    score: str = "confidence"  # what is compared with the threshold: confidence or certainty
+    # (threshold, answered, confident and wrong) at other thresholds of the same score
+    curve: tuple[tuple[float, int, int], ...] = ()
 
     @property
     def accuracy(self) -> float:
@@ -87,24 +93,30 @@ def _read(path: Path, split: str | None, sources: set[str] | None = None) -> lis
             if split in (None, "all", m.get("split")) and (sources is None or m.get("source") in sources)]
 
 
+CURVE = (0.65, 0.8, 0.9, 0.92, 0.94, 0.96, 0.98)  # the other thresholds a report shows
+
+
 def evaluate(router: Router, labelled: list[tuple[str, str]], threshold: float,
-             alternatives: dict[str, str] | None = None) -> Report:
+             alternatives: dict[str, str] | None = None, score: str = "confidence") -> Report:
     """Classifies every message and compares with its label (top-1 is strict: the second acceptable
-    label of an ambiguous message is counted apart, in alternative_correct)."""
+    label of an ambiguous message is counted apart, in alternative_correct). score: what decides
+    answering without asking back, the router's confidence or its calibrated certainty."""
+    if score not in ("confidence", "certainty"):
+        raise ValueError(f"score is confidence or certainty, not {score!r}")
     results = router.classify_many([text for text, _ in labelled])
     confusion: dict[str, Counter] = {}
     misses = []
     answered = misrouted = correct = alternative = 0
     for (text, expected), result in zip(labelled, results):
         confusion.setdefault(expected, Counter())[result.label] += 1
-        confident = result.confidence >= threshold
+        confident = getattr(result, score) >= threshold
         answered += confident
         if result.label == expected:
             correct += 1
         else:
             alternative += (alternatives or {}).get(text) == result.label
             misrouted += confident
-            misses.append(Miss(text, expected, result.label, result.confidence))
+            misses.append(Miss(text, expected, result.label, result.confidence, result.certainty))
     expected_counts = Counter(expected for _, expected in labelled)
     predicted_counts = Counter(r.label for r in results)
     all_labels = sorted(set(expected_counts) | set(predicted_counts))
@@ -115,9 +127,12 @@ def evaluate(router: Router, labelled: list[tuple[str, str]], threshold: float,
     return Report(
         total=len(labelled), correct=correct, threshold=threshold, answered=answered, misrouted=misrouted,
         labels=scores, confusion={k: dict(v) for k, v in sorted(confusion.items())},
-        misses=tuple(sorted(misses, key=lambda m: -m.confidence)),
+        misses=tuple(sorted(misses, key=lambda m: -getattr(m, score))),
         unknown_labels=tuple(sorted(set(expected_counts) - set(router.labels))),
-        alternative_correct=alternative,
+        alternative_correct=alternative, score=score,
+        curve=tuple((t, sum(getattr(r, score) >= t for r in results),
+                     sum(getattr(r, score) >= t and r.label != e for r, (_, e) in zip(results, labelled)))
+                    for t in CURVE),
     )
 
 
@@ -130,19 +145,23 @@ def format_report(report: Report, misses: int = 20) -> str:
     lines = [
         f"messages: {report.total}",
         f"top-1 accuracy: {pct(report.accuracy)} ({report.correct}/{report.total})",
-        f"threshold: {report.threshold:.2f}",
-        f"answered (confidence ≥ threshold): {pct(report.answered_rate)} ({report.answered}/{report.total}),"
+        f"threshold: {report.score} ≥ {report.threshold:.2f}",
+        f"answered directly ({report.score} ≥ threshold): {pct(report.answered_rate)} ({report.answered}/{report.total}),"
         f" of which right: {pct(report.answered_accuracy)}",
-        f"misroute rate (confident and wrong, over all messages): {pct(report.misroute_rate)}"
+        f"confident-wrong (misroute rate: answered directly and wrong, over all messages): {pct(report.misroute_rate)}"
         f" ({report.misrouted}/{report.total})",
     ]
+    if report.curve and report.total:
+        lines.append(f"at other thresholds of {report.score} (answered directly / confident-wrong):")
+        lines += [f"  {t:.2f}: {pct(a / report.total)} / {pct(w / report.total)}" for t, a, w in report.curve]
     if report.alternative_correct:
         lines.append(f"wrong by the label but right by the message's second acceptable label: {report.alternative_correct}"
                      f" (top-1 counting them: {pct((report.correct + report.alternative_correct) / report.total)})")
     if report.unknown_labels:
         lines.append(f"labels with no training examples: {', '.join(report.unknown_labels)}")
     width = max([len(s.label) for s in report.labels] + [5])
-    lines += ["", f"{'label':<{width}}  support  precision  recall"]
+    lines += ["", f"per label (recall: of the messages with this label, the share routed to it):",
+              f"{'label':<{width}}  support  precision  recall"]
     for s in report.labels:
         lines.append(f"{s.label:<{width}}  {s.support:7d}    {pct(s.precision)}  {pct(s.recall)}")
     lines += ["", "confusion matrix (rows: expected, columns: predicted, by number; . is 0):"]
@@ -152,7 +171,8 @@ def format_report(report: Report, misses: int = 20) -> str:
     lines += [f"  {e} → {p}: {n}" for n, e, p in pairs] or ["  none"]
     if misses and report.misses:
         lines += ["", f"most confident misses (up to {misses}):"]
-        lines += [f"  {m.confidence:.2f}  {m.expected} → {m.got}: {m.text}" for m in report.misses[:misses]]
+        lines += [f"  {m.confidence:.2f} (certainty {m.certainty:.2f})  {m.expected} → {m.got}: {m.text}"
+                  for m in report.misses[:misses]]
     return "\n".join(lines)
 
 

@@ -18,6 +18,9 @@ from dialogs.turn import MEANINGFUL, OTHER, QUESTION, VAGUE, WORDS, Run
 # what names a waybill or phone number, taken out with it ("运单号是SH70707070")
 _NUMBER_NAMED = r"(?:运单号|单号|运单|电话号码|电话|手机号|手机|号码)?\s*(?:是|为|:|：)?\s*"
 SHORT_ANSWER = 6  # characters of a yes or no to an offer (好的，一起登记吧)
+# A message read confidently but not certainly as off-topic or vague (今天天气怎么样, boom) is still answered
+# as such when no complaint or topic has at least this probability: there is nothing sensible to offer.
+PLAUSIBLE = 0.05
 
 
 class RoutingMixin:
@@ -144,15 +147,14 @@ class RoutingMixin:
         conv, texts = run.conversation, self.shared.texts
         reading = self._understand(run, text)
         waiting = self._waiting_case(run)
-        if waiting is not None and (reading is None or reading.label in (OTHER, VAGUE)
-                                    or reading.confidence < self.routing.threshold):
+        if waiting is not None and (reading is None or reading.label in (OTHER, VAGUE) or not self._sure(reading)):
             # "你好有人吗", "？？？" after a person was promised: the promise again, not the menu
             return self._say(run, texts.handoff_again, **self._step_values(waiting.role, waiting.deadline, waiting.number))
         if reading is None:
             if not run.first_contact:  # a first "你好" just gets the menu after the greeting
                 self._say(run, texts.fallback)
             return self._show_menu(run)
-        if reading.confidence >= self.routing.threshold:
+        if self._sure(reading) or self._nothing_else(reading):
             if reading.label == OTHER:
                 if not run.first_contact:
                     self._say(run, self.content.other.reply)
@@ -201,6 +203,18 @@ class RoutingMixin:
         handed = run.conversation.memory.handed
         case = run.ledger.find_case(handed) if handed else None
         return case if case is not None and case.status == "open" else None
+
+    def _sure(self, reading: Any) -> bool:
+        """Whether the router's reading of a new message is sure enough to act on without asking back:
+        its calibrated certainty against routing.certainty (its confidence, without that setting)."""
+        if self.routing.certainty is None:
+            return reading.confidence >= self.routing.threshold
+        return getattr(reading, "certainty", reading.confidence) >= self.routing.certainty
+
+    def _nothing_else(self, reading: Any) -> bool:
+        """A confident off-topic or vague reading that leaves no complaint or topic plausible (PLAUSIBLE)."""
+        return (reading.label in (OTHER, VAGUE) and reading.confidence >= self.routing.threshold
+                and not any(self._entry(label) is not None and p >= PLAUSIBLE for label, p in reading.candidates))
 
     def _complaint_beside_handoff(self, run: Run, text: str) -> Any:
         """The complaint a request for a person also makes ("运费乱收，多收了一百多，我要投诉到12315"):

@@ -240,6 +240,9 @@ class Routing(Strict):
     """How free text is understood (see dialogs/intents.py)."""
 
     threshold: float = Field(gt=0, lt=1)  # least confidence to act on the router's label
+    # least certainty (the calibrated chance that the label is right) to start what a new message asks
+    # without asking back which problem it is; None: the confidence and threshold decide
+    certainty: float | None = Field(default=None, gt=0, lt=1)
     also_threshold: float = Field(gt=0, lt=1)  # least confidence of a clause read as a second complaint
     joiners: list[str]  # words that join two complaints in one message (而且, 还有)
     asides: list[str] = []  # words that set a second question apart (另外问一下, 对了): a complaint and a fee in one message

@@ -51,4 +51,5 @@ class Run:
 
 class Router(Protocol):
     def classify(self, text: str) -> Any:
-        """Returns an object with label, confidence and candidates ((label, confidence), best first)."""
+        """Returns an object with label, confidence, candidates ((label, confidence), best first) and
+        certainty (the calibrated chance the label is right, see dialogs/intents.py)."""

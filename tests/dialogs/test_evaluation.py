@@ -49,10 +49,37 @@ def test_report_figures():
 def test_format_report():
     text = format_report(evaluate(FixedRouter(ANSWERS), LABELLED, threshold=0.5))
     assert "top-1 accuracy:  50.0% (3/6)" in text
-    assert "misroute rate (confident and wrong, over all messages):  33.3% (2/6)" in text
+    assert "threshold: confidence ≥ 0.50" in text
+    assert "answered directly (confidence ≥ threshold):  66.7% (4/6), of which right:  50.0%" in text
+    assert "confident-wrong (misroute rate: answered directly and wrong, over all messages):  33.3% (2/6)" in text
+    assert "  0.80:  50.0% /  33.3%" in text and "  0.90:  33.3% /  16.7%" in text  # the other thresholds
     assert "labels with no training examples: c" in text
     assert "a → b: 1" in text and "c → other: 1" in text
-    assert "0.80  a → b: 3" in text
+    assert "0.80 (certainty 0.00)  a → b: 3" in text
+
+
+class CertainRouter(FixedRouter):
+    """Also gives each answer a certainty apart from its confidence."""
+
+    def classify_many(self, texts):
+        return [Classification(label, confidence, ((label, confidence),), certainty)
+                for label, confidence, certainty in (self.answers[t] for t in texts)]
+
+
+def test_the_certainty_can_decide_what_is_answered_directly():
+    answers = {"1": ("a", 0.9, 0.95),  # right and sure
+               "2": ("a", 0.3, 0.2),
+               "3": ("b", 0.99, 0.6),  # wrong, confident, but not sure: asked back by certainty
+               "4": ("b", 0.7, 0.92),  # right, sure though its confidence is lower
+               "5": ("a", 0.2, 0.1),
+               "6": ("other", 0.9, 0.91)}  # wrong and sure: the one confident-wrong by certainty
+    by_confidence = evaluate(CertainRouter(answers), LABELLED, threshold=0.9)
+    by_certainty = evaluate(CertainRouter(answers), LABELLED, threshold=0.9, score="certainty")
+    assert (by_confidence.answered, by_confidence.misrouted) == (3, 2)
+    assert (by_certainty.answered, by_certainty.misrouted) == (3, 1)
+    assert by_certainty.accuracy == by_confidence.accuracy == 0.5  # the labels are the same
+    assert [m.text for m in by_certainty.misses] == ["6", "3", "5"]  # most certain first
+    assert "threshold: certainty ≥ 0.90" in format_report(by_certainty)
 
 
 def test_load_labelled(tmp_path):

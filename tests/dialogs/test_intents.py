@@ -179,7 +179,57 @@ def test_kefu_eval_intents_prints_the_report(tmp_path):
                     "  - {text: 送货司机不给搬上楼, category: carrying}\n"
                     "  - {text: 运费太贵了, category: pricing}\n"
                     "  - {text: 你好, category: pricing}\n", encoding="utf-8")
-    output = kefu(["eval-intents", "--data", str(data), "--threshold", "0.5"], "", tmp_path)
+    output = kefu(["eval-intents", "--data", str(data), "--threshold", "0.5", "--score", "certainty"], "", tmp_path)
+    # what issue 9 asks of the report: accuracy, recall per category, the confident-wrong rate
     assert "top-1 accuracy:  66.7% (2/3)" in output
-    assert "threshold: 0.50" in output
-    assert "misroute rate" in output and "pricing → other: 1" in output
+    assert "threshold: certainty ≥ 0.50" in output
+    assert "confident-wrong (misroute rate" in output and "pricing → other: 1" in output
+    assert "support  precision  recall" in output
+    recall = {line.split()[0]: line.split()[-1] for line in output.splitlines() if line.startswith(("carrying ", "pricing "))}
+    assert recall == {"carrying": "100.0%", "pricing": "50.0%"}
+    assert "at other thresholds of certainty" in output
+    by_confidence = kefu(["eval-intents", "--data", str(data), "--score", "confidence"], "", tmp_path)
+    assert f"threshold: confidence ≥ {load_content().shared.routing.threshold:.2f}" in by_confidence
+
+
+# -- the certainty: how often a reading is right, calibrated on held-out examples (issue 9) -------
+
+def test_the_certainty_is_fit_from_held_out_examples_and_falls_with_length(router):
+    assert router.certainty_weights is not None  # the shipped examples are enough to cross-validate
+    short, long_ = "货三天了没发", "货三天了没发" * 20
+    # at one confidence, a long story is less often right than a short message
+    assert router.certainty(0.95, short) > router.certainty(0.95, long_)
+    # at one length, a higher confidence is more often right
+    assert router.certainty(0.99, short) > router.certainty(0.9, short) > router.certainty(0.6, short)
+    for text in [short, long_, "asdfghjkl"]:
+        result = router.classify(text)
+        assert 0 <= result.certainty <= 1
+        assert result.certainty == pytest.approx(router.certainty(result.confidence, normalise(text)))
+
+
+def test_the_certainty_is_calibrated_on_examples_it_was_not_taught(router):
+    """The certainty says how often the model is right on messages it never saw, so it sits below the
+    probability the model gives a clear message it was trained on (a sure 0.99 is not 99 % right)."""
+    result = router.classify("货物损坏了，我要申请理赔")
+    assert result.label == "claims"
+    assert result.certainty < result.confidence
+
+
+def test_the_certainty_survives_the_cache(router):
+    again = Router.from_arrays(router.to_arrays())
+    assert again.certainty_weights == router.certainty_weights
+    assert again.classify("运费太贵，司机还不给搬货") == router.classify("运费太贵，司机还不给搬货")
+
+
+def test_a_router_too_small_to_cross_validate_is_as_certain_as_confident():
+    small = Router.train({"a": ["运费太贵", "价格太高", "收费贵"], "b": ["司机骂人", "态度很差", "员工没礼貌"]})
+    assert small.certainty_weights is None
+    result = small.classify("运费好贵")
+    assert result.certainty == result.confidence
+
+
+def test_a_cache_of_the_previous_model_version_is_refused(router):
+    arrays = dict(router.to_arrays())
+    arrays["version"] = "2"
+    with pytest.raises(ValueError):
+        Router.from_arrays(arrays)
