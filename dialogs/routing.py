@@ -67,7 +67,15 @@ class RoutingMixin:
             if index is None and self._only_entities(run, text):  # a waybill while asked which problem: kept
                 conv.offered_text = f"{source}\n{text}"
                 run.noted = self._entity_labels(run)
-                return self._prompt(run)
+                conv.memory.misses += 1
+                if conv.memory.misses < 2 or offered[0] not in self.content.categories:
+                    return self._prompt(run)
+                # The buttons passed over twice while the facts come in: the likeliest problem, said aloud so
+                # that "不对，其实是…" can still change it, rather than the same question a third time.
+                run.entities = extract(conv.offered_text, self.places, today=self._today(run))
+                conv.state, conv.offered = MENU, []
+                self._say(run, self.shared.texts.topic_changed, category=self._entry(offered[0]).name)
+                return self._start(run, offered[0], source)
             conv.state, conv.offered = MENU, []
             if index == len(offered):
                 conv.offered_text = ""
