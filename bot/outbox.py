@@ -8,7 +8,7 @@ from __future__ import annotations
 from contextvars import ContextVar
 from datetime import datetime, timedelta
 
-from sqlalchemy import JSON, BigInteger, Column, DateTime, Text, update
+from sqlalchemy import JSON, BigInteger, Column, DateTime, Text, insert, update
 from sqlalchemy.engine import Engine as DbEngine
 from sqlmodel import Field, Session, SQLModel, select
 
@@ -64,10 +64,20 @@ class Outbox:
         """Writes a unit's calls in its transaction; a held answer replaces the one its customer had waiting."""
         for user_key in {row.held_for for row in rows if row.held_for}:
             _drop_held(session, user_key)
+        if not rows:
+            return
         now = utcnow()
         for row in rows:
             row.created_at = now  # committed now: a slow unit's calls must not look left behind
-        session.add_all(rows)
+        # One INSERT … VALUES (…), (…) RETURNING id for all of them, the ids in the rows' order, instead of
+        # the ORM's flush (an INSERT … RETURNING and its bookkeeping per row). The rows stay out of the
+        # session: they are only read after this (sent, then marked by id).
+        table = OutboxRow.__table__
+        columns = [c.name for c in table.columns if c.name != "id"]
+        ids = session.execute(insert(table).returning(table.c.id, sort_by_parameter_order=True),
+                              [{name: getattr(row, name) for name in columns} for row in rows]).scalars().all()
+        for row, i in zip(rows, ids):
+            row.id = i
 
     def release(self, user_key: str) -> None:
         """A customer may write again: the answer held for them is replaced by the one about to go."""

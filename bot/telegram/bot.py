@@ -25,7 +25,7 @@ from bot.outbox import QUEUED, Outbox, OutboxRow
 from bot.practice import Practice
 from bot.service import Service
 from bot.staff_texts import load_staff_texts, say
-from bot.store import UNIT, InboxRow, Inbox, Session
+from bot.store import UNIT, InboxRow, Inbox, Session, locked
 from bot.telegram.common import (CHANNEL, IN_PLACE, OUTBOX_EVERY, RATE_BUTTON, RETENTION_EVERY, STAFF_BUTTON, WORKER_IDLE,
                                  InboxQueue, TelegramConfigError, Throttle, Unit, UnitApplication, log)
 from bot.telegram.customers import Customers
@@ -249,7 +249,8 @@ class TelegramBot(Customers, Staff, Supervisors, Sending):
         in_place = IN_PLACE.set(False)
         try:
             if update_id is not None:
-                unit.fresh = await asyncio.to_thread(self._untaken, unit.session, update_id)
+                unit.inbox_row = await asyncio.to_thread(self._inbox_row, unit.session, update_id)
+                unit.fresh = unit.inbox_row is None or unit.inbox_row.status != "done"
                 # The write lock is the unit's now (BEGIN IMMEDIATE): its calls can run in place.
                 IN_PLACE.set(self._writer is not None)
             yield unit
@@ -271,10 +272,9 @@ class TelegramBot(Customers, Staff, Supervisors, Sending):
                               self.settings.telegram_attempts, timedelta(seconds=self.settings.telegram_retry_seconds))
 
     @staticmethod
-    def _untaken(session: Session, update_id: int) -> bool:
+    def _inbox_row(session: Session, update_id: int) -> InboxRow | None:
         # Locked on PostgreSQL: a second worker given the same update waits for this unit, then finds it done.
-        row = session.get(InboxRow, update_id, with_for_update=session.bind.dialect.name != "sqlite")
-        return row is None or row.status != "done"
+        return session.get(InboxRow, update_id, with_for_update=locked(session))
 
     def _commit(self, session: Session, queued: list[OutboxRow], update_id: int | None) -> None:
         if update_id is not None:
