@@ -105,14 +105,17 @@ class Outbox:
             return
         now = utcnow()
         sent = [i for i, error in results.items() if error is None]
+        # Statements on the table, not the ORM class: an ORM-enabled UPDATE also looks for the rows in the
+        # session to keep them in step, and none is there (a unit's rows are written by Core, see write;
+        # those due() found were read by a session since closed).
+        table = OutboxRow.__table__
         with writing(self.db) as session:
             if sent:
-                session.execute(update(OutboxRow).where(OutboxRow.id.in_(sent))  # type: ignore[union-attr]
-                                .values(status="sent", sent_at=now))
+                session.execute(update(table).where(table.c.id.in_(sent)).values(status="sent", sent_at=now))
             for i, error in results.items():
                 if error is not None:
-                    session.execute(update(OutboxRow).where(OutboxRow.id == i).values(status="failed", error=error,
-                                                                                       sent_at=now))
+                    session.execute(update(table).where(table.c.id == i).values(status="failed", error=error,
+                                                                                 sent_at=now))
 
     def prune(self, older_than: timedelta = timedelta(days=7)) -> None:
         """Forgets calls made a week ago (the transcript keeps the messages)."""

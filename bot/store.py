@@ -567,14 +567,14 @@ class TurnTx:
         messages += [dict(conversation_id=row.id, direction="out", text=reply.text, choice=None,
                           options=[[o.label, o.value] for o in reply.options], category=conv.category,
                           state=conv.state, staff_id=None, at=now) for reply in turn.replies]
-        if messages:  # one INSERT … VALUES (…), (…) (an executemany would run as a psycopg pipeline)
-            session.execute(insert(MessageRow.__table__).values(messages))
+        if messages:
+            _insert_all(session, MessageRow.__table__, messages)
         for ev in turn.events:
             self._apply(ev, now)
         if turn.events:
-            session.execute(insert(EventRow.__table__).values([
+            _insert_all(session, EventRow.__table__, [
                 dict(conversation_id=row.id, case_number=ev.data.get("number") or ev.data.get("case"), kind=ev.kind,
-                     data=_jsonable(ev.data), at=now) for ev in turn.events]))
+                     data=_jsonable(ev.data), at=now) for ev in turn.events])
         row.take(conv)
         row.updated_at = now
         session.add(row)
@@ -604,6 +604,14 @@ class TurnTx:
             if case is not None:
                 case.rating_reason = ev.data["reason"]
                 self.session.add(case)
+
+
+def _insert_all(session: Session, table: Any, rows: list[dict]) -> None:
+    """Inserts rows (dicts of the same keys) in one INSERT … VALUES (…), (…) that SQLAlchemy compiles once
+    and caches: a multi-row .values(rows) has no cache key, so it was compiled afresh at every turn, and a
+    plain executemany runs as a psycopg pipeline of one statement a row. With RETURNING, SQLAlchemy batches
+    the rows into one statement ("insertmanyvalues") on SQLite and PostgreSQL; the ids are not needed."""
+    session.execute(insert(table).returning(table.c.id), rows)
 
 
 def _jsonable(data: dict) -> dict:
