@@ -88,6 +88,11 @@ class BackgroundRouter:
         finally:
             self._ready.set()
 
+    @property
+    def ready(self) -> bool:
+        """The model is loaded or trained (or failed to): wait() would return at once."""
+        return self._ready.is_set()
+
     def wait(self) -> None:
         """Returns when the model is ready (loaded or trained), starting the training if it has not started."""
         self.warm()

@@ -200,7 +200,7 @@ class TelegramBot(Customers, Staff, Supervisors, Sending):
         """Handles an update in one unit: its every effect, the update marked done and the messages it sends
         are committed together, then sent. An update already committed (a replay) is not run again; one whose
         unit cannot commit stays kept and is tried again later."""
-        if update.effective_message is not None and update.effective_message.text:
+        if update.effective_message is not None and update.effective_message.text and not self.service.router.ready:
             await self._db(self.service.router.wait)  # a model still training: before the unit takes the write lock
         try:
             async with self.unit(update.update_id) as unit:
@@ -254,16 +254,18 @@ class TelegramBot(Customers, Staff, Supervisors, Sending):
                 # The write lock is the unit's now (BEGIN IMMEDIATE): its calls can run in place.
                 IN_PLACE.set(self._writer is not None)
             yield unit
-            # The commit waits for the disk: never in place.
+            # The commit waits for the disk: never in place (the session is closed on that thread too).
             await asyncio.to_thread(self._commit, unit.session, queued, unit.update_id if unit.fresh else None)
         except BaseException:
-            await asyncio.to_thread(unit.session.rollback)
+            try:
+                await asyncio.to_thread(unit.session.rollback)
+            finally:
+                await asyncio.to_thread(unit.session.close)
             raise
         finally:
             IN_PLACE.reset(in_place)
             UNIT.reset(unit_token)
             QUEUED.reset(queue_token)
-            await asyncio.to_thread(unit.session.close)
         unit.calls = queued
 
     async def _failed_attempt(self, update_id: int, error: BaseException | None) -> str:
@@ -283,6 +285,7 @@ class TelegramBot(Customers, Staff, Supervisors, Sending):
             row.update_id = update_id
         self.outbox.write(session, queued)
         session.commit()
+        session.close()  # here, not in a thread handoff of its own: it only hands the connection back
 
     @staticmethod
     def _undo() -> None:
