@@ -69,8 +69,9 @@ class Outbox:
         now = utcnow()
         for row in rows:
             row.created_at = now  # committed now: a slow unit's calls must not look left behind
-        # One INSERT … VALUES (…), (…) RETURNING id for all of them, the ids in the rows' order, instead of
-        # the ORM's flush (an INSERT … RETURNING and its bookkeeping per row). The rows stay out of the
+        # Plain INSERT … RETURNING id, not the ORM's flush and its bookkeeping per row. The ids come back in
+        # the rows' order (sort_by_parameter_order: one statement for all rows on PostgreSQL; one a row on
+        # SQLite, which does not promise the order of a batch's RETURNING). The rows stay out of the
         # session: they are only read after this (sent, then marked by id).
         table = OutboxRow.__table__
         columns = [c.name for c in table.columns if c.name != "id"]
