@@ -8,7 +8,7 @@ from __future__ import annotations
 from contextvars import ContextVar
 from datetime import datetime, timedelta
 
-from sqlalchemy import JSON, BigInteger, Column, DateTime, Text, update
+from sqlalchemy import JSON, BigInteger, Column, DateTime, Text, insert, update
 from sqlalchemy.engine import Engine as DbEngine
 from sqlmodel import Field, Session, SQLModel, select
 
@@ -64,10 +64,21 @@ class Outbox:
         """Writes a unit's calls in its transaction; a held answer replaces the one its customer had waiting."""
         for user_key in {row.held_for for row in rows if row.held_for}:
             _drop_held(session, user_key)
+        if not rows:
+            return
         now = utcnow()
         for row in rows:
             row.created_at = now  # committed now: a slow unit's calls must not look left behind
-        session.add_all(rows)
+        # Plain INSERT … RETURNING id, not the ORM's flush and its bookkeeping per row. The ids come back in
+        # the rows' order (sort_by_parameter_order: one statement for all rows on PostgreSQL; one a row on
+        # SQLite, which does not promise the order of a batch's RETURNING). The rows stay out of the
+        # session: they are only read after this (sent, then marked by id).
+        table = OutboxRow.__table__
+        columns = [c.name for c in table.columns if c.name != "id"]
+        ids = session.execute(insert(table).returning(table.c.id, sort_by_parameter_order=True),
+                              [{name: getattr(row, name) for name in columns} for row in rows]).scalars().all()
+        for row, i in zip(rows, ids):
+            row.id = i
 
     def release(self, user_key: str) -> None:
         """A customer may write again: the answer held for them is replaced by the one about to go."""
@@ -95,14 +106,17 @@ class Outbox:
             return
         now = utcnow()
         sent = [i for i, error in results.items() if error is None]
+        # Statements on the table, not the ORM class: an ORM-enabled UPDATE also looks for the rows in the
+        # session to keep them in step, and none is there (a unit's rows are written by Core, see write;
+        # those due() found were read by a session since closed).
+        table = OutboxRow.__table__
         with writing(self.db) as session:
             if sent:
-                session.execute(update(OutboxRow).where(OutboxRow.id.in_(sent))  # type: ignore[union-attr]
-                                .values(status="sent", sent_at=now))
+                session.execute(update(table).where(table.c.id.in_(sent)).values(status="sent", sent_at=now))
             for i, error in results.items():
                 if error is not None:
-                    session.execute(update(OutboxRow).where(OutboxRow.id == i).values(status="failed", error=error,
-                                                                                       sent_at=now))
+                    session.execute(update(table).where(table.c.id == i).values(status="failed", error=error,
+                                                                                 sent_at=now))
 
     def prune(self, older_than: timedelta = timedelta(days=7)) -> None:
         """Forgets calls made a week ago (the transcript keeps the messages)."""

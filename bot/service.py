@@ -88,6 +88,11 @@ class BackgroundRouter:
         finally:
             self._ready.set()
 
+    @property
+    def ready(self) -> bool:
+        """The model is loaded or trained (or failed to): wait() would return at once."""
+        return self._ready.is_set()
+
     def wait(self) -> None:
         """Returns when the model is ready (loaded or trained), starting the training if it has not started."""
         self.warm()
@@ -130,9 +135,13 @@ class Service:
         inbound = self.store.storable(inbound)
         if inbound.text and not inbound.text.strip().isdigit():
             self.router.wait()  # free text may need the model: train it before the turn takes the write lock
+        # Inside a unit, the turn runs in a savepoint, so that a clash of case numbers undoes only the turn and
+        # it can run again. Not on SQLite: there the unit holds the write lock from BEGIN IMMEDIATE, so no
+        # other writer can take a number meanwhile, and the savepoint would be two statements for nothing.
+        savepoint = self.store.db.dialect.name != "sqlite"
         for attempt in range(TURN_ATTEMPTS):
             try:
-                with self.store.turn(channel, user_key, savepoint=True) as tx:  # retried on IntegrityError
+                with self.store.turn(channel, user_key, savepoint=savepoint) as tx:  # retried on IntegrityError
                     if update_id is not None and not tx.take_update(update_id):
                         return Turn()
                     turn = self.engine.handle(tx.conversation, inbound, tx)

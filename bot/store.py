@@ -9,7 +9,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta, timezone, tzinfo
 from typing import Any, Iterator
 
-from sqlalchemy import JSON, BigInteger, Column, DateTime, Text, UniqueConstraint, event, exists, func, insert
+from sqlalchemy import JSON, BigInteger, Column, DateTime, Text, UniqueConstraint, event, exists, func, insert, update
 from sqlalchemy.orm import aliased
 from sqlalchemy.engine import Engine as DbEngine
 from sqlmodel import Field, Session, SQLModel, create_engine, select
@@ -318,6 +318,13 @@ def reading(db: DbEngine) -> Iterator[Session]:
         yield session
 
 
+def locked(session: Session) -> bool | None:
+    """session.get's with_for_update: a row lock on PostgreSQL; on SQLite, whose BEGIN IMMEDIATE already
+    holds the whole database, None, not False: any value but None makes session.get skip its identity
+    map and query again for a row the session already has (two extra SELECTs of an update's inbox row)."""
+    return True if session.bind.dialect.name != "sqlite" else None
+
+
 def aware(moment: datetime | None) -> datetime | None:
     """SQLite hands datetimes back without a zone; all of kefu's are UTC."""
     if moment is not None and moment.tzinfo is None:
@@ -379,14 +386,18 @@ class Inbox:
     def add(self, update_id: int, data: dict, user_key: str | None = None) -> bool:
         """Keeps a raw update; False if it is a redelivery of one already kept (to be dropped)."""
         now = utcnow()
+        # Plain statements, not an ORM row: this runs for every update before it is handled, and building,
+        # flushing and forgetting an InboxRow cost more than the insert itself.
+        table = InboxRow.__table__
         with writing(self.db) as session:
-            row = session.get(InboxRow, update_id)
-            if row is not None and now - aware(row.received_at) < self.REDELIVERY:
+            received = session.execute(select(table.c.received_at).where(table.c.update_id == update_id)).scalar()
+            if received is not None and now - aware(received) < self.REDELIVERY:
                 return False
-            row = row or InboxRow(update_id=update_id)
-            row.data, row.status, row.received_at, row.done_at = data, "pending", now, None
-            row.user_key = user_key
-            session.add(row)
+            kept = dict(data=data, status="pending", received_at=now, done_at=None, user_key=user_key)
+            if received is None:
+                session.execute(insert(table).values(update_id=update_id, attempts=0, **kept))
+            else:  # an id Telegram reused after a quiet week: the old row is taken over (its attempts kept)
+                session.execute(update(table).where(table.c.update_id == update_id).values(**kept))
         return True
 
     def claim(self, session: Session) -> InboxRow | None:
@@ -502,7 +513,7 @@ class TurnTx:
     def number_case(self, category: str) -> str:
         """Gives the next readable case number of the day: KF-YYYYMMDD-NNNN."""
         day = f"{self.now.astimezone(self.store.zone):%Y%m%d}"
-        counter = self.session.get(CaseCounterRow, day, with_for_update=self.session.bind.dialect.name != "sqlite")
+        counter = self.session.get(CaseCounterRow, day, with_for_update=locked(self.session))
         if counter is None:
             # The day's first case (or a database from before the counter: go on after its cases). Two
             # first cases at once: one insert fails and Service.handle runs that turn again.
@@ -517,8 +528,9 @@ class TurnTx:
     def take_update(self, update_id: int) -> bool:
         """Marks a kept channel update handled by this turn, in the turn's own transaction; False if an
         earlier turn already did (a replay after a crash between that turn's commit and the update's end)."""
-        # Locked on PostgreSQL, so a second worker replaying the same update waits for this turn's commit.
-        row = self.session.get(InboxRow, update_id, with_for_update=self.session.bind.dialect.name != "sqlite")
+        # Locked on PostgreSQL, so a second worker replaying the same update waits for this turn's commit
+        # (on SQLite, inside a Telegram unit, the row the unit loaded: no query).
+        row = self.session.get(InboxRow, update_id, with_for_update=locked(self.session))
         if row is None:
             return True  # not kept in the inbox (another channel, or a test): nothing to guard
         if row.status == "done":
@@ -555,14 +567,14 @@ class TurnTx:
         messages += [dict(conversation_id=row.id, direction="out", text=reply.text, choice=None,
                           options=[[o.label, o.value] for o in reply.options], category=conv.category,
                           state=conv.state, staff_id=None, at=now) for reply in turn.replies]
-        if messages:  # one INSERT … VALUES (…), (…) (an executemany would run as a psycopg pipeline)
-            session.execute(insert(MessageRow.__table__).values(messages))
+        if messages:
+            _insert_all(session, MessageRow.__table__, messages)
         for ev in turn.events:
             self._apply(ev, now)
         if turn.events:
-            session.execute(insert(EventRow.__table__).values([
+            _insert_all(session, EventRow.__table__, [
                 dict(conversation_id=row.id, case_number=ev.data.get("number") or ev.data.get("case"), kind=ev.kind,
-                     data=_jsonable(ev.data), at=now) for ev in turn.events]))
+                     data=_jsonable(ev.data), at=now) for ev in turn.events])
         row.take(conv)
         row.updated_at = now
         session.add(row)
@@ -592,6 +604,14 @@ class TurnTx:
             if case is not None:
                 case.rating_reason = ev.data["reason"]
                 self.session.add(case)
+
+
+def _insert_all(session: Session, table: Any, rows: list[dict]) -> None:
+    """Inserts rows (dicts of the same keys) in one INSERT … VALUES (…), (…) that SQLAlchemy compiles once
+    and caches: a multi-row .values(rows) has no cache key, so it was compiled afresh at every turn, and a
+    plain executemany runs as a psycopg pipeline of one statement a row. With RETURNING, SQLAlchemy batches
+    the rows into one statement ("insertmanyvalues") on SQLite and PostgreSQL; the ids are not needed."""
+    session.execute(insert(table).returning(table.c.id), rows)
 
 
 def _jsonable(data: dict) -> dict:

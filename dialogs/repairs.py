@@ -49,6 +49,7 @@ class RepairReader:
     def __init__(self, repairs: Repairs):
         self.lists = {name: _phrases(getattr(repairs, name)) for name in type(repairs).model_fields if name != "fillers"}
         self._fillers = set(fold(repairs.fillers).casefold())
+        self._sorted: dict[tuple[str, ...], tuple[str, ...]] = {}  # _longest_first's
         after_verb = [p for p in self.lists["human_after_verb"] if p != "人"]
         self._human = re.compile(
             "|".join([_alternation(self.lists["human"])]
@@ -111,9 +112,18 @@ class RepairReader:
 
     def _rest(self, said: str, lists: tuple[str, ...]) -> str:
         """The message without the phrases of these lists and without filler characters."""
-        for phrase in sorted((p for name in lists for p in self.lists[name]), key=len, reverse=True):
+        for phrase in self._longest_first(lists):
             said = said.replace(phrase, " ")
         return "".join(c for c in said if c not in self._fillers and not c.isspace())
+
+    def _longest_first(self, lists: tuple[str, ...]) -> tuple[str, ...]:
+        """The phrases of these lists, longest first: sorted once per set of lists, not at each of the
+        four or five looks read() takes at every message."""
+        phrases = self._sorted.get(lists)
+        if phrases is None:
+            phrases = self._sorted[lists] = tuple(sorted((p for name in lists for p in self.lists[name]),
+                                                         key=len, reverse=True))
+        return phrases
 
     def without_requests(self, text: str) -> str:
         """The message without its requests for a person and without abuse (what is left may be a complaint)."""

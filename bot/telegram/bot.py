@@ -25,7 +25,7 @@ from bot.outbox import QUEUED, Outbox, OutboxRow
 from bot.practice import Practice
 from bot.service import Service
 from bot.staff_texts import load_staff_texts, say
-from bot.store import UNIT, InboxRow, Inbox, Session
+from bot.store import UNIT, InboxRow, Inbox, Session, locked
 from bot.telegram.common import (CHANNEL, IN_PLACE, OUTBOX_EVERY, RATE_BUTTON, RETENTION_EVERY, STAFF_BUTTON, WORKER_IDLE,
                                  InboxQueue, TelegramConfigError, Throttle, Unit, UnitApplication, log)
 from bot.telegram.customers import Customers
@@ -200,7 +200,7 @@ class TelegramBot(Customers, Staff, Supervisors, Sending):
         """Handles an update in one unit: its every effect, the update marked done and the messages it sends
         are committed together, then sent. An update already committed (a replay) is not run again; one whose
         unit cannot commit stays kept and is tried again later."""
-        if update.effective_message is not None and update.effective_message.text:
+        if update.effective_message is not None and update.effective_message.text and not self.service.router.ready:
             await self._db(self.service.router.wait)  # a model still training: before the unit takes the write lock
         try:
             async with self.unit(update.update_id) as unit:
@@ -249,20 +249,23 @@ class TelegramBot(Customers, Staff, Supervisors, Sending):
         in_place = IN_PLACE.set(False)
         try:
             if update_id is not None:
-                unit.fresh = await asyncio.to_thread(self._untaken, unit.session, update_id)
+                unit.inbox_row = await asyncio.to_thread(self._inbox_row, unit.session, update_id)
+                unit.fresh = unit.inbox_row is None or unit.inbox_row.status != "done"
                 # The write lock is the unit's now (BEGIN IMMEDIATE): its calls can run in place.
                 IN_PLACE.set(self._writer is not None)
             yield unit
-            # The commit waits for the disk: never in place.
+            # The commit waits for the disk: never in place (the session is closed on that thread too).
             await asyncio.to_thread(self._commit, unit.session, queued, unit.update_id if unit.fresh else None)
         except BaseException:
-            await asyncio.to_thread(unit.session.rollback)
+            try:
+                await asyncio.to_thread(unit.session.rollback)
+            finally:
+                await asyncio.to_thread(unit.session.close)
             raise
         finally:
             IN_PLACE.reset(in_place)
             UNIT.reset(unit_token)
             QUEUED.reset(queue_token)
-            await asyncio.to_thread(unit.session.close)
         unit.calls = queued
 
     async def _failed_attempt(self, update_id: int, error: BaseException | None) -> str:
@@ -271,10 +274,9 @@ class TelegramBot(Customers, Staff, Supervisors, Sending):
                               self.settings.telegram_attempts, timedelta(seconds=self.settings.telegram_retry_seconds))
 
     @staticmethod
-    def _untaken(session: Session, update_id: int) -> bool:
+    def _inbox_row(session: Session, update_id: int) -> InboxRow | None:
         # Locked on PostgreSQL: a second worker given the same update waits for this unit, then finds it done.
-        row = session.get(InboxRow, update_id, with_for_update=session.bind.dialect.name != "sqlite")
-        return row is None or row.status != "done"
+        return session.get(InboxRow, update_id, with_for_update=locked(session))
 
     def _commit(self, session: Session, queued: list[OutboxRow], update_id: int | None) -> None:
         if update_id is not None:
@@ -283,6 +285,7 @@ class TelegramBot(Customers, Staff, Supervisors, Sending):
             row.update_id = update_id
         self.outbox.write(session, queued)
         session.commit()
+        session.close()  # here, not in a thread handoff of its own: it only hands the connection back
 
     @staticmethod
     def _undo() -> None:

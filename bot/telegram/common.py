@@ -215,6 +215,9 @@ class Unit:
     session: Session
     update_id: int | None
     fresh: bool = True  # False: an earlier unit already committed this update (a replay)
+    # The update's inbox row, held here so that the session's identity map (which holds rows weakly) keeps
+    # it: the turn's take_update and the commit's Inbox.finish find it there instead of querying it again.
+    inbox_row: Any = None
     calls: list[Any] = field(default_factory=list)  # the outbox rows it committed, made once it is over
 
 

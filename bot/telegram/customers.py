@@ -106,8 +106,11 @@ class Customers(Part):
         assert user is not None and chat is not None
         user_key = str(user.id)
         allowed = self.throttle.take(user_key)
-        await self._db(self.casework.customer_wrote, CHANNEL, user_key)  # the case's clock runs again
-        relayed = await self._db(self.casework.relay, CHANNEL, user_key, inbound.text) if inbound.text is not None else None
+        following = await self._db(self.casework.customer_wrote, CHANNEL, user_key)  # the case's clock runs again
+        # Only words for a staff member who follows their latest open case are relayed: customer_wrote just
+        # looked that case up (its card, else None), so without one relay's own look (two queries) is skipped.
+        relayed = (await self._db(self.casework.relay, CHANNEL, user_key, inbound.text)
+                   if inbound.text is not None and following is not None else None)
         if relayed is not None:
             card, answer = relayed
             await self._forward(context, card, "text", None, say(self.staff_texts.forwarded.message, number=card.number, text=inbound.text))
