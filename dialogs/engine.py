@@ -117,9 +117,11 @@ class Engine(RoutingMixin, FeeTalkMixin, AnswersMixin, MovesMixin, PromptsMixin)
                 if replies[i - 1].text.startswith(opener[:2]) and replies[i].text.startswith(opener):
                     replies[i] = Reply(replies[i].text[len(opener):], replies[i].options)
         memory = run.conversation.memory
-        prefix = render(self.shared.texts.repeat_prefix.text, self._blank_values())
+        asked = render(self.shared.texts.repeat_prefix.text, self._blank_values())
+        told = render(self.shared.texts.repeat_told.text, self._blank_values()) if self.shared.texts.repeat_told else asked
         for i, reply in enumerate(replies):
             if reply.text in memory.last_lines:
+                prefix = asked if reply.text.rstrip().endswith(("？", "?", "：", ":")) else told
                 replies[i] = Reply(prefix + reply.text, reply.options)
         memory.last_lines = [r.text for r in replies]
         return run.turn

@@ -172,7 +172,8 @@ class SharedTexts(Strict):
     my_cases: Text
     case_updated: Text
     no_my_cases: Text
-    repeat_prefix: Text
+    repeat_prefix: Text  # before a question asked again, the same as last time
+    repeat_told: Text | None = None  # before a statement said again (a question's prefix reads oddly there)
     status_by_waybill: Text
     topic_which: Text
     topic_follow_up: Text
