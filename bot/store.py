@@ -238,11 +238,13 @@ def connect(database_url: str) -> DbEngine:
 
     from bot import migrate
 
-    all_tables()
     # Looked at without a write lock first: a reader opens a busy database at once.
     with engine.execution_options(**{READ_ONLY: True}).connect() as conn:
         ready = migrate.state(conn) == "current"
     if not ready:
+        # The other tables' modules only when the schema is made (their own users import them):
+        # a start with a current database answers sooner without them.
+        all_tables()
         with engine.begin() as conn:
             migrate.check(conn)  # makes a new database; refuses an older or newer one (SchemaError)
     return engine

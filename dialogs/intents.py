@@ -99,7 +99,7 @@ def normalise(text: str) -> str:
 
 # -- pinyin ---------------------------------------------------------------------------------------
 
-_pinyin_table: dict[int, str] | None = None
+_pinyin_table: dict[str, str] | None = None  # a character's code point, in decimal, to its readings
 _TONE_MARKS = str.maketrans("āáǎàēéěèīíǐìōóǒòūúǔùǖǘǚǜüńňǹḿ", "aaaaeeeeiiiioooouuuuvvvvvnnnm")
 
 
@@ -108,23 +108,23 @@ def _syllable(char: str) -> str | None:
     global _pinyin_table
     if _pinyin_table is None:
         _pinyin_table = _load_pinyin_table()
-    readings = _pinyin_table.get(ord(char))
+    readings = _pinyin_table.get(str(ord(char)))
     return readings.split(",")[0].translate(_TONE_MARKS) if readings else None
 
 
-def _load_pinyin_table() -> dict[int, str]:
+def _load_pinyin_table() -> dict[str, str]:
     """Reads pypinyin's table of single characters from the JSON file it ships (25 ms), without
     importing the package, which loads its phrase tables too (0.3 s). Per-character readings
     are what we want anyway: a phrase table would read a typo (运但号) differently from the
-    word it stands for."""
+    word it stands for. Its keys stay the JSON's strings: converting 40,000 of them to numbers
+    took as long as parsing the file, on the way to a fresh process's first reply."""
     spec = importlib.util.find_spec("pypinyin")
     folder = Path(next(iter(spec.submodule_search_locations or ()), "")) if spec else None
     if folder is not None and (folder / "pinyin_dict.json").exists():
-        table = json.loads((folder / "pinyin_dict.json").read_text(encoding="utf-8"))
-        return {int(code): readings for code, readings in table.items()}
+        return json.loads((folder / "pinyin_dict.json").read_text(encoding="utf-8"))
     from pypinyin.pinyin_dict import pinyin_dict
 
-    return dict(pinyin_dict)
+    return {str(code): readings for code, readings in pinyin_dict.items()}
 
 
 def pinyin_tokens(text: str) -> list[str]:

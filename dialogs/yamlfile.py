@@ -5,15 +5,15 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
-import yaml
 from pydantic import BaseModel, ValidationError
+
+if TYPE_CHECKING:
+    import yaml
 
 Path_ = tuple[str | int, ...]
 DEFAULT_DIR = Path(__file__).resolve().parent.parent / "scripts_yaml"
-# libyaml's parser when PyYAML has it (several times faster); both report the same lines.
-_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 @dataclass
@@ -67,10 +67,14 @@ def dotted(path: Path_) -> str:
 
 def read_yaml(path: Path, shown_as: str) -> YamlDoc:
     """Parses one file; a syntax error or a duplicate key raises ContentFileError."""
+    # Imported here: a start whose content is cached (dialogs.content) reads no YAML, nor imports PyYAML.
+    import yaml
+
     text = path.read_text(encoding="utf-8")
     try:
         try:
-            node = yaml.compose(text, Loader=_LOADER)
+            # libyaml's parser when PyYAML has it (several times faster); both report the same lines.
+            node = yaml.compose(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
         except yaml.YAMLError:
             node = yaml.compose(text, Loader=yaml.SafeLoader)  # its messages say what it found, and where
     except yaml.YAMLError as exc:
@@ -85,6 +89,8 @@ def read_yaml(path: Path, shown_as: str) -> YamlDoc:
 
 
 def _build(node: yaml.Node, path: Path_, doc: YamlDoc) -> Any:
+    import yaml
+
     doc.lines.setdefault(path, node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode):
         out: dict[Any, Any] = {}
@@ -105,6 +111,8 @@ def _build(node: yaml.Node, path: Path_, doc: YamlDoc) -> Any:
 
 def _scalar(node: yaml.Node) -> Any:
     """Builds a plain value (a scalar, or a complex key) with PyYAML's safe rules."""
+    import yaml
+
     return yaml.SafeLoader("").construct_object(node, deep=True)
 
 
