@@ -121,7 +121,7 @@ class Engine(RoutingMixin, FeeTalkMixin, AnswersMixin, MovesMixin, PromptsMixin)
         told = render(self.shared.texts.repeat_told.text, self._blank_values()) if self.shared.texts.repeat_told else asked
         for i, reply in enumerate(replies):
             if reply.text in memory.last_lines:
-                prefix = asked if reply.text.rstrip().endswith(("？", "?", "：", ":")) else told
+                prefix = asked if any(mark in reply.text for mark in "？?：:") else told
                 replies[i] = Reply(prefix + reply.text, reply.options)
         memory.last_lines = [r.text for r in replies]
         return run.turn

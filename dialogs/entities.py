@@ -218,6 +218,14 @@ def _unique(items: list) -> tuple:
 _INTRODUCED_AS_WAYBILL = re.compile(
     r"(?:运单|运但|单号|单子|托运单|货单|票号|快递单|waybill|tracking)(?:号码|号)?\s*(?:是|为|:|#|no\.?)?\s*$",
     re.IGNORECASE)
+
+
+def introduced_as_waybill(text: str, number: str) -> bool:
+    """Whether the number is named a waybill where it stands in the (folded) text ("单号6655443322")."""
+    at = text.find(number)
+    return at >= 0 and bool(_INTRODUCED_AS_WAYBILL.search(text[max(0, at - 12):at]))
+
+
 _INTRODUCED_AS_PHONE = re.compile(r"(?:电话|手机|座机|联系方式|tel|phone)(?:号码|号)?\s*(?:是|为|:)?\s*$", re.IGNORECASE)
 
 _MOBILE = re.compile(r"(?<![\dA-Za-z+])(?:(?:\+|00)86[ -]?|\((?:\+|00)?86\)\s?)?(1[3-9]\d(?:[ -]?\d{4}){2})(?![\d])")

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from decimal import Decimal
 
-from dialogs.entities import STARTING_NUMBER, Entities, number
+from dialogs.entities import STARTING_NUMBER, Entities, introduced_as_waybill, number
 from dialogs.folding import fold
 from dialogs.policies import (MAX_AMOUNT, Policies, UnknownCity, cod_charged_differs, cod_fee, goods_named, insurance_fee,
                               find_region, insurance_limits, invoice_deadline, label_penalty, label_reward, membership_fee, route_region,
@@ -98,7 +98,9 @@ class FeeDesk:
         named = self.names_topic(text)
         if not found.money and found.waybills and (named or context) in ("cod", "insurance", "storage"):
             # "100001呢" after a fee: digits alone are the next amount, not a waybill
-            found = replace(found, money=tuple((said.find(w.lower()), Decimal(w)) for w in found.waybills if w.isdigit()))
+            # (not one named a waybill: "单号6655443322" after a fee question is the goods', not an amount)
+            found = replace(found, money=tuple((said.find(w.lower()), Decimal(w)) for w in found.waybills
+                                               if w.isdigit() and not introduced_as_waybill(said, w.lower())))
         storage_said = named == "storage" or self._storage_figures(said, found)
         topic = named or ("storage" if storage_said else context)
         if topic is None:

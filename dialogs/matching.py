@@ -5,16 +5,26 @@ from __future__ import annotations
 import re
 from typing import Sequence
 
+from dialogs.entities import number
 from dialogs.folding import fold
 from dialogs.schema import FactType
 
-_NUMBER = re.compile(r"^第?(\d{1,3})(?:个|项|号|条)?[.、。)]?$")
+# An option's number however it is said: 2, 第2个, 选2, 选二, 就2吧, 第二项, 二
+_NUMBER = re.compile(r"^(?:我)?(?:选|选择|就选|就|要)?第?(\d{1,3}|[一二两三四五六七八九十]{1,3})(?:个|项|号|条|种)?(?:吧|啊|呀|的)?[.、。)!！]?$")
 
 
 def normalize(text: str) -> str:
     """Folds full-width letters, digits and punctuation to their plain forms and traditional
     characters to simplified ("貨物滯留" picks 货物滞留), and trims."""
     return fold(text).strip()
+
+
+def _option_index(said: str) -> int:
+    """The number of "2" or "二" (up to 99 in words: 十二, 二十)."""
+    if said.isdigit():
+        return int(said)
+    value = number(said)
+    return int(value) if value is not None and value == int(value) else 0
 
 
 def is_number(text: str) -> bool:
@@ -25,7 +35,7 @@ def is_number(text: str) -> bool:
 def option_number(text: str) -> int | None:
     """The number a message that is only an option's number gives ("第2个" → 2), else None."""
     match = _NUMBER.match(normalize(text))
-    return int(match.group(1)) if match else None
+    return _option_index(match.group(1)) if match else None
 
 
 def pick_option(text: str, choices: Sequence[Sequence[str]]) -> int | None:
@@ -35,9 +45,9 @@ def pick_option(text: str, choices: Sequence[Sequence[str]]) -> int | None:
     said = normalize(text).casefold()
     if not said:
         return None
-    number = _NUMBER.match(said)
-    if number:
-        index = int(number.group(1)) - 1
+    numbered = _NUMBER.match(said)
+    if numbered:
+        index = _option_index(numbered.group(1)) - 1
         return index if 0 <= index < len(choices) else None
     names = [[normalize(n).casefold() for n in names] for names in choices]
     exact = [i for i, ns in enumerate(names) if said in ns]

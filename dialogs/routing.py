@@ -64,14 +64,15 @@ class RoutingMixin:
             if index is None and is_number(text):
                 self._say(run, self.shared.texts.choose_again)
                 return self._prompt(run)
-            if index is None and self._only_entities(run, text):  # a waybill while asked which problem: kept
+            if index is None and (self._only_entities(run, text) or self._presses_on(run, text, wants)):
+                # a waybill, or "你们快点处理啊", while asked which problem: kept, and the same options again
                 conv.offered_text = f"{source}\n{text}"
-                run.noted = self._entity_labels(run)
+                run.noted = self._entity_labels(run) if self._only_entities(run, text) else []
                 conv.memory.misses += 1
                 if conv.memory.misses < 2 or offered[0] not in self.content.categories:
                     return self._prompt(run)
-                # The buttons passed over twice while the facts come in: the likeliest problem, said aloud so
-                # that "不对，其实是…" can still change it, rather than the same question a third time.
+                # The buttons passed over twice: the likeliest problem, said aloud so that "不对，其实是…" can
+                # still change it, rather than the same question a third time.
                 run.entities = extract(conv.offered_text, self.places, today=self._today(run))
                 conv.state, conv.offered = MENU, []
                 self._say(run, self.shared.texts.topic_changed, category=self._entry(offered[0]).name)
@@ -121,6 +122,14 @@ class RoutingMixin:
         if after_case and self._already_recorded(run, text):
             return
         self._route(run, text)
+
+    def _presses_on(self, run: Run, text: str, wants: Wants) -> bool:
+        """A message that answers the question "which problem" with no problem of its own ("你们快点处理啊",
+        "都有", "你们看着办吧"): not a fee question, a case query or a request, and read as nothing sure."""
+        if wants.own_status or wants.human or self.fees.is_question(text, run.entities) or self._command(text):
+            return False
+        reading = self._understand(run, text)
+        return reading is None or not self._sure(reading) or reading.label in (OTHER, VAGUE)
 
     def _already_recorded(self, run: Run, text: str) -> bool:
         """More about the case just opened (碎了, right after the claim): said to be on the case, not a new complaint."""

@@ -155,3 +155,13 @@ def test_without_a_certainty_setting_the_confidence_decides(content):
     engine.routing = engine.routing.model_copy(update={"certainty": None})
     conv, _ = talk(engine, "货压在仓库好多天了到底什么时候能走")
     assert conv.category == "stranded"  # 0.97 ≥ routing.threshold; the certainty is not consulted
+
+
+@pytest.mark.parametrize("said, index", [("选1", 0), ("选二", 1), ("2吧", 1), ("就2", 1), ("一", 0), ("第二个", 1),
+                                         ("第二项", 1), ("二", 1), ("我选3", 2), ("第2个", 1), ("3.", 2)])
+def test_an_option_is_chosen_however_its_number_is_said(said, index):
+    """Customers answer "which one" with 选1, 二, 第二个, 就2吧: each is the option of that number."""
+    from dialogs.matching import is_number, pick_option
+
+    assert pick_option(said, [["甲"], ["乙"], ["丙"]]) == index and is_number(said)
+    assert pick_option("两箱", [["甲"], ["乙"], ["丙"]]) is None and not is_number("两箱")
