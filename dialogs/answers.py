@@ -14,6 +14,7 @@ from dialogs.repairs import Wants
 from dialogs.turn import ANSWER_STORY, MAX_SAID, MEANINGFUL, QUESTION, SHIPMENT, SHORT_STORY, STORY_LENGTH, WORDS, Run
 
 
+SHORT_STORY_WORDS = 5  # a story told where a number is asked (两箱瓷砖碎了): no digits, no question, this long
 # A question that names both answers ("要不要收费？", "需不需要"): not a choice among the options by its words.
 EITHER_OR = re.compile(r"(\w)不\1|需不需要|可不可以")
 
@@ -80,16 +81,19 @@ class AnswersMixin:
                 return found()
         if pending is not None and wants.cannot_give:
             return self._skip(run, pending, text)
+        if (pending is not None and not re.search(r"[0-9A-Za-z]", normalize(text)) and not QUESTION.search(text)
+                and self._adds_to_story(run, text, False, least=SHORT_STORY_WORDS)):
+            return self._prompt(run)  # "两箱瓷砖碎了" at the phone question: the story, kept, and the phone asked again
         self._missed(run, pending)
 
-    def _adds_to_story(self, run: Run, text: str, wants_protest: bool = True) -> bool:
+    def _adds_to_story(self, run: Run, text: str, wants_protest: bool = True, least: int = ANSWER_STORY) -> bool:
         """"我刚说了啊，泉州的货跑漳州去了": what the message tells is added to the account of what happened
         (for a protest, once the protest itself is taken out)."""
         conv = run.conversation
         rest = normalize(text).casefold()
         for phrase in self.repairs.lists["protest"] if wants_protest else ():
             rest = rest.replace(phrase, "")
-        if len(WORDS.findall(rest)) < ANSWER_STORY:
+        if len(WORDS.findall(rest)) < least:
             return False
         # The account this complaint keeps: given already, or asked in this state (while a choice between
         # branches is open, the branch's own account is not known yet).
