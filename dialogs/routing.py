@@ -180,7 +180,7 @@ class RoutingMixin:
                 self._say(run, self.content.other.vague_reply)
                 return self._show_menu(run, with_prompt=False)
             label = reading.label
-            later, sure, first = self._second_complaint(run, text, label)
+            later, sure, first = self._second_complaint(run, self._unnumbered(run, text), label)
             # the goods first, when the whole message leaves room for them (a clause alone misreads easily)
             weight = dict(reading.candidates).get(later, 0)
             if later in self.routing.prefer.get(label, []) and (weight >= 0.05 or (sure >= 0.9 and first)):
@@ -194,7 +194,7 @@ class RoutingMixin:
             conv.later = later
             conv.offered_text = f"{conv.offered_text}\n{text}".strip() if later else conv.offered_text
             return self._start(run, label, text)
-        clauses = sorted(self._clause_complaints(text), key=lambda c: -dict(reading.candidates).get(c, 0))
+        clauses = sorted(self._clause_complaints(self._unnumbered(run, text)), key=lambda c: -dict(reading.candidates).get(c, 0))
         if clauses:  # unsure of the whole, sure of its parts: "货压了五天没发，而且开单的态度还很差"
             label = clauses[0]
             later = next((c for c in clauses[1:] if c != label), None)
