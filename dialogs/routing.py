@@ -17,6 +17,7 @@ from dialogs.turn import MEANINGFUL, OTHER, QUESTION, VAGUE, WORDS, Run
 
 # what names a waybill or phone number, taken out with it ("运单号是SH70707070")
 _NUMBER_NAMED = r"(?:运单号|单号|运单|电话号码|电话|手机号|手机|号码)?\s*(?:是|为|:|：)?\s*"
+PRESSING_ON = 40  # characters at most of "你们快点处理啊", "都有": longer is a story of its own, read as one
 SHORT_ANSWER = 6  # characters of a yes or no to an offer (好的，一起登记吧)
 # A message read confidently but not certainly as off-topic or vague (今天天气怎么样, boom) is still answered
 # as such when no complaint or topic has at least this probability: there is nothing sensible to offer.
@@ -126,6 +127,9 @@ class RoutingMixin:
     def _presses_on(self, run: Run, text: str, wants: Wants) -> bool:
         """A message that answers the question "which problem" with no problem of its own ("你们快点处理啊",
         "都有", "你们看着办吧"): not a fee question, a case query or a request, and read as nothing sure."""
+        said = normalize(text)
+        if not (2 <= len(re.findall(r"[\u4e00-\u9fff]", said)) and len(said) <= PRESSING_ON):
+            return False  # emoji, markup, a pasted page: no answer to the question at all
         if wants.own_status or wants.human or self.fees.is_question(text, run.entities) or self._command(text):
             return False
         reading = self._understand(run, text)
