@@ -72,6 +72,15 @@ class FeeDesk:
         hits = [(said.find(w), tid) for tid, words in self._words.items() for w in words if w in said]
         return min(hits)[1] if hits else None
 
+    def _named_after(self, said: str, start: int, besides: set) -> list[tuple[int, str]]:
+        """The topics other than `besides` named after position `start`, each where it is first named."""
+        firsts: dict[str, int] = {}
+        for tid, words in self._words.items():
+            places = [said.find(w, start) for w in words if tid not in besides and said.find(w, start) >= 0]
+            if places:
+                firsts[tid] = min(places)
+        return sorted((at, tid) for tid, at in firsts.items())
+
     def is_question(self, text: str, found: Entities) -> bool:
         """Tells whether a message asks the desk something: it names a topic and asks, or gives an amount for
         it; or it gives the freight and the day of a late pickup ("运费300元，第十天，南昌")."""
@@ -151,6 +160,11 @@ class FeeDesk:
         if reply.texts:
             extra = self._policy_answer(said, reply.topic or topic, False, context, figures=False)
             reply.texts += [t for t in extra.texts if t not in reply.texts]
+            # "代收三千五 另外再问下会员卡要钱吗": a topic named after the figures, asked about in its own words
+            quoted = {reply.topic or topic, *(t for t in ("cod", "insurance") if priced.get(t))}
+            for at, other in self._named_after(said, max((at for at, _ in found.money), default=0), quoted):
+                more = self._policy_answer(said[at:], other, False, None)
+                reply.texts += [t for t in more.texts if t not in reply.texts]
             return reply
         return self._policy_answer(said, topic, named is not None or opening, context)
 
