@@ -74,12 +74,12 @@ class FeeDesk:
 
     def _named_after(self, said: str, start: int, besides: set) -> list[tuple[int, str]]:
         """The topics other than `besides` named after position `start`, each where it is first named."""
-        firsts: dict[str, int] = {}
+        firsts = []
         for tid, words in self._words.items():
-            places = [said.find(w, start) for w in words if tid not in besides and said.find(w, start) >= 0]
+            places = [at for at in (said.find(w, start) for w in words) if at >= 0] if tid not in besides else []
             if places:
-                firsts[tid] = min(places)
-        return sorted((at, tid) for tid, at in firsts.items())
+                firsts.append((min(places), tid))
+        return sorted(firsts)
 
     def is_question(self, text: str, found: Entities) -> bool:
         """Tells whether a message asks the desk something: it names a topic and asks, or gives an amount for

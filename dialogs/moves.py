@@ -80,21 +80,20 @@ class MovesMixin:
         if case is not None:
             return case.number
         complaint = self._complaint_beside_handoff(run, text)
-        if complaint is not None and complaint.label in self.content.categories:  # "运费乱收…我要投诉到12315"
-            conv.category, conv.state, conv.facts = complaint.label, START, {}
-            self._prefill(run, text)
-            return self._open_case(run, self._category(conv), announce=False)[0]
-        if conv.state == CLARIFY:
+        label, told = (complaint.label, text) if complaint is not None else (None, "")  # "运费乱收…我要投诉到12315"
+        if complaint is None and conv.state == CLARIFY:
             # Asked which problem it was, and a person asked for instead: the likeliest problem when the router
             # is at least fairly sure of it, else the person finds out (a guess would put a false kind of
             # case in the reports: "我货呢" → 退货).
             run.entities = extract(f"{conv.offered_text}\n{text}", self.places, today=self._today(run))
             reading = self.router.classify(self._unnumbered(run, conv.offered_text)) if self.router else None
             if (conv.offered and reading is not None and reading.label == conv.offered[0]
-                    and reading.label in self.content.categories and reading.confidence >= self.routing.threshold):
-                conv.category, conv.state, conv.facts = reading.label, START, {}
-                self._prefill(run, conv.offered_text)
-                return self._open_case(run, self._category(conv), announce=False)[0]
+                    and reading.confidence >= self.routing.threshold):
+                label, told = reading.label, conv.offered_text
+        if label in self.content.categories:
+            conv.category, conv.state, conv.facts = label, START, {}
+            self._prefill(run, told)
+            return self._open_case(run, self._category(conv), announce=False)[0]
         facts = {k: v for k, v in (("waybill", next(iter(run.entities.waybills), None)),
                                    ("phone", next(iter(run.entities.phones), None))) if v}
         said = text.strip() if text.strip() and not self._command(text) else ""

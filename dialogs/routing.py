@@ -65,10 +65,11 @@ class RoutingMixin:
             if index is None and is_number(text):
                 self._say(run, self.shared.texts.choose_again)
                 return self._prompt(run)
-            if index is None and (self._only_entities(run, text) or self._presses_on(run, text, wants)):
+            only_entities = index is None and self._only_entities(run, text)
+            if only_entities or (index is None and self._presses_on(run, text, wants)):
                 # a waybill, or "你们快点处理啊", while asked which problem: kept, and the same options again
                 conv.offered_text = f"{source}\n{text}"
-                run.noted = self._entity_labels(run) if self._only_entities(run, text) else []
+                run.noted = self._entity_labels(run) if only_entities else []
                 conv.memory.misses += 1
                 if conv.memory.misses < 2 or offered[0] not in self.content.categories:
                     return self._prompt(run)
@@ -128,7 +129,7 @@ class RoutingMixin:
         """A message that answers the question "which problem" with no problem of its own ("你们快点处理啊",
         "都有", "你们看着办吧"): not a fee question, a case query or a request, and read as nothing sure."""
         said = normalize(text)
-        if not (2 <= len(re.findall(r"[\u4e00-\u9fff]", said)) and len(said) <= PRESSING_ON):
+        if not (2 <= len(WORDS.findall(said)) and len(said) <= PRESSING_ON):
             return False  # emoji, markup, a pasted page: no answer to the question at all
         if wants.own_status or wants.human or self.fees.is_question(text, run.entities) or self._command(text):
             return False
@@ -271,7 +272,7 @@ class RoutingMixin:
             return None
         if reading.label in self.content.categories and reading.confidence >= self.routing.threshold:
             return reading
-        if not any(word in normalize(text) for word in self.routing.asides):
+        if not self._set_apart(text):
             return None  # "货放仓库一个星期了，运费800，保管费多少": the story of the fee question, no complaint
         return next((reading for _, reading in self._clause_complaint_readings(self._unnumbered(run, text))), None)
 
@@ -285,9 +286,13 @@ class RoutingMixin:
             if reading.label in self.content.categories and reading.confidence >= self.routing.also_threshold:
                 yield clause, reading
 
+    def _set_apart(self, text: str) -> bool:
+        """Whether the message sets a second question apart with an aside word (另外, 顺便问下)."""
+        return any(word in normalize(text) for word in self.routing.asides)
+
     def _complaint_with_fee(self, run: Run, text: str, topic: str | None) -> Any:
         """The complaint a message about a fee or policy topic also makes, or None (the fee question alone)."""
-        if any(word in normalize(text) for word in self.routing.asides):  # 另外, 顺便问下: set apart, any clause may be it
+        if self._set_apart(text):  # any clause may be it
             return self._complaint_in(run, text)
         # figures for a fee ("运费300，第4天，福州") are a fee question, unless a complaint is set apart
         if topic != "invoice" and (run.entities.money or run.entities.nth_days):
@@ -329,7 +334,8 @@ class RoutingMixin:
             # Abuse and calls for a person say nothing about the problem: read without them.
             plain = self.repairs.without_requests(text) if self.repairs.read(text).insult else text
             # "运费怎么这么贵啊 不对 我想说的是货没送到": what follows a change word is what the customer means
-            plain = self._after_change_word(self._unnumbered(run, plain)) or self._unnumbered(run, plain)
+            plain = self._unnumbered(run, plain)
+            plain = self._after_change_word(plain) or plain
             run.understood = self.router.classify(plain if WORDS.search(plain) else text)
         return run.understood
 

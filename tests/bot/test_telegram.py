@@ -163,6 +163,18 @@ def world(emulator, content, shared_engine, sqlite_url):
     world.stop()
 
 
+def staff_group_with_a_case(world):
+    """A staff member (and a stranger) in the staff chat, and the card of a case a customer has just opened:
+    (customer, staff, stranger, case number, card)."""
+    world.casework().add_staff(STAFF_ID, "staff", STAFF_CHAT)  # as `kefu staff add 9001 --chat -1001` does
+    world.start()
+    customer = world.user(CUSTOMER_ID, "王")
+    staff = world.user(STAFF_ID, "李客服", STAFF_CHAT, "supergroup")
+    stranger = world.user(STRANGER_ID, "路人", STAFF_CHAT, "supergroup")
+    number = open_stranded_case(customer)
+    return customer, staff, stranger, number, staff.expect(f"案件 {number}｜货物滞留｜处理中")
+
+
 def open_stranded_case(customer, by_text: bool = False) -> str:
     """A customer's conversation from /start to an opened case; returns the case number."""
     customer.say("/start")
@@ -221,14 +233,7 @@ def test_a_customer_opens_a_case_by_writing_and_asks_for_its_progress(world):
 
 
 def test_staff_claim_a_case_and_answer_the_customer(world):
-    world.casework().add_staff(STAFF_ID, "staff", STAFF_CHAT)  # as `kefu staff add 9001 --chat -1001` does
-    world.start()
-    customer = world.user(CUSTOMER_ID, "王")
-    staff = world.user(STAFF_ID, "李客服", STAFF_CHAT, "supergroup")
-    stranger = world.user(STRANGER_ID, "路人", STAFF_CHAT, "supergroup")
-
-    number = open_stranded_case(customer)
-    card = staff.expect(f"案件 {number}｜货物滞留｜处理中")
+    customer, staff, stranger, number, card = staff_group_with_a_case(world)
     assert "🆕 新案件" in card.text and "运单号：12345678" in card.text and "托运窗口" in card.text
     assert {label for label, _ in card.buttons} >= {"认领", "办结", "升级", "发送答复1"}
     assert all(len(data.encode()) <= 64 for _, data in card.buttons)
@@ -278,13 +283,7 @@ def test_staff_claim_a_case_and_answer_the_customer(world):
 def test_a_customer_button_forged_on_a_staff_card_does_nothing(world):
     """Issue 13's F7: anyone in a staff group sent menu:1 on a case card, and kefu ran a customer's turn in the
     staff group (greeting and flow posted there, a conversation for them) and took the card's buttons away."""
-    world.casework().add_staff(STAFF_ID, "staff", STAFF_CHAT)
-    world.start()
-    customer = world.user(CUSTOMER_ID, "王")
-    staff = world.user(STAFF_ID, "李客服", STAFF_CHAT, "supergroup")
-    stranger = world.user(STRANGER_ID, "路人", STAFF_CHAT, "supergroup")
-    number = open_stranded_case(customer)
-    card = staff.expect(f"案件 {number}｜货物滞留｜处理中")
+    _, staff, stranger, _, card = staff_group_with_a_case(world)
     posted = len(world.telegram.bot_messages(STAFF_CHAT))
     for forged in ("menu:1", "menu:2"):
         stranger.forge(forged, card)
