@@ -305,15 +305,15 @@ class AnswersMixin:
                 conv.facts[instead.id] = text.strip()
                 run.noted.append(instead.label)
 
-    def _prefill(self, run: Run, text: str = "") -> None:
+    def _prefill(self, run: Run, text: str = "", account: bool = False) -> None:
         """Takes the facts a category needs from what the customer already wrote, and the first
-        message as their account of what happened when it tells a story."""
+        message as their account of what happened when it tells a story (or is the account: a dispute)."""
         conv = run.conversation
         self._absorb(run, text)
         run.noted.clear()  # taken from the first message: nothing to announce
         story = normalize(text)
         length, clauses = len(WORDS.findall(story)), len([c for c in self._clauses.split(story) if c.strip()])
-        if length >= STORY_LENGTH or (length >= SHORT_STORY and clauses >= 3):
+        if account or length >= STORY_LENGTH or (length >= SHORT_STORY and clauses >= 3):
             for fact_id, fact in self._category(conv).facts.items():
                 if fact.describes and fact_id not in conv.facts:
                     conv.facts[fact_id] = text.strip()

@@ -126,6 +126,7 @@ def _read_and_check(directory: Path, digest: Any) -> Content:
         for stem, category in categories.items():
             problems += _check_category(category, stem, docs[stem], shared, stems)
     if policies is not None:
+        problems += _check_disputes(policies, categories, directory / POLICIES_FILE)
         for topic_id in set(policies.topics) & set(categories):
             problems.append(Problem(shown_path(directory / POLICIES_FILE), None, topic_id, "topic id is also a category id"))
     if policies is not None:
@@ -141,6 +142,20 @@ def _read_and_check(directory: Path, digest: Any) -> Content:
     assert shared is not None and policies is not None and other is not None
     return Content(shared, categories, policies, other, f"{shared.version}+{digest.hexdigest()[:10]}",
                    {label: items for label, (_, items) in extra.items()})
+
+
+def _check_disputes(policies: Policies, categories: dict[str, Category], path: Path) -> list[Problem]:
+    """A disputed charge's `check` names a category whose flow says where the check starts."""
+    problems = []
+    for topic_id, topic in policies.topics.items():
+        for answer_id, answer in topic.answers.items():
+            category = categories.get(answer.check) if answer.check else None
+            if answer.check is None or (category is not None and category.flow.check is not None):
+                continue
+            why = (f"category '{answer.check}' has no 'flow.check' state to start the check at" if category is not None
+                   else f"no category '{answer.check}'" + did_you_mean(answer.check, categories))
+            problems.append(read_yaml(path, shown_path(path)).problem((topic_id, "answers", answer_id, "check"), why))
+    return problems
 
 
 def _handoff_kind(shared: Shared) -> Category:
@@ -282,6 +297,8 @@ def _check_category(category: Category, stem: str, doc: YamlDoc, shared: Shared,
         add(("flow", "states", "start"), "'start' is reserved for the engine")
     if flow.initial not in states:
         add(("flow", "initial"), f"no state '{flow.initial}'" + did_you_mean(flow.initial, states))
+    if flow.check is not None and flow.check not in states:
+        add(("flow", "check"), f"no state '{flow.check}'" + did_you_mean(flow.check, states))
     said, collected = set(), set()
     for name, state in states.items():
         at = ("flow", "states", name)

@@ -73,6 +73,8 @@ class Engine(RoutingMixin, FeeTalkMixin, AnswersMixin, MovesMixin, PromptsMixin)
     def _build_machine(self, category: Category) -> Machine:
         states: list[dict[str, Any]] = [{"name": START}]
         transitions = [{"trigger": "begin", "source": START, "dest": category.flow.initial}]
+        if category.flow.check is not None:  # a charge disputed at the fee desk, its answer already given
+            transitions.append({"trigger": "check", "source": START, "dest": category.flow.check})
         for name, state in category.flow.states.items():
             states.append({"name": name, "on_enter": [self._entered]})
             if state.goto:
@@ -223,7 +225,8 @@ class Engine(RoutingMixin, FeeTalkMixin, AnswersMixin, MovesMixin, PromptsMixin)
         self._leave(run)
         self._show_menu(run)
 
-    def _start(self, run: Run, category_id: str, text: str = "", keep_facts: bool = False, story: bool = True) -> None:
+    def _start(self, run: Run, category_id: str, text: str = "", keep_facts: bool = False, story: bool = True,
+               begin: str = "begin") -> None:
         conv = run.conversation
         conv.memory.misses = 0
         if category_id in self.content.policies.topics:
@@ -234,7 +237,7 @@ class Engine(RoutingMixin, FeeTalkMixin, AnswersMixin, MovesMixin, PromptsMixin)
                 conv.category = conv.memory.topic = answer.topic
             if not answer.texts and not answer.problem and conv.category != "storage":
                 answer = self.fees.overview(conv.category)  # chosen from the menu: what the manual says
-            return self._fee_reply(run, answer)
+            return self._fee_reply(run, answer, text)
         carried = conv.offered_text if conv.offered_text and conv.offered_text != text else ""
         conv.category, conv.state = category_id, START
         if not keep_facts:
@@ -246,11 +249,11 @@ class Engine(RoutingMixin, FeeTalkMixin, AnswersMixin, MovesMixin, PromptsMixin)
         conv.memory.said = said_before + [m for m in (carried, text) if m]
         if carried:  # a waybill sent before the complaint was named
             run.entities = extract(f"{carried}\n{text}", self.places, today=self._today(run))
-        self._prefill(run, text if story else "")
+        self._prefill(run, text if story else "", account=begin == "check")  # the disputed charge is the account
         for message in said_before:  # "送货的不帮忙卸货" said in the carrying complaint names the driver here
             self._absorb(run, message)
         run.noted.clear()
-        self._trigger(run, "begin")
+        self._trigger(run, begin)
 
     def _today(self, run: Run) -> date:
         return run.ledger.now.astimezone(self.zone).date()

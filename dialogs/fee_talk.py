@@ -37,7 +37,7 @@ class FeeTalkMixin:
         if answer.understood:
             if answer.topic and answer.topic != conv.category:  # the figures so far stay: "加起来一共多少"
                 conv.category = conv.memory.topic = answer.topic
-            return self._fee_reply(run, answer)
+            return self._fee_reply(run, answer, text)
         if self._change_topic(run, text, eager=True):
             return
         if self._only_entities(run, text):  # a waybill or a phone after a fee's answer: kept for what comes next
@@ -60,13 +60,15 @@ class FeeTalkMixin:
         return (reading is not None and not run.entities.money
                 and (reading.label == VAGUE or reading.label in self.content.categories))
 
-    def _fee_reply(self, run: Run, answer: FeeAnswer) -> None:
+    def _fee_reply(self, run: Run, answer: FeeAnswer, text: str = "") -> None:
         conv, texts = run.conversation, self.shared.texts
         if answer.problem is not None:
             self._say(run, texts.amount_not_positive if answer.problem == "not_positive" else texts.amount_too_large)
             return self._prompt(run)
         for line in answer.texts:
             self._say_plain(run, line)
+        if answer.check is not None:  # a disputed charge: the check collects the waybill and opens the case
+            return self._start(run, answer.check, text, begin="check")
         if answer.invites:  # the topic's overview ends with its own invitation to send figures
             return self._say_plain(run, run.turn.replies.pop().text, self._current_options(conv))
         if answer.options and answer.texts:  # storage lines to choose from, on the question just asked

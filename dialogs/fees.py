@@ -50,6 +50,7 @@ class FeeAnswer:
     took: bool = False  # figures of a storage quote were taken; the engine asks for the next one
     amount: Decimal | None = None  # a storage quote's fee, for the total beside the other fees
     invites: bool = False  # the last text invites the customer's figures (the topic's ask)
+    check: str | None = None  # a disputed charge: the complaint category that checks it
 
     @property
     def understood(self) -> bool:
@@ -114,6 +115,9 @@ class FeeDesk:
         topic = named or ("storage" if storage_said else context)
         if topic is None:
             return FeeAnswer()
+        disputed = self._disputed(said, topic)
+        if disputed is not None:
+            return disputed
         priced = self._by_fee(said, found, topic, storage_said)
         for value in [v for values in priced.values() for v in values]:
             if value <= 0:
@@ -167,6 +171,13 @@ class FeeDesk:
                 reply.texts += [t for t in more.texts if t not in reply.texts]
             return reply
         return self._policy_answer(said, topic, named is not None or opening, context)
+
+    def _disputed(self, said: str, topic: str) -> FeeAnswer | None:
+        """A charge the customer disputes (没人通知就收保管费): its answer alone, no quote, and the check."""
+        for answer_id, answer in self.policies.topics[topic].answers.items():
+            if answer.check and any(fold(c).casefold() in said for c in answer.cues):
+                return FeeAnswer([topic_answers(topic, self.policies)[answer_id]], topic, check=answer.check)
+        return None
 
     def _by_fee(self, said: str, found: Entities, topic: str, storage_said: bool) -> dict[str, list]:
         """Puts each amount with the fee named nearest to it: before it in its clause, then after it

@@ -57,6 +57,9 @@ class Answer(Text):
     overview: bool = True  # said when the topic opens; False: only when asked for
     also: list[str] = []  # answers said with this one (the storage rule, then the shares)
     figures: bool = False  # states the figures a quote gives (the fee table): not repeated beside a quote
+    # A charge the customer disputes (没人通知就收保管费): said instead of any quote, then this complaint
+    # category's check (its flow's `check` state) collects the waybill and opens the case.
+    check: Id | None = None
 
 
 class Role(Strict):
@@ -365,6 +368,7 @@ class State(Strict):
 
 class Flow(Strict):
     initial: StateName
+    check: StateName | None = None  # where a charge disputed at the fee desk starts, its answer already given
     states: dict[StateName, State]
 
 

@@ -211,3 +211,22 @@ def test_routing_lists_name_their_file_line_and_field_when_they_name_no_category
         f"shared.yaml:{at['storag:']}: routing.fee_stories.storag: no topic 'storag' (did you mean 'storage'?)",
         f"shared.yaml:{at['storag:']}: routing.fee_stories.storag[1]: no category 'not_deliverd' (did you mean 'not_delivered'?)",
     ]
+
+
+def test_a_disputed_charge_names_a_category_with_a_check_state_and_the_check_state_exists(tmp_path):
+    folder = tmp_path / "content"
+    shutil.copytree(DEFAULT_DIR, folder)
+    policies = folder / "policies.yaml"
+    text = policies.read_text(encoding="utf-8").replace("      check: pricing", "      check: pricin", 1)
+    policies.write_text(text, encoding="utf-8")
+    pricing = folder / "pricing.yaml"
+    pricing.write_text(pricing.read_text(encoding="utf-8").replace("  check: collect", "  check: colect", 1), encoding="utf-8")
+    with pytest.raises(ContentError) as caught:
+        load_content(folder)
+    line = next(i for i, row in enumerate(text.splitlines(), 1) if "check: pricin" in row)
+    check_line = next(i for i, row in enumerate(pricing.read_text(encoding="utf-8").splitlines(), 1) if "check: colect" in row)
+    shown = sorted(str(p).split("/")[-1] for p in caught.value.problems)
+    assert shown == sorted([
+        f"policies.yaml:{line}: storage.answers.not_notified.check: no category 'pricin' (did you mean 'pricing'?)",
+        f"pricing.yaml:{check_line}: flow.check: no state 'colect' (did you mean 'collect'?)",
+    ])
