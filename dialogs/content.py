@@ -244,13 +244,19 @@ def _check_shared(shared: Shared, doc: YamlDoc, categories: set[str], topics: se
                 if label not in categories:
                     at = ("routing", kind, key) + ((i - 1,) if i else ())
                     problems.append(doc.problem(at, f"no category '{label}'" + did_you_mean(label, categories)))
-    for topic, labels in shared.routing.fee_stories.items():
-        if topic not in topics:
-            problems.append(doc.problem(("routing", "fee_stories", topic), f"no topic '{topic}'" + did_you_mean(topic, topics)))
-        for i, label in enumerate(labels):
+    for whom, entry in shared.routing.about_whom.items():
+        for i, label in enumerate(entry.problems):
             if label not in categories:
-                problems.append(doc.problem(("routing", "fee_stories", topic, i),
+                problems.append(doc.problem(("routing", "about_whom", whom, "problems", i),
                                             f"no category '{label}'" + did_you_mean(label, categories)))
+    for kind in ("fee_stories", "fee_questions"):
+        for topic, labels in getattr(shared.routing, kind).items():
+            if topic not in topics:
+                problems.append(doc.problem(("routing", kind, topic), f"no topic '{topic}'" + did_you_mean(topic, topics)))
+            for i, label in enumerate(labels):
+                if label not in categories:
+                    problems.append(doc.problem(("routing", kind, topic, i),
+                                                f"no category '{label}'" + did_you_mean(label, categories)))
     if shared.back_label not in shared.commands.menu:
         problems.append(doc.problem(("back_label",), "must be one of the words under commands.menu, so choosing it returns to the menu"))
     for i, entry in enumerate(shared.menu):

@@ -37,7 +37,7 @@ from dialogs.render import render
 from dialogs.repairs import RepairReader
 from dialogs.routing import RoutingMixin
 from dialogs.schema import Category, State, Step
-from dialogs.turn import CASE_NUMBER, MAX_MOVES, START, Router, Run
+from dialogs.turn import CASE_NUMBER, MAX_MOVES, MEANINGFUL, START, Router, Run
 
 __all__ = ["CASE_NUMBER", "Engine", "Router"]  # CASE_NUMBER: the adapters find case numbers with it
 
@@ -102,7 +102,10 @@ class Engine(RoutingMixin, FeeTalkMixin, AnswersMixin, MovesMixin, PromptsMixin)
             run.first_contact = True
             angry = inbound.text is not None and self.repairs.read(inbound.text).insult
             self._say(run, self.shared.texts.greeting_plain if angry else self.shared.texts.greeting)
-            if inbound.choice is None and (not normalize(inbound.text or "") or self._command(inbound.text) == "hello"):
+            # "你好", "嗯", "？" as a first message ask nothing yet: the menu after the greeting
+            first = inbound.text or ""
+            if inbound.choice is None and (not normalize(first) or self._command(first) == "hello"
+                                           or self.repairs.read(first).ack or not MEANINGFUL.search(first)):
                 self._show_menu(run)
                 return self._finish(run)
         if inbound.choice is not None:

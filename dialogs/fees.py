@@ -29,6 +29,9 @@ _AMOUNT_TOKEN = re.compile(r"(?:¥|rmb|人民币)?\s*[\d.,]+[千万kw]?|[零〇�
 _GUESSED_AFTER = re.compile(r"\s*(?:块钱|块|元)?\s*(?:是吗|对吗|是不是|对不对|没错吧)")  # "手续费15块对吗"
 _FEE_BEFORE = re.compile(r"(?:手续费|保价费|费用|收)\s*$")
 _PICKUP = re.compile(r"提货|去提|来提|没提|通知|放了|放在|仓库|保管|存放")
+# "保价8000能赔多少": the declared value of a claim, not a fee asked for, unless the fee is asked too.
+_COMPENSATION = re.compile(r"赔")
+_FEE_ASKED = re.compile(r"保价费|费用|费率|手续费|交多少|收多少|付多少|多少钱|几块|怎么收|怎么算")
 _TOTAL = re.compile(r"一共|总共|加起来|合计|加一起|总计|一起多少")
 _QUESTION_END = re.compile(r"[?？。;；!！\n]|(?<=[吗呢])[,，]")
 _CLAUSE_END = re.compile(r"[,.;!?，。；！？\n]")
@@ -126,7 +129,10 @@ class FeeDesk:
                 return FeeAnswer(topic=topic, problem="too_large")
         reply = FeeAnswer(topic=topic)
         totals: list[Decimal] = []
+        compensation = bool(_COMPENSATION.search(said)) and not _FEE_ASKED.search(said)
         for fee_topic in ("cod", "insurance"):
+            if fee_topic == "insurance" and compensation:
+                continue  # what a claim pays is the policy's answer, not a fee quote
             for amount in priced.get(fee_topic, []):
                 self._quote(fee_topic, amount, said, found, reply, totals)
         if topic == "storage" or priced.get("storage_freight"):

@@ -10,6 +10,7 @@ from typing import Any
 
 from dialogs.conversation import AFTER, CLARIFY, MENU, Event
 from dialogs.entities import extract
+from dialogs.folding import fold
 from dialogs.matching import is_number, normalize, pick_option
 from dialogs.render import render
 from dialogs.repairs import Wants
@@ -22,6 +23,10 @@ SHORT_ANSWER = 6  # characters of a yes or no to an offer (好的，一起登记
 # A message read confidently but not certainly as off-topic or vague (今天天气怎么样, boom) is still answered
 # as such when no complaint or topic has at least this probability: there is nothing sensible to offer.
 PLAUSIBLE = 0.05
+
+
+# Words around whom a complaint is about that say nothing more ("我要投诉你们那个司机").
+_FILLER = re.compile(r"我|要|想|投诉|举报|反映|你们|您们|这个|那个|那位|这位|的|了|啊|呀|吧|下|一")
 
 
 class RoutingMixin:
@@ -89,6 +94,10 @@ class RoutingMixin:
                 run.entities = extract(f"{source}\n{text}", self.places, today=self._today(run))
                 second, conv.memory.second = conv.memory.second == offered[index], None
                 return self._start(run, offered[index], source, story=not second)
+        whom = self._about_whom(text, only=True)
+        if whom:  # "司机" at the menu: what a driver can do wrong, not the menu entry that names drivers
+            conv.state, conv.offered, conv.offered_text = CLARIFY, whom, text
+            return self._prompt(run)
         index = pick_option(text, [names for names, _ in self._menu_entries()])
         if index is not None:  # a number or a menu entry's name is a choice, not a story to take facts from
             names, label = self._menu_entries()[index]
@@ -182,6 +191,10 @@ class RoutingMixin:
                     self._say(run, self.content.other.reply)
                 return self._show_menu(run)
             if reading.label == VAGUE or len(MEANINGFUL.findall(normalize(text))) < 2:  # "货": too little to be sure of
+                whom = self._about_whom(text)
+                if whom:  # "我要投诉司机": what a driver can do wrong, not the whole menu
+                    conv.state, conv.offered, conv.offered_text = CLARIFY, whom, text
+                    return self._say(run, self.content.other.vague_reply, options=self._current_options(conv))
                 self._say(run, self.content.other.vague_reply)
                 return self._show_menu(run, with_prompt=False)
             label = reading.label
@@ -213,12 +226,29 @@ class RoutingMixin:
             conv.offered_text = f"{conv.offered_text}\n{text}".strip() if later else conv.offered_text
             return self._start(run, label, text)
         offered = [label for label, _ in reading.candidates if self._entry(label) is not None]
+        whom = self._about_whom(text)
+        if whom:  # "投诉你们开单的": the problems of the person named, likeliest first
+            weight = dict(reading.candidates)
+            offered = sorted(set(whom + offered[:1]), key=lambda label: -weight.get(label, 0))  # the likeliest stays
         said = MEANINGFUL.findall(self.repairs.without_requests(text))
         if not offered or (self.repairs.read(text).insult and len(said) < 4):  # abuse with nothing else in it: asked, not guessed
             self._say(run, texts.fallback)
             return self._show_menu(run)
         conv.state, conv.offered, conv.offered_text = CLARIFY, offered, text
         self._prompt(run)
+
+    def _about_whom(self, text: str, only: bool = False) -> list[str]:
+        """The problems of the one person a vague complaint names (routing.about_whom), else none;
+        only: when the message says nothing but who ("司机", "投诉你们开单的")."""
+        said = fold(text).casefold()
+        named = [(entry.problems, words) for entry in self.routing.about_whom.values()
+                 if (words := [w for w in map(str.casefold, map(fold, entry.words)) if w in said])]
+        if len(named) != 1:
+            return []
+        problems, words = named[0]
+        if only and MEANINGFUL.search(_FILLER.sub("", re.sub("|".join(map(re.escape, words)), "", said))):
+            return []
+        return [label for label in problems if self._entry(label) is not None]
 
     def _waiting_case(self, run: Run) -> Any:
         """The open case this conversation was handed to a person on, while no complaint is in progress."""
@@ -308,9 +338,19 @@ class RoutingMixin:
         stories = self.routing.fee_stories.get(topic or "", [])
         return next((reading for clause, reading in self._clause_complaint_readings(self._unnumbered(run, text))
                      if not any(ch.isdigit() for ch in clause)
+                     and not (QUESTION.search(clause) and self._topic_asks(topic, clause, reading.label))
                      and (QUESTION.search(clause)
                           or (reading.label not in stories and reading.confidence >= self.routing.told_threshold))),
                     None)
+
+    def _topic_asks(self, topic: str | None, clause: str, label: str) -> bool:
+        """A question the fee topic answers in its own words ("保价8000要交多少，丢了能赔吗": 能赔 is the
+        insurance's question, not a claim; routing.fee_questions)."""
+        if label not in self.routing.fee_questions.get(topic or "", []):
+            return False
+        said = fold(clause).casefold()
+        answers = self.content.policies.topics[topic].answers.values()  # type: ignore[index]
+        return any(fold(c).casefold() in said for a in answers for c in a.cues)
 
     def _second_complaint(self, run: Run, text: str, label: str) -> tuple[str | None, float, bool]:
         """Names a second complaint in the same message ("货摔坏了，司机态度还很差"): a clause that the

@@ -240,6 +240,10 @@ class Handoff(Strict):
     fact_labels: dict[Id, str]  # how staff see what is known: request (the customer's words), waybill, phone
 
 
+class WhomProblems(Strict):
+    words: list[str] = Field(min_length=1)  # 司机, 送货的, 师傅
+    problems: list[Id] = Field(min_length=2)  # the categories offered, likeliest first
+
 class Routing(Strict):
     """How free text is understood (see dialogs/intents.py)."""
 
@@ -257,6 +261,10 @@ class Routing(Strict):
     # A fee topic's figures with a clause that tells of one of these complaints: the fee question's own story
     # ("货放仓库一个星期了，运费800，保管费多少"); any other complaint told beside the figures is a complaint.
     fee_stories: dict[Id, list[Id]] = {}
+    # A complaint that names only whom it is about (我要投诉司机): the problems asked about, by the words
+    # that name that person.
+    about_whom: dict[str, "WhomProblems"] = {}
+    fee_questions: dict[Id, list[Id]] = {}  # asked beside a topic in its own words, these are its question
     told_threshold: float = Field(0.95, gt=0, lt=1)  # least confidence of such a told complaint beside figures
     change_words: list[str]  # words that announce a change of topic mid-conversation (算了, 换个问题)
     places: list[str] = []

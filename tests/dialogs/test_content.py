@@ -230,3 +230,21 @@ def test_a_disputed_charge_names_a_category_with_a_check_state_and_the_check_sta
         f"policies.yaml:{line}: storage.answers.not_notified.check: no category 'pricin' (did you mean 'pricing'?)",
         f"pricing.yaml:{check_line}: flow.check: no state 'colect' (did you mean 'collect'?)",
     ])
+
+
+def test_whom_a_complaint_is_about_and_fee_questions_name_real_categories(tmp_path):
+    folder = tmp_path / "content"
+    shutil.copytree(DEFAULT_DIR, folder)
+    shared = folder / "shared.yaml"
+    text = shared.read_text(encoding="utf-8")
+    text = text.replace("      problems: [attitude, carrying,", "      problems: [attitud, carrying,", 1)
+    text = text.replace("    insurance: [claims]", "    insurance: [claim]", 1)
+    shared.write_text(text, encoding="utf-8")
+    with pytest.raises(ContentError) as caught:
+        load_content(folder)
+    lines = text.splitlines()
+    at = {word: next(i for i, line in enumerate(lines, 1) if word in line) for word in ("[attitud,", "[claim]")}
+    assert sorted(str(p).split("/")[-1] for p in caught.value.problems) == sorted([
+        f"shared.yaml:{at['[attitud,']}: routing.about_whom.driver.problems[0]: no category 'attitud' (did you mean 'attitude'?)",
+        f"shared.yaml:{at['[claim]']}: routing.fee_questions.insurance[0]: no category 'claim' (did you mean 'claims'?)",
+    ])
