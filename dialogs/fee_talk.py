@@ -28,8 +28,9 @@ class FeeTalkMixin:
         if pick_option(text, [[self.shared.back_label]]) is not None and normalize(text) in ("1", self.shared.back_label):
             return self._global_move(run, "menu")
         chosen = self.fees.by_title(conv.category, text)  # a button of the answers' titles
-        if chosen is not None:
-            self._say_plain(run, chosen)
+        if chosen:
+            for line in chosen:
+                self._say_plain(run, line)
             return self._prompt(run)
         if self._offer_check(run, text):
             return

@@ -118,9 +118,9 @@ class FeeDesk:
         topic = named or ("storage" if storage_said else context)
         if topic is None:
             return FeeAnswer()
-        disputed = self._disputed(said, topic)
-        if disputed is not None:
-            return disputed
+        not_priced = self._not_priced(said, topic, bool(found.money))
+        if not_priced is not None:
+            return not_priced
         priced = self._by_fee(said, found, topic, storage_said)
         for value in [v for values in priced.values() for v in values]:
             if value <= 0:
@@ -178,10 +178,11 @@ class FeeDesk:
             return reply
         return self._policy_answer(said, topic, named is not None or opening, context)
 
-    def _disputed(self, said: str, topic: str) -> FeeAnswer | None:
-        """A charge the customer disputes (没人通知就收保管费): its answer alone, no quote, and the check."""
+    def _not_priced(self, said: str, topic: str, amounts: bool) -> FeeAnswer | None:
+        """A charge the customer disputes (没人通知就收保管费: its answer alone and the check), or a rule asked
+        in words that hold a number (通知那天算不算一天, with no amount): answered, not priced."""
         for answer_id, answer in self.policies.topics[topic].answers.items():
-            if answer.check and any(fold(c).casefold() in said for c in answer.cues):
+            if (answer.check or (answer.no_quote and not amounts)) and any(fold(c).casefold() in said for c in answer.cues):
                 return FeeAnswer([topic_answers(topic, self.policies)[answer_id]], topic, check=answer.check)
         return None
 
@@ -382,13 +383,14 @@ class FeeDesk:
         """What the manual says about a topic, for a customer who chose it from the menu."""
         return self._policy_answer("", topic, True, None)
 
-    def by_title(self, topic: str, text: str) -> str | None:
-        """The answer whose title the customer chose (a button), if any."""
+    def by_title(self, topic: str, text: str) -> list[str]:
+        """The answer whose title the customer chose (a button), with the answers said with it; else none."""
         said = fold(text).strip().casefold()
         for answer_id, answer in self.policies.topics[topic].answers.items():
             if answer.title and fold(answer.title).casefold() == said:
-                return topic_answers(topic, self.policies)[answer_id]
-        return None
+                rendered = topic_answers(topic, self.policies)
+                return [rendered[answer_id]] + [rendered[a] for a in answer.also]
+        return []
 
     def prompt(self, topic: str, facts: dict[str, str]) -> str | None:
         """What to ask next in a storage quote that lacks a figure, if anything."""

@@ -60,6 +60,8 @@ class Answer(Text):
     # A charge the customer disputes (没人通知就收保管费): said instead of any quote, then this complaint
     # category's check (its flow's `check` state) collects the waybill and opens the case.
     check: Id | None = None
+    # Asked in these words with no amount, this is answered and nothing priced (通知那天算不算一天: 一天 is no figure).
+    no_quote: bool = False
 
 
 class Role(Strict):
