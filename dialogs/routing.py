@@ -226,7 +226,7 @@ class RoutingMixin:
             conv.offered_text = f"{conv.offered_text}\n{text}".strip() if later else conv.offered_text
             return self._start(run, label, text)
         offered = [label for label, _ in reading.candidates if self._entry(label) is not None]
-        whom = self._about_whom(text)
+        whom = self._about_whom(text, only=True)
         if whom:  # "投诉你们开单的": the problems of the person named, likeliest first
             weight = dict(reading.candidates)
             offered = sorted(set(whom + offered[:1]), key=lambda label: -weight.get(label, 0))  # the likeliest stays
