@@ -62,32 +62,36 @@ def pick_option(text: str, choices: Sequence[Sequence[str]]) -> int | None:
 
 
 def pick_by_words(text: str, choices: Sequence[Sequence[str]]) -> int | None:
-    """Returns the index of the choice whose words a message uses ("开单的" → 托运窗口人员): the longest
-    word found decides (没保价 over 保价); None when none is found or two choices tie."""
+    """Returns the index of the choice whose words a message uses ("开单的" → 托运窗口人员). Of words that
+    overlap, the longest counts (没保价 over 保价); of words apart, the one said last ("不需要 我就是投诉他":
+    the complaint); None when none is found or two choices tie."""
     said = normalize(text).casefold()
-    best_length, best = 0, set()
+    found = []  # (start, end, choice)
     for i, words in enumerate(choices):
         for word in words:
             word = normalize(word).casefold()
-            if word and _said_not_denied(said, word):
-                if len(word) > best_length:
-                    best_length, best = len(word), {i}
-                elif len(word) == best_length:
-                    best.add(i)
-    return best.pop() if len(best) == 1 else None
+            start = _said_at(said, word) if word else -1
+            if start != -1:
+                found.append((start, start + len(word), i))
+    kept = [f for f in found if not any(o[0] <= f[0] and f[1] <= o[1] and o[1] - o[0] > f[1] - f[0] for o in found)]
+    if not kept:
+        return None
+    last = max(start for start, _, _ in kept)
+    latest = {i for start, end, i in kept if end > last}  # the words said last, and any that reach past their start
+    return latest.pop() if len(latest) == 1 else None
 
 
 _DENIED = re.compile(r"[不没别未无]\S?$")
 
 
-def _said_not_denied(said: str, word: str) -> bool:
-    """Whether the message uses the word other than denied ("不给搬上楼" does not ask for carrying)."""
+def _said_at(said: str, word: str) -> int:
+    """Where the message uses the word other than denied ("不给搬上楼" does not ask for carrying), or -1."""
     start = said.find(word)
     while start != -1:
         if word[0] in "不没别未无" or not _DENIED.search(said[max(0, start - 2):start]):
-            return True
+            return start
         start = said.find(word, start + 1)
-    return False
+    return -1
 
 
 def check_fact(text: str, fact_type: FactType, options: Sequence[str] | None) -> str | None:
