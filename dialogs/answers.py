@@ -69,6 +69,9 @@ class AnswersMixin:
             return self._skip(run, pending, text)
         if run.noted:  # the message gave something else that was asked later (a phone for the waybill)
             if pending is None and self._state(conv).options:
+                given = self._option_given(run)
+                if given is not None:  # the waybill at 需要登记核对吗？: yes, check this one
+                    return self._trigger(run, f"option{given}")
                 return self._missed(run, None, noted=True)  # the choice asked is still not made
             return self._prompt(run)
         if self._change_topic(run, text):
@@ -85,6 +88,13 @@ class AnswersMixin:
                 and self._adds_to_story(run, text, False, least=SHORT_STORY_WORDS)):
             return self._prompt(run)  # "两箱瓷砖碎了" at the phone question: the story, kept, and the phone asked again
         self._missed(run, pending)
+
+    def _option_given(self, run: Run) -> int | None:
+        """The one option taken by the facts this message gave instead of a choice (its `given`), if any."""
+        category = self._category(run.conversation)
+        noted = {fid for fid, fact in category.facts.items() if fact.label in run.noted}
+        chosen = [i for i, option in enumerate(self._state(run.conversation).options) if noted & set(option.given)]
+        return chosen[0] if len(chosen) == 1 else None
 
     def _adds_to_story(self, run: Run, text: str, wants_protest: bool = True, least: int = ANSWER_STORY) -> bool:
         """"我刚说了啊，泉州的货跑漳州去了": what the message tells is added to the account of what happened

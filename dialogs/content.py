@@ -316,6 +316,10 @@ def _check_category(category: Category, stem: str, doc: YamlDoc, shared: Shared,
             collected.add(fact_id)
             if fact_id not in category.facts:
                 add(at + ("collect", i), f"no fact '{fact_id}'" + did_you_mean(fact_id, category.facts))
+        for i, option in enumerate(state.options):
+            for j, fact_id in enumerate(option.given):
+                if fact_id not in category.facts:
+                    add(at + ("options", i, "given", j), f"no fact '{fact_id}'" + did_you_mean(fact_id, category.facts))
         for target, path in _targets(state, at):
             if target not in states:
                 add(path, f"transition to missing state '{target}'" + did_you_mean(target, states))

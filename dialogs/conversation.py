@@ -42,11 +42,12 @@ class Memory:
     handed: str | None = None  # the case handed to a person (or "" when handed without one)
     second: str | None = None  # the second complaint of a message, offered now: its facts, not its story, carry over
     last_fact: str | None = None  # the fact answered last: what "哦不对，是六楼" corrects
+    checking: bool = False  # the complaint is a check kefu started on a disputed charge, not one the customer asked for
 
     def as_json(self) -> dict[str, Any]:
         return {"said": self.said, "skipped": self.skipped, "misses": self.misses, "confirming": self.confirming,
                 "last_lines": self.last_lines, "topic": self.topic, "handed": self.handed, "second": self.second,
-                "last_fact": self.last_fact}
+                "last_fact": self.last_fact, "checking": self.checking}
 
     @classmethod
     def from_json(cls, data: dict[str, Any] | None) -> "Memory":

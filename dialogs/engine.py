@@ -126,7 +126,8 @@ class Engine(RoutingMixin, FeeTalkMixin, AnswersMixin, MovesMixin, PromptsMixin)
         told = render(self.shared.texts.repeat_told.text, self._blank_values()) if self.shared.texts.repeat_told else asked
         for i, reply in enumerate(replies):
             if reply.text in memory.last_lines:
-                prefix = asked if any(mark in reply.text for mark in "？?：:") else told
+                # a question or a request is asked again; an answer said again ("收费标准：…") is told again
+                prefix = asked if any(mark in reply.text for mark in "？?") or reply.text.startswith("请") else told
                 replies[i] = Reply(prefix + reply.text, reply.options)
         memory.last_lines = [r.text for r in replies]
         return run.turn
@@ -235,6 +236,8 @@ class Engine(RoutingMixin, FeeTalkMixin, AnswersMixin, MovesMixin, PromptsMixin)
         if category_id in self.content.policies.topics:
             conv.category, conv.state, conv.facts = category_id, TOPIC, {}
             conv.memory.topic = category_id
+            if self._offer_check(run, text):  # "代收货款被扣了20块 我代收的是3000": the standard, and a check
+                return
             answer = self.fees.answer(text, run.entities, category_id, conv.facts, self._today(run), opening=True)
             if answer.topic and answer.topic != category_id:
                 conv.category = conv.memory.topic = answer.topic
@@ -243,6 +246,7 @@ class Engine(RoutingMixin, FeeTalkMixin, AnswersMixin, MovesMixin, PromptsMixin)
             return self._fee_reply(run, answer, text)
         carried = conv.offered_text if conv.offered_text and conv.offered_text != text else ""
         conv.category, conv.state = category_id, START
+        conv.memory.checking = begin == "check"
         if not keep_facts:
             conv.facts = {}
             conv.case_number = None
@@ -353,4 +357,4 @@ class Engine(RoutingMixin, FeeTalkMixin, AnswersMixin, MovesMixin, PromptsMixin)
     def _leave(self, run: Run) -> None:
         conv = run.conversation
         conv.category, conv.state, conv.later, conv.offered, conv.offered_text = None, MENU, None, [], ""
-        conv.memory.misses, conv.memory.confirming, conv.memory.said = 0, None, []
+        conv.memory.misses, conv.memory.confirming, conv.memory.said, conv.memory.checking = 0, None, [], False

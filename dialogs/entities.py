@@ -231,9 +231,11 @@ _INTRODUCED_AS_PHONE = re.compile(r"(?:电话|手机|座机|联系方式|tel|pho
 _MOBILE = re.compile(r"(?<![\dA-Za-z+])(?:(?:\+|00)86[ -]?|\((?:\+|00)?86\)\s?)?(1[3-9]\d(?:[ -]?\d{4}){2})(?![\d])")
 _LANDLINE = re.compile(r"(?<![\dA-Za-z])(?:(?:\+|00)86[ -]?)?(?:\((0\d{2,3})\)\s?|(0\d{2,3})[ -])(\d{7,8})(?![\d])")
 _LANDLINE_BARE = re.compile(r"(?<![\dA-Za-z])(0(?:10|2\d|[3-9]\d{2})\d{7,8})(?![\d])")
-_WAYBILL = re.compile(r"(?<![A-Za-z\d.,])([A-Za-z]{1,4})?(\d{6,16})(?![\d]|[.,]\d)")
+_WAYBILL = re.compile(r"(?<![A-Za-z\d.,])(?:([A-Za-z]{1,4})[-—–－]?)?(\d{6,16})(?![\d]|[.,]\d)")
 # With a letter prefix, groups of digits may be split by dashes or spaces: FZ-2026-09876, SH 2026 1127 001.
-_WAYBILL_SPLIT = re.compile(r"(?<![A-Za-z\d])([A-Za-z]{1,4})[- ]?(\d{2,8}(?:[- ]\d{2,8}){1,3})(?![\d])")
+_WAYBILL_SPLIT = re.compile(r"(?<![A-Za-z\d])([A-Za-z]{1,4})[- —–－]?(\d{2,8}(?:[- —–－]\d{2,8}){1,3})(?![\d])")
+# Without a prefix only when named a waybill: 单号 2026 1129 0520 (else 2026 11 29 is a date).
+_WAYBILL_GROUPS = re.compile(r"(?<![A-Za-z\d])(\d{2,8}(?:[- —–－]\d{2,8}){1,3})(?![\d])")
 _MONEY_NEXT = re.compile(r"^(?:元|块|圆|万|千|亿|k|w|rmb|yuan|%|‰)", re.IGNORECASE)
 # A number right after one of these is an amount however many digits it has (保价100001, 代收100000).
 _MONEY_BEFORE = re.compile(r"(?:保价|代收|运费|货款|货值|价值|金额|赔偿?|付了?|收了|扣了|花了|值|报价|保了|保|手续费|费用)"
@@ -262,6 +264,11 @@ def _waybills(work: _Work) -> list[str]:
         digits = re.sub(r"\D", "", m.group(2))
         if 6 <= len(digits) <= 16:
             found.append(m.group(1).upper() + digits)
+            work.take(m.start(), m.end())
+    for m in _WAYBILL_GROUPS.finditer(work.text):
+        digits = re.sub(r"\D", "", m.group(1))
+        if 6 <= len(digits) <= 16 and _INTRODUCED_AS_WAYBILL.search(work.before(m.start())):
+            found.append(digits)
             work.take(m.start(), m.end())
     for m in _WAYBILL.finditer(work.text):
         if _MONEY_NEXT.match(work.after(m.end())):

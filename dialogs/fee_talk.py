@@ -5,7 +5,6 @@ A part of the Engine (dialogs/engine.py), kept apart by what it does; pure like 
 
 from __future__ import annotations
 
-from dialogs.conversation import CLARIFY
 from dialogs.fees import FeeAnswer
 from dialogs.matching import normalize, pick_option
 from dialogs.policies import topic_text
@@ -90,10 +89,8 @@ class FeeTalkMixin:
             return False
         for line in answer.texts:
             self._say_plain(run, line)
-        conv = run.conversation
         self._leave(run)
-        conv.state, conv.offered, conv.offered_text = CLARIFY, ["pricing"], text
-        self._prompt(run)
+        self._start(run, "pricing", text, begin="check")  # the check collects the waybill and opens the case
         return True
 
     def _side_fee(self, run: Run, text: str) -> bool:

@@ -32,6 +32,9 @@ _PICKUP = re.compile(r"提货|去提|来提|没提|通知|放了|放在|仓库|�
 # "保价8000能赔多少": the declared value of a claim, not a fee asked for, unless the fee is asked too.
 _COMPENSATION = re.compile(r"赔")
 _FEE_ASKED = re.compile(r"保价费|费用|费率|手续费|交多少|收多少|付多少|多少钱|几块|怎么收|怎么算")
+# Insurance told as what was done ("已保价2000", "没保价"): a fact of a claim, not a question about the fee.
+_INSURED = re.compile(r"(?:已经?|有|没有?|未|办了|买了|保了)保价|保价了|保过价|保了价")
+_INSURED_AMOUNT = re.compile(_INSURED.pattern + r"\s*(?:金额|了)?\s*[0-9零一二两三四五六七八九十百千万wWkK.]*\s*[元块]?")
 _TOTAL = re.compile(r"一共|总共|加起来|合计|加一起|总计|一起多少")
 _QUESTION_END = re.compile(r"[?？。;；!！\n]|(?<=[吗呢])[,，]")
 _CLAUSE_END = re.compile(r"[,.;!?，。；！？\n]")
@@ -85,12 +88,24 @@ class FeeDesk:
                 firsts.append((min(places), tid))
         return sorted(firsts)
 
+    def without_insurance_told(self, said: str) -> str:
+        """The message without insurance told as done (已保价2000, 没保价), unless it asks something."""
+        return said if not self.tells_insurance(said) else _INSURED_AMOUNT.sub(" ", said)
+
+    def tells_insurance(self, text: str) -> bool:
+        """Insurance told as done (已保价2000, 没保价) in a message that asks nothing: a fact of a claim."""
+        said = fold(text).casefold()
+        return bool(_INSURED.search(said)) and not _QUESTION.search(said)
+
     def is_question(self, text: str, found: Entities) -> bool:
         """Tells whether a message asks the desk something: it names a topic and asks, or gives an amount for
         it; or it gives the freight and the day of a late pickup ("运费300元，第十天，南昌")."""
         said = fold(text).casefold()
-        if self.names_topic(text) is None:
+        named = self.names_topic(text)
+        if named is None:
             return self._storage_figures(said, found)
+        if named == "insurance" and self.tells_insurance(text):
+            return False  # "少了一件…已保价2000": a fact of the claim, nothing asked
         return bool(found.money) or bool(_QUESTION.search(said))
 
     def topic_of(self, text: str, found: Entities) -> str | None:

@@ -22,6 +22,10 @@ class MovesMixin:
     def _confirm(self, run: Run, what: str) -> None:
         """Asks whether the customer really means to drop the open complaint."""
         conv = run.conversation
+        category = self._category(conv)
+        if what == "cancel" and conv.memory.checking and not any(
+                fid in conv.facts for fid in self._state(conv).collect if not category.facts[fid].describes):
+            return self._cancel(run)  # a check kefu offered on a disputed charge, nothing given yet: leaves at once
         conv.memory.confirming = what
         text = self.shared.texts.confirm_cancel if what == "cancel" else self.shared.texts.confirm_bye
         self._say(run, text, options=self._current_options(conv), category=self._category(conv).name)
@@ -42,14 +46,20 @@ class MovesMixin:
                 return False  # "不是，还是查一下吧，电话139…": going on, and the phone is taken as usual
             self._prompt(run)
             return True
-        run.turn.events.append(Event("conversation_cancelled", {"category": conv.category, "state": conv.state}))
-        self._leave(run)
         if what == "bye":
+            run.turn.events.append(Event("conversation_cancelled", {"category": conv.category, "state": conv.state}))
+            self._leave(run)
             self._goodbye(run)
         else:
-            self._say(run, self.shared.texts.cancelled)
-            self._after(run)
+            self._cancel(run)
         return True
+
+    def _cancel(self, run: Run) -> None:
+        conv = run.conversation
+        run.turn.events.append(Event("conversation_cancelled", {"category": conv.category, "state": conv.state}))
+        self._leave(run)
+        self._say(run, self.shared.texts.cancelled)
+        self._after(run)
 
     def _handoff(self, run: Run, text: str) -> None:
         """A person, asked for in any words: recorded on a case (opened now with what is known, if

@@ -99,6 +99,8 @@ class RoutingMixin:
             conv.state, conv.offered, conv.offered_text = CLARIFY, whom, text
             return self._prompt(run)
         index = pick_option(text, [names for names, _ in self._menu_entries()])
+        if index is not None and self._menu_entries()[index][1] == "insurance" and self.fees.tells_insurance(text):
+            index = None  # "少了一件…没保价 那件值800": the insurance is a fact of the complaint, not the topic chosen
         if index is not None:  # a number or a menu entry's name is a choice, not a story to take facts from
             names, label = self._menu_entries()[index]
             said = normalize(text).casefold()
@@ -381,11 +383,12 @@ class RoutingMixin:
 
     def _unnumbered(self, run: Run, text: str) -> str:
         """The message without its waybill and phone numbers, which say nothing of the problem and pull the
-        router towards the examples that carry numbers ("…装车 耽误我事了 运单号是SH70707070" read as stranded)."""
+        router towards the examples that carry numbers ("…装车 耽误我事了 运单号是SH70707070" read as stranded),
+        and without insurance told as done ("已保价2000": a fact of the claim, read as the insurance topic)."""
         said = normalize(text)
         for found in (*run.entities.phones, *run.entities.waybills):
             said = re.sub(rf"{_NUMBER_NAMED}{re.escape(found)}", " ", said)
-        return said
+        return self.fees.without_insurance_told(said)
 
     def _after_change_word(self, said: str) -> str | None:
         """What follows the last change word (不对不对，其实主要是 → 货到了三天都没给我送), when there is enough

@@ -347,6 +347,7 @@ class Option(Strict):
     label: str
     goto: StateName
     words: list[str] = []  # what customers say for this option (发到别的地方了)
+    given: list[Id] = []  # facts that, sent instead of a choice, take this option (a waybill at 需要登记核对吗？)
 
 
 class State(Strict):

@@ -30,6 +30,9 @@ def ents(text: str, today: date = TODAY):
     ("理赔单号 lp20240311", ["LP20240311"], []),  # letter prefix, upper-cased
     ("单号 880192736451 麻烦查一下", ["880192736451"], []),  # 12 digits starting with 1: not a phone
     ("单号 12345", [], []),  # too short for a waybill
+    ("运单号是：SH—20261129049", ["SH20261129049"], []),  # a long dash after the prefix keeps it (probe 3, C101)
+    ("单号 2026 1129 0520", ["202611290520"], []),  # groups of digits named a waybill (probe 3, C104)
+    ("2026 11 29 发的货", [], []),  # the same shape not named a waybill is a date
 ])
 def test_waybills_and_phones(text, waybills, phones):
     found = ents(text)
