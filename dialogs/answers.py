@@ -89,6 +89,17 @@ class AnswersMixin:
             return self._prompt(run)  # "两箱瓷砖碎了" at the phone question: the story, kept, and the phone asked again
         self._missed(run, pending)
 
+    def _keep_unanswered(self, run: Run) -> None:
+        """What the customer said to a question kefu could not place ("六楼 没电梯", "上次500这次800"), kept on
+        the account of what happened, so the person handed the case reads it."""
+        conv = run.conversation
+        facts = self._category(conv).facts
+        story = next((fid for fid, fact in facts.items() if fact.describes), "request")
+        kept = conv.facts.get(story, "")
+        told = [m.strip() for m in conv.memory.said[1:] if len(WORDS.findall(m)) >= 2 and m.strip() not in kept]
+        if told:
+            conv.facts[story] = "；".join([kept, *told] if kept else told)
+
     def _option_given(self, run: Run) -> int | None:
         """The one option taken by the facts this message gave instead of a choice (its `given`), if any."""
         category = self._category(run.conversation)
@@ -382,6 +393,7 @@ class AnswersMixin:
                 run.lead = render(self.shared.texts.moved_on.text, self._blank_values())
                 return self._trigger(run, f"option{other}")
             if memory.misses >= 3:  # a person was offered the last time: hand over rather than ask a fourth time
+                self._keep_unanswered(run)
                 return self._handoff(run, "")
             if noted:
                 return self._prompt(run)

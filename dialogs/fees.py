@@ -427,5 +427,7 @@ def _days(found: Entities, today: date) -> int | None:
             return int(duration.days)
     for when in found.dates:
         if when <= today and today - when < timedelta(days=366):
-            return (today - when).days + 1
+            # picked up on a later day said too ("11月30号通知的 明天提"), else today
+            pickup = next((d for d in found.dates if d > when), today)
+            return (pickup - when).days + 1
     return None
