@@ -461,6 +461,9 @@ class Casework:
         category = self.content.case_kinds[case.category]
         step = category.handling[case.step]
         facts = tuple((fact.label, str(case.facts[fid])) for fid, fact in category.facts.items() if fid in case.facts)
+        shared = self.content.shared.handoff.fact_labels  # facts any case may hold: what was added after it opened
+        facts += tuple((label, str(case.facts[fid])) for fid, label in shared.items()
+                       if fid in case.facts and fid not in category.facts)
         values = template_values(conv.salutation or "", case.facts, case.number, category=category.name)
         canned = []
         for point in category.answer_points.values():

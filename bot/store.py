@@ -601,6 +601,12 @@ class TurnTx:
                 case.facts = {**case.facts, **ev.data["facts"]}
                 case.waybill, case.contact = case.facts.get("waybill"), case.facts.get("phone")
                 self.session.add(case)
+        elif ev.kind == "case_detail_added":  # more said about the case after it was opened: kept for staff
+            case = self.session.exec(select(CaseRow).where(CaseRow.number == ev.data["case"])).first()
+            if case is not None:
+                added = case.facts.get("added")
+                case.facts = {**case.facts, "added": f"{added}；{ev.data['text']}" if added else ev.data["text"]}
+                self.session.add(case)
         elif ev.kind == "rating_reason":
             case = self.session.exec(select(CaseRow).where(CaseRow.number == ev.data["case"])).first()
             if case is not None:

@@ -53,6 +53,9 @@ class MemoryLedger:
                 self.cases[event.data["number"]] = dict(event.data, facts=dict(event.data["facts"]))
             elif event.kind == "case_facts_corrected" and event.data.get("case") in self.cases:
                 self.cases[event.data["case"]]["facts"].update(event.data["facts"])
+            elif event.kind == "case_detail_added" and event.data.get("case") in self.cases:
+                facts = self.cases[event.data["case"]]["facts"]
+                facts["added"] = f"{facts['added']}；{event.data['text']}" if "added" in facts else event.data["text"]
 
 
 @dataclass

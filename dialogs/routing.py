@@ -148,15 +148,21 @@ class RoutingMixin:
         return reading is None or not self._sure(reading) or reading.label in (OTHER, VAGUE)
 
     def _already_recorded(self, run: Run, text: str) -> bool:
-        """More about the case just opened (碎了, right after the claim): said to be on the case, not a new complaint."""
+        """More about the case just opened (碎了, right after the claim; 就是昨天下午送货那个胖子; 能不能快点):
+        added to the case for staff, and said so with when they will be in touch, not a new complaint."""
         conv = run.conversation
         case = run.ledger.find_case(conv.case_number) if conv.case_number else None
-        reading = self._understand(run, text) if case is not None else None
-        if case is None or case.status != "open" or reading is None or reading.confidence < self.routing.threshold:
+        if case is None or case.status != "open" or not case.mine or len(WORDS.findall(text)) < 2:
             return False
-        if reading.label not in [case.category, *self.routing.covers.get(case.category, [])]:
+        reading = self._understand(run, text)
+        same = reading is not None and reading.confidence >= self.routing.threshold and reading.label in [
+            case.category, *self.routing.covers.get(case.category, [])]
+        unsure = reading is None or reading.label in (OTHER, VAGUE) or not self._sure(reading)
+        if not (same or unsure) or self.fees.is_question(text, run.entities):
             return False
-        self._say(run, self.shared.texts.already_recorded, case={"number": case.number})
+        run.turn.events.append(Event("case_detail_added", {"case": case.number, "text": text.strip()}))
+        self._say_plain(run, render(self.shared.texts.case_updated.text,
+                                    {**self._blank_values(), **self._step_values(case.role, case.deadline, case.number)}))
         self._after(run, ask=False)
         return True
 

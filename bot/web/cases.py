@@ -76,6 +76,7 @@ async def show_case(request: Request) -> Response:
         raise HTTPException(404)
     kind = state.content.case_kinds.get(detail.case.category)
     return page(request, "case.html", detail=detail, case=detail.case, kind=kind, staff=staff,
+                labels=state.content.shared.handoff.fact_labels,  # facts any case may hold (客户补充)
                 overdue=queries.is_overdue(detail.case, utcnow()),
                 flags={m.id: [f for f in detail.marks if f.message_id == m.id]
                        for m in detail.messages})

@@ -37,6 +37,14 @@ def test_card_shows_facts_step_and_canned_answers(desk):
     assert "第1/3步 托运窗口" in card.text()
 
 
+def test_what_the_customer_adds_after_the_case_is_on_the_card(desk):
+    n = number(desk)
+    for line in ["就是上周五从福州发的那票", "能不能快点 我急用"]:
+        replies = desk.service.receive("telegram", "5001", Inbound(text=line))
+        assert any(n in reply.text and "已更新" in reply.text for reply in replies)
+    assert desk.card(n).facts[-1] == ("客户补充", "就是上周五从福州发的那票；能不能快点 我急用")
+
+
 def test_staff_registry_and_where_cards_go(desk):
     desk.add_staff(11, "staff", chat_id=-100, handles=["branch_counter"])
     desk.add_staff(12, "staff", chat_id=-200)
