@@ -19,6 +19,10 @@ SHORT_STORY_WORDS = 5  # a story told where a number is asked (两箱瓷砖碎�
 EITHER_OR = re.compile(r"(\w)不\1|需不需要|可不可以")
 
 
+# Words that only introduce a waybill or a phone ("我的运单号是", "联系电话"): no problem told.
+_NAMING_NUMBERS = re.compile(r"运单号?码?|单号|快递单|托运单|手机号?码?|电话号?码?|联系方式|号码|我的|我|是|为|的|：|:|，|,|。|\s")
+
+
 class AnswersMixin:
     """Takes what a message gives inside a complaint, and finds the way on when it gives nothing."""
 
@@ -51,8 +55,9 @@ class AnswersMixin:
             return self._confirm(run, "cancel" if wants.cancel else "bye")
         if wants.wait:
             return self._say(run, texts.wait_reply)
-        if wants.thanks:
-            run.lead = render(texts.thanks_reply.text, self._blank_values())
+        if wants.thanks:  # thanks are answered; 嗯 / 好 only heard: the question again, no 不客气
+            if not wants.ack:
+                run.lead = render(texts.thanks_reply.text, self._blank_values())
             return self._prompt(run)
         if wants.own_status:
             self._my_cases(run, quiet_menu=True)
@@ -420,7 +425,8 @@ class AnswersMixin:
 
     def _only_entities(self, run: Run, text: str) -> bool:
         found = run.entities
-        return bool(found.waybills or found.phones) and len(MEANINGFUL.findall(self._without_entities(run, text))) < 4
+        rest = _NAMING_NUMBERS.sub("", self._without_entities(run, text))
+        return bool(found.waybills or found.phones) and len(WORDS.findall(rest)) < 2  # "货破了 SH…" tells a problem
 
     def _entity_labels(self, run: Run) -> list[str]:
         labels = self.content.handoff.facts
