@@ -84,7 +84,7 @@ class RepairReader:
             insult=found["insult"],
             insult_only=found["insult"] and not without_insults,
             # "单号不记得了", or "我没有单号，单子在客户那，是从福州发到武汉的": said of what is asked for
-            cannot_give=found["cannot_give"] and (len(self._rest(said, ("cannot_give", "subjects"))) <= 6
+            cannot_give=found["cannot_give"] and not found.get("goods_lost") and (len(self._rest(said, ("cannot_give", "subjects"))) <= 6
                                                   or bool(self._cannot_give_subject.search(said))
                                                   or not self._rest(first, ("cannot_give", "subjects"))),
             correction=found["correction"],

@@ -228,6 +228,7 @@ class Repairs(Strict):
     meta: list[str]  # questions about kefu itself
     insult: list[str]
     cannot_give: list[str]  # the customer does not have what is asked (单子丢了, 不记得)
+    goods_lost: list[str] = []  # the goods, not what is asked, are lost (货丢了): no cannot_give
     subjects: list[str]  # what is asked for (单号, 电话): "单号我找找" still says little else
     correction: list[str]  # a fact or the complaint is being corrected
     own_status: list[str]  # asks how their own case is going, without its number
