@@ -11,10 +11,10 @@ from dialogs.entities import extract
 from dialogs.matching import check_fact, is_number, normalize, pick_by_words, pick_option
 from dialogs.render import render
 from dialogs.repairs import Wants
-from dialogs.turn import ANSWER_STORY, MAX_SAID, MEANINGFUL, QUESTION, SHIPMENT, SHORT_STORY, STORY_LENGTH, WORDS, Run
+from dialogs.turn import (ANSWER_STORY, MAX_SAID, MEANINGFUL, QUESTION, SHIPMENT, SHORT_STORY, SHORT_STORY_WORDS,
+                          STORY_LENGTH, WORDS, Run)
 
 
-SHORT_STORY_WORDS = 5  # a story told where a number is asked (两箱瓷砖碎了): no digits, no question, this long
 # A question that names both answers ("要不要收费？", "需不需要"): not a choice among the options by its words.
 EITHER_OR = re.compile(r"(\w)不\1|需不需要|可不可以")
 

@@ -230,7 +230,7 @@ class Engine(RoutingMixin, FeeTalkMixin, AnswersMixin, MovesMixin, PromptsMixin)
         self._show_menu(run)
 
     def _start(self, run: Run, category_id: str, text: str = "", keep_facts: bool = False, story: bool = True,
-               begin: str = "begin") -> None:
+               begin: str = "begin", account: bool = False) -> None:
         conv = run.conversation
         conv.memory.misses = 0
         if category_id in self.content.policies.topics:
@@ -256,7 +256,8 @@ class Engine(RoutingMixin, FeeTalkMixin, AnswersMixin, MovesMixin, PromptsMixin)
         conv.memory.said = said_before + [m for m in (carried, text) if m]
         if carried:  # a waybill sent before the complaint was named
             run.entities = extract(f"{carried}\n{text}", self.places, today=self._today(run))
-        self._prefill(run, text if story else "", account=begin == "check")  # the disputed charge is the account
+        # the disputed charge, or a story told to choose the problem, is the account
+        self._prefill(run, text if story else "", account=account or begin == "check")
         for message in said_before:  # "送货的不帮忙卸货" said in the carrying complaint names the driver here
             self._absorb(run, message)
         run.noted.clear()

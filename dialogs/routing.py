@@ -11,10 +11,11 @@ from typing import Any
 from dialogs.conversation import AFTER, CLARIFY, MENU, Event
 from dialogs.entities import extract
 from dialogs.folding import fold
+from dialogs.intents import Classification
 from dialogs.matching import is_number, normalize, pick_option
 from dialogs.render import render
 from dialogs.repairs import Wants
-from dialogs.turn import MEANINGFUL, OTHER, QUESTION, VAGUE, WORDS, Run
+from dialogs.turn import MEANINGFUL, OTHER, QUESTION, SHORT_STORY_WORDS, VAGUE, WORDS, Run
 
 # what names a waybill or phone number, taken out with it ("运单号是SH70707070")
 _NUMBER_NAMED = r"(?:运单号|单号|运单|电话号码|电话|手机号|手机|号码)?\s*(?:是|为|:|：)?\s*"
@@ -26,7 +27,7 @@ PLAUSIBLE = 0.05
 
 
 # Words around whom a complaint is about that say nothing more ("我要投诉你们那个司机").
-_FILLER = re.compile(r"我|要|想|投诉|举报|反映|你们|您们|这个|那个|那位|这位|的|了|啊|呀|吧|下|一")
+_FILLER = re.compile(r"我|要|想|投诉|举报|反映|你们|您们|这个|那个|那位|这位|的|了|啊|呀|吧|下|一|昨天|今天|前天|刚才|上次|早上|上午|下午|晚上")
 
 
 class RoutingMixin:
@@ -85,6 +86,7 @@ class RoutingMixin:
                 self._say(run, self.shared.texts.topic_changed, category=self._entry(offered[0]).name)
                 return self._start(run, offered[0], source)
             conv.state, conv.offered = MENU, []
+            run.describes = not is_number(text) and len(WORDS.findall(text)) >= SHORT_STORY_WORDS
             if index == len(offered):
                 conv.offered_text = ""
                 return self._show_menu(run)
@@ -93,7 +95,9 @@ class RoutingMixin:
                 # complaint's story is the first one's, so only its facts carry over.
                 run.entities = extract(f"{source}\n{text}", self.places, today=self._today(run))
                 second, conv.memory.second = conv.memory.second == offered[index], None
-                return self._start(run, offered[index], source, story=not second)
+                # "他送货的时候骂人" chooses the attitude problem and is its account too
+                told = run.describes and not second
+                return self._start(run, offered[index], text if told else source, story=not second, account=told)
         whom = self._about_whom(text, only=True)
         if whom:  # "司机" at the menu: what a driver can do wrong, not the menu entry that names drivers
             conv.state, conv.offered, conv.offered_text = CLARIFY, whom, text
@@ -219,7 +223,7 @@ class RoutingMixin:
             # The message is kept so the second complaint takes its facts from it too.
             conv.later = later
             conv.offered_text = f"{conv.offered_text}\n{text}".strip() if later else conv.offered_text
-            return self._start(run, label, text)
+            return self._start(run, label, text, account=run.describes)
         clauses = sorted(self._clause_complaints(self._unnumbered(run, text)), key=lambda c: -dict(reading.candidates).get(c, 0))
         if clauses:  # unsure of the whole, sure of its parts: "货压了五天没发，而且开单的态度还很差"
             label = clauses[0]
@@ -312,7 +316,11 @@ class RoutingMixin:
             return reading
         if not self._set_apart(text):
             return None  # "货放仓库一个星期了，运费800，保管费多少": the story of the fee question, no complaint
-        return next((reading for _, reading in self._clause_complaint_readings(self._unnumbered(run, text))), None)
+        told = next((reading for _, reading in self._clause_complaint_readings(self._unnumbered(run, text))), None)
+        if told is None and any(self._about_whom(c, only=True) for c in self._clauses.split(normalize(text))):
+            # "我想投诉一下昨天那个司机 还有就是问一下保价…": a complaint about someone, its problem still to ask
+            return Classification(VAGUE, 1.0, ((VAGUE, 1.0),), 1.0)
+        return told
 
     def _clause_complaint_readings(self, text: str) -> Any:
         """Each clause of the message (four words or more, at most twelve) the router confidently reads as a

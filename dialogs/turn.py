@@ -22,6 +22,7 @@ SHIPMENT = re.compile(r"发货人|收货人|寄件人|收件人|发货的是|从
 # A case number anywhere in a message is a request for that case's progress: KF-20261127-0001, KF20261127 0001.
 CASE_NUMBER = re.compile(r"KF[-\s]?(\d{8})[-\s]?(\d{4,6})(?!\d)", re.IGNORECASE)
 QUESTION = re.compile(r"[?？吗么呢]|多少|怎么|怎样|如何|哪|几|什么|谁|能不能|可不可以|是否|有没有|要不要|行不行")
+SHORT_STORY_WORDS = 5  # a story told where a number or a choice is asked (两箱瓷砖碎了): no digits, this long
 MEANINGFUL = re.compile(r"[\u4e00-\u9fffA-Za-z0-9]")
 WORDS = re.compile(r"[\u4e00-\u9fff]")  # what a story is told in (a waybill's digits tell nothing)
 
@@ -39,6 +40,7 @@ class Run:
         self.noted: list[str] = []  # facts taken from this message besides the one asked for
         self.said = ""  # the message of this turn
         self.lead: str = ""  # said before the next question, in the same line (不客气。 好的，我们接着…)
+        self.describes = False  # the message answers "which problem? or describe what happened": its account
 
     @property
     def state(self) -> str:
