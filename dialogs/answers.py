@@ -296,7 +296,8 @@ class AnswersMixin:
             fact_type = self.shared.fact_types[fact.type]
             # "单号是32132132" when another was given: naming the fact with a new value corrects it
             named = fact_type.kind == "pattern" and normalize(fact.label)[-2:] in normalize(text)
-            if fact_id in conv.facts and not (overwrite or named) and not self._generic(conv.facts[fact_id]):
+            carried = fact_id in conv.memory.carried  # from the case before: another waybill replaces it
+            if fact_id in conv.facts and not (overwrite or named or carried) and not self._generic(conv.facts[fact_id]):
                 continue  # given already; "不清楚" is not an answer, and a later message may give one
             if fact_id == pending and fact_type.kind != "pattern":
                 continue  # the answer to the question asked is read whole (below): its words, or its option
@@ -320,6 +321,8 @@ class AnswersMixin:
                               if any(normalize(w) in normalize(c) for w in fact.clues)), None)
             if value is not None and value != conv.facts.get(fact_id):
                 conv.facts[fact_id] = value
+                if carried:
+                    conv.memory.carried.remove(fact_id)
                 if fact_id in conv.memory.skipped:
                     conv.memory.skipped.remove(fact_id)
                 if fact_id != pending:

@@ -43,11 +43,12 @@ class Memory:
     second: str | None = None  # the second complaint of a message, offered now: its facts, not its story, carry over
     last_fact: str | None = None  # the fact answered last: what "哦不对，是六楼" corrects
     checking: bool = False  # the complaint is a check kefu started on a disputed charge, not one the customer asked for
+    carried: list[str] = field(default_factory=list)  # facts taken from the case just opened: a new value replaces them
 
     def as_json(self) -> dict[str, Any]:
         return {"said": self.said, "skipped": self.skipped, "misses": self.misses, "confirming": self.confirming,
                 "last_lines": self.last_lines, "topic": self.topic, "handed": self.handed, "second": self.second,
-                "last_fact": self.last_fact, "checking": self.checking}
+                "last_fact": self.last_fact, "checking": self.checking, "carried": self.carried}
 
     @classmethod
     def from_json(cls, data: dict[str, Any] | None) -> "Memory":

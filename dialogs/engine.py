@@ -44,6 +44,10 @@ __all__ = ["CASE_NUMBER", "Engine", "Router"]  # CASE_NUMBER: the adapters find 
 READ_LIMIT = 4096  # characters of a message the engine reads: Telegram's longest message
 
 
+# Facts a new complaint right after a case takes from it (said so, and replaced by a new waybill).
+SAME_GOODS = ("waybill", "phone")
+
+
 class Engine(RoutingMixin, FeeTalkMixin, AnswersMixin, MovesMixin, PromptsMixin):
     """Runs conversations over the loaded content; build once, share across all conversations.
 
@@ -245,6 +249,12 @@ class Engine(RoutingMixin, FeeTalkMixin, AnswersMixin, MovesMixin, PromptsMixin)
                 answer = self.fees.overview(conv.category)  # chosen from the menu: what the manual says
             return self._fee_reply(run, answer, text)
         carried = conv.offered_text if conv.offered_text and conv.offered_text != text else ""
+        # A new complaint right after a case ("你们要赔我损失"): the same goods and customer, unless said otherwise
+        # (not the first message's second complaint: "货三天没发，而且上次的理赔…" are two shipments; nor the
+        # same kind again: 货物滞留 after a stranded case is another shipment)
+        last = run.ledger.find_case(conv.case_number) if conv.case_number and not keep_facts and story else None
+        before = ({k: v for k, v in conv.facts.items() if k in SAME_GOODS}
+                  if last is not None and last.category != category_id else {})
         conv.category, conv.state = category_id, START
         conv.memory.checking = begin == "check"
         if not keep_facts:
@@ -258,6 +268,12 @@ class Engine(RoutingMixin, FeeTalkMixin, AnswersMixin, MovesMixin, PromptsMixin)
             run.entities = extract(f"{carried}\n{text}", self.places, today=self._today(run))
         # the disputed charge, or a story told to choose the problem, is the account
         self._prefill(run, text if story else "", account=account or begin == "check")
+        kept = {k: v for k, v in before.items() if k in self._category(conv).facts and k not in conv.facts}
+        conv.memory.carried = []
+        if kept and self.shared.texts.facts_carried is not None:
+            conv.facts.update(kept)
+            conv.memory.carried = list(kept)
+            run.lead = render(self.shared.texts.facts_carried.text, self._values(run))  # before the next question
         for message in said_before:  # "送货的不帮忙卸货" said in the carrying complaint names the driver here
             self._absorb(run, message)
         run.noted.clear()

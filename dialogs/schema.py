@@ -173,6 +173,7 @@ class SharedTexts(Strict):
     look_back_failed: Text
     moved_on: Text
     also_noted: Text
+    facts_carried: Text | None = None  # a new complaint right after a case takes its waybill and phone
     already_recorded: Text
     my_cases: Text
     case_updated: Text
