@@ -266,6 +266,6 @@ def test_the_content_as_shipped_with_its_origins_and_the_state_machine(page, ser
     sign_in(page, "lily", target="/login?next=/content")
     page.click("text=运价问题")
     expect(page.locator("#machine svg g.state")).to_have_count(5)
-    expect(page.locator("#machine svg path.edge")).to_have_count(5)  # begin, two options, two steps on
+    expect(page.locator("#machine svg path.edge")).to_have_count(6)  # begin, check (a disputed charge), two options, two steps on
     expect(page.locator("#texts tr.manual .origin").first).to_contain_text("手册")
     expect(page.locator("#texts tr.draft .origin").first).to_have_text("草稿")
