@@ -5,11 +5,12 @@ from __future__ import annotations
 import re
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone, tzinfo
 from typing import Any, Iterator
 
-from sqlalchemy import JSON, BigInteger, Column, DateTime, Text, UniqueConstraint, event, exists, func, insert, update
+from sqlalchemy import (JSON, BigInteger, Column, DateTime, Text, UniqueConstraint, bindparam, event, exists, func,
+                        insert, update)
 from sqlalchemy.orm import aliased
 from sqlalchemy.engine import Engine as DbEngine
 from sqlmodel import Field, Session, SQLModel, create_engine, select
@@ -490,6 +491,28 @@ class Inbox:
                 session.delete(row)
 
 
+@dataclass
+class ConversationRef:
+    """The conversation's row as a turn found it: its id, whose it is, and where it stood before the turn."""
+
+    id: int
+    channel: str
+    user_key: str
+    category: str | None
+    state: str
+    salutation: str | None
+
+
+_CONVERSATIONS = ConversationRow.__table__
+_LOAD_CONVERSATION = select(*(_CONVERSATIONS.c[name] for name in (
+    "id", "category", "state", "facts", "case_number", "greeted", "salutation", "offered", "offered_text", "later",
+    "memory"))).where(_CONVERSATIONS.c.channel == bindparam("channel"), _CONVERSATIONS.c.user_key == bindparam("user_key"))
+_LOAD_CONVERSATION_LOCKED = _LOAD_CONVERSATION.with_for_update()  # PostgreSQL: one turn of a customer at a time
+_NEW_CONVERSATION = insert(_CONVERSATIONS).returning(_CONVERSATIONS.c.id)
+# The SET clause is the parameters' column names: every column a turn may change.
+_STORE_CONVERSATION = update(_CONVERSATIONS).where(_CONVERSATIONS.c.id == bindparam("row_id"))
+
+
 class TurnTx:
     """The open transaction of one turn: loads the conversation, answers the engine's questions
     (it is the engine's Ledger), then writes what happened."""
@@ -498,19 +521,27 @@ class TurnTx:
         self.store = store
         self.session = session
         self.now = now
-        query = select(ConversationRow).where(ConversationRow.channel == channel, ConversationRow.user_key == user_key)
-        if session.bind.dialect.name != "sqlite":
-            query = query.with_for_update()
-        row = session.exec(query).first()
-        if row is None:
-            # Every JSON column given: SQLModel inspects a default factory's signature at each row it
-            # makes (~0.1 ms each for dict and list), once per column left out.
-            row = ConversationRow(channel=channel, user_key=user_key, state=Conversation().state, facts={}, offered=[],
-                                  memory={})
-            session.add(row)
-            session.flush()
-        self.row = row
-        self.conversation = row.to_conversation()
+        # The conversation is read and written with plain statements on the session's connection, not as an
+        # ORM row: loading, tracking and flushing a ConversationRow cost more than the statements themselves.
+        if session.new or session.dirty or session.deleted:
+            session.flush()  # what the unit wrote before the turn, as the ORM's autoflush would
+        connection = self.connection = session.connection()
+        query = _LOAD_CONVERSATION if session.bind.dialect.name == "sqlite" else _LOAD_CONVERSATION_LOCKED
+        found = connection.execute(query, {"channel": channel, "user_key": user_key}).first()
+        if found is None:
+            conv = Conversation()
+            row_id = connection.execute(_NEW_CONVERSATION, dict(
+                channel=channel, user_key=user_key, category=None, state=conv.state, facts={}, case_number=None,
+                greeted=False, salutation=None, offered=[], offered_text="", later=None, memory={},
+                created_at=now, updated_at=now)).scalar_one()
+            self.row = ConversationRef(row_id, channel, user_key, None, conv.state, None)
+        else:
+            (row_id, category, state, facts, case_number, greeted, salutation, offered, offered_text, later,
+             memory) = found
+            conv = Conversation(category, state, dict(facts), case_number, bool(greeted), salutation, list(offered),
+                                offered_text, later, Memory.from_json(memory))
+            self.row = ConversationRef(row_id, channel, user_key, category, state, salutation)
+        self.conversation = conv
 
     def number_case(self, category: str) -> str:
         """Gives the next readable case number of the day: KF-YYYYMMDD-NNNN."""
@@ -577,9 +608,15 @@ class TurnTx:
             _insert_all(session, EventRow.__table__, [
                 dict(conversation_id=row.id, case_number=ev.data.get("number") or ev.data.get("case"), kind=ev.kind,
                      data=_jsonable(ev.data), at=now) for ev in turn.events])
-        row.take(conv)
-        row.updated_at = now
-        session.add(row)
+        self.connection.execute(_STORE_CONVERSATION, dict(
+            row_id=row.id, category=conv.category, state=conv.state, facts=dict(conv.facts), case_number=conv.case_number,
+            greeted=conv.greeted, salutation=conv.salutation, offered=list(conv.offered), offered_text=conv.offered_text,
+            later=conv.later, memory=conv.memory.as_json(), updated_at=now))
+        row.category, row.state, row.salutation = conv.category, conv.state, conv.salutation
+        # A ConversationRow the unit loaded earlier (casework.customer_wrote) is read afresh if used again.
+        loaded = session.identity_map.get(session.identity_key(ConversationRow, row.id))
+        if loaded is not None:
+            session.expire(loaded)
 
     def _apply(self, ev: Event, now: datetime) -> None:
         if ev.kind == "case_opened":
