@@ -509,6 +509,14 @@ _LOAD_CONVERSATION = select(*(_CONVERSATIONS.c[name] for name in (
     "memory"))).where(_CONVERSATIONS.c.channel == bindparam("channel"), _CONVERSATIONS.c.user_key == bindparam("user_key"))
 _LOAD_CONVERSATION_LOCKED = _LOAD_CONVERSATION.with_for_update()  # PostgreSQL: one turn of a customer at a time
 _NEW_CONVERSATION = insert(_CONVERSATIONS).returning(_CONVERSATIONS.c.id)
+_COUNTERS = CaseCounterRow.__table__
+_NEXT_NUMBER = (update(_COUNTERS).where(_COUNTERS.c.day == bindparam("of_day")).values(last=_COUNTERS.c.last + 1)
+                .returning(_COUNTERS.c.last))
+_NEW_CASE = insert(CaseRow.__table__)
+_ATTACHMENTS = AttachmentRow.__table__
+_JOIN_ATTACHMENTS = (update(_ATTACHMENTS).where(_ATTACHMENTS.c.conversation_id == bindparam("of_conversation"),
+                                                _ATTACHMENTS.c.case_number.is_(None))
+                     .values(case_number=bindparam("number")))
 # The SET clause is the parameters' column names: every column a turn may change.
 _STORE_CONVERSATION = update(_CONVERSATIONS).where(_CONVERSATIONS.c.id == bindparam("row_id"))
 
@@ -546,17 +554,16 @@ class TurnTx:
     def number_case(self, category: str) -> str:
         """Gives the next readable case number of the day: KF-YYYYMMDD-NNNN."""
         day = f"{self.now.astimezone(self.store.zone):%Y%m%d}"
-        counter = self.session.get(CaseCounterRow, day, with_for_update=locked(self.session))
-        if counter is None:
+        # One statement: the day's counter taken up by one and read back (on PostgreSQL the UPDATE holds the
+        # row's lock until the turn commits, as SELECT … FOR UPDATE did).
+        last = self.connection.execute(_NEXT_NUMBER, {"of_day": day}).scalar()
+        if last is None:
             # The day's first case (or a database from before the counter: go on after its cases). Two
             # first cases at once: one insert fails and Service.handle runs that turn again.
-            numbered = self.session.exec(select(func.count()).select_from(CaseRow)
-                                         .where(CaseRow.number.startswith(f"KF-{day}-"))).one()
-            counter = CaseCounterRow(day=day, last=numbered)
-        counter.last += 1
-        self.session.add(counter)
-        self.session.flush()
-        return f"KF-{day}-{counter.last:04d}"
+            last = self.connection.execute(select(func.count()).select_from(CaseRow)
+                                           .where(CaseRow.number.startswith(f"KF-{day}-"))).scalar_one() + 1
+            self.connection.execute(insert(CaseCounterRow.__table__), {"day": day, "last": last})
+        return f"KF-{day}-{last:04d}"
 
     def take_update(self, update_id: int) -> bool:
         """Marks a kept channel update handled by this turn, in the turn's own transaction; False if an
@@ -621,17 +628,22 @@ class TurnTx:
     def _apply(self, ev: Event, now: datetime) -> None:
         if ev.kind == "case_opened":
             facts = ev.data["facts"]
-            self.session.add(CaseRow(
+            if self.session.new or self.session.dirty:
+                self.session.flush()  # an attachment the unit added before the turn: joined to the case below
+            # A plain INSERT: the number's uniqueness is checked now, inside the turn.
+            self.connection.execute(_NEW_CASE, dict(
                 number=ev.data["number"], content_version=self.store.content_version, conversation_id=self.row.id,
-                category=ev.data["category"], waybill=facts.get("waybill"), contact=facts.get("phone"), facts=facts,
-                step=ev.data["step"], step_role=ev.data["role"], step_deadline=ev.data["deadline"], opened_at=now,
-            ))
-            self.session.flush()  # the number's uniqueness is checked now, inside the turn
+                category=ev.data["category"], status="open", waybill=facts.get("waybill"), contact=facts.get("phone"),
+                facts=facts, step=ev.data["step"], step_role=ev.data["role"], step_deadline=ev.data["deadline"],
+                opened_at=now, closed_at=None, assigned_to=None, paused_at=None, reminded_at=None, top_alerted=False,
+                rating=None, rating_reason=None))
             # Evidence sent before the case existed (a photo first, then the complaint) joins it.
-            for attachment in self.session.exec(select(AttachmentRow).where(
-                    AttachmentRow.conversation_id == self.row.id, AttachmentRow.case_number.is_(None))):  # type: ignore[union-attr]
-                attachment.case_number = ev.data["number"]
-                self.session.add(attachment)
+            joined = self.connection.execute(_JOIN_ATTACHMENTS, {"of_conversation": self.row.id,
+                                                                 "number": ev.data["number"]})
+            if joined.rowcount:  # attachments the unit holds as ORM rows are read afresh
+                for attachment in list(self.session.identity_map.values()):
+                    if isinstance(attachment, AttachmentRow):
+                        self.session.expire(attachment)
         elif ev.kind == "case_facts_corrected":
             case = self.session.exec(select(CaseRow).where(CaseRow.number == ev.data["case"])).first()
             if case is not None:
@@ -646,11 +658,19 @@ class TurnTx:
 
 
 def _insert_all(session: Session, table: Any, rows: list[dict]) -> None:
-    """Inserts rows (dicts of the same keys) in one INSERT … VALUES (…), (…) that SQLAlchemy compiles once
-    and caches: a multi-row .values(rows) has no cache key, so it was compiled afresh at every turn, and a
-    plain executemany runs as a psycopg pipeline of one statement a row. With RETURNING, SQLAlchemy batches
-    the rows into one statement ("insertmanyvalues") on SQLite and PostgreSQL; the ids are not needed."""
-    session.execute(insert(table).returning(table.c.id), rows)
+    """Inserts rows (dicts of the same keys) with a statement that SQLAlchemy compiles once and caches (a
+    multi-row .values(rows) has no cache key, so it was compiled afresh at every turn), on the session's
+    connection (not through the ORM's execution, which only adds work for a Core statement). One row: a
+    plain INSERT. Several: on SQLite the driver's executemany, one C call; elsewhere with RETURNING, which
+    SQLAlchemy batches into one INSERT … VALUES (…), (…) ("insertmanyvalues") where a plain executemany
+    would run as a psycopg pipeline of one statement a row. The ids are not needed."""
+    connection = session.connection()
+    if len(rows) == 1:
+        connection.execute(insert(table), rows[0])
+    elif connection.dialect.name == "sqlite":
+        connection.execute(insert(table), rows)
+    else:
+        connection.execute(insert(table).returning(table.c.id), rows)
 
 
 def _jsonable(data: dict) -> dict:
