@@ -219,9 +219,10 @@ class EventRow(SQLModel, table=True):
 READ_ONLY = "kefu_read_only"  # an execution option: this connection's transactions only read
 
 
-def connect(database_url: str) -> DbEngine:
+def connect(database_url: str, synchronous: str = "full") -> DbEngine:
     """Opens the database: a new one is made at the newest schema; one at an older schema is refused
-    (bot.migrate.SchemaError: run `kefu db upgrade`)."""
+    (bot.migrate.SchemaError: run `kefu db upgrade`). synchronous (SQLite): full, each commit waits for the
+    disk; normal, it reaches the operating system only, and the disk at checkpoints (Settings.sqlite_synchronous)."""
     # Errors never carry the statement's parameters: they are customers' messages, phones and waybills.
     engine = create_engine(database_url, hide_parameters=True)
     if engine.dialect.name == "sqlite":
@@ -230,6 +231,9 @@ def connect(database_url: str) -> DbEngine:
             dbapi_conn.isolation_level = None
             # Write-ahead log: readers see the last commit and never wait for a writer, nor block one.
             dbapi_conn.execute("PRAGMA journal_mode=WAL")
+            # In WAL mode, FULL syncs the log at every commit; NORMAL only at checkpoints (durable when the
+            # process dies, not when the machine does: then the last commits may be undone, consistently).
+            dbapi_conn.execute("PRAGMA synchronous=NORMAL" if synchronous == "normal" else "PRAGMA synchronous=FULL")
 
         @event.listens_for(engine, "begin")
         def _begin(conn):
