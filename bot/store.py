@@ -445,8 +445,21 @@ class Store:
     def staff_mode(self, telegram_id: int) -> str | None:
         """What the staff member is doing in their private chat with kefu (assist, train), if anything."""
         with self.reading() as session:
-            row = session.get(StaffModeRow, telegram_id)
-            return None if row is None else row.mode
+            # Asked at every private message: one prebuilt statement rather than session.get's query (what the
+            # unit holds or has pending is looked at first, as get would).
+            row = session.identity_map.get(session.identity_key(StaffModeRow, telegram_id))
+            if row is not None:
+                return row.mode
+            if session.new or session.dirty or session.deleted:
+                session.flush()
+            return session.connection().execute(_STAFF_MODE, {"id": telegram_id}).scalar()
+
+
+_STAFF_MODE = select(StaffModeRow.__table__.c.mode).where(StaffModeRow.__table__.c.telegram_id == bindparam("id"))
+_INBOX = InboxRow.__table__
+_INBOX_RECEIVED = select(_INBOX.c.received_at).where(_INBOX.c.update_id == bindparam("id"))
+_INBOX_NEW = insert(_INBOX)
+_INBOX_TAKEN_OVER = update(_INBOX).where(_INBOX.c.update_id == bindparam("id"))  # SET: the parameters' columns
 
 
 class Inbox:
@@ -464,16 +477,16 @@ class Inbox:
         now = utcnow()
         # Plain statements, not an ORM row: this runs for every update before it is handled, and building,
         # flushing and forgetting an InboxRow cost more than the insert itself.
-        table = InboxRow.__table__
         with writing(self.db) as session:
-            received = session.execute(select(table.c.received_at).where(table.c.update_id == update_id)).scalar()
+            connection = session.connection()
+            received = connection.execute(_INBOX_RECEIVED, {"id": update_id}).scalar()
             if received is not None and now - aware(received) < self.REDELIVERY:
                 return False
             kept = dict(data=data, status="pending", received_at=now, done_at=None, user_key=user_key)
             if received is None:
-                session.execute(insert(table).values(update_id=update_id, attempts=0, **kept))
+                connection.execute(_INBOX_NEW, dict(update_id=update_id, attempts=0, **kept))
             else:  # an id Telegram reused after a quiet week: the old row is taken over (its attempts kept)
-                session.execute(update(table).where(table.c.update_id == update_id).values(**kept))
+                connection.execute(_INBOX_TAKEN_OVER, dict(id=update_id, **kept))
         return True
 
     def claim(self, session: Session) -> InboxRow | None:
