@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Iterable
 
+from sqlalchemy import bindparam
 from sqlmodel import select
 
 from bot.service import Service
@@ -118,7 +119,7 @@ class Casework:
 
     def all_staff(self) -> list[StaffMember]:
         with self.service.store.reading() as session:
-            return [_member(r) for r in session.exec(select(StaffRow).order_by(StaffRow.telegram_id))]
+            return [_member(r) for r in session.exec(_ALL_STAFF)]
 
     def chats_for(self, handling_role: str) -> list[int]:
         """The staff chats a card for this handling role goes to: those of the staff who cover it,
@@ -188,12 +189,10 @@ class Casework:
         """Called for each customer message: restarts the clock of their open case that waited on them,
         and returns that case's card when a staff member follows it (to forward the message)."""
         with self.service.store.writing() as session:
-            conv = session.exec(select(ConversationRow).where(
-                ConversationRow.channel == channel, ConversationRow.user_key == user_key)).first()
+            conv = session.exec(_CONVERSATION_OF, params={"channel": channel, "user_key": user_key}).first()
             if conv is None:
                 return None
-            case = session.exec(select(CaseRow).where(CaseRow.conversation_id == conv.id, CaseRow.status == "open")
-                                .order_by(CaseRow.id.desc())).first()  # type: ignore[union-attr]
+            case = session.exec(_LATEST_OPEN_CASE, params={"conversation_id": conv.id}).first()
             if case is None:
                 return None
             if case.paused_at is not None:
@@ -481,6 +480,15 @@ class Casework:
 
     def _values(self, number: str | None) -> dict:
         return template_values("", case_number=number)
+
+
+# Statements run at every customer message, built once: building one (its comparisons, its cache key) cost
+# more than running it.
+_CONVERSATION_OF = select(ConversationRow).where(ConversationRow.channel == bindparam("channel"),
+                                                 ConversationRow.user_key == bindparam("user_key"))
+_LATEST_OPEN_CASE = (select(CaseRow).where(CaseRow.conversation_id == bindparam("conversation_id"), CaseRow.status == "open")
+                     .order_by(CaseRow.id.desc()))  # type: ignore[union-attr]
+_ALL_STAFF = select(StaffRow).order_by(StaffRow.telegram_id)
 
 
 def _member(row: StaffRow) -> StaffMember:

@@ -50,6 +50,11 @@ class Settings(BaseSettings):
     content_dir: Path = DEFAULT_DIR
     # The trained router, kept per version of the content so that a start answers free text at once.
     cache_dir: Path | None = Field(default_factory=lambda: Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "kefu")
+    # SQLite only: how a commit reaches the disk. normal: written to the operating system at each commit
+    # (a killed or crashed kefu loses nothing), flushed to the disk at each checkpoint (a power cut or a
+    # crash of the machine may undo the last commits, never corrupt the file); full: flushed at each commit
+    # (power cuts too lose nothing), at a disk flush a turn.
+    sqlite_synchronous: str = "normal"
     staff: list[StaffConfig] = []
     grace_hours: float = Field(2.0, ge=0)  # after a missed deadline's reminder, how long before the case moves up a step
     # Closed conversations' personal data is erased this many days after their last message; none: kept.
@@ -96,6 +101,13 @@ class Settings(BaseSettings):
             raise ValueError(f"the driver for {url.drivername} is not installed ({exc.name}); "
                              "use postgresql://…, which kefu's own driver (psycopg) serves") from None
         return url.render_as_string(hide_password=False)
+
+    @field_validator("sqlite_synchronous")
+    @classmethod
+    def _synchronous(cls, value: str) -> str:
+        if value.strip().lower() not in ("normal", "full"):
+            raise ValueError("expected normal or full")
+        return value.strip().lower()
 
     @field_validator("telegram_bot_token")
     @classmethod

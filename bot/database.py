@@ -46,7 +46,7 @@ def open_database(settings: Settings, create: bool = True) -> DbEngine:
     from bot.migrate import SchemaError
 
     try:
-        return connect(settings.database_url)
+        return connect(settings.database_url, synchronous=settings.sqlite_synchronous, checkpoints=True)
     except SchemaError as exc:
         raise DatabaseError(f"{where}: {exc}") from exc
     except DBAPIError as exc:

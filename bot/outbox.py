@@ -8,7 +8,7 @@ from __future__ import annotations
 from contextvars import ContextVar
 from datetime import datetime, timedelta
 
-from sqlalchemy import JSON, BigInteger, Column, DateTime, Text, insert, update
+from sqlalchemy import JSON, BigInteger, Column, DateTime, Text, bindparam, insert, update
 from sqlalchemy.engine import Engine as DbEngine
 from sqlmodel import Field, Session, SQLModel, select
 
@@ -73,10 +73,7 @@ class Outbox:
         # the rows' order (sort_by_parameter_order: one statement for all rows on PostgreSQL; one a row on
         # SQLite, which does not promise the order of a batch's RETURNING). The rows stay out of the
         # session: they are only read after this (sent, then marked by id).
-        table = OutboxRow.__table__
-        columns = [c.name for c in table.columns if c.name != "id"]
-        ids = session.execute(insert(table).returning(table.c.id, sort_by_parameter_order=True),
-                              [{name: getattr(row, name) for name in columns} for row in rows]).scalars().all()
+        ids = session.execute(_NEW_CALLS, [{name: getattr(row, name) for name in _CALL_COLUMNS} for row in rows]).scalars().all()
         for row, i in zip(rows, ids):
             row.id = i
 
@@ -109,14 +106,12 @@ class Outbox:
         # Statements on the table, not the ORM class: an ORM-enabled UPDATE also looks for the rows in the
         # session to keep them in step, and none is there (a unit's rows are written by Core, see write;
         # those due() found were read by a session since closed).
-        table = OutboxRow.__table__
         with writing(self.db) as session:
             if sent:
-                session.execute(update(table).where(table.c.id.in_(sent)).values(status="sent", sent_at=now))
+                session.execute(_CALLS_SENT, {"ids": sent, "sent_when": now})
             for i, error in results.items():
                 if error is not None:
-                    session.execute(update(table).where(table.c.id == i).values(status="failed", error=error,
-                                                                                 sent_at=now))
+                    session.execute(_CALL_FAILED, {"id_": i, "status": "failed", "error": error, "sent_at": now})
 
     def prune(self, older_than: timedelta = timedelta(days=7)) -> None:
         """Forgets calls made a week ago (the transcript keeps the messages)."""
@@ -124,6 +119,16 @@ class Outbox:
             for row in session.exec(select(OutboxRow).where(OutboxRow.status != "pending",
                                                             OutboxRow.created_at < utcnow() - older_than)):
                 session.delete(row)
+
+
+# Built once (building a statement cost more than running it): a unit's calls, inserted with their ids back
+# in order, and the marks of calls made.
+_CALLS = OutboxRow.__table__
+_CALL_COLUMNS = [c.name for c in _CALLS.columns if c.name != "id"]
+_NEW_CALLS = insert(_CALLS).returning(_CALLS.c.id, sort_by_parameter_order=True)
+_CALLS_SENT = (update(_CALLS).where(_CALLS.c.id.in_(bindparam("ids", expanding=True)))
+               .values(status="sent", sent_at=bindparam("sent_when")))
+_CALL_FAILED = update(_CALLS).where(_CALLS.c.id == bindparam("id_"))  # SET: the parameters' columns
 
 
 def _drop_held(session: Session, user_key: str) -> None:

@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
+import logging
 import re
+import threading
+import time
+import weakref
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone, tzinfo
 from typing import Any, Iterator
 
-from sqlalchemy import JSON, BigInteger, Column, DateTime, Text, UniqueConstraint, event, exists, func, insert, update
+from sqlalchemy import (JSON, BigInteger, Column, DateTime, Text, UniqueConstraint, bindparam, event, exists, func,
+                        insert, update)
 from sqlalchemy.orm import aliased
 from sqlalchemy.engine import Engine as DbEngine
 from sqlmodel import Field, Session, SQLModel, create_engine, select
 
 from dialogs.conversation import CaseView, Conversation, Event, Inbound, Memory, Turn
+
+log = logging.getLogger("kefu.store")
 
 
 def utcnow() -> datetime:
@@ -218,17 +225,30 @@ class EventRow(SQLModel, table=True):
 READ_ONLY = "kefu_read_only"  # an execution option: this connection's transactions only read
 
 
-def connect(database_url: str) -> DbEngine:
+def connect(database_url: str, synchronous: str = "full", checkpoints: bool = False) -> DbEngine:
     """Opens the database: a new one is made at the newest schema; one at an older schema is refused
-    (bot.migrate.SchemaError: run `kefu db upgrade`)."""
+    (bot.migrate.SchemaError: run `kefu db upgrade`). synchronous (SQLite): full, each commit waits for the
+    disk; normal, it reaches the operating system only, and the disk at checkpoints (Settings.sqlite_synchronous).
+    checkpoints (an SQLite file): the write-ahead log is copied into the database by a thread of its own
+    (Checkpointer), not by the turn whose commit filled it."""
     # Errors never carry the statement's parameters: they are customers' messages, phones and waybills.
     engine = create_engine(database_url, hide_parameters=True)
+    checkpointer = None
+    if engine.dialect.name == "sqlite" and checkpoints and engine.url.database not in (None, "", ":memory:"):
+        checkpointer = Checkpointer(engine.url.database)
+        event.listen(engine, "commit", lambda _conn: checkpointer.committed())
     if engine.dialect.name == "sqlite":
         @event.listens_for(engine, "connect")
         def _no_autobegin(dbapi_conn, _record):  # pragma: no cover - driver hook
             dbapi_conn.isolation_level = None
             # Write-ahead log: readers see the last commit and never wait for a writer, nor block one.
             dbapi_conn.execute("PRAGMA journal_mode=WAL")
+            # In WAL mode, FULL syncs the log at every commit; NORMAL only at checkpoints (durable when the
+            # process dies, not when the machine does: then the last commits may be undone, consistently).
+            dbapi_conn.execute("PRAGMA synchronous=NORMAL" if synchronous == "normal" else "PRAGMA synchronous=FULL")
+            if checkpointer is not None:
+                # A commit copies the log into the database itself only when the checkpointer falls far behind.
+                dbapi_conn.execute(f"PRAGMA wal_autocheckpoint={Checkpointer.BACKSTOP}")
 
         @event.listens_for(engine, "begin")
         def _begin(conn):
@@ -248,6 +268,60 @@ def connect(database_url: str) -> DbEngine:
         with engine.begin() as conn:
             migrate.check(conn)  # makes a new database; refuses an older or newer one (SchemaError)
     return engine
+
+
+class Checkpointer:
+    """Copies SQLite's write-ahead log into the database file on a thread of its own, a moment after commits.
+
+    SQLite's own checkpoint runs inside the commit that makes the log reach 1000 pages (every 80 turns or so),
+    and that turn waits for it: the pages written to the database and two disk flushes (the log's and the
+    database's), some 5-40 ms on a busy disk, the slowest turns of all. Here a passive checkpoint (it waits
+    for no reader or writer, and none waits for it) runs at most every `every` seconds while there are new
+    commits; the commits' own automatic checkpoint stays as a backstop at BACKSTOP pages. What is durable is
+    unchanged: a checkpoint only copies committed pages, and flushes them, wherever it runs. The thread
+    ends when its engine is gone."""
+
+    BACKSTOP = 4000  # pages (16 MB of log)
+
+    def __init__(self, path: str, every: float = 0.25):
+        self.path, self.every = path, every
+        self.pending = 0  # commits since the last checkpoint (a plain count: a lost increment only delays one)
+        self._thread: threading.Thread | None = None
+
+    def committed(self) -> None:
+        self.pending += 1
+        if self._thread is None:
+            self._thread = threading.Thread(target=_checkpoints, args=(weakref.ref(self), self.path, self.every),
+                                            name="kefu-checkpoint", daemon=True)
+            self._thread.start()
+
+
+def _checkpoints(ref: "weakref.ref[Checkpointer]", path: str, every: float) -> None:
+    import sqlite3
+
+    connection = None
+    try:
+        while True:
+            time.sleep(every)
+            checkpointer = ref()
+            if checkpointer is None:
+                return
+            pending, checkpointer.pending = checkpointer.pending, 0
+            del checkpointer  # held only while looked at: the thread must not keep it alive
+            if not pending:
+                continue
+            try:
+                if connection is None:
+                    connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=0)
+                connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            except sqlite3.Error as exc:  # a file moved or locked away: the commits' backstop checkpoints instead
+                log.debug("checkpoint of %s skipped: %s", path, exc)
+                if connection is not None:
+                    connection.close()
+                    connection = None
+    finally:
+        if connection is not None:
+            connection.close()
 
 
 def all_tables() -> None:
@@ -371,8 +445,21 @@ class Store:
     def staff_mode(self, telegram_id: int) -> str | None:
         """What the staff member is doing in their private chat with kefu (assist, train), if anything."""
         with self.reading() as session:
-            row = session.get(StaffModeRow, telegram_id)
-            return None if row is None else row.mode
+            # Asked at every private message: one prebuilt statement rather than session.get's query (what the
+            # unit holds or has pending is looked at first, as get would).
+            row = session.identity_map.get(session.identity_key(StaffModeRow, telegram_id))
+            if row is not None:
+                return row.mode
+            if session.new or session.dirty or session.deleted:
+                session.flush()
+            return session.connection().execute(_STAFF_MODE, {"id": telegram_id}).scalar()
+
+
+_STAFF_MODE = select(StaffModeRow.__table__.c.mode).where(StaffModeRow.__table__.c.telegram_id == bindparam("id"))
+_INBOX = InboxRow.__table__
+_INBOX_RECEIVED = select(_INBOX.c.received_at).where(_INBOX.c.update_id == bindparam("id"))
+_INBOX_NEW = insert(_INBOX)
+_INBOX_TAKEN_OVER = update(_INBOX).where(_INBOX.c.update_id == bindparam("id"))  # SET: the parameters' columns
 
 
 class Inbox:
@@ -390,16 +477,16 @@ class Inbox:
         now = utcnow()
         # Plain statements, not an ORM row: this runs for every update before it is handled, and building,
         # flushing and forgetting an InboxRow cost more than the insert itself.
-        table = InboxRow.__table__
         with writing(self.db) as session:
-            received = session.execute(select(table.c.received_at).where(table.c.update_id == update_id)).scalar()
+            connection = session.connection()
+            received = connection.execute(_INBOX_RECEIVED, {"id": update_id}).scalar()
             if received is not None and now - aware(received) < self.REDELIVERY:
                 return False
             kept = dict(data=data, status="pending", received_at=now, done_at=None, user_key=user_key)
             if received is None:
-                session.execute(insert(table).values(update_id=update_id, attempts=0, **kept))
+                connection.execute(_INBOX_NEW, dict(update_id=update_id, attempts=0, **kept))
             else:  # an id Telegram reused after a quiet week: the old row is taken over (its attempts kept)
-                session.execute(update(table).where(table.c.update_id == update_id).values(**kept))
+                connection.execute(_INBOX_TAKEN_OVER, dict(id=update_id, **kept))
         return True
 
     def claim(self, session: Session) -> InboxRow | None:
@@ -490,6 +577,36 @@ class Inbox:
                 session.delete(row)
 
 
+@dataclass
+class ConversationRef:
+    """The conversation's row as a turn found it: its id, whose it is, and where it stood before the turn."""
+
+    id: int
+    channel: str
+    user_key: str
+    category: str | None
+    state: str
+    salutation: str | None
+
+
+_CONVERSATIONS = ConversationRow.__table__
+_LOAD_CONVERSATION = select(*(_CONVERSATIONS.c[name] for name in (
+    "id", "category", "state", "facts", "case_number", "greeted", "salutation", "offered", "offered_text", "later",
+    "memory"))).where(_CONVERSATIONS.c.channel == bindparam("channel"), _CONVERSATIONS.c.user_key == bindparam("user_key"))
+_LOAD_CONVERSATION_LOCKED = _LOAD_CONVERSATION.with_for_update()  # PostgreSQL: one turn of a customer at a time
+_NEW_CONVERSATION = insert(_CONVERSATIONS).returning(_CONVERSATIONS.c.id)
+_COUNTERS = CaseCounterRow.__table__
+_NEXT_NUMBER = (update(_COUNTERS).where(_COUNTERS.c.day == bindparam("of_day")).values(last=_COUNTERS.c.last + 1)
+                .returning(_COUNTERS.c.last))
+_NEW_CASE = insert(CaseRow.__table__)
+_ATTACHMENTS = AttachmentRow.__table__
+_JOIN_ATTACHMENTS = (update(_ATTACHMENTS).where(_ATTACHMENTS.c.conversation_id == bindparam("of_conversation"),
+                                                _ATTACHMENTS.c.case_number.is_(None))
+                     .values(case_number=bindparam("number")))
+# The SET clause is the parameters' column names: every column a turn may change.
+_STORE_CONVERSATION = update(_CONVERSATIONS).where(_CONVERSATIONS.c.id == bindparam("row_id"))
+
+
 class TurnTx:
     """The open transaction of one turn: loads the conversation, answers the engine's questions
     (it is the engine's Ledger), then writes what happened."""
@@ -498,34 +615,41 @@ class TurnTx:
         self.store = store
         self.session = session
         self.now = now
-        query = select(ConversationRow).where(ConversationRow.channel == channel, ConversationRow.user_key == user_key)
-        if session.bind.dialect.name != "sqlite":
-            query = query.with_for_update()
-        row = session.exec(query).first()
-        if row is None:
-            # Every JSON column given: SQLModel inspects a default factory's signature at each row it
-            # makes (~0.1 ms each for dict and list), once per column left out.
-            row = ConversationRow(channel=channel, user_key=user_key, state=Conversation().state, facts={}, offered=[],
-                                  memory={})
-            session.add(row)
-            session.flush()
-        self.row = row
-        self.conversation = row.to_conversation()
+        # The conversation is read and written with plain statements on the session's connection, not as an
+        # ORM row: loading, tracking and flushing a ConversationRow cost more than the statements themselves.
+        if session.new or session.dirty or session.deleted:
+            session.flush()  # what the unit wrote before the turn, as the ORM's autoflush would
+        connection = self.connection = session.connection()
+        query = _LOAD_CONVERSATION if session.bind.dialect.name == "sqlite" else _LOAD_CONVERSATION_LOCKED
+        found = connection.execute(query, {"channel": channel, "user_key": user_key}).first()
+        if found is None:
+            conv = Conversation()
+            row_id = connection.execute(_NEW_CONVERSATION, dict(
+                channel=channel, user_key=user_key, category=None, state=conv.state, facts={}, case_number=None,
+                greeted=False, salutation=None, offered=[], offered_text="", later=None, memory={},
+                created_at=now, updated_at=now)).scalar_one()
+            self.row = ConversationRef(row_id, channel, user_key, None, conv.state, None)
+        else:
+            (row_id, category, state, facts, case_number, greeted, salutation, offered, offered_text, later,
+             memory) = found
+            conv = Conversation(category, state, dict(facts), case_number, bool(greeted), salutation, list(offered),
+                                offered_text, later, Memory.from_json(memory))
+            self.row = ConversationRef(row_id, channel, user_key, category, state, salutation)
+        self.conversation = conv
 
     def number_case(self, category: str) -> str:
         """Gives the next readable case number of the day: KF-YYYYMMDD-NNNN."""
         day = f"{self.now.astimezone(self.store.zone):%Y%m%d}"
-        counter = self.session.get(CaseCounterRow, day, with_for_update=locked(self.session))
-        if counter is None:
+        # One statement: the day's counter taken up by one and read back (on PostgreSQL the UPDATE holds the
+        # row's lock until the turn commits, as SELECT … FOR UPDATE did).
+        last = self.connection.execute(_NEXT_NUMBER, {"of_day": day}).scalar()
+        if last is None:
             # The day's first case (or a database from before the counter: go on after its cases). Two
             # first cases at once: one insert fails and Service.handle runs that turn again.
-            numbered = self.session.exec(select(func.count()).select_from(CaseRow)
-                                         .where(CaseRow.number.startswith(f"KF-{day}-"))).one()
-            counter = CaseCounterRow(day=day, last=numbered)
-        counter.last += 1
-        self.session.add(counter)
-        self.session.flush()
-        return f"KF-{day}-{counter.last:04d}"
+            last = self.connection.execute(select(func.count()).select_from(CaseRow)
+                                           .where(CaseRow.number.startswith(f"KF-{day}-"))).scalar_one() + 1
+            self.connection.execute(insert(CaseCounterRow.__table__), {"day": day, "last": last})
+        return f"KF-{day}-{last:04d}"
 
     def take_update(self, update_id: int) -> bool:
         """Marks a kept channel update handled by this turn, in the turn's own transaction; False if an
@@ -577,24 +701,35 @@ class TurnTx:
             _insert_all(session, EventRow.__table__, [
                 dict(conversation_id=row.id, case_number=ev.data.get("number") or ev.data.get("case"), kind=ev.kind,
                      data=_jsonable(ev.data), at=now) for ev in turn.events])
-        row.take(conv)
-        row.updated_at = now
-        session.add(row)
+        self.connection.execute(_STORE_CONVERSATION, dict(
+            row_id=row.id, category=conv.category, state=conv.state, facts=dict(conv.facts), case_number=conv.case_number,
+            greeted=conv.greeted, salutation=conv.salutation, offered=list(conv.offered), offered_text=conv.offered_text,
+            later=conv.later, memory=conv.memory.as_json(), updated_at=now))
+        row.category, row.state, row.salutation = conv.category, conv.state, conv.salutation
+        # A ConversationRow the unit loaded earlier (casework.customer_wrote) is read afresh if used again.
+        loaded = session.identity_map.get(session.identity_key(ConversationRow, row.id))
+        if loaded is not None:
+            session.expire(loaded)
 
     def _apply(self, ev: Event, now: datetime) -> None:
         if ev.kind == "case_opened":
             facts = ev.data["facts"]
-            self.session.add(CaseRow(
+            if self.session.new or self.session.dirty:
+                self.session.flush()  # an attachment the unit added before the turn: joined to the case below
+            # A plain INSERT: the number's uniqueness is checked now, inside the turn.
+            self.connection.execute(_NEW_CASE, dict(
                 number=ev.data["number"], content_version=self.store.content_version, conversation_id=self.row.id,
-                category=ev.data["category"], waybill=facts.get("waybill"), contact=facts.get("phone"), facts=facts,
-                step=ev.data["step"], step_role=ev.data["role"], step_deadline=ev.data["deadline"], opened_at=now,
-            ))
-            self.session.flush()  # the number's uniqueness is checked now, inside the turn
+                category=ev.data["category"], status="open", waybill=facts.get("waybill"), contact=facts.get("phone"),
+                facts=facts, step=ev.data["step"], step_role=ev.data["role"], step_deadline=ev.data["deadline"],
+                opened_at=now, closed_at=None, assigned_to=None, paused_at=None, reminded_at=None, top_alerted=False,
+                rating=None, rating_reason=None))
             # Evidence sent before the case existed (a photo first, then the complaint) joins it.
-            for attachment in self.session.exec(select(AttachmentRow).where(
-                    AttachmentRow.conversation_id == self.row.id, AttachmentRow.case_number.is_(None))):  # type: ignore[union-attr]
-                attachment.case_number = ev.data["number"]
-                self.session.add(attachment)
+            joined = self.connection.execute(_JOIN_ATTACHMENTS, {"of_conversation": self.row.id,
+                                                                 "number": ev.data["number"]})
+            if joined.rowcount:  # attachments the unit holds as ORM rows are read afresh
+                for attachment in list(self.session.identity_map.values()):
+                    if isinstance(attachment, AttachmentRow):
+                        self.session.expire(attachment)
         elif ev.kind == "case_facts_corrected":
             case = self.session.exec(select(CaseRow).where(CaseRow.number == ev.data["case"])).first()
             if case is not None:
@@ -615,11 +750,19 @@ class TurnTx:
 
 
 def _insert_all(session: Session, table: Any, rows: list[dict]) -> None:
-    """Inserts rows (dicts of the same keys) in one INSERT … VALUES (…), (…) that SQLAlchemy compiles once
-    and caches: a multi-row .values(rows) has no cache key, so it was compiled afresh at every turn, and a
-    plain executemany runs as a psycopg pipeline of one statement a row. With RETURNING, SQLAlchemy batches
-    the rows into one statement ("insertmanyvalues") on SQLite and PostgreSQL; the ids are not needed."""
-    session.execute(insert(table).returning(table.c.id), rows)
+    """Inserts rows (dicts of the same keys) with a statement that SQLAlchemy compiles once and caches (a
+    multi-row .values(rows) has no cache key, so it was compiled afresh at every turn), on the session's
+    connection (not through the ORM's execution, which only adds work for a Core statement). One row: a
+    plain INSERT. Several: on SQLite the driver's executemany, one C call; elsewhere with RETURNING, which
+    SQLAlchemy batches into one INSERT … VALUES (…), (…) ("insertmanyvalues") where a plain executemany
+    would run as a psycopg pipeline of one statement a row. The ids are not needed."""
+    connection = session.connection()
+    if len(rows) == 1:
+        connection.execute(insert(table), rows[0])
+    elif connection.dialect.name == "sqlite":
+        connection.execute(insert(table), rows)
+    else:
+        connection.execute(insert(table).returning(table.c.id), rows)
 
 
 def _jsonable(data: dict) -> dict:

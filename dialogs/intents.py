@@ -103,13 +103,21 @@ _pinyin_table: dict[str, str] | None = None  # a character's code point, in deci
 _TONE_MARKS = str.maketrans("āáǎàēéěèīíǐìōóǒòūúǔùǖǘǚǜüńňǹḿ", "aaaaeeeeiiiioooouuuuvvvvvnnnm")
 
 
+_syllables: dict[str, str | None] = {}  # _syllable's answers: a character's reading is worked out once
+
+
 def _syllable(char: str) -> str | None:
     """Returns the toneless pinyin of a Chinese character (its most common reading), or None."""
+    try:
+        return _syllables[char]
+    except KeyError:
+        pass
     global _pinyin_table
     if _pinyin_table is None:
         _pinyin_table = _load_pinyin_table()
     readings = _pinyin_table.get(str(ord(char)))
-    return readings.split(",")[0].translate(_TONE_MARKS) if readings else None
+    syllable = _syllables[char] = readings.split(",")[0].translate(_TONE_MARKS) if readings else None
+    return syllable
 
 
 def _load_pinyin_table() -> dict[str, str]:
@@ -228,8 +236,9 @@ class Router:
         results = []
         offset = len(self._char_vocab)
         for text in (normalise(t) for t in texts):
-            chars = _weights(_char_ngrams(text), self._char_vocab, self._char_idf)
-            pinyin = _weights(_pinyin_ngrams(text), self._pinyin_vocab, self._pinyin_idf)
+            grams, syllables = _char_ngrams(text), pinyin_tokens(text)  # each made once, for the weights and familiarity
+            chars = _weights(grams, self._char_vocab, self._char_idf)
+            pinyin = _weights(_pinyin_ngrams(text, syllables), self._pinyin_vocab, self._pinyin_idf)
             if not text or (not chars and not pinyin):
                 # Nothing the model has seen before (a lone emoji, a script it never saw): no guess.
                 results.append(Classification(OTHER if OTHER in self.labels else self.labels[0], 0.0, ()))
@@ -238,7 +247,7 @@ class Router:
             value = np.array(list(chars.values()) + [PINYIN_WEIGHT * v for v in pinyin.values()])
             scores = self._coef[:, index] @ value + self._intercept
             probabilities = _softmax(scores[None, :], self.temperature)[0]
-            scale = min(1.0, self.familiarity(text) / FAMILIAR_SHARE)
+            scale = min(1.0, self._familiarity(grams, syllables) / FAMILIAR_SHARE)
             ranked = sorted(zip(self.labels, probabilities * scale), key=lambda pair: -pair[1])
             top = tuple((label, round(float(p), 4)) for label, p in ranked[:CANDIDATES])
             confidence = float(ranked[0][1])
@@ -255,9 +264,11 @@ class Router:
     def familiarity(self, normalised: str) -> float:
         """Returns the share of a normalised message's character pairs and triples and pinyin
         pairs that occur in the examples (its characters, for a one-character message)."""
-        grams = _char_ngrams(normalised)
+        return self._familiarity(_char_ngrams(normalised), pinyin_tokens(normalised))
+
+    def _familiarity(self, grams: list[str], syllables: list[str]) -> float:
+        """familiarity() of a message's character n-grams and pinyin syllables."""
         pairs = [g for g in grams if len(g) >= 2]
-        syllables = pinyin_tokens(normalised)
         spoken = [" ".join(pair) for pair in zip(syllables, syllables[1:])]
         known = [g in self._char_vocab for g in pairs] + [g in self._pinyin_vocab for g in spoken]
         if not known:
@@ -365,8 +376,9 @@ def _softmax(scores: Any, temperature: float) -> Any:
     return exp / exp.sum(axis=1, keepdims=True)
 
 
-def _pinyin_ngrams(text: str) -> list[str]:
-    tokens = pinyin_tokens(text)
+def _pinyin_ngrams(text: str, tokens: list[str] | None = None) -> list[str]:
+    """The pinyin n-grams of a normalised text (tokens: its pinyin_tokens, when already made)."""
+    tokens = pinyin_tokens(text) if tokens is None else tokens
     low, high = PINYIN_NGRAMS
     return [" ".join(tokens[i:i + n]) for n in range(low, high + 1) for i in range(len(tokens) - n + 1)]
 

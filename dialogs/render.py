@@ -18,6 +18,10 @@ _env = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_tr
 
 @lru_cache(maxsize=4096)
 def _compiled(source: str):
+    """The compiled template, or None for a text without any template syntax (nor a carriage return, which
+    Jinja2 would turn into a newline): such a text renders as itself."""
+    if "{" not in source and "\r" not in source:
+        return None
     return _env.from_string(source)
 
 
@@ -40,7 +44,8 @@ def template_values(salutation: str, facts: Mapping[str, Any] | None = None, cas
 
 def render(source: str, values: dict[str, Any]) -> str:
     """Renders a content text with the given values."""
-    return _compiled(source).render(**values).strip()
+    template = _compiled(source)
+    return source.strip() if template is None else template.render(**values).strip()
 
 
 def template_problems(source: str, facts: Mapping[str, Sequence[str] | None] | None) -> list[str]:

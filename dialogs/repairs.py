@@ -49,6 +49,8 @@ class RepairReader:
     def __init__(self, repairs: Repairs):
         self.lists = {name: _phrases(getattr(repairs, name)) for name in type(repairs).model_fields if name != "fillers"}
         self._fillers = set(fold(repairs.fillers).casefold())
+        # The fillers and white space (\s is str.isspace's set), dropped in one pass by _rest
+        self._not_words = re.compile("|".join([r"\s"] + [re.escape(c) for c in sorted(self._fillers)]))
         self._sorted: dict[tuple[str, ...], tuple[str, ...]] = {}  # _longest_first's
         after_verb = [p for p in self.lists["human_after_verb"] if p != "人"]
         self._human = re.compile(
@@ -114,7 +116,7 @@ class RepairReader:
         """The message without the phrases of these lists and without filler characters."""
         for phrase in self._longest_first(lists):
             said = said.replace(phrase, " ")
-        return "".join(c for c in said if c not in self._fillers and not c.isspace())
+        return self._not_words.sub("", said)
 
     def _longest_first(self, lists: tuple[str, ...]) -> tuple[str, ...]:
         """The phrases of these lists, longest first: sorted once per set of lists, not at each of the

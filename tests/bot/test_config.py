@@ -152,3 +152,17 @@ def test_debug_shows_the_traceback(tmp_path):
 def test_a_status_kefu_does_not_know_is_refused(tmp_path):
     result = kefu(["cases", "--status", "bogus"], tmp_path)
     assert result.returncode == 2 and "'bogus' is not one of" in result.stderr
+
+
+def test_sqlite_synchronous_is_set_on_each_connection_and_checked(tmp_path):
+    from sqlalchemy import text
+
+    from bot.database import open_database
+
+    for value, pragma in (("normal", 1), ("FULL", 2)):
+        db = open_database(Settings(database_url=f"sqlite:///{tmp_path / value}.db", sqlite_synchronous=value))
+        with db.connect() as conn:
+            assert conn.execute(text("PRAGMA synchronous")).scalar() == pragma
+        db.dispose()
+    line = one_line(kefu(["chat"], tmp_path, {"KEFU_SQLITE_SYNCHRONOUS": "off"}))
+    assert line == "kefu: KEFU_SQLITE_SYNCHRONOUS in the environment is 'off': expected normal or full"

@@ -210,3 +210,35 @@ def test_a_five_megabyte_message_is_kept_whole_and_answered_from_its_beginning(s
     with kefu.store.reading() as session:
         stored = session.exec(select(MessageRow).where(MessageRow.direction == "in")).one()
     assert stored.text == text
+
+
+def test_sqlite_checkpoints_run_on_a_thread_of_their_own_not_in_a_turn(tmp_path):
+    """The write-ahead log is copied into the database by a background thread; a turn's commit does so
+    only past the backstop (Checkpointer.BACKSTOP pages), and the thread ends with its engine."""
+    import gc
+    import threading
+    import time
+    from contextlib import closing
+
+    from sqlalchemy import text
+
+    from bot.store import Checkpointer
+
+    svc = service(f"sqlite:///{tmp_path / 'k.db'}")
+    with svc.store.db.connect() as conn:
+        assert conn.execute(text("PRAGMA wal_autocheckpoint")).scalar() == Checkpointer.BACKSTOP
+    talk(svc, "c1", "你好", "货物滞留", "12345678", "13800138000")
+    assert any(t.name == "kefu-checkpoint" for t in threading.enumerate())
+    time.sleep(1)  # a checkpoint has run: every committed page is in the database file
+    import sqlite3
+
+    with closing(sqlite3.connect(tmp_path / "k.db", isolation_level=None)) as plain:
+        busy, logged, copied = plain.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        assert busy == 0 and logged == copied > 0
+    svc.store.db.dispose()
+    del svc, conn
+    gc.collect()
+    deadline = time.monotonic() + 5
+    while any(t.name == "kefu-checkpoint" for t in threading.enumerate()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(t.name == "kefu-checkpoint" for t in threading.enumerate())
