@@ -54,7 +54,7 @@ class Settings(BaseSettings):
     # (a killed or crashed kefu loses nothing), flushed to the disk at each checkpoint (a power cut or a
     # crash of the machine may undo the last commits, never corrupt the file); full: flushed at each commit
     # (power cuts too lose nothing), at a disk flush a turn.
-    sqlite_synchronous: str = "normal"
+    sqlite_synchronous: str = "full"  # the safe default; normal is a choice an operator makes
     staff: list[StaffConfig] = []
     grace_hours: float = Field(2.0, ge=0)  # after a missed deadline's reminder, how long before the case moves up a step
     # Closed conversations' personal data is erased this many days after their last message; none: kept.
