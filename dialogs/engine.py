@@ -251,8 +251,9 @@ class Engine(RoutingMixin, FeeTalkMixin, AnswersMixin, MovesMixin, PromptsMixin)
         carried = conv.offered_text if conv.offered_text and conv.offered_text != text else ""
         # A new complaint right after a case ("你们要赔我损失"): the same goods and customer, unless said otherwise
         # (not the first message's second complaint: "货三天没发，而且上次的理赔…" are two shipments; nor the
-        # same kind again: 货物滞留 after a stranded case is another shipment)
-        last = run.ledger.find_case(conv.case_number) if conv.case_number and not keep_facts and story else None
+        # same kind again: 货物滞留 after a stranded case is another shipment; nor after the menu was asked for)
+        last = (run.ledger.find_case(conv.case_number)
+                if conv.case_number and run.after_case and not keep_facts and story else None)
         before = ({k: v for k, v in conv.facts.items() if k in SAME_GOODS}
                   if last is not None and last.category != category_id else {})
         conv.category, conv.state = category_id, START

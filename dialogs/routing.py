@@ -50,7 +50,7 @@ class RoutingMixin:
         if wants.bye:
             self._leave(run)
             return self._goodbye(run)
-        after_case = conv.state == AFTER
+        after_case = run.after_case = conv.state == AFTER
         if after_case:
             index = pick_option(text, [[label] for label in self._follow_up_labels()])
             conv.state = MENU

@@ -40,6 +40,7 @@ class Run:
         self.noted: list[str] = []  # facts taken from this message besides the one asked for
         self.said = ""  # the message of this turn
         self.lead: str = ""  # said before the next question, in the same line (不客气。 好的，我们接着…)
+        self.after_case = False  # the message answers "anything else?" right after a case was opened
         self.describes = False  # the message answers "which problem? or describe what happened": its account
 
     @property
