@@ -174,7 +174,6 @@ class SharedTexts(Strict):
     moved_on: Text
     also_noted: Text
     facts_carried: Text | None = None  # a new complaint right after a case takes its waybill and phone
-    already_recorded: Text
     my_cases: Text
     case_updated: Text
     no_my_cases: Text
