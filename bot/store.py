@@ -19,7 +19,7 @@ from sqlalchemy.orm import aliased
 from sqlalchemy.engine import Engine as DbEngine
 from sqlmodel import Field, Session, SQLModel, create_engine, select
 
-from dialogs.conversation import CaseView, Conversation, Event, Inbound, Memory, Turn
+from dialogs.conversation import CaseView, Conversation, Event, Inbound, Memory, Turn, with_detail
 
 log = logging.getLogger("kefu.store")
 
@@ -739,8 +739,7 @@ class TurnTx:
         elif ev.kind == "case_detail_added":  # more said about the case after it was opened: kept for staff
             case = self.session.exec(select(CaseRow).where(CaseRow.number == ev.data["case"])).first()
             if case is not None:
-                added = case.facts.get("added")
-                case.facts = {**case.facts, "added": f"{added}；{ev.data['text']}" if added else ev.data["text"]}
+                case.facts = with_detail(case.facts, ev.data["text"])
                 self.session.add(case)
         elif ev.kind == "rating_reason":
             case = self.session.exec(select(CaseRow).where(CaseRow.number == ev.data["case"])).first()

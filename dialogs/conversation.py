@@ -108,6 +108,12 @@ class CaseView:
     mine: bool  # opened in this customer's conversation
     paused: bool = False  # waiting on the customer
 
+def with_detail(facts: dict[str, Any], text: str) -> dict[str, Any]:
+    """A case's facts with something the customer said after it was opened added (the fact 客户补充)."""
+    added = facts.get("added")
+    return {**facts, "added": f"{added}；{text}" if added else text}
+
+
 class Ledger(Protocol):
     """What the engine may ask of storage during one turn (the caller supplies it; the engine does no I/O)."""
 

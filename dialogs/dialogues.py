@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 import yaml
 
-from dialogs.conversation import CaseView, Conversation, Inbound, Turn
+from dialogs.conversation import CaseView, Conversation, Inbound, Turn, with_detail
 from dialogs.engine import Engine
 
 DEFAULT_START = "2026-12-02 10:00"  # a Wednesday morning, local time
@@ -54,8 +54,8 @@ class MemoryLedger:
             elif event.kind == "case_facts_corrected" and event.data.get("case") in self.cases:
                 self.cases[event.data["case"]]["facts"].update(event.data["facts"])
             elif event.kind == "case_detail_added" and event.data.get("case") in self.cases:
-                facts = self.cases[event.data["case"]]["facts"]
-                facts["added"] = f"{facts['added']}；{event.data['text']}" if "added" in facts else event.data["text"]
+                case = self.cases[event.data["case"]]
+                case["facts"] = with_detail(case["facts"], event.data["text"])
 
 
 @dataclass
