@@ -194,19 +194,34 @@ def test_checked_content_is_kept_by_its_digest_and_read_back(tmp_path):
         load(folder, cache)  # a broken file is reported, whatever the cache holds
 
 
-def test_routing_lists_name_their_file_line_and_field_when_they_name_no_category_or_topic(tmp_path):
+def _problems_of_a_broken_copy(tmp_path, edits: dict[str, list[tuple[str, str]]]) -> tuple[list[str], dict[str, str]]:
+    """Loads a copy of the content with each (old, new) of `edits` made once in its file: the problems as
+    shown ("file:line: field: message") and each edited file's text."""
     folder = tmp_path / "content"
     shutil.copytree(DEFAULT_DIR, folder)
-    shared = folder / "shared.yaml"
-    text = shared.read_text(encoding="utf-8")
-    text = text.replace("    storage: [stranded, not_delivered, tracking]", "    storag: [stranded, not_deliverd]", 1)
-    text = text.replace("    transfer: [tracking]", "    transfer: [trackng]", 1)
-    shared.write_text(text, encoding="utf-8")
+    texts = {}
+    for name, changes in edits.items():
+        text = (folder / name).read_text(encoding="utf-8")
+        for old, new in changes:
+            assert old in text
+            text = text.replace(old, new, 1)
+        (folder / name).write_text(text, encoding="utf-8")
+        texts[name] = text
     with pytest.raises(ContentError) as caught:
         load_content(folder)
-    lines = text.splitlines()
-    at = {word: next(i for i, line in enumerate(lines, 1) if word in line) for word in ("storag:", "transfer: [trackng]")}
-    assert [str(p).split("/")[-1] for p in caught.value.problems] == [
+    return [str(p).split("/")[-1] for p in caught.value.problems], texts
+
+
+def _line_of(text: str, word: str) -> int:
+    return next(i for i, line in enumerate(text.splitlines(), 1) if word in line)
+
+
+def test_routing_lists_name_their_file_line_and_field_when_they_name_no_category_or_topic(tmp_path):
+    shown, texts = _problems_of_a_broken_copy(tmp_path, {"shared.yaml": [
+        ("    storage: [stranded, not_delivered, tracking]", "    storag: [stranded, not_deliverd]"),
+        ("    transfer: [tracking]", "    transfer: [trackng]")]})
+    at = {word: _line_of(texts["shared.yaml"], word) for word in ("storag:", "transfer: [trackng]")}
+    assert shown == [
         f"shared.yaml:{at['transfer: [trackng]']}: routing.covers.transfer[0]: no category 'trackng' (did you mean 'tracking'?)",
         f"shared.yaml:{at['storag:']}: routing.fee_stories.storag: no topic 'storag' (did you mean 'storage'?)",
         f"shared.yaml:{at['storag:']}: routing.fee_stories.storag[1]: no category 'not_deliverd' (did you mean 'not_delivered'?)",
@@ -214,37 +229,21 @@ def test_routing_lists_name_their_file_line_and_field_when_they_name_no_category
 
 
 def test_a_disputed_charge_names_a_category_with_a_check_state_and_the_check_state_exists(tmp_path):
-    folder = tmp_path / "content"
-    shutil.copytree(DEFAULT_DIR, folder)
-    policies = folder / "policies.yaml"
-    text = policies.read_text(encoding="utf-8").replace("      check: pricing", "      check: pricin", 1)
-    policies.write_text(text, encoding="utf-8")
-    pricing = folder / "pricing.yaml"
-    pricing.write_text(pricing.read_text(encoding="utf-8").replace("  check: collect", "  check: colect", 1), encoding="utf-8")
-    with pytest.raises(ContentError) as caught:
-        load_content(folder)
-    line = next(i for i, row in enumerate(text.splitlines(), 1) if "check: pricin" in row)
-    check_line = next(i for i, row in enumerate(pricing.read_text(encoding="utf-8").splitlines(), 1) if "check: colect" in row)
-    shown = sorted(str(p).split("/")[-1] for p in caught.value.problems)
-    assert shown == sorted([
-        f"policies.yaml:{line}: storage.answers.not_notified.check: no category 'pricin' (did you mean 'pricing'?)",
-        f"pricing.yaml:{check_line}: flow.check: no state 'colect' (did you mean 'collect'?)",
+    shown, texts = _problems_of_a_broken_copy(tmp_path, {"policies.yaml": [("      check: pricing", "      check: pricin")],
+                                                         "pricing.yaml": [("  check: collect", "  check: colect")]})
+    assert sorted(shown) == sorted([
+        f"policies.yaml:{_line_of(texts['policies.yaml'], 'check: pricin')}: storage.answers.not_notified.check: "
+        "no category 'pricin' (did you mean 'pricing'?)",
+        f"pricing.yaml:{_line_of(texts['pricing.yaml'], 'check: colect')}: flow.check: no state 'colect' (did you mean 'collect'?)",
     ])
 
 
 def test_whom_a_complaint_is_about_and_fee_questions_name_real_categories(tmp_path):
-    folder = tmp_path / "content"
-    shutil.copytree(DEFAULT_DIR, folder)
-    shared = folder / "shared.yaml"
-    text = shared.read_text(encoding="utf-8")
-    text = text.replace("      problems: [attitude, carrying,", "      problems: [attitud, carrying,", 1)
-    text = text.replace("    insurance: [claims]", "    insurance: [claim]", 1)
-    shared.write_text(text, encoding="utf-8")
-    with pytest.raises(ContentError) as caught:
-        load_content(folder)
-    lines = text.splitlines()
-    at = {word: next(i for i, line in enumerate(lines, 1) if word in line) for word in ("[attitud,", "[claim]")}
-    assert sorted(str(p).split("/")[-1] for p in caught.value.problems) == sorted([
+    shown, texts = _problems_of_a_broken_copy(tmp_path, {"shared.yaml": [
+        ("      problems: [attitude, carrying,", "      problems: [attitud, carrying,"),
+        ("    insurance: [claims]", "    insurance: [claim]")]})
+    at = {word: _line_of(texts["shared.yaml"], word) for word in ("[attitud,", "[claim]")}
+    assert sorted(shown) == sorted([
         f"shared.yaml:{at['[attitud,']}: routing.about_whom.driver.problems[0]: no category 'attitud' (did you mean 'attitude'?)",
         f"shared.yaml:{at['[claim]']}: routing.fee_questions.insurance[0]: no category 'claim' (did you mean 'claims'?)",
     ])
