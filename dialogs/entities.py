@@ -169,12 +169,20 @@ class Entities:
 # row are read as digits, one for one, so every position in the text stays where it was.
 _SPELLED = re.compile(r"[零〇洞幺一二三四五六七八九]{7,}")
 _SPELLED_DIGIT = str.maketrans("零〇洞幺一二三四五六七八九", "0001123456789")
+# A number typed with a space after every character (S H 5 5 6 6 7 7 8 8): its characters are joined and the
+# spaces moved behind them, so the text keeps its length and every position outside the run.
+_SPACED = re.compile(r"(?<![A-Za-z\d])(?:[A-Za-z\d] ){5,}[A-Za-z\d](?![A-Za-z\d])")
+
+
+def _joined(run: re.Match) -> str:
+    chars = run.group(0).replace(" ", "")
+    return chars + " " * (len(run.group(0)) - len(chars))
 
 
 def extract(text: str, known_cities: Iterable[str] = (), *, today: date | None = None) -> Entities:
     """Returns the entities in a message; relative dates (昨天, 上周五, 3号) are resolved against
     today, which the caller should give in the business's time zone (default: the machine's date)."""
-    folded = _SPELLED.sub(lambda m: m.group(0).translate(_SPELLED_DIGIT), fold(text))
+    folded = _SPACED.sub(_joined, _SPELLED.sub(lambda m: m.group(0).translate(_SPELLED_DIGIT), fold(text)))
     work = _Work(folded)
     phones = _phones(work)
     waybills = _waybills(work)
@@ -378,7 +386,7 @@ def _add_months(year: int, month: int, k: int) -> tuple[int, int]:
 _DURATION_UNITS = {"分钟": "minute", "小时": "hour", "钟头": "hour", "钟": "hour", "天": "day", "日": "day",
                    "周": "week", "星期": "week", "礼拜": "week", "月": "month", "年": "year"}
 _DURATION = re.compile(
-    rf"(?<!同)(第)?({STARTING_NUMBER}|半)\s*(个)?(半|多|来)?(整)?\s*"
+    rf"(?<!同)(第)?({STARTING_NUMBER}|半)\s*+(个)?(半|多|来)?(整)?\s*+"
     r"(分钟|小时|钟头|(?<=个)钟|天|日(?=内|之内|以内)|周|星期|礼拜|月|年)(半)?")
 _DURATION_EN = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)\s*(minutes?|mins?|hours?|hrs?|days?|weeks?|months?|years?)\b",
                           re.IGNORECASE)
@@ -413,7 +421,9 @@ def _durations(work: _Work) -> list[Duration]:
 # -- money ---------------------------------------------------------------------------------------
 
 _AMOUNT = re.compile(
-    r"(¥|rmb|人民币)?\s*"
+    # The space is the currency's: a pattern starting with optional space, tried at each position of a long
+    # run of spaces, would rescan the run each time (quadratic).
+    r"(?:(¥|rmb|人民币)\s*)?"
     # 1,200 | 12.5 | 1.2万, 3万5, 10万零1, 1万5千 | 两千五, 二十万零五百
     rf"(\d{{1,3}}(?:,\d{{3}})+(?:\.\d+)?|\d+(?:\.\d+)?(?:[千万亿](?:零?\d+(?:\.\d+)?)?)*|{CN_NUMBER})"
     r"([kw](?![a-z]))?"
@@ -455,7 +465,7 @@ def _amounts(work: _Work) -> list[tuple[int, Decimal]]:
                 continue  # 十, 四十: far more often a count or part of an idiom than money
         elif unit == "块" and value < 10 and not _MONEY_CUE.search(work.before(m.start(), 8)):
             continue  # 玻璃碎了三块: pieces, not yuan
-        sign = work.text[:m.start(2)].rstrip()[-1:]
+        sign = work.before(m.start(2), 16).rstrip()[-1:]  # a window: the text up to each amount would be quadratic
         found.append((m.start(), -value if sign in ("-", "负", "−") else value))
     return found
 

@@ -260,14 +260,25 @@ def test_address_and_delivery_time_from_a_long_message():
     assert found.salutation == "李先生/女士"
 
 
-@pytest.mark.parametrize("char", ["1", "一", "9."])
-def test_long_runs_take_linear_time(char):
+@pytest.mark.parametrize("text", ["1" * 50_000, "一" * 50_000, "9." * 50_000,
+                                  # a number, then a long run of spaces: one pattern split the spaces between
+                                  # its two optional runs of space every way it could, another rescanned them from
+                                  # each position (about a minute each)
+                                  "1" * 50_000 + " " * 50_000, " " * 100_000, "1 " * 50_000])
+def test_long_runs_take_linear_time(text):
     """A 100 KB run of digits used to take minutes (a pattern rescanned the run from every position)."""
     import time
 
     started = time.process_time()
-    ents(char * 50_000)
+    ents(text)
     assert time.process_time() - started < 2.0
+
+
+def test_a_number_typed_with_spaces_between_its_characters_is_read_whole():
+    """Probe 3 (C163): 运单号 S H 5 5 6 6 7 7 8 8 was refused as a malformed waybill."""
+    found = ents("运单号 S H 5 5 6 6 7 7 8 8，电话 1 3 9 0 5 9 8 1 2 6 2")
+    assert found.waybills == ("SH55667788",) and found.phones == ("13905981262",)
+    assert ents("选 1 2 3").waybills == () and ents("a b c d").waybills == ()
 
 
 @pytest.mark.parametrize("text, value", [
