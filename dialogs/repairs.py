@@ -56,7 +56,9 @@ class RepairReader:
         self._human = re.compile(
             "|".join([_alternation(self.lists["human"])]
                      + [f"(?:{_VERBS}){_BETWEEN}(?:{'|'.join(map(re.escape, after_verb))})" if after_verb else "(?!)"]
-                     + [f"(?:{_PERSON_VERBS}){_BETWEEN}人(?![家们工])"]))
+                     + [f"(?:{_PERSON_VERBS}){_BETWEEN}人(?![家们工])"]
+                     # "我想找一下昨天帮我处理的那个客服": someone who helped before, named by what they did
+                     + [f"(?:找|联系)[^，。！？,.!?]{{0,16}}(?:那个|那位)(?:{'|'.join(map(re.escape, after_verb))})"]))
         self._not_human = _alternation(self.lists["not_human"])
         self._patterns = {name: re.compile(_alternation(items)) for name, items in self.lists.items()}
         cannot, subjects = _alternation(self.lists["cannot_give"]), _alternation([s for s in self.lists["subjects"] if len(s) > 1])

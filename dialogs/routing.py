@@ -72,9 +72,10 @@ class RoutingMixin:
                 self._say(run, self.shared.texts.choose_again)
                 return self._prompt(run)
             only_entities = index is None and self._only_entities(run, text)
-            if only_entities or (index is None and self._presses_on(run, text, wants)):
+            wordless = index is None and not re.search(r"\w", normalize(text))  # "？？", "。。。": the question again
+            if only_entities or wordless or (index is None and self._presses_on(run, text, wants)):
                 # a waybill, or "你们快点处理啊", while asked which problem: kept, and the same options again
-                conv.offered_text = f"{source}\n{text}"
+                conv.offered_text = source if wordless else f"{source}\n{text}"
                 run.noted = self._entity_labels(run) if only_entities else []
                 conv.memory.misses += 1
                 if conv.memory.misses < 2 or offered[0] not in self.content.categories:
