@@ -317,7 +317,7 @@ class AnswersMixin:
                 index = pick_by_words(text, words)
                 value = fact.options[index] if index is not None else None  # type: ignore[index]
             elif fact.clues and text:  # "照片都拍了": the clause that speaks of it
-                value = next((c.strip() for c in self._clauses.split(text)
+                value = next((c.strip() for c in self._chat_clauses.split(text)
                               if any(normalize(w) in normalize(c) for w in fact.clues)), None)
             if value is not None and value != conv.facts.get(fact_id):
                 conv.facts[fact_id] = value
@@ -341,7 +341,7 @@ class AnswersMixin:
         self._absorb(run, text)
         run.noted.clear()  # taken from the first message: nothing to announce
         story = normalize(text)
-        length, clauses = len(WORDS.findall(story)), len([c for c in self._clauses.split(story) if c.strip()])
+        length, clauses = len(WORDS.findall(story)), len([c for c in self._chat_clauses.split(story) if c.strip()])
         if account or length >= STORY_LENGTH or (length >= SHORT_STORY and clauses >= 3):
             for fact_id, fact in self._category(conv).facts.items():
                 if fact.describes and fact_id not in conv.facts:

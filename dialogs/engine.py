@@ -60,7 +60,12 @@ class Engine(RoutingMixin, FeeTalkMixin, AnswersMixin, MovesMixin, PromptsMixin)
         self.shared = content.shared
         self.routing = content.shared.routing
         # Clauses end at punctuation or at a joining word (而且, 还有): each may be a complaint of its own.
-        self._clauses = re.compile("|".join([r"[,.;!?，。；！？、]"] + [re.escape(w) for w in self.routing.joiners]))
+        # Clauses end at punctuation, at a joiner and at an aside (货滞留三天了 对了我想问下…).
+        self._clauses = re.compile("|".join([r"[,.;!?，。；！？、]"] + [re.escape(w) for w in sorted(
+            {*self.routing.joiners, *self.routing.asides}, key=len, reverse=True)]))
+        # The same, and a space between Chinese words, where a chat typed without punctuation ends a clause
+        # (我发的货第二天才装车 耽误我事了): for the story's parts; reading a part alone loses what the rest says.
+        self._chat_clauses = re.compile(rf"{self._clauses.pattern}|(?<=[\u4e00-\u9fff])\s+(?=[\u4e00-\u9fff])")
         self.zone = ZoneInfo(self.shared.timezone)
         self._commands = {
             normalize(word).casefold(): move

@@ -198,6 +198,8 @@ class RoutingMixin:
             if not run.first_contact:  # a first "你好" just gets the menu after the greeting
                 self._say(run, texts.fallback)
             return self._show_menu(run)
+        meant = self._unnumbered(run, text)
+        meant = self._after_change_word(meant) or meant  # 运费怎么这么贵啊 不对 我想说的是货没送到: the latter part
         if self._sure(reading) or self._nothing_else(reading):
             if reading.label == OTHER:
                 if not run.first_contact:
@@ -211,7 +213,7 @@ class RoutingMixin:
                 self._say(run, self.content.other.vague_reply)
                 return self._show_menu(run, with_prompt=False)
             label = reading.label
-            later, sure, first = self._second_complaint(run, self._unnumbered(run, text), label)
+            later, sure, first = self._second_complaint(run, meant, label)
             # the goods first, when the whole message leaves room for them (a clause alone misreads easily)
             weight = dict(reading.candidates).get(later, 0)
             if later in self.routing.prefer.get(label, []) and (weight >= 0.05 or (sure >= 0.9 and first)):
@@ -225,7 +227,7 @@ class RoutingMixin:
             conv.later = later
             conv.offered_text = f"{conv.offered_text}\n{text}".strip() if later else conv.offered_text
             return self._start(run, label, text, account=run.describes)
-        clauses = sorted(self._clause_complaints(self._unnumbered(run, text)), key=lambda c: -dict(reading.candidates).get(c, 0))
+        clauses = sorted(self._clause_complaints(meant), key=lambda c: -dict(reading.candidates).get(c, 0))
         if clauses:  # unsure of the whole, sure of its parts: "货压了五天没发，而且开单的态度还很差"
             label = clauses[0]
             later = next((c for c in clauses[1:] if c != label), None)
@@ -295,17 +297,20 @@ class RoutingMixin:
         return reading if sure else None
 
     def _clause_complaints(self, text: str) -> list[str]:
-        """The complaints the clauses of a message are confidently read as, in order (none for one clause)."""
-        parts = [c for c in self._clauses.split(normalize(text)) if len(WORDS.findall(c)) >= 4]
-        clauses = [c for c in parts if not self.repairs.read(c).insult]
-        if self.router is None or not clauses or (len(clauses) < 2 and len(parts) < 2):
-            return []  # one clause is the whole message, already read (abuse set aside, one may do)
-        found = []
-        for clause in clauses[:12]:
-            reading = self.router.classify(clause)
-            if reading.label in self.content.categories and reading.confidence >= self.routing.also_threshold:
-                found.append(reading.label)
-        return list(dict.fromkeys(found))
+        """The complaints the clauses of a message are confidently read as, in order (none for one clause):
+        the clauses its punctuation and joiners make, else, typed without them, the parts between spaces."""
+        if self.router is None:
+            return []
+        for splitter in (self._clauses, self._chat_clauses):
+            parts = [c for c in splitter.split(normalize(text)) if len(WORDS.findall(c)) >= 4]
+            clauses = [c for c in parts if not self.repairs.read(c).insult]
+            if not clauses or (len(clauses) < 2 and len(parts) < 2):
+                continue  # one clause is the whole message, already read (abuse set aside, one may do)
+            found = [reading.label for reading in self.router.classify_many(clauses[:12])
+                     if reading.label in self.content.categories and reading.confidence >= self.routing.also_threshold]
+            if found:
+                return list(dict.fromkeys(found))
+        return []
 
     def _complaint_in(self, run: Run, text: str) -> Any:
         """The router's confident reading of a complaint in the message or in one of its clauses
