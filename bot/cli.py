@@ -484,8 +484,16 @@ def eval_intents(
         raise typer.BadParameter("certainty or confidence", param_hint="--score")
     if threshold is None:
         threshold = routing.certainty if score == "certainty" and routing.certainty is not None else routing.threshold
-    report = evaluate(router, load_labelled(data, split, sources), threshold, load_alternatives(data, split, sources), score)
+    labelled, alternatives = load_labelled(data, split, sources), load_alternatives(data, split, sources)
+    report = evaluate(router, labelled, threshold, alternatives, score)
     print(format_report(report, misses=misses))
+    if labelled:  # what the customer gets: the engine's first move, with every rule beside the router's reading
+        from dialogs.dialogues import first_moves
+        from dialogs.engine import Engine
+
+        moves, n = first_moves(Engine(loaded, router), labelled, alternatives), len(labelled)
+        print(f"\nthe engine's answer to each as a first message: started it {moves['right'] / n:.1%}, started another"
+              f" {moves['wrong'] / n:.1%}, asked which problem (menu or buttons) {moves['asked'] / n:.1%}")
 
 
 def _training(folder: Path):

@@ -124,6 +124,20 @@ def replay(engine: Engine, conversation: dict[str, Any]) -> Result:
     return result
 
 
+def first_moves(engine: Engine, labelled: Iterable[tuple[str, str]], alternatives: dict[str, str] | None = None) -> Counter:
+    """What the engine does with each labelled message sent as a conversation's first: "right" (it started
+    the message's complaint or topic, or its second acceptable one), "wrong" (another one) or "asked" (the
+    menu or a which-problem question). The router's figures say what it reads; these say what the customer gets."""
+    alternatives = alternatives or {}
+    moves: Counter = Counter()
+    for text, label in labelled:
+        conv = Conversation()
+        engine.handle(conv, Inbound(text=text), MemoryLedger(_local(DEFAULT_START, engine.zone)))
+        started = conv.category
+        moves["asked" if started is None else "right" if started in (label, alternatives.get(text)) else "wrong"] += 1
+    return moves
+
+
 def _local(moment: Any, zone: ZoneInfo) -> datetime:
     """A written local time, to the minute (2026-12-02 10:00) or to the second."""
     text = str(moment)

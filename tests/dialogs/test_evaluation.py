@@ -99,3 +99,13 @@ def test_load_labelled_keeps_a_split_and_sources(tmp_path):
     assert load_labelled(path, None, {"s1", "s2"}) == [("a", "stranded"), ("c", "tracking")]
     assert load_alternatives(path, "dev", {"s1"}) == {}
     assert load_alternatives(path, "dev", {"s3"}) == {"b": "vague"}
+
+
+def test_first_moves_count_what_the_engine_starts(content):
+    """The engine's first move on each message: its topic started, another one started, or the menu shown."""
+    from dialogs.dialogues import first_moves
+    from dialogs.engine import Engine
+
+    labelled = [("发票怎么开", "invoice"), ("代收5000手续费多少", "storage"), ("你好", "stranded"), ("保价5000多少钱", "stranded")]
+    moves = first_moves(Engine(content, None), labelled, {"代收5000手续费多少": "cod"})  # right by its second label
+    assert moves == {"right": 2, "wrong": 1, "asked": 1}

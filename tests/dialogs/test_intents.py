@@ -188,6 +188,8 @@ def test_kefu_eval_intents_prints_the_report(tmp_path):
     recall = {line.split()[0]: line.split()[-1] for line in output.splitlines() if line.startswith(("carrying ", "pricing "))}
     assert recall == {"carrying": "100.0%", "pricing": "50.0%"}
     assert "at other thresholds of certainty" in output
+    # and what the customer gets: 你好 shows the menu, whatever it is labelled
+    assert "asked which problem (menu or buttons) 33.3%" in output
     by_confidence = kefu(["eval-intents", "--data", str(data), "--score", "confidence"], "", tmp_path)
     assert f"threshold: confidence ≥ {load_content().shared.routing.threshold:.2f}" in by_confidence
 
