@@ -41,6 +41,9 @@ _CLAUSE_END = re.compile(r"[,.;!?，。；！？\n]")
 _CARDS = re.compile(rf"({STARTING_NUMBER})\s*(?:张|个|位|名|人)")
 _PIECES = re.compile(rf"({STARTING_NUMBER})\s*件")
 _MONTHS_AGO = re.compile(r"(上上|上|这|本)个?月|去年")
+# A month named alone (九月份发的货, 9月发的): the latest such month not after this one
+_MONTH_NAMED = re.compile(r"(?<![\d一二三四五六七八九十])(1[0-2]|[1-9]|十[一二]?|[一二三四五六七八九])月(?!\d|[一二三四五六七八九十]+[号日])")
+_CN_MONTHS = {"一": 1, "二": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9, "十": 10, "十一": 11, "十二": 12}
 _QUESTION = re.compile(r"[?？吗么呢]|多少|怎么|怎样|如何|哪|几|什么|谁|能不能|可不可以|是否|有没有|要不要|行不行")
 
 
@@ -170,7 +173,7 @@ class FeeDesk:
                 totals.append(quote.amount)
                 reply.topic = reply.topic if len(reply.texts) > 1 else "membership"
         if topic == "labels":
-            self._labels(said, found, reply)
+            self._labels(said, found, reply, facts)
         if topic == "invoice":
             shipped = self._shipped(said, found, today)
             if shipped is not None:
@@ -316,19 +319,22 @@ class FeeDesk:
         # The figures stay: "第4天呢" changes one of them and asks again.
         return FeeAnswer([result.explanation], "storage", amount=result.amount)
 
-    def _labels(self, said: str, found: Entities, reply: FeeAnswer) -> None:
+    def _labels(self, said: str, found: Entities, reply: FeeAnswer, facts: dict[str, str]) -> None:
         labels = self.policies.labels
-        if found.money and any(fold(c) in said for c in labels.answers["reward"].cues):
-            penalty = found.money[0][1]  # "罚了30，我举报能拿多少"
-            if 0 < penalty <= MAX_AMOUNT:
+        if any(fold(c) in said for c in labels.answers["reward"].cues):
+            penalty = found.money[0][1] if found.money else None  # "罚了30，我举报能拿多少"
+            if penalty is not None and 0 < penalty <= MAX_AMOUNT:
                 reply.texts.append(label_reward(penalty, self.policies))
-                return
+            return  # "我举报别的公司标签没贴 有奖励吗": the reward is asked, not the fine
         faults = [(said.find(fold(w)), len(w), kind) for kind, words in labels.fault_words.items() for w in words
                   if fold(w) in said]
         if not faults:
             return
         fault = max(faults, key=lambda f: (f[1], -f[0]))[2]
-        quote = label_penalty(self._count(_PIECES, said), fault, self.policies)
+        pieces = self._count(_PIECES, said) or int(facts.get("label_pieces", 0)) or None  # "那一个都没贴呢": the 80 pieces said before
+        if pieces:
+            facts["label_pieces"] = str(pieces)
+        quote = label_penalty(pieces, fault, self.policies)
         if quote is not None:
             reply.texts.append(quote.explanation)
 
@@ -341,6 +347,10 @@ class FeeDesk:
         """The day the goods were shipped, when an invoice question says (上上个月发的货, 10月15号发的)."""
         if found.dates:
             return min(found.dates)
+        named = _MONTH_NAMED.search(said)
+        if named is not None:
+            month = int(named.group(1)) if named.group(1).isdigit() else _CN_MONTHS[named.group(1)]
+            return date(today.year if month <= today.month else today.year - 1, month, 1)
         m = _MONTHS_AGO.search(said)
         if m is None:
             return None
@@ -361,11 +371,10 @@ class FeeDesk:
         rendered = topic_answers(topic, policies)
         texts: list[str] = []
         for question in [q for q in _QUESTION_END.split(said) if q.strip()] or [said]:
-            if topic == "insurance":
-                limits = self._insurance_limits(question)
-                if limits is not None:
-                    texts.append(limits)
-                    continue
+            limits = self._insurance_limits(question) if topic == "insurance" else None
+            if limits is not None and goods_named(question, policies.insurance.not_insurable) is not None:
+                texts.append(limits)
+                continue  # goods that cannot be insured: no fee to explain
             scored = []
             for answer_id, answer in entry.answers.items():
                 hits = [c for c in answer.cues if fold(c).casefold() in question]
@@ -374,6 +383,8 @@ class FeeDesk:
             if scored:
                 best = max(scored)[3]
                 texts += [rendered[best]] + [rendered[a] for a in entry.answers[best].also]
+            if limits is not None:  # fragile goods: the fee asked about, then what it covers for them
+                texts.append(limits)
         if texts:
             return FeeAnswer(list(dict.fromkeys(texts)), topic)
         if not figures:

@@ -95,6 +95,15 @@ class Goods(Strict):
 
     goods: str
     words: list[str] = Field(min_length=1)
+    # Words that tell of the goods rather than name them (只能国外修), and what the goods are then called.
+    traits: list[str] = []
+    called: str | None = None
+
+    @model_validator(mode="after")
+    def _traits_are_called(self) -> "Goods":
+        if self.traits and not self.called:
+            raise ValueError("traits need 'called': what the goods are named when a trait is what the customer said")
+        return self
 
 
 class LossOnly(Strict):
@@ -419,11 +428,12 @@ def invoice_deadline(shipped: date, today: date, policies: Policies) -> Quote:
 def goods_named(text: str, groups: list[Goods]) -> tuple[str, Goods] | None:
     """The first of these kinds of goods the text names: the word the customer used, and its kind."""
     said = _fold(text)
-    hits = [(said.find(_fold(word)), word, group) for group in groups for word in group.words if _fold(word) in said]
+    hits = [(said.find(_fold(word)), word, group) for group in groups for word in [*group.words, *group.traits]
+            if _fold(word) in said]
     if not hits:
         return None
     _, word, group = min(hits, key=lambda hit: (hit[0], -len(hit[1])))
-    return word, group
+    return (group.called or word) if word in group.traits else word, group
 
 
 def insurance_limits(goods: tuple[str, Goods], refused: bool, policies: Policies) -> str:

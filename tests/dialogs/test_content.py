@@ -247,3 +247,11 @@ def test_whom_a_complaint_is_about_and_fee_questions_name_real_categories(tmp_pa
         f"shared.yaml:{at['[attitud,']}: routing.about_whom.driver.problems[0]: no category 'attitud' (did you mean 'attitude'?)",
         f"shared.yaml:{at['[claim]']}: routing.fee_questions.insurance[0]: no category 'claim' (did you mean 'claims'?)",
     ])
+
+
+def test_goods_told_by_a_trait_need_a_name_to_be_called_by(tmp_path):
+    """"只能国外修" tells of the goods: without `called`, kefu would say "国外修属于不予保价的货物"."""
+    shown, texts = _problems_of_a_broken_copy(tmp_path, {"policies.yaml": [("      called: 这类进口货物\n", "")]})
+    line = _line_of(texts["policies.yaml"], "goods: 在国外才能维修的进口货物")
+    assert f"policies.yaml:{line}: insurance.not_insurable[3]: traits need 'called': what the goods are named when a trait" \
+           " is what the customer said" in shown, shown

@@ -71,6 +71,28 @@ def test_invoice_and_labels_answer_from_the_manual(engine):
     assert "50% 奖励给上报者" in labels
 
 
+def test_a_label_fine_keeps_the_pieces_said_before_and_a_reward_question_gets_no_fine(engine):
+    """Probe 4 (C50, C55): 贴了一半 is 贴不全; the follow-up about the same 80 pieces is the 50-and-over row;
+    a report of another company's labels asks about the reward, not the fine."""
+    _, turns = chat(engine, "一票80件货 标签只贴了一半 罚多少", "那一个都没贴呢")
+    assert "“单票 50 件以上贴不全”，每票罚款 20.00 元" in turns[0][0]
+    assert "“单票 50 件以上全部未贴”，每票罚款 30.00 元" in turns[1][0]
+    _, turns = chat(engine, "我举报别的公司标签没贴 有奖励吗")
+    shown = "\n".join(turns[0])
+    assert "50% 奖励给上报者" in shown and "罚款 30.00" not in shown
+
+
+def test_an_invoice_for_a_month_named_alone_and_insurance_for_fragile_or_foreign_repaired_goods(engine):
+    """Probe 4 (C48, C46, C45): 九月份发的货 is September's (the deadline passed on 10月31日); fragile goods get the rate
+    and what it covers; goods only repaired abroad cannot be insured, said in words that name them."""
+    _, turns = chat(engine, "发票过期了还能开吗 九月份发的货")
+    assert "您9月托运的货，开票期限到 10月31日 已经过了" in turns[0][0]
+    _, turns = chat(engine, "我发玻璃 易碎的 保价怎么算")
+    assert "0.5%" in turns[0][0] and "只保灭失险" in turns[0][1]
+    _, turns = chat(engine, "发一台进口的数控设备 坏了只能国外修 值8万 能保价不")
+    assert turns[0][0].startswith("按公司保价规定，这类进口货物属于不予保价的货物") and "400.00" not in "\n".join(turns[0])
+
+
 def test_a_changed_figure_in_yaml_changes_the_answer(tmp_path):
     folder = tmp_path / "content"
     shutil.copytree(DEFAULT_DIR, folder)
