@@ -145,12 +145,13 @@ def _read_and_check(directory: Path, digest: Any) -> Content:
 
 
 def _check_disputes(policies: Policies, categories: dict[str, Category], path: Path) -> list[Problem]:
-    """A disputed charge's `check` names a category whose flow says where the check starts."""
+    """A disputed charge's `check` names a category whose flow says where the check starts, or the handoff
+    (a person looks into it)."""
     problems = []
     for topic_id, topic in policies.topics.items():
         for answer_id, answer in topic.answers.items():
             category = categories.get(answer.check) if answer.check else None
-            if answer.check is None or (category is not None and category.flow.check is not None):
+            if answer.check in (None, HANDOFF) or (category is not None and category.flow.check is not None):
                 continue
             why = (f"category '{answer.check}' has no 'flow.check' state to start the check at" if category is not None
                    else f"no category '{answer.check}'" + did_you_mean(answer.check, categories))

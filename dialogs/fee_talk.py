@@ -5,6 +5,7 @@ A part of the Engine (dialogs/engine.py), kept apart by what it does; pure like 
 
 from __future__ import annotations
 
+from dialogs.content import HANDOFF
 from dialogs.fees import FeeAnswer
 from dialogs.matching import normalize, pick_option
 from dialogs.policies import topic_text
@@ -67,6 +68,8 @@ class FeeTalkMixin:
             return self._prompt(run)
         for line in answer.texts:
             self._say_plain(run, line)
+        if answer.check == HANDOFF:  # a matter only a person can look into (货款没到账): handed over at once
+            return self._handoff(run, text)
         if answer.check is not None:  # a disputed charge: the check collects the waybill and opens the case
             return self._start(run, answer.check, text, begin="check")
         if answer.invites:  # the topic's overview ends with its own invitation to send figures

@@ -232,7 +232,7 @@ def test_a_disputed_charge_names_a_category_with_a_check_state_and_the_check_sta
     shown, texts = _problems_of_a_broken_copy(tmp_path, {"policies.yaml": [("      check: pricing", "      check: pricin")],
                                                          "pricing.yaml": [("  check: collect", "  check: colect")]})
     assert sorted(shown) == sorted([
-        f"policies.yaml:{_line_of(texts['policies.yaml'], 'check: pricin')}: storage.answers.not_notified.check: "
+        f"policies.yaml:{_line_of(texts['policies.yaml'], 'check: pricin')}: storage.answers.disputed.check: "
         "no category 'pricin' (did you mean 'pricing'?)",
         f"pricing.yaml:{_line_of(texts['pricing.yaml'], 'check: colect')}: flow.check: no state 'colect' (did you mean 'collect'?)",
     ])
