@@ -520,7 +520,7 @@ _TIMES = re.compile(
 
 # A time counts when it says when the customer can receive goods or by when they must arrive:
 # "明天上午在家", "周五前", "六点以后" — not "下午就把货交了", which tells when something happened.
-_TIME_NEED = re.compile(r"^[^,.;!?，。；！？]{0,4}(?:就要|要用|要到|得到|必须到|要货|等着用)")
+_TIME_NEED = re.compile(r"^[^,.;!?，。；！？]{0,4}(?:就要|要用|要到|得到|必须到|要货|等着用|要(?=$|[\s,.;!?，。；！？]))")  # 客户后天要
 _TIME_USE = re.compile(r"^(?:在家|在(?![\u4e00-\u9fff])|有人|方便|可以|都行|都可以|能收|收货|送|到|之前|以前|前|必须|要到|有空|随时)")
 
 

@@ -306,3 +306,9 @@ def test_a_number_said_digit_by_digit_is_read_as_digits():
 def test_fen_bie_is_no_unit_of_time():
     """"代收5000和保价5000分别多少钱": both amounts are money (分 in 分别 is not minutes)."""
     assert [value for _, value in extract("代收5000和保价5000分别多少钱").money] == [Decimal("5000"), Decimal("5000")]
+
+
+def test_a_day_the_goods_are_needed_by_is_a_time():
+    """Probe 4 (C13): "急 客户后天要" answers when the goods must arrive; "后天要发货" tells no such time."""
+    assert ents("急 客户后天要").times == ("后天",)
+    assert ents("后天要发货").times == () and ents("明天要下雨").times == ()
