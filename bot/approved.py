@@ -12,7 +12,8 @@ from pathlib import Path
 import yaml
 from sqlmodel import select
 
-from bot.store import CaseRow, EventRow, MessageRow, Store, aware, utcnow
+from bot.storage.store import Store
+from bot.storage.tables import CaseRow, EventRow, MessageRow, aware, utcnow
 
 APPROVED_DIR = Path(__file__).resolve().parent.parent / "tests" / "data" / "approved"
 # Turns the engine took no part in: kept in the transcript, not replayed.

@@ -13,7 +13,8 @@ from sqlmodel import select
 
 from bot.casework import Casework
 from bot.chat import QUIT_WORDS, read_line, safe
-from bot.store import ConversationRow, StaffModeRow, TurnTx, utcnow
+from bot.storage.store import TurnTx
+from bot.storage.tables import ConversationRow, StaffModeRow, utcnow
 from dialogs.assist import AssistContent, Guidance, Rule, ladder, read_turn, rules_for, staff_text, unprefixed
 from dialogs.conversation import AFTER, MENU, Conversation, Inbound, Option, Turn
 from dialogs.matching import normalize, pick_option

@@ -6,7 +6,7 @@ import getpass
 
 from sqlmodel import Session, select
 
-from bot.store import AuditRow, utcnow
+from bot.storage.tables import AuditRow, utcnow
 
 
 def actor() -> str:

@@ -11,9 +11,9 @@ from sqlalchemy import bindparam
 from sqlmodel import select
 
 from bot.service import Service
-from bot.store import AttachmentRow, CaseRow, ConversationRow, EventRow, MessageRow, StaffRow, aware, utcnow
-from dialogs.conversation import AFTER, MENU, Event, Inbound, Option, Reply, Turn
+from bot.storage.tables import AttachmentRow, CaseRow, ConversationRow, EventRow, MessageRow, StaffRow, aware, utcnow
 from dialogs.caserules import asks_reason, can_escalate, overdue, ratable, reason_wanted, resumed_deadline
+from dialogs.conversation import AFTER, MENU, Event, Inbound, Option, Reply, Turn
 from dialogs.conversation import REASON
 from dialogs.engine import CASE_NUMBER
 from dialogs.hours import Day
@@ -301,7 +301,7 @@ class Casework:
         self._mark(number, "flag", by, text, message_id)
 
     def _mark(self, number: str, kind: str, by: str, text: str, message_id: int | None = None) -> None:
-        from bot.supervision import CaseMarkRow
+        from bot.storage.tables import CaseMarkRow
 
         text = text.strip()
         if kind in ("note", "tag") and not text:

@@ -10,7 +10,7 @@ from sqlalchemy.engine import Engine as DbEngine
 from sqlmodel import Session, SQLModel, select
 
 from bot import audit
-from bot.store import (AttachmentRow, CaseRow, ConversationRow, EventRow, InboxRow, MessageRow, aware, utcnow)
+from bot.storage.tables import AttachmentRow, CaseRow, ConversationRow, EventRow, InboxRow, MessageRow, aware, utcnow
 
 ERASED = "erased-"  # an erased conversation's user key: erased-<its id>
 # Event fields that say how a case went, not who the customer is: kept when the rest is erased.

@@ -13,8 +13,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, SQLModel, select
 
 from bot.config import Settings, SettingsError, config_file, load_settings
-from bot.database import one_line, shown, sqlite_file
-from bot.store import StaffRow, all_tables
+from bot.storage.database import one_line, shown, sqlite_file
+from bot.storage.tables import StaffRow
 
 OK, WARN, FAIL = "ok", "warn", "FAIL"
 LOW_DISK = 1 << 30  # 1 GiB: below it, warn; below a tenth of it, fail
@@ -83,18 +83,17 @@ def _database(settings: Settings) -> Iterator[tuple[Check, object]]:
 
 
 def _schema(db) -> Check:
-    from bot import migrate
+    from bot.storage import schema
 
-    all_tables()
     with db.connect() as conn:
-        state, at = migrate.state(conn), migrate.revision(conn)
+        state, at = schema.state(conn), schema.revision(conn)
     if state == "new":
         return Check(OK, "schema", "empty: kefu makes its tables at first start")
     if state == "ahead":
-        return Check(FAIL, "schema", f"revision {at} is newer than this kefu's ({migrate.head()}): upgrade kefu")
+        return Check(FAIL, "schema", f"revision {at} is newer than this kefu's ({schema.head()}): upgrade kefu")
     if state != "current":
         return Check(FAIL, "schema", f"{'revision ' + at if at else 'from before the migrations'}, older than this "
-                                     f"kefu's ({migrate.head()}): run kefu db upgrade (after kefu backup)")
+                                     f"kefu's ({schema.head()}): run kefu db upgrade (after kefu backup)")
     have, inspector = set(inspect(db).get_table_names()), inspect(db)
     for name, table in SQLModel.metadata.tables.items():
         columns = {c["name"] for c in inspector.get_columns(name)} if name in have else set()

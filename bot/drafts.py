@@ -12,11 +12,11 @@ from pathlib import Path
 from typing import Callable
 
 import yaml
-from sqlalchemy import Column, DateTime, Text, func
+from sqlalchemy import func
 from sqlalchemy.engine import Engine as DbEngine
-from sqlmodel import Field, Session, SQLModel, select
+from sqlmodel import Session, select
 
-from bot.store import MessageRow, aware, utcnow
+from bot.storage.tables import DraftReviewRow, MessageRow, aware, utcnow
 from dialogs.content import Content, load_content
 from dialogs.drafts import (CONFIRMED, CORRECTED, DEADLINE, ROLE, TEXT, Change, Draft, PatchConflict, apply_changes, drafts,
                             matcher)
@@ -28,21 +28,6 @@ PATCH_HEADER = """\
 # Apply it with `kefu drafts apply PATH` (each change is checked against the file as it stands,
 # then the content is validated; nothing is written unless all of it fits).
 """
-
-
-class DraftReviewRow(SQLModel, table=True):
-    """A supervisor's word on one draft: confirmed as it is, or corrected (the newest per key counts)."""
-
-    __tablename__ = "draft_reviews"
-
-    id: int | None = Field(default=None, primary_key=True)
-    key: str = Field(index=True)  # the draft's key: file:dotted path of the value
-    was: str = Field(sa_column=Column(Text, nullable=False))  # the draft as the supervisor saw it
-    decision: str  # confirmed, corrected
-    correction: str | None = Field(default=None, sa_column=Column(Text))
-    comment: str | None = Field(default=None, sa_column=Column(Text))
-    reviewer: str  # who: the supervisor's user name
-    at: datetime = Field(default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False))
 
 
 class DraftError(Exception):

@@ -12,7 +12,8 @@ from typing import TextIO
 from sqlmodel import select
 
 from bot.chat import read_line, safe
-from bot.store import StaffModeRow, Store, TrainingRow, aware, utcnow
+from bot.storage.store import Store
+from bot.storage.tables import StaffModeRow, TrainingRow, aware, utcnow
 from dialogs.content import Content
 from dialogs.practice import Score, Session, Training
 from dialogs.render import render, template_values

@@ -20,7 +20,7 @@ from typing import Any, Iterable, Sequence
 from sqlalchemy.engine import Engine as DbEngine
 from sqlmodel import Session, select
 
-from bot.store import CaseRow, aware
+from bot.storage.tables import CaseRow, aware
 from dialogs.content import Content
 from dialogs.entities import extract
 
@@ -448,7 +448,7 @@ class Reports:
     clock: Any = field(default=None)  # () -> aware datetime; default: now
 
     def now(self) -> datetime:
-        from bot.store import utcnow
+        from bot.storage.tables import utcnow
 
         return self.clock() if self.clock else utcnow()
 

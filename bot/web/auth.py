@@ -15,9 +15,10 @@ from sqlmodel import Session, select
 from starlette.datastructures import FormData
 from starlette.requests import Request
 
-from bot.queries import Scope
-from bot.store import READ_ONLY, MetaRow
-from bot.supervision import SEE_ALL, WEB_ROLES, WebUserRow
+from bot.storage.engine import READ_ONLY
+from bot.storage.queries import Scope
+from bot.storage.tables import MetaRow, WebUserRow
+from bot.supervision import SEE_ALL, WEB_ROLES
 
 SESSION_SECONDS = 8 * 3600  # a sign-in lasts a working day, however busy (the cookie's signature carries its time)
 CSRF_FIELD = "csrf_token"

@@ -13,10 +13,10 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from bot import queries
 from bot.approved import NotApprovable, approved_yaml
 from bot.casework import CaseworkError
-from bot.store import StaffRow, utcnow
+from bot.storage import queries
+from bot.storage.tables import StaffRow, utcnow
 from bot.supervision import SEE_ALL
 from bot.web import auth
 from bot.web.templating import page

@@ -10,7 +10,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from bot import audit
-from bot.store import Inbox
+from bot.storage.inbox import Inbox
 from bot.supervision import SEE_ALL
 from bot.web import auth
 from bot.web.templating import page

@@ -18,7 +18,7 @@ from bot.audit import entries
 from bot.casework import Casework
 from bot.config import Settings
 from bot.service import Service
-from bot.store import AttachmentRow, CaseRow, ConversationRow, EventRow, InboxRow, MessageRow, utcnow
+from bot.storage.tables import AttachmentRow, CaseRow, ConversationRow, EventRow, InboxRow, MessageRow, utcnow
 from dialogs.conversation import Inbound
 
 CUSTOMER, OTHER = "5001", "5002"

@@ -17,7 +17,7 @@ from starlette.testclient import TestClient
 from bot import audit
 from bot.config import Settings
 from bot.service import Service
-from bot.store import Inbox
+from bot.storage.inbox import Inbox
 from bot.web import auth
 from bot.web.app import create_app
 from dialogs.conversation import Inbound

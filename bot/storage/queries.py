@@ -1,5 +1,5 @@
 """Reads for the supervisor pages, their Telegram shortcuts and `kefu cases`: cases filtered and paged, one case with its
-transcript and timeline, the dashboard's figures, training sessions (failed updates: bot/store.py's Inbox). Every
+transcript and timeline, the dashboard's figures, training sessions (failed updates: bot/storage/inbox.py). Every
 function takes an open session and returns plain values; none writes."""
 
 from __future__ import annotations
@@ -12,8 +12,7 @@ from datetime import date, datetime, time, timedelta, timezone, tzinfo
 from sqlalchemy import String, and_, cast, exists, false, func, or_
 from sqlmodel import Session, select
 
-from bot.store import AttachmentRow, CaseRow, EventRow, MessageRow, TrainingRow, aware
-from bot.supervision import CaseMarkRow
+from bot.storage.tables import AttachmentRow, CaseMarkRow, CaseRow, EventRow, MessageRow, TrainingRow, aware
 
 PER_PAGE = 50
 
@@ -141,7 +140,7 @@ def case_detail(session: Session, number: str, scope: Scope = Scope()) -> CaseDe
     """A case with its transcript: the conversation's messages after the turn that opened the customer's
     previous case, up to the turn that opened their next one (so a complaint's beginning is never cut
     off; the talk between two cases shows on both). None when there is no such case, or not the reader's."""
-    from bot.store import ConversationRow
+    from bot.storage.tables import ConversationRow
 
     case = session.exec(_scoped(select(CaseRow).where(CaseRow.number == number.strip().upper()), scope)).first()
     if case is None:
