@@ -552,9 +552,7 @@ def bench_telegram(settings: Settings, folder: Path, sizes: Sizes) -> dict[str, 
 
 
 async def _telegram(settings: Settings, folder: Path, sizes: Sizes) -> dict[str, Any]:
-    from sqlmodel import func, select
-
-    from bot.storage.tables import CaseRow
+    from bot.storage import queries
 
     kefu, bot, kefu_api = await _kefu_app(settings, folder)
     peer, peer_api = await _conversation_handler(folder, durable=False)
@@ -577,7 +575,7 @@ async def _telegram(settings: Settings, folder: Path, sizes: Sizes) -> dict[str,
             await app.shutdown()
         bot.service.store.db.dispose()
     with bot.service.store.reading() as session:
-        cases = session.exec(select(func.count()).select_from(CaseRow)).one()
+        cases = queries.cases_count(session)
     n = {name: max(len(t.latencies), 1) for name, t in timed.items()}
     calls = {"kefu": kefu_api, "conversation_handler": peer_api, "conversation_handler_durable": durable_api}
     figures = {name: summary(timed[name], bot_api_calls=round(sum(calls[name].calls.values()) / n[name], 2))

@@ -12,11 +12,11 @@ from pathlib import Path
 from typing import Callable
 
 import yaml
-from sqlalchemy import func
 from sqlalchemy.engine import Engine as DbEngine
-from sqlmodel import Session, select
+from sqlmodel import Session
 
-from bot.storage.tables import DraftReviewRow, MessageRow, aware, utcnow
+from bot.storage import queries
+from bot.storage.tables import DraftReviewRow, aware, utcnow
 from dialogs.content import Content, load_content
 from dialogs.drafts import (CONFIRMED, CORRECTED, DEADLINE, ROLE, TEXT, Change, Draft, PatchConflict, apply_changes, drafts,
                             matcher)
@@ -98,10 +98,7 @@ class Drafts:
         with little fixed wording is not counted. Neither has an entry."""
         since = (self.clock() - timedelta(days=days)).astimezone(timezone.utc)  # SQLite compares UTC digits
         with Session(self.db) as session:
-            sent = session.exec(
-                select(MessageRow.text, MessageRow.category, func.count())
-                .where(MessageRow.direction == "out", MessageRow.at >= since)
-                .group_by(MessageRow.text, MessageRow.category)).all()
+            sent = queries.texts_sent(session, since)
         categories = set(self.content.categories)
         counts: dict[str, int] = {}
         for draft in self._drafts.values():
@@ -118,14 +115,13 @@ class Drafts:
     def reviews(self) -> dict[str, Review]:
         """The newest review of each draft."""
         with Session(self.db) as session:
-            rows = session.exec(select(DraftReviewRow).order_by(DraftReviewRow.at, DraftReviewRow.id)).all()
+            rows = queries.draft_reviews(session)
         return {row.key: _review(row) for row in rows}
 
     def history(self, key: str) -> list[Review]:
         """Every review of one draft, oldest first."""
         with Session(self.db) as session:
-            rows = session.exec(select(DraftReviewRow).where(DraftReviewRow.key == key)
-                                .order_by(DraftReviewRow.at, DraftReviewRow.id)).all()
+            rows = queries.draft_reviews(session, key)
         return [_review(row) for row in rows]
 
     def confirm(self, key: str, reviewer: str, comment: str | None = None) -> Review:

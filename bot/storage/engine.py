@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Iterator
 
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import Engine as DbEngine
 from sqlmodel import Session, create_engine
 
@@ -61,6 +61,12 @@ def connect(database_url: str, synchronous: str = "full", checkpoints: bool = Fa
         with engine.begin() as conn:
             schema.check(conn)  # makes a new database; refuses an older or newer one (SchemaError)
     return engine
+
+
+def ping(db: DbEngine) -> None:
+    """Asks the database the simplest question: raises (SQLAlchemyError) when it cannot answer."""
+    with db.connect() as conn:
+        conn.execute(text("SELECT 1"))
 
 
 class Checkpointer:

@@ -13,6 +13,7 @@ from sqlalchemy import bindparam, func, insert, update
 from sqlalchemy.engine import Engine as DbEngine
 from sqlmodel import Session, select
 
+from bot.storage import queries
 from bot.storage.engine import locked, reading, writing
 from bot.storage.tables import (AttachmentRow, CaseCounterRow, CaseRow, ConversationRow, EventRow, InboxRow,
                                 MessageRow, StaffModeRow, aware, utcnow)
@@ -161,12 +162,11 @@ class TurnTx:
         return True
 
     def find_case(self, number: str) -> CaseView | None:
-        case = self.session.exec(select(CaseRow).where(CaseRow.number == number)).first()
+        case = queries.case_by_number(self.session, number)
         return None if case is None else self._view(case)
 
     def my_cases(self) -> list[CaseView]:
-        rows = self.session.exec(select(CaseRow).where(CaseRow.conversation_id == self.row.id, CaseRow.status == "open")
-                                 .order_by(CaseRow.id.desc()))  # type: ignore[union-attr]
+        rows = queries.open_cases(self.session, self.row.id)
         return [self._view(case) for case in rows]
 
     def _view(self, case: CaseRow) -> CaseView:
@@ -226,18 +226,18 @@ class TurnTx:
                     if isinstance(attachment, AttachmentRow):
                         self.session.expire(attachment)
         elif ev.kind == "case_facts_corrected":
-            case = self.session.exec(select(CaseRow).where(CaseRow.number == ev.data["case"])).first()
+            case = queries.case_by_number(self.session, ev.data["case"])
             if case is not None:
                 case.facts = {**case.facts, **ev.data["facts"]}
                 case.waybill, case.contact = case.facts.get("waybill"), case.facts.get("phone")
                 self.session.add(case)
         elif ev.kind == "case_detail_added":  # more said about the case after it was opened: kept for staff
-            case = self.session.exec(select(CaseRow).where(CaseRow.number == ev.data["case"])).first()
+            case = queries.case_by_number(self.session, ev.data["case"])
             if case is not None:
                 case.facts = with_detail(case.facts, ev.data["text"])
                 self.session.add(case)
         elif ev.kind == "rating_reason":
-            case = self.session.exec(select(CaseRow).where(CaseRow.number == ev.data["case"])).first()
+            case = queries.case_by_number(self.session, ev.data["case"])
             if case is not None:
                 case.rating_reason = ev.data["reason"]
                 self.session.add(case)
