@@ -580,6 +580,7 @@ def inbox(retry: Optional[int] = typer.Option(None, "--retry", help="Send this f
     from zoneinfo import ZoneInfo
 
     from bot.chat import safe
+    from bot.storage import queries
     from bot.storage.inbox import Inbox
     from bot.storage.tables import aware
 
@@ -591,7 +592,8 @@ def inbox(retry: Optional[int] = typer.Option(None, "--retry", help="Send this f
         print(f"OK: update {retry} will be handled again by the running kefu telegram within seconds")
         return
     zone = ZoneInfo(service.content.shared.timezone)
-    rows = box.failures()
+    with service.store.reading() as session:
+        rows = queries.failed_updates(session)
     for row in rows:
         message = row.data.get("message") or row.data.get("callback_query") or {}
         user = (message.get("from") or {}).get("id", "?")

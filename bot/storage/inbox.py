@@ -112,12 +112,6 @@ class Inbox:
             session.add(row)
             return True
 
-    def failures(self) -> list[InboxRow]:
-        """The updates that failed: waiting for a retry or dead, oldest first."""
-        with reading(self.db) as session:
-            return list(session.exec(select(InboxRow).where(InboxRow.status.in_(("retry", "dead")))  # type: ignore[attr-defined]
-                                     .order_by(InboxRow.update_id)))
-
     def pending(self) -> list[dict]:
         """The updates kept but never handled (the process stopped first), oldest first."""
         with reading(self.db) as session:

@@ -328,6 +328,12 @@ def telegram_updates(session: Session) -> list[InboxRow]:
     return list(session.exec(select(InboxRow).order_by(InboxRow.update_id)))
 
 
+def failed_updates(session: Session) -> list[InboxRow]:
+    """The Telegram updates that failed: waiting for a retry or dead, oldest first."""
+    return list(session.exec(select(InboxRow).where(InboxRow.status.in_(("retry", "dead")))  # type: ignore[attr-defined]
+                             .order_by(InboxRow.update_id)))
+
+
 def idle_conversations(session: Session, before: datetime) -> list[ConversationRow]:
     """The conversations last changed before then."""
     return list(session.exec(select(ConversationRow).where(ConversationRow.updated_at < before)))

@@ -6,6 +6,7 @@ from sqlmodel import select
 
 from bot.config import Settings
 from bot.service import Service
+from bot.storage import queries
 from bot.storage.tables import CaseRow, EventRow, MessageRow
 from dialogs.conversation import Inbound
 
@@ -107,7 +108,8 @@ def test_the_telegram_inbox_keeps_updates_until_handled_and_drops_redeliveries(d
     assert [u["update_id"] for u in inbox.due()] == [8] and inbox.due() == []  # taken once, pending again
     assert inbox.fail(8, "RuntimeError: again", attempts=2, first_wait=timedelta(0)) == "dead"
     assert inbox.due() == []  # dead: no more tries
-    [dead] = inbox.failures()
+    with svc.store.reading() as session:
+        [dead] = queries.failed_updates(session)
     assert (dead.update_id, dead.status, dead.attempts, dead.error) == (8, "dead", 2, "RuntimeError: again")
     inbox.prune(older_than=timedelta(0))  # handled updates go; failures stay until dealt with
     with svc.store.session() as session:
