@@ -9,7 +9,8 @@ from typing import Iterable
 
 from bot.service import Service
 from bot.storage import queries
-from bot.storage.tables import AttachmentRow, CaseRow, ConversationRow, EventRow, MessageRow, StaffRow, aware, utcnow
+from bot.storage.tables import (AttachmentRow, CaseMarkRow, CaseRow, ConversationRow, EventRow, MessageRow, StaffRow, aware,
+                                utcnow)
 from dialogs.caserules import asks_reason, can_escalate, overdue, ratable, reason_wanted, resumed_deadline
 from dialogs.conversation import AFTER, MENU, Event, Inbound, Option, Reply, Turn
 from dialogs.conversation import REASON
@@ -295,8 +296,6 @@ class Casework:
         self._mark(number, "flag", by, text, message_id)
 
     def _mark(self, number: str, kind: str, by: str, text: str, message_id: int | None = None) -> None:
-        from bot.storage.tables import CaseMarkRow
-
         text = text.strip()
         if kind in ("note", "tag") and not text:
             raise CaseworkError("内容不能为空")
