@@ -10,9 +10,10 @@ from datetime import tzinfo
 from pathlib import Path
 
 import yaml
-from sqlmodel import select
 
-from bot.store import CaseRow, EventRow, MessageRow, Store, aware, utcnow
+from bot.storage import queries
+from bot.storage.store import Store
+from bot.storage.tables import aware, utcnow
 
 APPROVED_DIR = Path(__file__).resolve().parent.parent / "tests" / "data" / "approved"
 # Turns the engine took no part in: kept in the transcript, not replayed.
@@ -27,14 +28,10 @@ class NotApprovable(Exception):
 def approved_test(store: Store, number: str, reviewer: str, zone: tzinfo) -> dict:
     """The case's conversation up to its opening, as a replayable conversation (the dialogues format)."""
     with store.reading() as session:
-        case = session.exec(select(CaseRow).where(CaseRow.number == number)).first()
+        case = queries.case_by_number(session, number)
         if case is None:
             raise NotApprovable(f"没有案件 {number}")
-        messages = session.exec(select(MessageRow).where(MessageRow.conversation_id == case.conversation_id,
-                                                         MessageRow.at <= case.opened_at)
-                                .order_by(MessageRow.id)).all()  # type: ignore[arg-type]
-        events = session.exec(select(EventRow).where(EventRow.conversation_id == case.conversation_id,
-                                                     EventRow.at <= case.opened_at)).all()
+        messages, events = queries.until_case_opened(session, case)
         opened = [e.data for e in sorted(events, key=lambda e: e.id or 0) if e.kind == "case_opened"]
     skipped = {aware(e.at) for e in events if e.kind in NOT_ENGINE}
     turns: list[dict] = []

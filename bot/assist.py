@@ -9,11 +9,11 @@ import re
 import sys
 from typing import TextIO
 
-from sqlmodel import select
-
 from bot.casework import Casework
 from bot.chat import QUIT_WORDS, read_line, safe
-from bot.store import ConversationRow, StaffModeRow, TurnTx, utcnow
+from bot.storage import queries
+from bot.storage.store import TurnTx
+from bot.storage.tables import StaffModeRow, utcnow
 from dialogs.assist import AssistContent, Guidance, Rule, ladder, read_turn, rules_for, staff_text, unprefixed
 from dialogs.conversation import AFTER, MENU, Conversation, Inbound, Option, Turn
 from dialogs.matching import normalize, pick_option
@@ -111,8 +111,7 @@ class Assistant:
 
     def _conversation(self, key: str) -> Conversation:
         with self.service.store.reading() as session:
-            row = session.exec(select(ConversationRow).where(ConversationRow.channel == CHANNEL,
-                                                             ConversationRow.user_key == key)).first()
+            row = queries.conversation_of(session, CHANNEL, key)
             return Conversation() if row is None else row.to_conversation()
 
     # -- the handling steps -------------------------------------------------------------------------

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import getpass
 
-from sqlmodel import Session, select
+from sqlmodel import Session
 
-from bot.store import AuditRow, utcnow
+from bot.storage.tables import AuditRow, utcnow
 
 
 def actor() -> str:
@@ -21,6 +21,3 @@ def record(session: Session, action: str, subject: str | None, detail: dict | No
     """Adds one audit entry to the caller's transaction."""
     session.add(AuditRow(action=action, subject=subject, actor=who or actor(), detail=detail or {}, at=utcnow()))
 
-
-def entries(session: Session) -> list[AuditRow]:
-    return list(session.exec(select(AuditRow).order_by(AuditRow.id)))

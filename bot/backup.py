@@ -13,7 +13,7 @@ from pathlib import Path
 from sqlalchemy.engine import make_url
 
 from bot.config import Settings
-from bot.database import DatabaseError, one_line, sqlite_file
+from bot.storage.database import DatabaseError, one_line, sqlite_file
 
 SQLITE_MAGIC, PG_MAGIC = b"SQLite format 3\x00", b"PGDMP"
 

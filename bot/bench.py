@@ -331,7 +331,7 @@ def bench_postgres(settings: Settings, server: str, sizes: Sizes, workers: tuple
     result: dict[str, Any] = {}
     for n in workers:
         url = new_database(server, f"kefu_bench_{n}_{os.getpid()}")
-        from bot.store import connect
+        from bot.storage.engine import connect
 
         connect(url).dispose()  # the schema made once, before the workers race for it
         ready, results, go = context.Queue(), context.Queue(), context.Event()
@@ -552,9 +552,7 @@ def bench_telegram(settings: Settings, folder: Path, sizes: Sizes) -> dict[str, 
 
 
 async def _telegram(settings: Settings, folder: Path, sizes: Sizes) -> dict[str, Any]:
-    from sqlmodel import func, select
-
-    from bot.store import CaseRow
+    from bot.storage import queries
 
     kefu, bot, kefu_api = await _kefu_app(settings, folder)
     peer, peer_api = await _conversation_handler(folder, durable=False)
@@ -577,7 +575,7 @@ async def _telegram(settings: Settings, folder: Path, sizes: Sizes) -> dict[str,
             await app.shutdown()
         bot.service.store.db.dispose()
     with bot.service.store.reading() as session:
-        cases = session.exec(select(func.count()).select_from(CaseRow)).one()
+        cases = queries.cases_count(session)
     n = {name: max(len(t.latencies), 1) for name, t in timed.items()}
     calls = {"kefu": kefu_api, "conversation_handler": peer_api, "conversation_handler_durable": durable_api}
     figures = {name: summary(timed[name], bot_api_calls=round(sum(calls[name].calls.values()) / n[name], 2))
@@ -709,7 +707,7 @@ def postgres_section(settings: Settings, postgres: str | None, sizes: Sizes) -> 
         with local_postgres() as server:
             return bench_postgres(settings, server, sizes)
     except Exception as exc:  # no server binaries, initdb refused, a URL that does not answer: said, not raised
-        from bot.database import one_line
+        from bot.storage.database import one_line
 
         return {"skipped": f"no PostgreSQL ({type(exc).__name__}: {one_line(exc)})"}
 

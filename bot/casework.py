@@ -7,13 +7,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Iterable
 
-from sqlalchemy import bindparam
-from sqlmodel import select
-
 from bot.service import Service
-from bot.store import AttachmentRow, CaseRow, ConversationRow, EventRow, MessageRow, StaffRow, aware, utcnow
-from dialogs.conversation import AFTER, MENU, Event, Inbound, Option, Reply, Turn
+from bot.storage import queries
+from bot.storage.tables import (AttachmentRow, CaseMarkRow, CaseRow, ConversationRow, EventRow, MessageRow, StaffRow, aware,
+                                utcnow)
 from dialogs.caserules import asks_reason, can_escalate, overdue, ratable, reason_wanted, resumed_deadline
+from dialogs.conversation import AFTER, MENU, Event, Inbound, Option, Reply, Turn
 from dialogs.conversation import REASON
 from dialogs.engine import CASE_NUMBER
 from dialogs.hours import Day
@@ -119,7 +118,7 @@ class Casework:
 
     def all_staff(self) -> list[StaffMember]:
         with self.service.store.reading() as session:
-            return [_member(r) for r in session.exec(_ALL_STAFF)]
+            return [_member(r) for r in queries.all_staff(session)]
 
     def chats_for(self, handling_role: str) -> list[int]:
         """The staff chats a card for this handling role goes to: those of the staff who cover it,
@@ -189,10 +188,10 @@ class Casework:
         """Called for each customer message: restarts the clock of their open case that waited on them,
         and returns that case's card when a staff member follows it (to forward the message)."""
         with self.service.store.writing() as session:
-            conv = session.exec(_CONVERSATION_OF, params={"channel": channel, "user_key": user_key}).first()
+            conv = queries.conversation_of(session, channel, user_key)
             if conv is None:
                 return None
-            case = session.exec(_LATEST_OPEN_CASE, params={"conversation_id": conv.id}).first()
+            case = queries.latest_open_case(session, conv.id)
             if case is None:
                 return None
             if case.paused_at is not None:
@@ -216,8 +215,7 @@ class Casework:
             conv = tx.conversation
             if conv.category is not None or conv.state not in (MENU, AFTER):  # idle: nothing is being asked
                 return None
-            case = tx.session.exec(select(CaseRow).where(CaseRow.conversation_id == tx.row.id, CaseRow.status == "open")
-                                   .order_by(CaseRow.id.desc())).first()  # type: ignore[union-attr]
+            case = queries.latest_open_case(tx.session, tx.row.id)
             if case is None or case.assigned_to is None:
                 return None
             answer = Reply(render(self.content.shared.texts.relayed.text, self._values(case.number)))
@@ -231,8 +229,7 @@ class Casework:
         shows it (e.g. "[照片] 外箱破损"). Returns the answer to send."""
         texts = self.content.shared.texts
         with self.service.store.turn(channel, user_key) as tx:
-            case = tx.session.exec(select(CaseRow).where(CaseRow.conversation_id == tx.row.id)
-                                   .order_by(CaseRow.id.desc())).first()  # type: ignore[union-attr]
+            case = queries.latest_case(tx.session, tx.row.id)
             number = case.number if case is not None else None
             tx.session.add(AttachmentRow(conversation_id=tx.row.id, case_number=number, kind=kind, file_id=file_id,
                                          meta=meta, at=tx.now))
@@ -243,12 +240,10 @@ class Casework:
     def latest_case(self, channel: str, user_key: str) -> str | None:
         """The number of the customer's latest case, if any (for logs and forwarding)."""
         with self.service.store.reading() as session:
-            conv = session.exec(select(ConversationRow).where(
-                ConversationRow.channel == channel, ConversationRow.user_key == user_key)).first()
+            conv = queries.conversation_of(session, channel, user_key)
             if conv is None:
                 return None
-            case = session.exec(select(CaseRow).where(CaseRow.conversation_id == conv.id)
-                                .order_by(CaseRow.id.desc())).first()  # type: ignore[union-attr]
+            case = queries.latest_case(session, conv.id)
             return case.number if case else conv.case_number
 
     def escalate(self, number: str, staff_id: int | None = None, by: str | None = None) -> CaseCard:
@@ -301,8 +296,6 @@ class Casework:
         self._mark(number, "flag", by, text, message_id)
 
     def _mark(self, number: str, kind: str, by: str, text: str, message_id: int | None = None) -> None:
-        from bot.supervision import CaseMarkRow
-
         text = text.strip()
         if kind in ("note", "tag") and not text:
             raise CaseworkError("内容不能为空")
@@ -314,8 +307,7 @@ class Casework:
                 message = session.get(MessageRow, message_id)
                 if message is None or message.conversation_id != case.conversation_id:
                     raise CaseworkError(f"案件 {case.number} 没有这条消息")
-            if kind == "tag" and session.exec(select(CaseMarkRow).where(
-                    CaseMarkRow.case_number == case.number, CaseMarkRow.kind == "tag", CaseMarkRow.text == text)).first():
+            if kind == "tag" and queries.has_tag(session, case.number, text):
                 return
             now = utcnow()
             session.add(CaseMarkRow(case_number=case.number, kind=kind, message_id=message_id, text=text, author=by, at=now))
@@ -328,11 +320,7 @@ class Casework:
         now = now or utcnow()
         happened: list[Due] = []
         with self.service.store.writing() as session:
-            query = select(CaseRow).where(CaseRow.status == "open", CaseRow.paused_at.is_(None))  # type: ignore[union-attr]
-            if session.bind.dialect.name != "sqlite":
-                # Several workers check deadlines: each case is reminded by whichever locks it first.
-                query = query.with_for_update(skip_locked=True)
-            for case in session.exec(query).all():
+            for case in queries.running_open_cases(session):  # each reminded by whichever worker locks it first
                 if case.category not in self.content.case_kinds:
                     continue  # a category the content no longer has: its ladder is gone, staff must close it by hand
                 action = overdue(now, aware(case.step_deadline), aware(case.reminded_at), self.grace, case.step,
@@ -399,14 +387,14 @@ class Casework:
     def _own_case(self, session, number: str, channel: str, user_key: str) -> tuple[CaseRow, ConversationRow]:
         """A customer's own case; another's, or none, get the same answer (case numbers are sequential:
         whether someone else's exists is not told)."""
-        case = session.exec(select(CaseRow).where(CaseRow.number == number.strip().upper())).first()
+        case = queries.case_by_number(session, number.strip().upper())
         conv = session.get(ConversationRow, case.conversation_id) if case is not None else None
         if case is None or conv is None or (conv.channel, conv.user_key) != (channel, user_key):
             raise CaseworkError(self.content.shared.texts.not_ratable.text)
         return case, conv
 
     def _case(self, session, number: str, open_only: bool = False) -> tuple[CaseRow, ConversationRow]:
-        case = session.exec(select(CaseRow).where(CaseRow.number == number.strip().upper())).first()
+        case = queries.case_by_number(session, number.strip().upper())
         if case is None:
             raise CaseworkError(f"没有编号为 {number} 的案件")
         if open_only and case.status != "open":
@@ -419,13 +407,8 @@ class Casework:
         the customer is asked to rate and the next role gets its card, as when staff act in chat."""
         since = utcnow() - timedelta(days=1)
         with self.service.store.writing() as session:
-            query = select(EventRow).where(EventRow.kind.in_(("case_closed", "step_escalated")),  # type: ignore[attr-defined]
-                                           EventRow.at >= since).order_by(EventRow.id)
-            if session.bind.dialect.name != "sqlite":  # every worker looks: each action is taken by one
-                query = query.with_for_update(skip_locked=True)
-            rows = session.exec(query).all()
             taken = []
-            for event in rows:
+            for event in queries.closes_and_escalations(session, since):
                 if not event.data.get("by") or event.data.get("announced"):
                     continue
                 event.data = {**event.data, "announced": True}  # a new dict: the JSON column is saved when replaced
@@ -480,15 +463,6 @@ class Casework:
 
     def _values(self, number: str | None) -> dict:
         return template_values("", case_number=number)
-
-
-# Statements run at every customer message, built once: building one (its comparisons, its cache key) cost
-# more than running it.
-_CONVERSATION_OF = select(ConversationRow).where(ConversationRow.channel == bindparam("channel"),
-                                                 ConversationRow.user_key == bindparam("user_key"))
-_LATEST_OPEN_CASE = (select(CaseRow).where(CaseRow.conversation_id == bindparam("conversation_id"), CaseRow.status == "open")
-                     .order_by(CaseRow.id.desc()))  # type: ignore[union-attr]
-_ALL_STAFF = select(StaffRow).order_by(StaffRow.telegram_id)
 
 
 def _member(row: StaffRow) -> StaffMember:

@@ -44,7 +44,7 @@ def main() -> None:
     code 2; anything else one line and exit code 1; the traceback only with --debug."""
     from bot.backup import BackupError
     from bot.botapi import BotApiError
-    from bot.database import DatabaseError, one_line
+    from bot.storage.database import DatabaseError, one_line
     from bot.logs import scrub
 
     try:
@@ -161,9 +161,9 @@ def cases(status: CaseStatus = typer.Option(CaseStatus.open, help="open, closed 
           until: Optional[datetime] = typer.Option(None, formats=["%Y-%m-%d"], help="Opened on or before this local date."),
           search: str = typer.Option("", help="Words found in the case number, waybill, phone or what people wrote.")) -> None:
     """List cases with their current escalation step and deadline (local time, with its UTC offset);
-    overdue ones are marked 超时. Read through bot/queries.py, as the supervisor pages are."""
-    from bot import queries
-    from bot.store import aware, utcnow
+    overdue ones are marked 超时. Read through bot/storage/queries.py, as the supervisor pages are."""
+    from bot.storage import queries
+    from bot.storage.tables import aware, utcnow
 
     service = _service(create=False)
     if category is not None and category not in service.content.case_kinds:
@@ -271,7 +271,7 @@ def restore(
     """Replace the database's contents with a backup. Stop kefu first."""
     from bot.audit import record
     from bot.backup import restore as put_back
-    from bot.database import open_database, shown
+    from bot.storage.database import open_database, shown
 
     config = settings()
     _confirm(yes, f"Replace everything in {shown(config.database_url)} with {path}?")
@@ -301,7 +301,7 @@ CHANNEL = typer.Option(None, help="Only this channel (telegram or console); defa
 
 
 def _database(create: bool = False):
-    from bot.database import open_database
+    from bot.storage.database import open_database
 
     return open_database(settings(), create=create)
 
@@ -521,7 +521,7 @@ def train(
     from zoneinfo import ZoneInfo
 
     from bot import practice
-    from bot.store import Store
+    from bot.storage.store import Store
 
     content, training = _training(settings().content_dir)
     zone = ZoneInfo(content.shared.timezone)
@@ -588,7 +588,9 @@ def inbox(retry: Optional[int] = typer.Option(None, "--retry", help="Send this f
     from zoneinfo import ZoneInfo
 
     from bot.chat import safe
-    from bot.store import Inbox, aware
+    from bot.storage import queries
+    from bot.storage.inbox import Inbox
+    from bot.storage.tables import aware
 
     service = _service(create=False)
     box = Inbox(service.store.db)
@@ -598,7 +600,8 @@ def inbox(retry: Optional[int] = typer.Option(None, "--retry", help="Send this f
         print(f"OK: update {retry} will be handled again by the running kefu telegram within seconds")
         return
     zone = ZoneInfo(service.content.shared.timezone)
-    rows = box.failures()
+    with service.store.reading() as session:
+        rows = queries.failed_updates(session)
     for row in rows:
         message = row.data.get("message") or row.data.get("callback_query") or {}
         user = (message.get("from") or {}).get("id", "?")
@@ -618,9 +621,9 @@ app.add_typer(db_app, name="db")
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Bring the database's schema to this kefu's newest revision (take a kefu backup first)."""
-    from bot import migrate
-    from bot.database import sqlite_file
-    from bot.store import READ_ONLY  # noqa: F401  (connect's SQLite settings come with create_engine below)
+    from bot.storage import schema
+    from bot.storage.database import sqlite_file
+    from bot.storage.engine import READ_ONLY  # noqa: F401  (connect's SQLite settings come with create_engine below)
     from sqlalchemy import create_engine
 
     current = settings()
@@ -629,19 +632,19 @@ def db_upgrade() -> None:
         _fail(f"no database at {path}: kefu chat or kefu telegram makes a new one at the newest schema")
     engine = create_engine(current.database_url, hide_parameters=True)
     with engine.begin() as conn:
-        before, after = migrate.upgrade(conn)
+        before, after = schema.upgrade(conn)
     print(f"OK: {before or 'from before the migrations'} → {after}" if before != after else f"OK: already at {after}")
 
 
 @db_app.command("status")
 def db_status() -> None:
     """Show the database's schema revision and this kefu's newest."""
-    from bot import migrate
+    from bot.storage import schema
     from sqlalchemy import create_engine
 
     engine = create_engine(settings().database_url, hide_parameters=True)
     with engine.connect() as conn:
-        print(f"{migrate.state(conn)}: database {migrate.revision(conn) or '-'}, this kefu {migrate.head()}")
+        print(f"{schema.state(conn)}: database {schema.revision(conn) or '-'}, this kefu {schema.head()}")
 
 
 GRADED = Path(__file__).resolve().parent.parent / "tests" / "data" / "training_graded.yaml"

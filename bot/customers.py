@@ -7,26 +7,22 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.engine import Engine as DbEngine
-from sqlmodel import Session, SQLModel, select
+from sqlmodel import Session, SQLModel
 
 from bot import audit
-from bot.store import (AttachmentRow, CaseRow, ConversationRow, EventRow, InboxRow, MessageRow, aware, utcnow)
+from bot.storage import queries
+from bot.storage.tables import AttachmentRow, CaseRow, ConversationRow, EventRow, InboxRow, MessageRow, aware, utcnow
 
 ERASED = "erased-"  # an erased conversation's user key: erased-<its id>
 # Event fields that say how a case went, not who the customer is: kept when the rest is erased.
 STATISTICS = {"step", "role", "score", "category", "staff", "deadline"}
+# What an export holds of each conversation, by key.
+KEPT = {"messages": MessageRow, "events": EventRow, "cases": CaseRow, "attachments": AttachmentRow}
 
 
 def _plain(row: SQLModel, leave: tuple[str, ...] = ()) -> dict[str, Any]:
     data = row.model_dump(exclude=set(leave))
     return {k: (aware(v).isoformat() if isinstance(v, datetime) else v) for k, v in data.items()}
-
-
-def _conversations(session: Session, user_key: str, channel: str | None) -> list[ConversationRow]:
-    query = select(ConversationRow).where(ConversationRow.user_key == user_key)
-    if channel:
-        query = query.where(ConversationRow.channel == channel)
-    return list(session.exec(query.order_by(ConversationRow.id)))
 
 
 def _updates(session: Session, user_key: str) -> list[InboxRow]:
@@ -42,21 +38,17 @@ def _updates(session: Session, user_key: str) -> list[InboxRow]:
             return any(mentions(v) for v in value)
         return False
 
-    return [row for row in session.exec(select(InboxRow).order_by(InboxRow.update_id)) if mentions(row.data)]
+    return [row for row in queries.telegram_updates(session) if mentions(row.data)]
 
 
 def export(db: DbEngine, user_key: str, channel: str | None = None) -> dict[str, Any]:
     """Everything kefu keeps about one customer, as plain JSON-ready data; the export is audited."""
     with Session(db) as session, session.begin():
         conversations = []
-        for conv in _conversations(session, user_key, channel):
-            of = {"conversation_id": conv.id}
+        for conv in queries.conversations_of(session, user_key, channel):
             conversations.append({
                 **_plain(conv),
-                "messages": [_plain(m) for m in session.exec(select(MessageRow).filter_by(**of).order_by(MessageRow.id))],
-                "events": [_plain(e) for e in session.exec(select(EventRow).filter_by(**of).order_by(EventRow.id))],
-                "cases": [_plain(c) for c in session.exec(select(CaseRow).filter_by(**of).order_by(CaseRow.id))],
-                "attachments": [_plain(a) for a in session.exec(select(AttachmentRow).filter_by(**of).order_by(AttachmentRow.id))],
+                **{key: [_plain(row) for row in queries.kept_of(session, table, conv.id)] for key, table in KEPT.items()},
             })
         updates = [_plain(u) for u in _updates(session, user_key)]
         result = {"user_key": user_key, "channel": channel, "exported_at": utcnow().isoformat(),
@@ -70,14 +62,14 @@ def _anonymise(session: Session, conv: ConversationRow) -> dict[str, int]:
     times and rating, and its events their kind and time, for statistics."""
     counts = {"messages": 0, "attachments": 0, "cases": 0, "events": 0}
     for table, key in ((MessageRow, "messages"), (AttachmentRow, "attachments")):
-        for row in session.exec(select(table).where(table.conversation_id == conv.id)):
+        for row in queries.kept_of(session, table, conv.id):
             session.delete(row)
             counts[key] += 1
-    for case in session.exec(select(CaseRow).where(CaseRow.conversation_id == conv.id)):
+    for case in queries.kept_of(session, CaseRow, conv.id):
         case.waybill, case.contact, case.facts, case.rating_reason = None, None, {}, None
         session.add(case)
         counts["cases"] += 1
-    for event in session.exec(select(EventRow).where(EventRow.conversation_id == conv.id)):
+    for event in queries.kept_of(session, EventRow, conv.id):
         event.data = {k: v for k, v in event.data.items() if k in STATISTICS}
         session.add(event)
         counts["events"] += 1
@@ -92,7 +84,7 @@ def erase(db: DbEngine, user_key: str, channel: str | None = None) -> dict[str, 
     with the counts. The customer's next message starts a new conversation."""
     with Session(db) as session, session.begin():
         total = {"conversations": 0, "messages": 0, "attachments": 0, "cases": 0, "events": 0, "updates": 0}
-        for conv in _conversations(session, user_key, channel):
+        for conv in queries.conversations_of(session, user_key, channel):
             total["conversations"] += 1
             for key, count in _anonymise(session, conv).items():
                 total[key] += count
@@ -110,15 +102,13 @@ def purge(db: DbEngine, days: int, now: datetime | None = None, who: str | None 
     cutoff = (now or utcnow()) - timedelta(days=days)
     erased = 0
     with Session(db) as session, session.begin():
-        for conv in session.exec(select(ConversationRow).where(ConversationRow.updated_at < cutoff)):
+        for conv in queries.idle_conversations(session, cutoff):
             if conv.user_key.startswith(ERASED):
                 continue
-            still_open = session.exec(select(CaseRow).where(CaseRow.conversation_id == conv.id,
-                                                             CaseRow.status == "open")).first()
-            if still_open is None:
+            if queries.latest_open_case(session, conv.id) is None:
                 _anonymise(session, conv)
                 erased += 1
-        for row in session.exec(select(InboxRow).where(InboxRow.status != "pending", InboxRow.received_at < cutoff)):
+        for row in queries.handled_updates(session, cutoff):
             session.delete(row)
         if erased:
             audit.record(session, "retention_erase", None, {"conversations": erased, "days": days}, who)

@@ -8,13 +8,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import create_engine, inspect
 from sqlalchemy.exc import SQLAlchemyError
-from sqlmodel import Session, SQLModel, select
+from sqlmodel import Session, SQLModel
 
 from bot.config import Settings, SettingsError, config_file, load_settings
-from bot.database import one_line, shown, sqlite_file
-from bot.store import StaffRow, all_tables
+from bot.storage import queries
+from bot.storage.database import one_line, shown, sqlite_file
+from bot.storage.engine import ping
+from bot.storage.tables import StaffRow
 
 OK, WARN, FAIL = "ok", "warn", "FAIL"
 LOW_DISK = 1 << 30  # 1 GiB: below it, warn; below a tenth of it, fail
@@ -72,8 +74,7 @@ def _database(settings: Settings) -> Iterator[tuple[Check, object]]:
         return
     db = create_engine(settings.database_url, hide_parameters=True)
     try:
-        with db.connect() as conn:
-            conn.execute(text("SELECT 1"))
+        ping(db)
     except SQLAlchemyError as exc:
         yield Check(FAIL, "database", f"cannot connect to {where} ({settings.origin('database_url')}): "
                                       f"{one_line(getattr(exc, 'orig', None) or exc)}"), None
@@ -83,18 +84,17 @@ def _database(settings: Settings) -> Iterator[tuple[Check, object]]:
 
 
 def _schema(db) -> Check:
-    from bot import migrate
+    from bot.storage import schema
 
-    all_tables()
     with db.connect() as conn:
-        state, at = migrate.state(conn), migrate.revision(conn)
+        state, at = schema.state(conn), schema.revision(conn)
     if state == "new":
         return Check(OK, "schema", "empty: kefu makes its tables at first start")
     if state == "ahead":
-        return Check(FAIL, "schema", f"revision {at} is newer than this kefu's ({migrate.head()}): upgrade kefu")
+        return Check(FAIL, "schema", f"revision {at} is newer than this kefu's ({schema.head()}): upgrade kefu")
     if state != "current":
         return Check(FAIL, "schema", f"{'revision ' + at if at else 'from before the migrations'}, older than this "
-                                     f"kefu's ({migrate.head()}): run kefu db upgrade (after kefu backup)")
+                                     f"kefu's ({schema.head()}): run kefu db upgrade (after kefu backup)")
     have, inspector = set(inspect(db).get_table_names()), inspect(db)
     for name, table in SQLModel.metadata.tables.items():
         columns = {c["name"] for c in inspector.get_columns(name)} if name in have else set()
@@ -127,7 +127,7 @@ def _staff(settings: Settings, db) -> Iterator[Check]:
     members = {m.telegram_id: (m.role, m.chat_id) for m in settings.staff}
     if db is not None and inspect(db).has_table(StaffRow.__tablename__):
         with Session(db) as session:
-            for row in session.exec(select(StaffRow)):
+            for row in queries.all_staff(session):
                 members.setdefault(row.telegram_id, (row.role, row.chat_id))
     chats = {chat for _, chat in members.values() if chat is not None}
     supervisors = {chat for role, chat in members.values() if chat is not None and role in ("supervisor", "admin")}

@@ -12,11 +12,11 @@ from pathlib import Path
 from typing import Callable
 
 import yaml
-from sqlalchemy import Column, DateTime, Text, func
 from sqlalchemy.engine import Engine as DbEngine
-from sqlmodel import Field, Session, SQLModel, select
+from sqlmodel import Session
 
-from bot.store import MessageRow, aware, utcnow
+from bot.storage import queries
+from bot.storage.tables import DraftReviewRow, aware, utcnow
 from dialogs.content import Content, load_content
 from dialogs.drafts import (CONFIRMED, CORRECTED, DEADLINE, ROLE, TEXT, Change, Draft, PatchConflict, apply_changes, drafts,
                             matcher)
@@ -28,21 +28,6 @@ PATCH_HEADER = """\
 # Apply it with `kefu drafts apply PATH` (each change is checked against the file as it stands,
 # then the content is validated; nothing is written unless all of it fits).
 """
-
-
-class DraftReviewRow(SQLModel, table=True):
-    """A supervisor's word on one draft: confirmed as it is, or corrected (the newest per key counts)."""
-
-    __tablename__ = "draft_reviews"
-
-    id: int | None = Field(default=None, primary_key=True)
-    key: str = Field(index=True)  # the draft's key: file:dotted path of the value
-    was: str = Field(sa_column=Column(Text, nullable=False))  # the draft as the supervisor saw it
-    decision: str  # confirmed, corrected
-    correction: str | None = Field(default=None, sa_column=Column(Text))
-    comment: str | None = Field(default=None, sa_column=Column(Text))
-    reviewer: str  # who: the supervisor's user name
-    at: datetime = Field(default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False))
 
 
 class DraftError(Exception):
@@ -113,10 +98,7 @@ class Drafts:
         with little fixed wording is not counted. Neither has an entry."""
         since = (self.clock() - timedelta(days=days)).astimezone(timezone.utc)  # SQLite compares UTC digits
         with Session(self.db) as session:
-            sent = session.exec(
-                select(MessageRow.text, MessageRow.category, func.count())
-                .where(MessageRow.direction == "out", MessageRow.at >= since)
-                .group_by(MessageRow.text, MessageRow.category)).all()
+            sent = queries.texts_sent(session, since)
         categories = set(self.content.categories)
         counts: dict[str, int] = {}
         for draft in self._drafts.values():
@@ -133,14 +115,13 @@ class Drafts:
     def reviews(self) -> dict[str, Review]:
         """The newest review of each draft."""
         with Session(self.db) as session:
-            rows = session.exec(select(DraftReviewRow).order_by(DraftReviewRow.at, DraftReviewRow.id)).all()
+            rows = queries.draft_reviews(session)
         return {row.key: _review(row) for row in rows}
 
     def history(self, key: str) -> list[Review]:
         """Every review of one draft, oldest first."""
         with Session(self.db) as session:
-            rows = session.exec(select(DraftReviewRow).where(DraftReviewRow.key == key)
-                                .order_by(DraftReviewRow.at, DraftReviewRow.id)).all()
+            rows = queries.draft_reviews(session, key)
         return [_review(row) for row in rows]
 
     def confirm(self, key: str, reviewer: str, comment: str | None = None) -> Review:

@@ -9,10 +9,10 @@ import sys
 from datetime import tzinfo
 from typing import TextIO
 
-from sqlmodel import select
-
 from bot.chat import read_line, safe
-from bot.store import StaffModeRow, Store, TrainingRow, aware, utcnow
+from bot.storage import queries
+from bot.storage.store import Store
+from bot.storage.tables import StaffModeRow, TrainingRow, aware, utcnow
 from dialogs.content import Content
 from dialogs.practice import Score, Session, Training
 from dialogs.render import render, template_values
@@ -120,11 +120,8 @@ def _row(trainee: str, session: Session, started) -> TrainingRow | None:
 def history(store: Store, trainee: str | None, zone: tzinfo, out: TextIO = sys.stdout, latest: int | None = None) -> int:
     """Prints the stored sessions (one trainee's, or everyone's; only the `latest` ones when given), oldest
     first, and each trainee's count, mean and best over all of them; returns how many sessions there are."""
-    with store.reading() as db:
-        query = select(TrainingRow).order_by(TrainingRow.id)
-        if trainee is not None:
-            query = query.where(TrainingRow.trainee == trainee)
-        rows = db.exec(query).all()
+    with store.reading() as session:
+        rows = queries.training_history(session, trainee)
     if not rows:
         return 0
     if latest is not None and len(rows) > latest:

@@ -18,9 +18,10 @@ from decimal import Decimal
 from typing import Any, Iterable, Sequence
 
 from sqlalchemy.engine import Engine as DbEngine
-from sqlmodel import Session, select
+from sqlmodel import Session
 
-from bot.store import CaseRow, aware
+from bot.storage import queries
+from bot.storage.tables import aware
 from dialogs.content import Content
 from dialogs.entities import extract
 
@@ -92,10 +93,7 @@ def load_cases(db: DbEngine, start: datetime, end: datetime, categories: Iterabl
     # In UTC: SQLite keeps kefu's times as UTC without a zone and compares a bound's wall-clock digits.
     start, end = start.astimezone(timezone.utc), end.astimezone(timezone.utc)
     with Session(db) as session:
-        query = select(CaseRow).where(CaseRow.opened_at >= start, CaseRow.opened_at < end)
-        if categories is not None:
-            query = query.where(CaseRow.category.in_(list(categories)))  # type: ignore[attr-defined]
-        rows = session.exec(query.order_by(CaseRow.opened_at, CaseRow.id)).all()
+        rows = queries.cases_opened(session, start, end, None if categories is None else list(categories))
         return [CaseRecord(r.number, r.category, r.status, dict(r.facts or {}), r.step, r.step_role,
                            aware(r.step_deadline), aware(r.opened_at), aware(r.closed_at), r.paused_at is not None,
                            r.waybill)
@@ -448,7 +446,7 @@ class Reports:
     clock: Any = field(default=None)  # () -> aware datetime; default: now
 
     def now(self) -> datetime:
-        from bot.store import utcnow
+        from bot.storage.tables import utcnow
 
         return self.clock() if self.clock else utcnow()
 

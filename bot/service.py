@@ -12,8 +12,8 @@ from typing import Any, Callable
 from sqlalchemy.exc import IntegrityError
 
 from bot.config import Settings
-from bot.database import open_database
-from bot.store import Store, TurnTx
+from bot.storage.database import open_database
+from bot.storage.store import Store, TurnTx
 from dialogs.content import Content, load_content
 from dialogs.conversation import Inbound, Reply, Turn
 from dialogs.engine import Engine

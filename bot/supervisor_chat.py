@@ -1,5 +1,5 @@
 """What a supervisor's Telegram shortcuts answer: /cases (the open cases, overdue first) and /case <number>
-(a case's summary and its last messages), as plain text read through bot/queries.py."""
+(a case's summary and its last messages), as plain text read through bot/storage/queries.py."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from datetime import datetime, tzinfo
 
 from sqlmodel import Session
 
-from bot import queries
-from bot.store import aware
+from bot.storage import queries
+from bot.storage.tables import aware
 from dialogs.content import Content
 
 LISTED = 20  # cases listed by /cases; the supervisor pages list them all

@@ -21,11 +21,14 @@ from telegram.ext import (AIORateLimiter, Application, ApplicationBuilder, Callb
 from bot.assist import Assistant
 from bot.casework import Casework
 from bot.config import Settings
-from bot.outbox import QUEUED, Outbox, OutboxRow
 from bot.practice import Practice
 from bot.service import Service
 from bot.staff_texts import load_staff_texts, say
-from bot.store import UNIT, InboxRow, Inbox, Session, locked
+from bot.storage.engine import UNIT, locked
+from bot.storage.inbox import Inbox
+from bot.storage.outbox import Outbox, QUEUED
+from bot.storage.tables import InboxRow, OutboxRow
+from sqlmodel import Session
 from bot.telegram.common import (CHANNEL, IN_PLACE, OUTBOX_EVERY, RATE_BUTTON, RETENTION_EVERY, STAFF_BUTTON, WORKER_IDLE,
                                  InboxQueue, TelegramConfigError, Throttle, Unit, UnitApplication, log)
 from bot.telegram.customers import Customers

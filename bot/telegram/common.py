@@ -19,7 +19,8 @@ from telegram.ext import Application
 
 from bot.casework import CaseCard
 from bot.staff_texts import StaffTexts, say
-from bot.store import Inbox, Session
+from bot.storage.inbox import Inbox
+from sqlmodel import Session
 from dialogs.conversation import Option
 
 CHANNEL = "telegram"

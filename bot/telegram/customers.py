@@ -11,13 +11,13 @@ from telegram.constants import ChatType
 from telegram.ext import ContextTypes
 
 from bot.casework import CaseworkError
-from dialogs.caserules import LOW_RATING
 from bot.logs import Private
-from bot.outbox import OutboxRow, queue
 from bot.staff_texts import say
-from bot.store import utcnow
+from bot.storage.outbox import queue
+from bot.storage.tables import OutboxRow, utcnow
 from bot.telegram.common import (CHANNEL, KINDS, TRAIN_BUTTON, command_text, keyboard,
                                  log, Part)
+from dialogs.caserules import LOW_RATING
 from dialogs.conversation import Event, Inbound, Reply, Turn
 
 class Customers(Part):

@@ -11,7 +11,8 @@ from telegram.constants import MessageLimit
 from telegram.error import BadRequest, NetworkError, TelegramError
 from telegram.ext import ContextTypes
 
-from bot.outbox import OutboxRow, queue
+from bot.storage.outbox import queue
+from bot.storage.tables import OutboxRow
 from bot.telegram.common import CHANNEL, SEND_ATTEMPTS, T, _units, keyboard, log, Part, split_message
 from dialogs.conversation import Event, Reply, Turn
 

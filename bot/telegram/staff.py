@@ -12,9 +12,10 @@ from telegram.constants import ChatType
 from telegram.ext import ContextTypes
 
 from bot.casework import CaseCard, CaseworkError
-from bot.outbox import OutboxRow, queue
 from bot.practice import history as practice_history
 from bot.staff_texts import say
+from bot.storage.outbox import queue
+from bot.storage.tables import OutboxRow
 from bot.telegram.common import (CHANNEL, HISTORY_LATEST, TRAIN_BUTTON, card_keyboard, card_message,
                                  command_text, keyboard, log, Part)
 from dialogs.assist import Guidance

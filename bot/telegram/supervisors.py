@@ -23,7 +23,7 @@ class Supervisors(Part):
 
     def _supervisor_answer(self, verb: str, body: str) -> str:
         from bot import supervisor_chat
-        from bot.store import utcnow
+        from bot.storage.tables import utcnow
 
         content, zone = self.service.content, self.service.engine.zone
         with self.service.store.reading() as session:

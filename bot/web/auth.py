@@ -11,13 +11,15 @@ from dataclasses import dataclass
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy.engine import Engine as DbEngine
-from sqlmodel import Session, select
+from sqlmodel import Session
 from starlette.datastructures import FormData
 from starlette.requests import Request
 
-from bot.queries import Scope
-from bot.store import READ_ONLY, MetaRow
-from bot.supervision import SEE_ALL, WEB_ROLES, WebUserRow
+from bot.storage.engine import reading
+from bot.storage import queries
+from bot.storage.queries import Scope
+from bot.storage.tables import MetaRow, WebUserRow
+from bot.supervision import SEE_ALL, WEB_ROLES
 
 SESSION_SECONDS = 8 * 3600  # a sign-in lasts a working day, however busy (the cookie's signature carries its time)
 CSRF_FIELD = "csrf_token"
@@ -62,21 +64,16 @@ def add_user(db: DbEngine, name: str, role: str, password: str, telegram_id: int
     if len(password) < 8:
         raise UserError("the password needs at least 8 characters")
     with Session(db) as session, session.begin():
-        row = session.exec(select(WebUserRow).where(WebUserRow.name == name)).first()
-        row = row or WebUserRow(name=name, role=role, password_hash="")
+        row = queries.web_user(session, name) or WebUserRow(name=name, role=role, password_hash="")
         row.role, row.password_hash, row.telegram_id = role, _hasher.hash(password), telegram_id
         session.add(row)
     return User(name, role, telegram_id)
 
 
-def _reading(db: DbEngine) -> Session:
-    return Session(db.execution_options(**{READ_ONLY: True}))  # takes no write lock on SQLite
-
-
 def authenticate(db: DbEngine, name: str, password: str) -> User | None:
     """The user with this name and password, or None (a wrong name or password alike)."""
-    with _reading(db) as session:
-        row = session.exec(select(WebUserRow).where(WebUserRow.name == name.strip())).first()
+    with reading(db) as session:  # takes no write lock on SQLite
+        row = queries.web_user(session, name.strip())
     try:
         _hasher.verify(row.password_hash if row else _DUMMY_HASH, password)
     except (VerificationError, InvalidHashError):
@@ -85,8 +82,8 @@ def authenticate(db: DbEngine, name: str, password: str) -> User | None:
 
 
 def find_user(db: DbEngine, name: str) -> User | None:
-    with _reading(db) as session:
-        row = session.exec(select(WebUserRow).where(WebUserRow.name == name)).first()
+    with reading(db) as session:
+        row = queries.web_user(session, name)
     return User(row.name, row.role, row.telegram_id) if row else None
 
 

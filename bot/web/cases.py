@@ -7,16 +7,15 @@ from __future__ import annotations
 from datetime import date
 from urllib.parse import quote, urlencode
 
-from sqlmodel import select
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from bot import queries
 from bot.approved import NotApprovable, approved_yaml
 from bot.casework import CaseworkError
-from bot.store import StaffRow, utcnow
+from bot.storage import queries
+from bot.storage.tables import utcnow
 from bot.supervision import SEE_ALL
 from bot.web import auth
 from bot.web.templating import page
@@ -71,7 +70,7 @@ async def show_case(request: Request) -> Response:
     number = request.path_params["number"]
     with state.service.store.reading() as session:
         detail = queries.case_detail(session, number, user.scope())
-        staff = session.exec(select(StaffRow).order_by(StaffRow.telegram_id)).all() if user.sees_all else []
+        staff = queries.all_staff(session) if user.sees_all else []
     if detail is None:
         raise HTTPException(404)
     kind = state.content.case_kinds.get(detail.case.category)

@@ -7,8 +7,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from bot import queries
-from bot.store import utcnow
+from bot.storage import queries
+from bot.storage.tables import utcnow
 from bot.web import auth
 from bot.web.charts import ROW, bars
 from bot.web.templating import page

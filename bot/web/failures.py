@@ -10,7 +10,9 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from bot import audit
-from bot.store import Inbox
+from bot.storage import queries
+from bot.storage.engine import reading
+from bot.storage.inbox import Inbox
 from bot.supervision import SEE_ALL
 from bot.web import auth
 from bot.web.templating import page
@@ -30,7 +32,8 @@ def summary(data: dict) -> tuple[str, str]:
 async def list_failures(request: Request) -> Response:
     """Shows the failed updates with their error and where their retries stand."""
     auth.require(request, *SEE_ALL)
-    rows = Inbox(request.app.state.db).failures()
+    with reading(request.app.state.db) as session:
+        rows = queries.failed_updates(session)
     return page(request, "failures.html", rows=[(row, *summary(row.data)) for row in reversed(rows)],
                 failure_status=STATUS_NAMES)
 

@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
 from bot.logs import mask_phones
-from bot.store import aware
+from bot.storage.tables import aware
 from bot.web import auth
 
 TEMPLATES = Path(__file__).parent / "templates"

@@ -8,8 +8,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from bot import queries
 from bot.practice import KINDS
+from bot.storage import queries
 from bot.web import auth
 from bot.web.charts import polyline
 from bot.web.templating import page

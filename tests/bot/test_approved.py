@@ -12,7 +12,8 @@ import yaml
 
 from bot.approved import APPROVED_DIR, NotApprovable, approved_test, save_approved
 from bot.service import BackgroundRouter, Service
-from bot.store import Store, connect
+from bot.storage.engine import connect
+from bot.storage.store import Store
 from dialogs import dialogues
 from dialogs.content import load_content
 from dialogs.conversation import Inbound

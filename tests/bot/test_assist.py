@@ -16,7 +16,9 @@ from sqlmodel import select
 from bot.assist import Assistant, run_assist
 from bot.casework import Casework
 from bot.service import BackgroundRouter, Service
-from bot.store import CaseRow, ConversationRow, EventRow, StaffModeRow, Store, connect
+from bot.storage.engine import connect
+from bot.storage.store import Store
+from bot.storage.tables import CaseRow, ConversationRow, EventRow, StaffModeRow
 from dialogs.assist import load_assist
 from dialogs.content import ContentError
 from dialogs.conversation import Inbound

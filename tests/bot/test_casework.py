@@ -10,7 +10,7 @@ from sqlmodel import select
 from bot.casework import Casework, CaseworkError
 from bot.config import Settings
 from bot.service import Service
-from bot.store import AttachmentRow, CaseRow, ConversationRow, EventRow, MessageRow, utcnow
+from bot.storage.tables import AttachmentRow, CaseRow, ConversationRow, EventRow, MessageRow, utcnow
 from dialogs.conversation import Inbound
 
 

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import create_engine
 from sqlmodel import Session, select
 
-from bot.store import CaseRow, ConversationRow, MessageRow
+from bot.storage.tables import CaseRow, ConversationRow, MessageRow
 from golden import golden_params, where
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from sqlalchemy import create_engine
 from sqlmodel import Session, select
 
-from bot.store import CaseRow
+from bot.storage.tables import CaseRow
 from test_chat import kefu_chat
 
 CLAIM = ["申请货损货差理赔", "12345678", "13800138000", "1", "外箱破损，里面两台显示器屏幕碎了", "只保灭失险",

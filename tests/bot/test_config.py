@@ -157,7 +157,7 @@ def test_a_status_kefu_does_not_know_is_refused(tmp_path):
 def test_sqlite_synchronous_is_set_on_each_connection_and_checked(tmp_path):
     from sqlalchemy import text
 
-    from bot.database import open_database
+    from bot.storage.database import open_database
 
     for value, pragma in (("normal", 1), ("FULL", 2)):
         db = open_database(Settings(database_url=f"sqlite:///{tmp_path / value}.db", sqlite_synchronous=value))

@@ -14,11 +14,11 @@ import pytest
 from sqlmodel import Session, select
 
 from bot import customers
-from bot.audit import entries
 from bot.casework import Casework
 from bot.config import Settings
 from bot.service import Service
-from bot.store import AttachmentRow, CaseRow, ConversationRow, EventRow, InboxRow, MessageRow, utcnow
+from bot.storage.queries import audit_entries
+from bot.storage.tables import AttachmentRow, CaseRow, ConversationRow, EventRow, InboxRow, MessageRow, utcnow
 from dialogs.conversation import Inbound
 
 CUSTOMER, OTHER = "5001", "5002"
@@ -65,7 +65,7 @@ def test_export_holds_everything_kept_about_the_customer(desk):
     assert [u["update_id"] for u in data["telegram_updates"]] == [77]
     assert "13900139000" not in json.dumps(data)  # nothing of the other customer
     with desk.service.store.session() as session:
-        [entry] = entries(session)
+        [entry] = audit_entries(session)
         assert (entry.action, entry.subject, entry.detail) == ("customer_export", CUSTOMER, {"conversations": 1, "updates": 1})
 
 
@@ -88,7 +88,7 @@ def test_erase_removes_personal_data_and_keeps_case_statistics(desk):
         assert {"case_opened", "case_closed", "case_rated"} <= set(kinds)
         other = session.exec(select(CaseRow).where(CaseRow.contact == "13900139000")).one()  # untouched
         assert other.waybill == "SH20261127"
-        assert [a.action for a in entries(session)] == ["customer_erase", "customer_export"]
+        assert [a.action for a in audit_entries(session)] == ["customer_erase", "customer_export"]
     # Writing again starts afresh.
     replies = desk.service.receive("telegram", CUSTOMER, Inbound(text="你好"))
     assert "欢迎联系" in replies[0].text
@@ -102,7 +102,7 @@ def test_retention_erases_only_old_conversations_whose_cases_are_closed(desk):
     with Session(db) as session:
         users = {c.user_key for c in session.exec(select(ConversationRow))}
         assert OTHER in users and CUSTOMER not in users
-        assert entries(session)[-1].action == "retention_erase"
+        assert audit_entries(session)[-1].action == "retention_erase"
     assert customers.purge(db, days=30, now=later) == 0  # already erased
 
 
@@ -111,7 +111,7 @@ def test_staff_remove(desk):
     assert desk.remove_staff(11) and desk.staff(11) is None
     assert not desk.remove_staff(11)
     with desk.service.store.session() as session:
-        assert [(a.action, a.subject) for a in entries(session)] == [("staff_remove", "11")]
+        assert [(a.action, a.subject) for a in audit_entries(session)] == [("staff_remove", "11")]
 
 
 def kefu(args: list[str], database_url: str, tmp_path) -> subprocess.CompletedProcess:

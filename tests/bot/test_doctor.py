@@ -11,8 +11,8 @@ import pytest
 from sqlalchemy import create_engine
 from sqlmodel import Session
 
-from bot.migrate import head
-from bot.store import connect
+from bot.storage.engine import connect
+from bot.storage.schema import head
 from telegram_harness import BotApiStub, free_port
 
 

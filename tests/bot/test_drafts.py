@@ -16,7 +16,7 @@ from bot.casework import Casework
 from bot.config import Settings
 from bot.drafts import DraftError, Drafts, apply_patch, read_patch
 from bot.service import Service
-from bot.store import CaseRow, MessageRow, aware
+from bot.storage.tables import CaseRow, MessageRow, aware
 from dialogs.content import DEFAULT_DIR, ContentError, load_content
 from dialogs.conversation import Inbound
 from dialogs.drafts import PatchConflict, drafts

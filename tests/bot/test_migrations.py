@@ -15,12 +15,13 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, text
 from sqlmodel import SQLModel, select
 
-from bot import migrate
 from bot.config import Settings
-from bot.database import DatabaseError, open_database
-from bot.migrate import REVISIONS, _config
 from bot.service import Service
-from bot.store import CaseRow, all_tables, connect
+from bot.storage import schema
+from bot.storage.database import DatabaseError, open_database
+from bot.storage.engine import connect
+from bot.storage.schema import REVISIONS, _config
+from bot.storage.tables import CaseRow
 from dialogs.conversation import Inbound
 
 
@@ -33,14 +34,13 @@ def kefu(args: list[str], database_url: str, lines: str = "") -> subprocess.Comp
 def test_the_revisions_kefu_names_are_the_ones_on_disk():
     scripts = ScriptDirectory.from_config(_config())
     assert tuple(reversed([s.revision for s in scripts.walk_revisions()])) == REVISIONS
-    assert scripts.get_current_head() == migrate.HEAD
+    assert scripts.get_current_head() == schema.HEAD
 
 
 def test_a_new_database_is_made_at_the_newest_revision_and_matches_the_models(database_url):
     engine = connect(database_url)
-    all_tables()
     with engine.connect() as conn:
-        assert migrate.state(conn) == "current" and migrate.revision(conn) == migrate.HEAD
+        assert schema.state(conn) == "current" and schema.revision(conn) == schema.HEAD
         differences = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), SQLModel.metadata)
     assert differences == []  # a model changed without a revision would show here
 
@@ -75,8 +75,8 @@ def test_an_older_database_is_refused_until_kefu_db_upgrade_which_keeps_its_data
 
     upgraded = kefu(["db", "upgrade"], database_url)
     assert upgraded.returncode == 0, upgraded.stderr
-    assert upgraded.stdout.strip() == f"OK: from before the migrations → {migrate.HEAD}"
-    assert kefu(["db", "upgrade"], database_url).stdout.strip() == f"OK: already at {migrate.HEAD}"
+    assert upgraded.stdout.strip() == f"OK: from before the migrations → {schema.HEAD}"
+    assert kefu(["db", "upgrade"], database_url).stdout.strip() == f"OK: already at {schema.HEAD}"
 
     service = Service.from_settings(Settings(database_url=database_url))  # opens now, and works on
     for message in ["货物滞留", "87654321", "13900001111"]:
@@ -93,4 +93,4 @@ def test_a_newer_database_is_refused(database_url):
     engine.dispose()
     with pytest.raises(DatabaseError) as refused:
         open_database(Settings(database_url=database_url))
-    assert f"the database schema (9999) is newer than this kefu ({migrate.HEAD}): upgrade kefu" in str(refused.value)
+    assert f"the database schema (9999) is newer than this kefu ({schema.HEAD}): upgrade kefu" in str(refused.value)

@@ -21,7 +21,7 @@ from bot.config import Settings
 from bot.reports import (Reports, csv_bytes, download, half_month, mask_phones, month, parse_month, read_amount,
                          xlsx_bytes)
 from bot.service import Service
-from bot.store import CaseRow, aware
+from bot.storage.tables import CaseRow, aware
 from dialogs.content import DEFAULT_DIR, ContentError, load_content
 from dialogs.conversation import Inbound
 

@@ -6,7 +6,8 @@ from sqlmodel import select
 
 from bot.config import Settings
 from bot.service import Service
-from bot.store import CaseRow, EventRow, MessageRow
+from bot.storage import queries
+from bot.storage.tables import CaseRow, EventRow, MessageRow
 from dialogs.conversation import Inbound
 
 ODD = ["", "😀🚚📦", "<b>你好</b><script>x</script>", "{{ 7*7 }} {% raw %}", "运单" * 60_000, "\u200b\t 带空白 \n"]
@@ -68,7 +69,7 @@ def test_case_numbers_count_up_within_a_day(database_url):
 def test_case_numbers_stay_unique_and_gapless_when_many_turns_open_cases_at_once(database_url):
     from concurrent.futures import ThreadPoolExecutor
 
-    from bot.store import CaseCounterRow
+    from bot.storage.tables import CaseCounterRow
 
     svc = service(database_url)
     talk(svc, "warm", "你好")  # the router trained once, before the race
@@ -89,7 +90,8 @@ def test_case_numbers_stay_unique_and_gapless_when_many_turns_open_cases_at_once
 def test_the_telegram_inbox_keeps_updates_until_handled_and_drops_redeliveries(database_url):
     from datetime import timedelta
 
-    from bot.store import Inbox, InboxRow
+    from bot.storage.inbox import Inbox
+    from bot.storage.tables import InboxRow
 
     svc = service(database_url)
     inbox = Inbox(svc.store.db)
@@ -106,7 +108,8 @@ def test_the_telegram_inbox_keeps_updates_until_handled_and_drops_redeliveries(d
     assert [u["update_id"] for u in inbox.due()] == [8] and inbox.due() == []  # taken once, pending again
     assert inbox.fail(8, "RuntimeError: again", attempts=2, first_wait=timedelta(0)) == "dead"
     assert inbox.due() == []  # dead: no more tries
-    [dead] = inbox.failures()
+    with svc.store.reading() as session:
+        [dead] = queries.failed_updates(session)
     assert (dead.update_id, dead.status, dead.attempts, dead.error) == (8, "dead", 2, "RuntimeError: again")
     inbox.prune(older_than=timedelta(0))  # handled updates go; failures stay until dealt with
     with svc.store.session() as session:
@@ -119,7 +122,8 @@ def test_the_telegram_inbox_keeps_updates_until_handled_and_drops_redeliveries(d
 def test_a_failed_update_is_retried_with_growing_waits(database_url):
     from datetime import timedelta
 
-    from bot.store import Inbox, InboxRow, aware, utcnow
+    from bot.storage.inbox import Inbox
+    from bot.storage.tables import InboxRow, aware, utcnow
 
     inbox = Inbox(service(database_url).store.db)
     inbox.add(9, {"update_id": 9})
@@ -152,7 +156,7 @@ def test_a_message_adapted_for_the_engine_is_stored_as_sent(database_url):
 
 
 def test_a_replayed_update_runs_its_turn_once(database_url):
-    from bot.store import Inbox
+    from bot.storage.inbox import Inbox
 
     svc = service(database_url)
     inbox = Inbox(svc.store.db)
@@ -222,7 +226,7 @@ def test_sqlite_checkpoints_run_on_a_thread_of_their_own_not_in_a_turn(tmp_path)
 
     from sqlalchemy import text
 
-    from bot.store import Checkpointer
+    from bot.storage.engine import Checkpointer
 
     svc = service(f"sqlite:///{tmp_path / 'k.db'}")
     with svc.store.db.connect() as conn:

@@ -20,10 +20,12 @@ from sqlmodel import select
 
 from bot.casework import Casework
 from bot.config import Settings, StaffConfig
-from bot.service import BackgroundRouter, Service
-from bot.store import UNIT, AttachmentRow, CaseRow, ConversationRow, EventRow, InboxRow, MessageRow, Store, connect, utcnow
 from bot.logs import Redact
-from bot.outbox import OutboxRow
+from bot.service import BackgroundRouter, Service
+from bot.storage.engine import UNIT, connect
+from bot.storage.store import Store
+from bot.storage.tables import (AttachmentRow, CaseRow, ConversationRow, EventRow, InboxRow, MessageRow, OutboxRow,
+                               utcnow)
 from bot.telegram import Throttle, command_text, split_message
 from dialogs.engine import Engine
 from telegram_harness import WAIT, RunningBot, Telegram, env_without_telegram, free_port, wait_until
@@ -659,7 +661,7 @@ def test_webhook_mode_refuses_a_wrong_secret_token(world):
     customer.expect("请问您想反映哪方面的问题")
     assert world.proxy.account(world.token).relayed == [200]
     with world.session() as session:
-        from bot.store import ConversationRow
+        from bot.storage.tables import ConversationRow
 
         assert [c.user_key for c in session.exec(select(ConversationRow))] == [str(CUSTOMER_ID)]
         assert world.telegram.bot_messages(STRANGER_ID) == []
@@ -791,7 +793,7 @@ def test_staff_practise_in_telegram_and_see_their_training(world):
     supervisor.say("/training")
     supervisor.expect(f"{STAFF_ID}: 2 次训练")
     with world.session() as session:
-        from bot.store import TrainingRow
+        from bot.storage.tables import TrainingRow
 
         rows = session.exec(select(TrainingRow).order_by(TrainingRow.id)).all()
         assert [(r.trainee, r.finished, r.score) for r in rows][-1] == (str(STAFF_ID), True, 100)

@@ -12,7 +12,7 @@ import sys
 from sqlalchemy import create_engine
 from sqlmodel import Session, select
 
-from bot.store import TrainingRow
+from bot.storage.tables import TrainingRow
 
 
 def kefu(args: list[str], database_url: str, lines: list[str] | None = None) -> subprocess.CompletedProcess:

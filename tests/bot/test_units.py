@@ -13,9 +13,10 @@ from sqlmodel import select
 from telegram import Update
 
 from bot.config import Settings
-from bot.outbox import OutboxRow, queue
 from bot.service import Service
-from bot.store import UNIT, InboxRow, StaffModeRow, utcnow
+from bot.storage.engine import UNIT
+from bot.storage.outbox import queue
+from bot.storage.tables import InboxRow, OutboxRow, StaffModeRow, utcnow
 from bot.telegram import TelegramBot
 from bot.telegram.common import InboxQueue
 
@@ -342,7 +343,7 @@ def test_two_processes_announce_one_page_action_twice(postgres_url):
     """receive + workers all run the deadline tick, so page_actions runs in several processes; its select takes
     no lock, so two ticks that overlap both take the same supervisor-page close (two rating requests)."""
     from bot.casework import Casework
-    from bot.store import CaseRow
+    from bot.storage.tables import CaseRow
     from dialogs.conversation import Inbound
     service = Service.from_settings(Settings(database_url=postgres_url))
     for line in ["货物滞留", "12345678", "13800138000"]:

@@ -14,10 +14,10 @@ from itsdangerous import TimestampSigner
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
-from bot import audit
 from bot.config import Settings
 from bot.service import Service
-from bot.store import Inbox
+from bot.storage import queries
+from bot.storage.inbox import Inbox
 from bot.web import auth
 from bot.web.app import create_app
 from dialogs.conversation import Inbound
@@ -105,7 +105,7 @@ def test_a_failed_update_is_listed_with_its_error_and_retried(app):
     assert "已安排立即重试" in client.get("/failures").text
     assert inbox.due() == [data]  # the running bot takes it at its next retry check
     with app.state.service.store.reading() as session:
-        assert [(a.action, a.subject, a.actor) for a in audit.entries(session)] == [("update_retry", "77", "web:lily")]
+        assert [(a.action, a.subject, a.actor) for a in queries.audit_entries(session)] == [("update_retry", "77", "web:lily")]
 
 
 def test_a_reviewed_conversation_is_saved_as_a_regression_test_that_replays(app, tmp_path):

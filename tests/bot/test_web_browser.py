@@ -52,7 +52,7 @@ def kefu(args: list[str], env: dict, stdin: str = "") -> subprocess.CompletedPro
 def _seed(url: str) -> dict[str, str]:
     """Two customers' cases, the second claimed by staff member 21; two trainees' sessions."""
     from bot.practice import run_training
-    from bot.store import CaseRow
+    from bot.storage.tables import CaseRow
     from dialogs.practice import load_training, topic_texts
 
     service = Service.from_settings(Settings(database_url=url))

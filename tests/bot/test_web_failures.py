@@ -8,7 +8,7 @@ import re
 from sqlmodel import select
 from starlette.testclient import TestClient
 
-from bot.store import InboxRow
+from bot.storage.tables import InboxRow
 from bot.web import auth
 from bot.web.app import create_app
 from telegram_harness import wait_until

@@ -1,4 +1,4 @@
-"""The supervisor pages' reads (bot/queries.py) and actions (bot/casework.py's supervision calls), on a
+"""The supervisor pages' reads (bot/storage/queries.py) and actions (bot/casework.py's supervision calls), on a
 real database, with cases opened through the engine as customers open them."""
 
 from __future__ import annotations
@@ -9,14 +9,13 @@ import pytest
 from sqlalchemy import insert
 from sqlmodel import select
 
-from bot import queries
 from bot.casework import Casework, CaseworkError
 from bot.config import Settings
 from bot.logs import mask_phones
-from bot.queries import CaseFilter, Scope
 from bot.service import Service
-from bot.store import CaseRow, ConversationRow, EventRow, MessageRow, aware, utcnow
-from bot.supervision import CaseMarkRow
+from bot.storage import queries
+from bot.storage.queries import CaseFilter, Scope
+from bot.storage.tables import CaseMarkRow, CaseRow, ConversationRow, EventRow, MessageRow, aware, utcnow
 from bot.web.auth import UserError, add_user, authenticate
 from dialogs.conversation import Inbound
 
@@ -216,7 +215,7 @@ def test_passwords_are_hashed_and_checked(database_url, desk):
     add_user(db, "lily", "supervisor", "correct horse")
     assert authenticate(db, "lily", "correct horse").role == "supervisor"
     assert authenticate(db, "lily", "wrong horse") is None and authenticate(db, "nobody", "correct horse") is None
-    from bot.supervision import WebUserRow
+    from bot.storage.tables import WebUserRow
 
     with desk.service.store.session() as session:
         stored = session.exec(select(WebUserRow)).one().password_hash
@@ -241,8 +240,8 @@ def test_a_database_from_before_the_pages_is_refused_until_upgraded_then_has_the
     import pytest
     from sqlalchemy import create_engine, inspect
 
-    from bot import migrate
-    from bot.store import connect
+    from bot.storage import schema
+    from bot.storage.engine import connect
 
     connect(f"sqlite:///{tmp_path / 'kefu.db'}").dispose()
     with sqlite3.connect(tmp_path / "kefu.db") as db:  # as kefu left it at revision 0001, before the pages
@@ -253,9 +252,9 @@ def test_a_database_from_before_the_pages_is_refused_until_upgraded_then_has_the
         db.execute("ALTER TABLE telegram_inbox DROP COLUMN user_key")
         db.execute("UPDATE alembic_version SET version_num = '0001'")
     db.close()
-    with pytest.raises(migrate.SchemaError, match="run `kefu db upgrade`"):
+    with pytest.raises(schema.SchemaError, match="run `kefu db upgrade`"):
         connect(f"sqlite:///{tmp_path / 'kefu.db'}")
     with create_engine(f"sqlite:///{tmp_path / 'kefu.db'}").begin() as conn:
-        assert migrate.upgrade(conn) == ("0001", migrate.HEAD)
+        assert schema.upgrade(conn) == ("0001", schema.HEAD)
     engine = connect(f"sqlite:///{tmp_path / 'kefu.db'}")
     assert {"web_users", "case_marks"} <= set(inspect(engine).get_table_names())

@@ -15,9 +15,9 @@ from collections import Counter
 from sqlmodel import select
 
 from bot.config import Settings
-from bot.outbox import OutboxRow
 from bot.service import Service
-from bot.store import ConversationRow, InboxRow, Inbox, MessageRow
+from bot.storage.inbox import Inbox
+from bot.storage.tables import ConversationRow, InboxRow, MessageRow, OutboxRow
 from telegram_harness import env_without_telegram, wait_until
 
 CUSTOMERS = 24

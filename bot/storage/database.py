@@ -11,7 +11,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from bot.config import Settings
-from bot.store import connect
+from bot.storage.engine import connect
 
 
 class DatabaseError(Exception):
@@ -43,7 +43,7 @@ def open_database(settings: Settings, create: bool = True) -> DbEngine:
         if not path.parent.is_dir():
             raise DatabaseError(f"cannot make the database {path}: the folder {path.parent} does not exist")
         print(f"kefu: new database {path}", file=sys.stderr)
-    from bot.migrate import SchemaError
+    from bot.storage.schema import SchemaError
 
     try:
         return connect(settings.database_url, synchronous=settings.sqlite_synchronous, checkpoints=True)

@@ -9,7 +9,7 @@ from pathlib import Path
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 
-MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 # Every revision in bot/migrations/versions, oldest first (a test checks they agree). Kept here so a
 # start with a current database never imports Alembic (most of a second).
 REVISIONS = ("0001", "0002", "0003")
@@ -81,11 +81,26 @@ def upgrade(connection: Connection) -> tuple[str | None, str]:
 
     before = revision(connection)
     if state(connection) == "unmanaged":
-        from bot.store import SQLModel, add_missing_columns, all_tables
+        from bot.storage.tables import METADATA
 
-        all_tables()
-        SQLModel.metadata.create_all(connection, tables=[SQLModel.metadata.tables[t] for t in BASELINE_TABLES])
+        METADATA.create_all(connection, tables=[METADATA.tables[t] for t in BASELINE_TABLES])
         add_missing_columns(connection)
         command.stamp(_config(connection), BASELINE)
     command.upgrade(_config(connection), "head")
     return before, HEAD
+
+
+# Columns added to existing tables before the migrations existed: a database from those builds gets
+# them when `kefu db upgrade` completes it to the baseline (upgrade above). Later changes are revisions.
+_ADDED_COLUMNS = {"conversations": {"memory": "JSON"},
+                  "telegram_inbox": {"attempts": "INTEGER NOT NULL DEFAULT 0", "error": "TEXT",
+                                     "retry_at": "TIMESTAMP WITH TIME ZONE"}}
+
+
+def add_missing_columns(conn) -> None:
+    inspector = inspect(conn)
+    for table, columns in _ADDED_COLUMNS.items():
+        present = {c["name"] for c in inspector.get_columns(table)}
+        for name, kind in columns.items():
+            if name not in present:
+                conn.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")

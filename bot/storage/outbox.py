@@ -6,33 +6,14 @@ waits here for its time, not in memory."""
 from __future__ import annotations
 
 from contextvars import ContextVar
-from datetime import datetime, timedelta
+from datetime import timedelta
 
-from sqlalchemy import JSON, BigInteger, Column, DateTime, Text, bindparam, insert, update
+from sqlalchemy import bindparam, insert, update
 from sqlalchemy.engine import Engine as DbEngine
-from sqlmodel import Field, Session, SQLModel, select
+from sqlmodel import Session, select
 
-from bot.store import aware, reading, utcnow, writing
-
-
-class OutboxRow(SQLModel, table=True):
-    """One Telegram call to make: a message, an edit of a pressed message, or the answer to a press."""
-
-    __tablename__ = "telegram_outbox"
-
-    id: int | None = Field(default=None, primary_key=True)
-    update_id: int | None = Field(default=None, sa_column=Column(BigInteger, index=True))  # None: a deadline check
-    chat_id: int = Field(sa_column=Column(BigInteger, nullable=False))
-    method: str  # send, edit, markup, answer, photo, document
-    payload: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
-    user_key: str | None = None  # the customer whose transcript records a send that failed
-    held_for: str | None = Field(default=None, index=True)  # a throttled customer: only their latest answer goes
-    send_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))  # None: at once
-    # pending: to send; sent; failed: Telegram refused it; dropped: a newer answer replaced it
-    status: str = Field(default="pending", index=True)
-    error: str | None = Field(default=None, sa_column=Column(Text))
-    created_at: datetime = Field(default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False))
-    sent_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+from bot.storage.engine import reading, writing
+from bot.storage.tables import OutboxRow, aware, utcnow
 
 
 # A call still unmade this long after its commit was left by a process that stopped (a live one makes its

@@ -1,6 +1,10 @@
-"""Reads for the supervisor pages, their Telegram shortcuts and `kefu cases`: cases filtered and paged, one case with its
-transcript and timeline, the dashboard's figures, training sessions (failed updates: bot/store.py's Inbox). Every
-function takes an open session and returns plain values; none writes."""
+"""Every read of kefu's tables outside a turn (the turn's own statements are bot/storage/store.py's, the
+inbox's and outbox's theirs): for the supervisor pages, their Telegram shortcuts and `kefu cases` (cases
+filtered and paged, one case with its transcript and timeline, the dashboard's figures, training
+sessions), for casework and the staff assistant (staff, a customer's conversation and cases, deadlines
+due), and for customers' data, reports, drafts, the audit log and web users. Every function takes an
+open session and returns what it read: plain values, or rows that a caller may change in its own
+transaction; none writes."""
 
 from __future__ import annotations
 
@@ -9,11 +13,11 @@ import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone, tzinfo
 
-from sqlalchemy import String, and_, cast, exists, false, func, or_
+from sqlalchemy import String, and_, bindparam, cast, exists, false, func, or_
 from sqlmodel import Session, select
 
-from bot.store import AttachmentRow, CaseRow, EventRow, MessageRow, TrainingRow, aware
-from bot.supervision import CaseMarkRow
+from bot.storage.tables import (AttachmentRow, AuditRow, CaseMarkRow, CaseRow, ConversationRow, DraftReviewRow, EventRow,
+                                InboxRow, MessageRow, StaffRow, TrainingRow, WebUserRow, aware)
 
 PER_PAGE = 50
 
@@ -122,6 +126,11 @@ def all_cases(session: Session, f: CaseFilter, zone: tzinfo, now: datetime, scop
     return list(session.exec(_filtered(_scoped(select(CaseRow), scope), f, zone, now).order_by(CaseRow.id)))  # type: ignore[arg-type]
 
 
+def cases_count(session: Session) -> int:
+    """How many cases there are, open or closed."""
+    return session.exec(select(func.count()).select_from(CaseRow)).one()
+
+
 def is_overdue(case: CaseRow, now: datetime) -> bool:
     return case.status == "open" and case.paused_at is None and aware(case.step_deadline) < now
 
@@ -141,8 +150,6 @@ def case_detail(session: Session, number: str, scope: Scope = Scope()) -> CaseDe
     """A case with its transcript: the conversation's messages after the turn that opened the customer's
     previous case, up to the turn that opened their next one (so a complaint's beginning is never cut
     off; the talk between two cases shows on both). None when there is no such case, or not the reader's."""
-    from bot.store import ConversationRow
-
     case = session.exec(_scoped(select(CaseRow).where(CaseRow.number == number.strip().upper()), scope)).first()
     if case is None:
         return None
@@ -205,11 +212,8 @@ def dashboard(session: Session, zone: tzinfo, now: datetime, scope: Scope = Scop
 
 def training_sessions(session: Session, scope: Scope = Scope()) -> dict[str, list[TrainingRow]]:
     """Every trainee's sessions, oldest first (a staff member: only their own)."""
-    query = select(TrainingRow).order_by(TrainingRow.id)
-    if not scope.everything:
-        query = query.where(TrainingRow.trainee == scope.trainee)
     by_trainee: dict[str, list[TrainingRow]] = {}
-    for row in session.exec(query):
+    for row in training_history(session, None if scope.everything else scope.trainee):
         by_trainee.setdefault(row.trainee, []).append(row)
     return dict(sorted(by_trainee.items()))
 
@@ -219,3 +223,156 @@ def training_session(session: Session, session_id: int, scope: Scope = Scope()) 
     if row is None or (not scope.everything and row.trainee != scope.trainee):
         return None
     return row
+
+
+def training_history(session: Session, trainee: str | None = None) -> list[TrainingRow]:
+    """One trainee's sessions (None: everyone's), oldest first."""
+    query = select(TrainingRow).order_by(TrainingRow.id)
+    if trainee is not None:
+        query = query.where(TrainingRow.trainee == trainee)
+    return list(session.exec(query))
+
+
+# -- casework and the staff assistant ------------------------------------------------------------------
+
+# Statements run at every customer message, built once: building one (its comparisons, its cache key) cost
+# more than running it.
+_CONVERSATION_OF = select(ConversationRow).where(ConversationRow.channel == bindparam("channel"),
+                                                 ConversationRow.user_key == bindparam("user_key"))
+_OPEN_CASES = (select(CaseRow).where(CaseRow.conversation_id == bindparam("conversation_id"), CaseRow.status == "open")
+                     .order_by(CaseRow.id.desc()))  # type: ignore[union-attr]
+_ALL_STAFF = select(StaffRow).order_by(StaffRow.telegram_id)
+
+
+def all_staff(session: Session) -> list[StaffRow]:
+    """Every staff member kefu knows, by Telegram id."""
+    return list(session.exec(_ALL_STAFF))
+
+
+def conversation_of(session: Session, channel: str, user_key: str) -> ConversationRow | None:
+    return session.exec(_CONVERSATION_OF, params={"channel": channel, "user_key": user_key}).first()
+
+
+def open_cases(session: Session, conversation_id: int) -> list[CaseRow]:
+    """The conversation's open cases, newest first."""
+    return list(session.exec(_OPEN_CASES, params={"conversation_id": conversation_id}))
+
+
+def latest_open_case(session: Session, conversation_id: int) -> CaseRow | None:
+    """The conversation's newest open case."""
+    return session.exec(_OPEN_CASES, params={"conversation_id": conversation_id}).first()
+
+
+def latest_case(session: Session, conversation_id: int) -> CaseRow | None:
+    """The conversation's newest case, open or closed."""
+    return session.exec(select(CaseRow).where(CaseRow.conversation_id == conversation_id)
+                        .order_by(CaseRow.id.desc())).first()  # type: ignore[union-attr]
+
+
+def case_by_number(session: Session, number: str) -> CaseRow | None:
+    return session.exec(select(CaseRow).where(CaseRow.number == number)).first()
+
+
+def has_tag(session: Session, number: str, tag: str) -> bool:
+    return session.exec(select(CaseMarkRow.id).where(CaseMarkRow.case_number == number, CaseMarkRow.kind == "tag",
+                                                     CaseMarkRow.text == tag)).first() is not None
+
+
+def running_open_cases(session: Session) -> list[CaseRow]:
+    """The open cases whose deadline clock runs (not waiting on the customer). On PostgreSQL each is locked
+    and one another worker holds is skipped: several workers check deadlines, each case is taken by one."""
+    query = select(CaseRow).where(CaseRow.status == "open", CaseRow.paused_at.is_(None))  # type: ignore[union-attr]
+    if session.bind.dialect.name != "sqlite":
+        query = query.with_for_update(skip_locked=True)
+    return list(session.exec(query).all())
+
+
+def closes_and_escalations(session: Session, since: datetime) -> list[EventRow]:
+    """The cases closed or escalated since then, oldest first; locked as running_open_cases() (every worker
+    looks: each is taken by one)."""
+    query = select(EventRow).where(EventRow.kind.in_(("case_closed", "step_escalated")),  # type: ignore[attr-defined]
+                                   EventRow.at >= since).order_by(EventRow.id)
+    if session.bind.dialect.name != "sqlite":
+        query = query.with_for_update(skip_locked=True)
+    return list(session.exec(query).all())
+
+
+def until_case_opened(session: Session, case: CaseRow) -> tuple[list[MessageRow], list[EventRow]]:
+    """The case's conversation up to the case's opening: its messages in order, and its events."""
+    messages = session.exec(select(MessageRow).where(MessageRow.conversation_id == case.conversation_id,
+                                                     MessageRow.at <= case.opened_at)
+                            .order_by(MessageRow.id)).all()  # type: ignore[arg-type]
+    events = session.exec(select(EventRow).where(EventRow.conversation_id == case.conversation_id,
+                                                 EventRow.at <= case.opened_at)).all()
+    return list(messages), list(events)
+
+
+# -- a customer's data: export, erasure, retention --------------------------------------------------------
+
+def conversations_of(session: Session, user_key: str, channel: str | None = None) -> list[ConversationRow]:
+    """A customer's conversations (on one channel, or on all), oldest first."""
+    query = select(ConversationRow).where(ConversationRow.user_key == user_key)
+    if channel:
+        query = query.where(ConversationRow.channel == channel)
+    return list(session.exec(query.order_by(ConversationRow.id)))
+
+
+def kept_of(session: Session, table: type[MessageRow | EventRow | CaseRow | AttachmentRow],
+            conversation_id: int) -> list:
+    """A conversation's rows of one table (messages, events, cases or attachments), in the order written."""
+    return list(session.exec(select(table).where(table.conversation_id == conversation_id).order_by(table.id)))
+
+
+def telegram_updates(session: Session) -> list[InboxRow]:
+    """Every raw Telegram update kept, oldest first."""
+    return list(session.exec(select(InboxRow).order_by(InboxRow.update_id)))
+
+
+def failed_updates(session: Session) -> list[InboxRow]:
+    """The Telegram updates that failed: waiting for a retry or dead, oldest first."""
+    return list(session.exec(select(InboxRow).where(InboxRow.status.in_(("retry", "dead")))  # type: ignore[attr-defined]
+                             .order_by(InboxRow.update_id)))
+
+
+def idle_conversations(session: Session, before: datetime) -> list[ConversationRow]:
+    """The conversations last changed before then."""
+    return list(session.exec(select(ConversationRow).where(ConversationRow.updated_at < before)))
+
+
+def handled_updates(session: Session, before: datetime) -> list[InboxRow]:
+    """The Telegram updates received before then and no longer waiting to be handled."""
+    return list(session.exec(select(InboxRow).where(InboxRow.status != "pending", InboxRow.received_at < before)))
+
+
+# -- reports, drafts, the audit log, web users ------------------------------------------------------------
+
+def cases_opened(session: Session, start: datetime, end: datetime, categories: list[str] | None = None) -> list[CaseRow]:
+    """The cases opened from start up to (not including) end, oldest first; only these categories if given."""
+    query = select(CaseRow).where(CaseRow.opened_at >= start, CaseRow.opened_at < end)
+    if categories is not None:
+        query = query.where(CaseRow.category.in_(categories))  # type: ignore[attr-defined]
+    return list(session.exec(query.order_by(CaseRow.opened_at, CaseRow.id)).all())
+
+
+def texts_sent(session: Session, since: datetime) -> list[tuple[str | None, str | None, int]]:
+    """Each text kefu sent since then, with the category it was sent in and how many times."""
+    return list(session.exec(select(MessageRow.text, MessageRow.category, func.count())
+                             .where(MessageRow.direction == "out", MessageRow.at >= since)
+                             .group_by(MessageRow.text, MessageRow.category)).all())
+
+
+def draft_reviews(session: Session, key: str | None = None) -> list[DraftReviewRow]:
+    """The reviews of every draft (or of the one with this key), oldest first."""
+    query = select(DraftReviewRow)
+    if key is not None:
+        query = query.where(DraftReviewRow.key == key)
+    return list(session.exec(query.order_by(DraftReviewRow.at, DraftReviewRow.id)).all())
+
+
+def audit_entries(session: Session) -> list[AuditRow]:
+    """The audit log, oldest first."""
+    return list(session.exec(select(AuditRow).order_by(AuditRow.id)))
+
+
+def web_user(session: Session, name: str) -> WebUserRow | None:
+    return session.exec(select(WebUserRow).where(WebUserRow.name == name)).first()
