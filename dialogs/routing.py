@@ -306,7 +306,7 @@ class RoutingMixin:
             clauses = [c for c in parts if not self.repairs.read(c).insult]
             if not clauses or (len(clauses) < 2 and len(parts) < 2):
                 continue  # one clause is the whole message, already read (abuse set aside, one may do)
-            found = [reading.label for reading in self.router.classify_many(clauses[:12])
+            found = [reading.label for reading in map(self.router.classify, clauses[:12])
                      if reading.label in self.content.categories and reading.confidence >= self.routing.also_threshold]
             if found:
                 return list(dict.fromkeys(found))
