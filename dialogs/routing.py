@@ -380,7 +380,7 @@ class RoutingMixin:
         clause is the message's first (the problem named first)."""
         if label not in self.content.categories or self.router is None:
             return None, 0.0, False
-        clauses = [c for c in self._clauses.split(normalize(text))
+        clauses = [c for c in self._chat_clauses.split(normalize(text))
                    if len(MEANINGFUL.findall(c)) >= 4 and not self.repairs.read(c).insult][:12]  # abuse names no complaint
         for i, clause in enumerate(clauses):
             other = self.router.classify(clause)
