@@ -344,7 +344,8 @@ class AnswersMixin:
         length, clauses = len(WORDS.findall(story)), len([c for c in self._chat_clauses.split(story) if c.strip()])
         if account or length >= STORY_LENGTH or (length >= SHORT_STORY and clauses >= 3):
             for fact_id, fact in self._category(conv).facts.items():
-                if fact.describes and fact_id not in conv.facts:
+                # the whole story, also over the one clause of it that its clues took (货丢了一整票)
+                if fact.describes and (fact_id not in conv.facts or conv.facts[fact_id] in text):
                     conv.facts[fact_id] = text.strip()
 
     def _look_back(self, run: Run, fact_id: str | None):
