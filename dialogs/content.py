@@ -227,6 +227,10 @@ def texts_in(obj: Any, path: tuple = ()) -> Iterator[tuple[tuple, Text]]:
 
 def _check_shared(shared: Shared, doc: YamlDoc, categories: set[str], topics: set[str]) -> list[Problem]:
     problems = [doc.problem(path + ("text",), msg) for path, text in texts_in(shared) for msg in template_problems(text.text, None)]
+    hours = shared.business_hours
+    if shared.texts.hours is not None and not (hours.open in shared.texts.hours.text and hours.close in shared.texts.hours.text):
+        # the customer is told the hours in words: they must be business_hours', not a second copy that drifts
+        problems.append(doc.problem(("texts", "hours", "text"), f"does not state business_hours ({hours.open} to {hours.close})"))
     for name, fact_type in shared.fact_types.items():
         if fact_type.pattern is not None:
             try:

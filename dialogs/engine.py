@@ -183,6 +183,9 @@ class Engine(RoutingMixin, FeeTalkMixin, AnswersMixin, MovesMixin, PromptsMixin)
         if wants.meta:
             self._say(run, self.shared.texts.about_me)
             return self._prompt(run, resume=True)
+        if wants.hours and self.shared.texts.hours is not None:  # "我不想说单号 就问问你们晚上几点下班"
+            self._say(run, self.shared.texts.hours)
+            return self._prompt(run, resume=True)
         if wants.insult:
             self._say(run, self.shared.texts.apology)
             if wants.insult_only:

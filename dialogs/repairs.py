@@ -35,6 +35,7 @@ class Wants:
     wait: bool = False
     protest: bool = False
     meta: bool = False
+    hours: bool = False
     insult: bool = False
     insult_only: bool = False  # nothing but abuse: apologise and ask again
     cannot_give: bool = False
@@ -85,6 +86,7 @@ class RepairReader:
             wait=found["wait"] and self._says_little_else(said, ("wait", "thanks", "acknowledge", "subjects")),
             protest=found["protest"],
             meta=found["meta"],
+            hours=found.get("hours", False),
             insult=found["insult"],
             insult_only=found["insult"] and not without_insults,
             # "单号不记得了", or "我没有单号，单子在客户那，是从福州发到武汉的": said of what is asked for

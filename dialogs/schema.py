@@ -168,6 +168,7 @@ class SharedTexts(Strict):
     ack_reply: Text | None = None  # to an acknowledgement (嗯, 行吧) at "anything else?"; thanks_reply when absent
     wait_reply: Text
     about_me: Text
+    hours: Text | None = None  # when staff are at work, as business_hours sets it (checked)
     apology: Text
     noted: Text
     look_back_failed: Text
@@ -226,6 +227,7 @@ class Repairs(Strict):
     decline: list[str] = []  # no to an offer
     protest: list[str]  # "I already said it": look back at earlier messages
     meta: list[str]  # questions about kefu itself
+    hours: list[str] = []  # when staff are at work (几点下班, 营业时间)
     insult: list[str]
     cannot_give: list[str]  # the customer does not have what is asked (单子丢了, 不记得)
     goods_lost: list[str] = []  # the goods, not what is asked, are lost (货丢了): no cannot_give

@@ -255,3 +255,9 @@ def test_goods_told_by_a_trait_need_a_name_to_be_called_by(tmp_path):
     line = _line_of(texts["policies.yaml"], "goods: 在国外才能维修的进口货物")
     assert f"policies.yaml:{line}: insurance.not_insurable[3]: traits need 'called': what the goods are named when a trait" \
            " is what the customer said" in shown, shown
+
+
+def test_the_hours_told_to_customers_are_the_business_hours(tmp_path):
+    shown, texts = _problems_of_a_broken_copy(tmp_path, {"shared.yaml": [("每天 08:30 至 18:00", "每天 09:00 至 18:00")]})
+    line = _line_of(texts["shared.yaml"], "每天 09:00 至 18:00")
+    assert shown == [f"shared.yaml:{line}: texts.hours.text: does not state business_hours (08:30 to 18:00)"]

@@ -262,3 +262,13 @@ def test_phones_and_waybills_are_checked_for_real(content, fact, value, valid):
     from dialogs.matching import check_fact
 
     assert (check_fact(value, content.shared.fact_types[fact], None) is not None) == valid
+
+
+def test_when_staff_are_at_work_is_answered_and_the_complaint_goes_on(engine):
+    """Probe 4 (C114): "几点下班" got the menu; asked mid-complaint, the complaint resumes after the answer."""
+    conv = Conversation(greeted=True)
+    first = [r.text for r in say(engine, conv, "我不想说单号 就问问你们晚上几点下班").replies]
+    assert "08:30 至 18:00" in first[0]
+    say(engine, conv, "2")  # 货物滞留, from the menu
+    later = [r.text for r in say(engine, conv, "你们几点下班啊").replies]
+    assert "08:30 至 18:00" in later[0] and conv.category == "stranded" and "运单号" in later[-1]
