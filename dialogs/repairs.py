@@ -15,6 +15,7 @@ from dialogs.schema import Repairs
 
 # A person asked for after a verb: 找你们领导, 叫个主管来, 转人工. "人" alone takes the narrow verbs only
 # (让人很生气 and 需要人帮忙 ask for nobody).
+HOURS_REST = 14  # what a question about the hours may say besides (我不想说单号 就问问你们晚上)
 _VERBS = "找|叫|喊|要|转|换|请|接|转给|给我找|给我转|让"
 _PERSON_VERBS = "找|叫|喊|转"
 _BETWEEN = "(?:一下|个|一个|你们|你们的|那个|来|来个|一位|位)?"
@@ -86,7 +87,8 @@ class RepairReader:
             wait=found["wait"] and self._says_little_else(said, ("wait", "thanks", "acknowledge", "subjects")),
             protest=found["protest"],
             meta=found["meta"],
-            hours=found.get("hours", False),
+            # "就问问你们晚上几点下班", not a story that also asks it (its complaint would be lost)
+            hours=found.get("hours", False) and len(self._rest(said, ("hours",))) <= HOURS_REST,
             insult=found["insult"],
             insult_only=found["insult"] and not without_insults,
             # "单号不记得了", or "我没有单号，单子在客户那，是从福州发到武汉的": said of what is asked for
