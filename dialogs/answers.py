@@ -11,7 +11,7 @@ from dialogs.entities import extract
 from dialogs.matching import check_fact, is_number, normalize, pick_by_words, pick_option
 from dialogs.render import render
 from dialogs.repairs import Wants
-from dialogs.turn import (ANSWER_STORY, MAX_SAID, MEANINGFUL, QUESTION, SHIPMENT, SHORT_STORY, SHORT_STORY_WORDS,
+from dialogs.turn import (ANSWER_STORY, MAX_SAID, MEANINGFUL, QUESTION, SHIPMENT, SHORT_ASK, SHORT_STORY, SHORT_STORY_WORDS,
                           STORY_LENGTH, WORDS, Run)
 
 
@@ -250,7 +250,7 @@ class AnswersMixin:
             self._prompt(run, resume=True)
             return True
         category = self._category(conv)
-        if asks:
+        if asks or len(MEANINGFUL.findall(text)) <= SHORT_ASK:  # "我就想问个价" asks without a question word
             said = normalize(text).casefold()
             hits = [(max(len(c) for c in a.cues if normalize(c).casefold() in said), fid)
                     for fid, a in category.faq.items() if any(normalize(c).casefold() in said for c in a.cues)]

@@ -23,6 +23,7 @@ SHIPMENT = re.compile(r"发货人|收货人|寄件人|收件人|发货的是|从
 CASE_NUMBER = re.compile(r"KF[-\s]?(\d{8})[-\s]?(\d{4,6})(?!\d)", re.IGNORECASE)
 QUESTION = re.compile(r"[?？吗么呢]|多少|怎么|怎样|如何|哪|几|什么|谁|能不能|可不可以|是否|有没有|要不要|行不行")
 SHORT_STORY_WORDS = 5  # a story told where a number or a choice is asked (两箱瓷砖碎了): no digits, this long
+SHORT_ASK = 8  # a message this short that names a question of the FAQ asks it, question word or not (我就想问个价)
 MEANINGFUL = re.compile(r"[\u4e00-\u9fffA-Za-z0-9]")
 WORDS = re.compile(r"[\u4e00-\u9fff]")  # what a story is told in (a waybill's digits tell nothing)
 
