@@ -122,8 +122,10 @@ class RoutingMixin:
         if self._corrects_case(run, text, wants):
             return
         status_words = self.shared.commands.status
+        # "理赔进度怎么样了" → no case of theirs found, "发运单号给我就行" → the waybill: a tracking request for it
+        after_no_cases = render(texts.no_my_cases.text, self._blank_values()) in conv.memory.last_lines
         if (run.entities.waybills and "tracking" in self.content.categories
-                and (wants.own_status or any(said.startswith(w) for w in status_words for said in [normalize(text)]))):
+                and (wants.own_status or after_no_cases or any(said.startswith(w) for w in status_words for said in [normalize(text)]))):
             self._say(run, texts.status_by_waybill)
             return self._start(run, "tracking", text)
         if self._only_entities(run, text):  # a waybill or a phone alone: kept for the complaint that follows
