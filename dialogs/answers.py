@@ -49,7 +49,7 @@ class AnswersMixin:
             if index is not None:
                 memory.misses = 0
                 collects = self._category(conv).flow.states[state.options[index].goto].collect
-                self._tell_story(run, text, [w for o in state.options for w in (o.label, *o.words)], collects)
+                self._tell_story(run, text, [w for o in state.options for w in (o.label, *o.words, *o.reply_words)], collects)
                 return self._trigger(run, f"option{index}")
         if wants.cancel or wants.bye:
             return self._confirm(run, "cancel" if wants.cancel else "bye")

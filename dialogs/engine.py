@@ -339,7 +339,8 @@ class Engine(RoutingMixin, FeeTalkMixin, AnswersMixin, MovesMixin, PromptsMixin)
             index = pick_option(text, [[o.label] for o in state.options])
             if index is not None:
                 return index
-        return pick_by_words(text, [[w for w in o.words if len(w) >= shortest] for o in state.options])
+        return pick_by_words(text, [[w for w in (*o.words, *(o.reply_words if numbers else ())) if len(w) >= shortest]
+                                    for o in state.options])
 
     def _entered(self, event) -> None:
         """Records what a state says and does on entry."""

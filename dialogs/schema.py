@@ -350,6 +350,9 @@ class Option(Strict):
     label: str
     goto: StateName
     words: list[str] = []  # what customers say for this option (发到别的地方了)
+    # said only in answer to the question: in an earlier message they tell the grievance ("一百多箱让我自己搬"
+    # is no "no, thanks" to the paid carrying that is offered after it)
+    reply_words: list[str] = []
     given: list[Id] = []  # facts that, sent instead of a choice, take this option (a waybill at 需要登记核对吗？)
 
 

@@ -272,3 +272,13 @@ def test_when_staff_are_at_work_is_answered_and_the_complaint_goes_on(engine):
     say(engine, conv, "2")  # 货物滞留, from the menu
     later = [r.text for r in say(engine, conv, "你们几点下班啊").replies]
     assert "08:30 至 18:00" in later[0] and conv.category == "stranded" and "运单号" in later[-1]
+
+
+def test_a_grievance_told_first_is_no_answer_to_the_question_asked_after_it(engine):
+    """Probe 5 (C37): "一百多箱让我自己搬" is the complaint, not "no" to the paid carrying offered next; said in
+    answer to that question, "我自己搬" is the no."""
+    conv = Conversation(greeted=True)
+    first = [r.text for r in say(engine, conv, "司机不搬货 一百多箱让我自己搬").replies]
+    assert conv.category == "carrying" and "请问您需要办理搬运增值服务吗？" in first, first
+    replies = [r.text for r in say(engine, conv, "我自己搬").replies]
+    assert conv.category is None and not any("搬运增值服务吗" in r for r in replies), replies
