@@ -160,7 +160,7 @@ def format_report(report: Report, misses: int = 20) -> str:
     if report.unknown_labels:
         lines.append(f"labels with no training examples: {', '.join(report.unknown_labels)}")
     width = max([len(s.label) for s in report.labels] + [5])
-    lines += ["", f"per label (recall: of the messages with this label, the share routed to it):",
+    lines += ["", "per label (recall: of the messages with this label, the share routed to it):",
               f"{'label':<{width}}  support  precision  recall"]
     for s in report.labels:
         lines.append(f"{s.label:<{width}}  {s.support:7d}    {pct(s.precision)}  {pct(s.recall)}")

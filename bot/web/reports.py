@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from bot.reports import DamageReport, MonthlyAnalysis, Period, Reports, cell_text, download, half_month, month, parse_month
+from bot.reports import DamageReport, MonthlyAnalysis, Period, Reports, cell_text, download, half_month, parse_month
 from bot.supervision import SEE_ALL
 from bot.web import auth
 from bot.web.templating import page
