@@ -40,6 +40,8 @@ _QUESTION_END = re.compile(r"[?？。;；!！\n]|(?<=[吗呢])[,，]")
 _CLAUSE_END = re.compile(r"[,.;!?，。；！？\n]")
 _CARDS = re.compile(rf"({STARTING_NUMBER})\s*(?:张|个|位|名|人)")
 _PIECES = re.compile(rf"({STARTING_NUMBER})\s*件")
+# Days past the free ones ("晚了两天提", "逾期3天"), not the day of pickup counted from the notice
+_LATE = re.compile(rf"(?:晚了|晚|逾期了?|超期了?|超了|超出了?|多放了)\s*({STARTING_NUMBER})\s*天")
 _MONTHS_AGO = re.compile(r"(上上|上|这|本)个?月|去年")
 # A month named alone (九月份发的货, 9月发的): the latest such month not after this one
 _MONTH_NAMED = re.compile(r"(?<![\d一二三四五六七八九十])(1[0-2]|[1-9]|十[一二]?|[一二三四五六七八九])月(?!\d|[一二三四五六七八九十]+[号日])")
@@ -274,6 +276,10 @@ class FeeDesk:
         storage = self.policies.storage
         before = dict(facts)
         days = _days(found, today)
+        late = _LATE.search(said)
+        late_by = number(late.group(1)) if late else None
+        if late_by is not None and late_by == late_by.to_integral_value() and 0 < late_by < 366:
+            days = storage.free_days + int(late_by)  # "晚了两天提": two days past the free ones
         if days is None and in_storage and facts.get("freight") and not facts.get("days"):
             bare = re.fullmatch(r"\s*(\d{1,3})\s*天?\s*", said)
             if bare:

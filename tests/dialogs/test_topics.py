@@ -93,6 +93,12 @@ def test_an_invoice_for_a_month_named_alone_and_insurance_for_fragile_or_foreign
     assert turns[0][0].startswith("按公司保价规定，这类进口货物属于不予保价的货物") and "400.00" not in "\n".join(turns[0])
 
 
+def test_days_late_are_counted_past_the_free_days(engine):
+    """Probe 5 (C60): "晚了两天提" is two days past the three free ones (day 5), not day 2 at 0.00."""
+    _, turns = chat(engine, "仓储费怎么算 发成都的 运费500 晚了两天提")
+    assert "第 5 天来提" in turns[0][0] and "= 30.00 元" in turns[0][0], turns[0]
+
+
 def test_a_changed_figure_in_yaml_changes_the_answer(tmp_path):
     folder = tmp_path / "content"
     shutil.copytree(DEFAULT_DIR, folder)
