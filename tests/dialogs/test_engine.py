@@ -282,3 +282,12 @@ def test_a_grievance_told_first_is_no_answer_to_the_question_asked_after_it(engi
     assert conv.category == "carrying" and "请问您需要办理搬运增值服务吗？" in first, first
     replies = [r.text for r in say(engine, conv, "我自己搬").replies]
     assert conv.category is None and not any("搬运增值服务吗" in r for r in replies), replies
+
+
+def test_an_angry_outburst_gets_an_apology_and_the_question_again(engine):
+    """"你们怎么搞的！！！" at the waybill question: an apology and the same question, not "这不像运单号"."""
+    conv = Conversation(greeted=True)
+    say(engine, conv, "2")  # 货物滞留, from the menu
+    replies = [r.text for r in say(engine, conv, "你们怎么搞的！！！").replies]
+    assert replies[0].startswith("非常抱歉让您这么生气") and "运单号" in replies[-1], replies
+    assert not any("不像运单号" in r for r in replies), replies
