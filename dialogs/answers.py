@@ -318,7 +318,9 @@ class AnswersMixin:
                 value = fact.options[index] if index is not None else None  # type: ignore[index]
             elif fact.clues and text:  # "照片都拍了": the clause that speaks of it
                 value = next((c.strip() for c in self._chat_clauses.split(text)
-                              if any(normalize(w) in normalize(c) for w in fact.clues)), None)
+                              if any(normalize(w) in normalize(c) for w in fact.clues)
+                              # an account says more than its clue ("少件了" alone is asked about)
+                              and not (fact.describes and len(WORDS.findall(c)) < SHORT_STORY_WORDS)), None)
             if value is not None and value != conv.facts.get(fact_id):
                 conv.facts[fact_id] = value
                 if carried:
