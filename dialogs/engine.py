@@ -59,8 +59,8 @@ class Engine(RoutingMixin, FeeTalkMixin, AnswersMixin, MovesMixin, PromptsMixin)
         self.router = router
         self.shared = content.shared
         self.routing = content.shared.routing
-        # Clauses end at punctuation or at a joining word (而且, 还有): each may be a complaint of its own.
-        # Clauses end at punctuation, at a joiner and at an aside (货滞留三天了 对了我想问下…).
+        # Clauses end at punctuation, at a joining word (而且, 还有) and at an aside (货滞留三天了 对了我想问下…):
+        # each may be a complaint of its own.
         self._clauses = re.compile("|".join([r"[,.;!?，。；！？、]"] + [re.escape(w) for w in sorted(
             {*self.routing.joiners, *self.routing.asides}, key=len, reverse=True)]))
         # The same, and a space between Chinese words, where a chat typed without punctuation ends a clause

@@ -45,7 +45,6 @@ _LATE = re.compile(rf"(?:晚了|晚|逾期了?|超期了?|超了|超出了?|多�
 _MONTHS_AGO = re.compile(r"(上上|上|这|本)个?月|去年")
 # A month named alone (九月份发的货, 9月发的): the latest such month not after this one
 _MONTH_NAMED = re.compile(r"(?<![\d一二三四五六七八九十])(1[0-2]|[1-9]|十[一二]?|[一二三四五六七八九])月(?!\d|[一二三四五六七八九十]+[号日])")
-_CN_MONTHS = {"一": 1, "二": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9, "十": 10, "十一": 11, "十二": 12}
 _QUESTION = re.compile(r"[?？吗么呢]|多少|怎么|怎样|如何|哪|几|什么|谁|能不能|可不可以|是否|有没有|要不要|行不行")
 
 
@@ -276,10 +275,9 @@ class FeeDesk:
         storage = self.policies.storage
         before = dict(facts)
         days = _days(found, today)
-        late = _LATE.search(said)
-        late_by = number(late.group(1)) if late else None
-        if late_by is not None and late_by == late_by.to_integral_value() and 0 < late_by < 366:
-            days = storage.free_days + int(late_by)  # "晚了两天提": two days past the free ones
+        late_by = self._count(_LATE, said)
+        if late_by is not None and late_by < 366:
+            days = storage.free_days + late_by  # "晚了两天提": two days past the free ones
         if days is None and in_storage and facts.get("freight") and not facts.get("days"):
             bare = re.fullmatch(r"\s*(\d{1,3})\s*天?\s*", said)
             if bare:
@@ -355,7 +353,7 @@ class FeeDesk:
             return min(found.dates)
         named = _MONTH_NAMED.search(said)
         if named is not None:
-            month = int(named.group(1)) if named.group(1).isdigit() else _CN_MONTHS[named.group(1)]
+            month = int(number(named.group(1)))  # type: ignore[arg-type]  # 9 or 九: the pattern holds only months
             return date(today.year if month <= today.month else today.year - 1, month, 1)
         m = _MONTHS_AGO.search(said)
         if m is None:
@@ -377,8 +375,8 @@ class FeeDesk:
         rendered = topic_answers(topic, policies)
         texts: list[str] = []
         for question in [q for q in _QUESTION_END.split(said) if q.strip()] or [said]:
-            limits = self._insurance_limits(question) if topic == "insurance" else None
-            if limits is not None and goods_named(question, policies.insurance.not_insurable) is not None:
+            limits, refused = self._insurance_limits(question) if topic == "insurance" else (None, False)
+            if limits is not None and refused:
                 texts.append(limits)
                 continue  # goods that cannot be insured: no fee to explain
             scored = []
@@ -402,14 +400,15 @@ class FeeDesk:
             return FeeAnswer(overview, topic, invites=entry.ask is not None)
         return FeeAnswer([], topic, options=[a.title for a in entry.answers.values() if a.title])
 
-    def _insurance_limits(self, said: str) -> str | None:
-        """Refuses goods that cannot be insured, or explains the total-loss-only rule for fragile ones."""
+    def _insurance_limits(self, said: str) -> tuple[str | None, bool]:
+        """Refuses goods that cannot be insured, or explains the total-loss-only rule for fragile ones; and
+        whether it refused."""
         insurance = self.policies.insurance
         for groups, refused in ((insurance.not_insurable, True), (insurance.loss_only.goods, False)):
             goods = goods_named(said, groups)
             if goods is not None:
-                return insurance_limits(goods, refused, self.policies)
-        return None
+                return insurance_limits(goods, refused, self.policies), refused
+        return None, False
 
     def overview(self, topic: str) -> FeeAnswer:
         """What the manual says about a topic, for a customer who chose it from the menu."""

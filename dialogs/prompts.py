@@ -172,6 +172,10 @@ class PromptsMixin:
     def _blank_values(self) -> dict[str, Any]:
         return template_values("")
 
+    def _said_last(self, conv: Conversation, text: Text) -> bool:
+        """Whether kefu said this text (with no values of its own) in its last turn."""
+        return render(text.text, self._blank_values()) in conv.memory.last_lines
+
     def _values(self, run: Run, **extra: Any) -> dict[str, Any]:
         conv = run.conversation
         entry = self._entry(conv.category) if conv.category else None

@@ -38,7 +38,7 @@ class RoutingMixin:
         conv, texts = run.conversation, self.shared.texts
         if wants.cancel or (wants.thanks and conv.state != CLARIFY):
             if wants.ack and texts.ack_reply is not None:
-                if conv.state == AFTER and render(texts.ack_reply.text, self._blank_values()) in conv.memory.last_lines:
+                if conv.state == AFTER and self._said_last(conv, texts.ack_reply):
                     self._leave(run)  # 嗯 … 行吧: heard twice, nothing more to ask
                     return self._goodbye(run)
                 self._say(run, texts.ack_reply)
@@ -123,7 +123,7 @@ class RoutingMixin:
             return
         status_words = self.shared.commands.status
         # "理赔进度怎么样了" → no case of theirs found, "发运单号给我就行" → the waybill: a tracking request for it
-        after_no_cases = render(texts.no_my_cases.text, self._blank_values()) in conv.memory.last_lines
+        after_no_cases = self._said_last(conv, texts.no_my_cases)
         if (run.entities.waybills and "tracking" in self.content.categories
                 and (wants.own_status or after_no_cases or any(said.startswith(w) for w in status_words for said in [normalize(text)]))):
             self._say(run, texts.status_by_waybill)
