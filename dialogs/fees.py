@@ -244,17 +244,15 @@ class FeeDesk:
             reply.texts.append(quote.explanation)
             totals.append(quote.amount)
             return
-        insurance = self.policies.insurance
-        refused = goods_named(said, insurance.not_insurable)
-        if refused is not None:  # 古董花瓶值5万: no fee to quote, the rule instead
-            reply.texts.append(insurance_limits(refused, True, self.policies))
+        limits, refused = self._insurance_limits(said)
+        if limits is not None and refused:  # 古董花瓶值5万: no fee to quote, the rule instead
+            reply.texts.append(limits)
             return
         quote = insurance_fee(amount, self.policies)
         reply.texts += [quote.explanation, *quote.notes]
         totals.append(quote.amount)
-        fragile = goods_named(said, insurance.loss_only.goods)
-        if fragile is not None:
-            reply.texts.append(insurance_limits(fragile, False, self.policies))
+        if limits is not None:  # fragile goods: what the fee covers for them
+            reply.texts.append(limits)
 
     def charged_check(self, text: str, found: Entities) -> FeeAnswer | None:
         """When the customer says what they were charged for a collection and it is not the standard
