@@ -434,8 +434,8 @@ def telegram_updates(conversations: int, first_user: int = 900_000_000) -> list[
 
 
 async def feed(app, conversations: list[list[dict]], timed: Timed, after: Callable[[], Any] | None = None) -> None:
-    """Feeds every update through the application's update queue (kefu's writes it to the inbox) to
-    process_update, one at a time, as the poller would; adds the timings per update to `timed`."""
+    """Feeds every update through the application's update queue, one at a time, as the poller would (kefu's
+    keeps and handles it there; the peers' go on to process_update); adds the timings per update to `timed`."""
     from telegram import Update
 
     with clocked(timed):
@@ -443,7 +443,8 @@ async def feed(app, conversations: list[list[dict]], timed: Timed, after: Callab
             for data in talk:
                 t0 = time.perf_counter()
                 await app.update_queue.put(Update.de_json(data, app.bot))
-                await app.process_update(app.update_queue.get_nowait())
+                if not app.update_queue.empty():
+                    await app.process_update(app.update_queue.get_nowait())
                 if after is not None:
                     await after()
                 timed.latencies.append(time.perf_counter() - t0)

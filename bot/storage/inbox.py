@@ -46,6 +46,23 @@ class Inbox:
                 connection.execute(_INBOX_TAKEN_OVER, dict(id=update_id, **kept))
         return True
 
+    def arrive(self, session: Session, update_id: int, data: dict, user_key: str | None) -> InboxRow | None:
+        """Keeps an update as it arrives, in the caller's transaction (the unit that handles it, so that keeping
+        and handling are one commit); None if it is a redelivery of one already kept (to be dropped)."""
+        now = utcnow()
+        row = session.get(InboxRow, update_id, with_for_update=session.bind.dialect.name != "sqlite")
+        if row is None:
+            row = InboxRow(update_id=update_id, attempts=0, data=data, status="pending", received_at=now,
+                           user_key=user_key)
+        elif row.status == "pending":
+            return row  # kept before and not handled yet (a process that only received it, then stopped)
+        elif now - aware(row.received_at) < self.REDELIVERY:
+            return None
+        else:  # an id Telegram reused after a quiet week: the old row is taken over (its attempts kept)
+            row.data, row.status, row.received_at, row.done_at, row.user_key = data, "pending", now, None, user_key
+        session.add(row)
+        return row
+
     def claim(self, session: Session) -> InboxRow | None:
         """Takes the oldest update waiting to be handled, in the caller's transaction (a unit): on PostgreSQL
         a row another worker has taken is skipped, and a customer's update waits while an earlier one of
@@ -71,15 +88,20 @@ class Inbox:
                 row.status, row.done_at = "done", utcnow()
                 session.add(row)
 
-    def fail(self, update_id: int, error: str, attempts: int, first_wait: timedelta) -> str:
+    def fail(self, update_id: int, error: str, attempts: int, first_wait: timedelta,
+             data: dict | None = None, user_key: str | None = None) -> str:
         """Records a failed attempt: the update is tried again later (each wait 6x the one before), or,
-        after `attempts` failures, dead-lettered. Returns the new status, retry or dead."""
+        after `attempts` failures, dead-lettered. Returns the new status, retry or dead. An update not kept
+        yet (it was to be kept by the unit that failed) is kept now, with its data."""
         with writing(self.db) as session:
             # Locked and read afresh: the unit's rollback dropped its lock, and another worker may have handled it.
             row = session.get(InboxRow, update_id, with_for_update=self.db.dialect.name != "sqlite",
                               populate_existing=True)
-            if row is None:
+            if row is None and data is None:
                 return "dead"
+            if row is None:
+                row = InboxRow(update_id=update_id, attempts=0, data=data, status="pending", received_at=utcnow(),
+                               user_key=user_key)
             if row.status == "done":
                 return "done"
             row.attempts += 1

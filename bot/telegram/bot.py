@@ -30,7 +30,8 @@ from bot.storage.outbox import Outbox, QUEUED
 from bot.storage.tables import InboxRow, OutboxRow
 from sqlmodel import Session
 from bot.telegram.common import (CHANNEL, IN_PLACE, OUTBOX_EVERY, RATE_BUTTON, RETENTION_EVERY, STAFF_BUTTON, WORKER_IDLE,
-                                 InboxQueue, TelegramConfigError, Throttle, Unit, UnitApplication, log)
+                                 UNREACHABLE_WAIT, InboxQueue, TelegramConfigError, Throttle, Unit, UnitApplication, log,
+                                 sender_key)
 from bot.telegram.customers import Customers
 from bot.telegram.sending import Sending
 from bot.telegram.staff import Staff
@@ -59,6 +60,7 @@ class TelegramBot(Customers, Staff, Supervisors, Sending):
         # SQLite lets one writer in at a time: its writers queue here rather than each on a worker thread in
         # SQLite's busy wait, which could take every thread a unit needs to finish (and so stall them all).
         self._writer = asyncio.Lock() if self.service.store.db.dialect.name == "sqlite" else None
+        self._receiving = asyncio.Lock()  # updates as they arrive, handled one at a time, in order
         self.throttle = Throttle(settings.telegram_rate, settings.telegram_burst)
         self._holding: set[str] = set()  # customers this process holds an answer for (the throttle is per process too)
         self.secret = (settings.telegram_secret_token.get_secret_value() if settings.telegram_secret_token
@@ -82,7 +84,9 @@ class TelegramBot(Customers, Staff, Supervisors, Sending):
     def _build(self, token: str) -> Application:
         builder = (ApplicationBuilder().token(token).rate_limiter(AIORateLimiter(max_retries=3))
                    .application_class(UnitApplication)
-                   .update_queue(InboxQueue(self.inbox, self.role == "all", self._busy, self._writer)).post_init(self._post_init))
+                   .update_queue(InboxQueue(self.inbox, self.receive if self.role == "all" else None, self._busy,
+                                            self._writer))
+                   .post_init(self._post_init))
         api = (self.settings.telegram_api_base_url or "").rstrip("/")
         if api:
             builder = builder.base_url(f"{api}/bot").base_file_url(f"{api}/file/bot")
@@ -199,26 +203,49 @@ class TelegramBot(Customers, Staff, Supervisors, Sending):
             update = Update.de_json(data, app.bot)
             asyncio.Queue.put_nowait(app.update_queue, update)  # already kept: past InboxQueue.put
 
-    async def handle_update(self, update: Update, process: Callable[[Update], Awaitable[None]]) -> None:
-        """Handles an update in one unit: its every effect, the update marked done and the messages it sends
-        are committed together, then sent. An update already committed (a replay) is not run again; one whose
-        unit cannot commit stays kept and is tried again later."""
+    async def receive(self, update: Update) -> None:
+        """An update as it arrives, in the one process that receives and handles (role all): kept and handled
+        in one unit, one transaction. Returns only once it is on disk (handled, or its failure recorded), so
+        Telegram is told it arrived only then; while the database is away, the customer is told to wait."""
+        wait, told = 0.5, False
+        async with self._receiving:
+            while not await self.handle_update(update, self._process, arriving=True):
+                if not told:
+                    told = True
+                    await self._busy(update)
+                await asyncio.sleep(wait)
+                wait = min(wait * 2, UNREACHABLE_WAIT)
+
+    async def _process(self, update: Update) -> None:
+        await Application.process_update(self.application, update)  # PTB's handlers, inside the caller's unit
+
+    async def handle_update(self, update: Update, process: Callable[[Update], Awaitable[None]],
+                            arriving: bool = False) -> bool:
+        """Handles an update in one unit: its every effect, the update marked done (kept too, when `arriving`)
+        and the messages it sends are committed together, then sent. An update already committed (a replay or
+        a redelivery) is not run again; one whose unit cannot commit is kept as a failure, tried again later.
+        False when neither could be written (the database is away): an arriving update is then the caller's to
+        try again, a kept one is tried again from memory."""
         if update.effective_message is not None and update.effective_message.text and not self.service.router.ready:
             await self._db(self.service.router.wait)  # a model still training: before the unit takes the write lock
         try:
-            async with self.unit(update.update_id) as unit:
+            async with self.unit(update.update_id, update if arriving else None) as unit:
                 if unit.fresh:
                     await process(update)
+            return True
         except Exception as exc:
             log.error("update %s could not be committed: %s", update.update_id, type(exc).__name__, exc_info=exc)
             wait = timedelta(seconds=self.settings.telegram_retry_seconds)
             try:
-                await self._failed_attempt(update.update_id, exc)
-            except Exception:  # the database is away: the update is kept (pending); try it again from memory
-                log.exception("could not record the failure of update %s; it is tried again in %s", update.update_id, wait)
-                await self._busy(update)
-                asyncio.get_running_loop().call_later(wait.total_seconds(), asyncio.Queue.put_nowait,
-                                                      self.application.update_queue, update)
+                await self._failed_attempt(update.update_id, exc, update)
+                return True
+            except Exception:
+                log.exception("could not record the failure of update %s; it is tried again", update.update_id)
+                if not arriving:  # kept (pending) already: try it again from memory
+                    await self._busy(update)
+                    asyncio.get_running_loop().call_later(wait.total_seconds(), asyncio.Queue.put_nowait,
+                                                          self.application.update_queue, update)
+                return False
 
     async def _busy(self, update: Update) -> None:
         """Tells a customer their message waits (the database is away: straight to Telegram, not via the outbox)."""
@@ -231,12 +258,13 @@ class TelegramBot(Customers, Staff, Supervisors, Sending):
             log.warning("could not tell chat %s to wait: %s", chat.id, exc)
 
     @asynccontextmanager
-    async def unit(self, update_id: int | None = None) -> AsyncIterator[Unit]:
+    async def unit(self, update_id: int | None = None, arriving: Update | None = None) -> AsyncIterator[Unit]:
         """One transaction for everything done inside (the store, casework and inbox join it; Telegram calls
-        go to the outbox), committed at the end with the update marked done, then its calls are made.
-        An update that an earlier unit already committed is not fresh."""
+        go to the outbox), committed at the end with the update marked done, then its calls are made. An
+        arriving update is kept in the same transaction. An update that an earlier unit already committed
+        (or a redelivery of one already kept) is not fresh."""
         async with self._writer or contextlib.nullcontext():
-            async with self._unit(update_id) as unit:
+            async with self._unit(update_id, arriving) as unit:
                 yield unit
         if unit.calls:  # made after the writer's turn: the next unit need not wait for Telegram
             try:
@@ -245,17 +273,21 @@ class TelegramBot(Customers, Staff, Supervisors, Sending):
                 log.exception("the calls of a committed unit could not all be made; the outbox keeps them")
 
     @asynccontextmanager
-    async def _unit(self, update_id: int | None) -> AsyncIterator[Unit]:
+    async def _unit(self, update_id: int | None, arriving: Update | None) -> AsyncIterator[Unit]:
         unit = Unit(Session(self.service.store.db, expire_on_commit=False), update_id)
         queued: list[OutboxRow] = []
         unit_token, queue_token = UNIT.set(unit.session), QUEUED.set(queued)
         in_place = IN_PLACE.set(False)
         try:
-            if update_id is not None:
+            if arriving is not None:  # kept in this transaction: one commit keeps and handles it
+                unit.inbox_row = await asyncio.to_thread(self.inbox.arrive, unit.session, arriving.update_id,
+                                                         arriving.to_dict(), sender_key(arriving))
+                unit.fresh = unit.inbox_row is not None
+            elif update_id is not None:
                 unit.inbox_row = await asyncio.to_thread(self._inbox_row, unit.session, update_id)
                 unit.fresh = unit.inbox_row is None or unit.inbox_row.status != "done"
-                # The write lock is the unit's now (BEGIN IMMEDIATE): its calls can run in place.
-                IN_PLACE.set(self._writer is not None)
+            # The write lock is the unit's now (BEGIN IMMEDIATE): its calls can run in place.
+            IN_PLACE.set(self._writer is not None and update_id is not None)
             yield unit
             # The commit waits for the disk: never in place (the session is closed on that thread too).
             await asyncio.to_thread(self._commit, unit.session, queued, unit.update_id if unit.fresh else None)
@@ -271,10 +303,12 @@ class TelegramBot(Customers, Staff, Supervisors, Sending):
             QUEUED.reset(queue_token)
         unit.calls = queued
 
-    async def _failed_attempt(self, update_id: int, error: BaseException | None) -> str:
-        """Records a failed attempt at an update (Inbox.fail, with the bot's retry settings); its new status."""
+    async def _failed_attempt(self, update_id: int, error: BaseException | None, update: Update | None = None) -> str:
+        """Records a failed attempt at an update (Inbox.fail, with the bot's retry settings; the update kept
+        if its unit was to keep it); its new status."""
         return await self._db(self.inbox.fail, update_id, f"{type(error).__name__}: {error}",
-                              self.settings.telegram_attempts, timedelta(seconds=self.settings.telegram_retry_seconds))
+                              self.settings.telegram_attempts, timedelta(seconds=self.settings.telegram_retry_seconds),
+                              update.to_dict() if update else None, sender_key(update) if update else None)
 
     @staticmethod
     def _inbox_row(session: Session, update_id: int) -> InboxRow | None:
@@ -361,7 +395,7 @@ class TelegramBot(Customers, Staff, Supervisors, Sending):
                       extra={"update_id": update_id, "user": user.id if user else None, "case": case})
             status = "dead"
             if update_id is not None:
-                status = await self._failed_attempt(update_id, context.error)
+                status = await self._failed_attempt(update_id, context.error, update)
             if status == "done":
                 return  # another worker handled it meanwhile: its answer is the customer's
             if status == "dead":

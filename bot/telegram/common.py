@@ -167,28 +167,32 @@ def card_keyboard(card: CaseCard, texts: StaffTexts) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup(rows)
 
 
-class InboxQueue(asyncio.Queue):
-    """PTB's update queue, writing each update to the durable inbox before queueing it. The poller puts
-    an update here before its next getUpdates confirms it to Telegram, and the webhook server before
-    it answers Telegram, so an update that Telegram considers delivered is always on disk."""
+def sender_key(update: Update) -> str | None:
+    """Whose update it is, as the inbox keys them (one customer's are handled in order)."""
+    sender = update.effective_user or update.effective_chat
+    return str(sender.id) if sender else None
 
-    def __init__(self, inbox: Inbox, handle: bool = True,
+
+class InboxQueue(asyncio.Queue):
+    """PTB's update queue. The poller puts an update here before its next getUpdates confirms it to Telegram,
+    and the webhook server before it answers Telegram, so an update is on disk before `put` returns: in one
+    process (`receive` given), kept and handled in one transaction; receiving for workers, only kept."""
+
+    def __init__(self, inbox: Inbox, receive: Callable[[Update], Awaitable[None]] | None = None,
                  unreachable: Callable[[Update], Awaitable[None]] | None = None, writer: asyncio.Lock | None = None):
         super().__init__()
         self.inbox = inbox
         self.writer = writer  # SQLite's one writer at a time (TelegramBot._writer)
-        self.handle = handle  # False: only kept, for the workers (kefu telegram --receive-only)
+        self.receive = receive  # TelegramBot.receive: keeps and handles it, returning once it is on disk
         self.unreachable = unreachable  # tells the sender to wait while the database is away
 
     async def put(self, item) -> None:
-        if isinstance(item, Update):
-            sender = item.effective_user or item.effective_chat
-            if not await self._keep(item, str(sender.id) if sender else None):
-                log.info("update %s was delivered again; it is already kept, so it is dropped", item.update_id)
-                return
-            if not self.handle:
-                return
-        await super().put(item)
+        if not isinstance(item, Update):
+            return await super().put(item)
+        if self.receive is not None:
+            return await self.receive(item)
+        if not await self._keep(item, sender_key(item)):
+            log.info("update %s was delivered again; it is already kept, so it is dropped", item.update_id)
 
     async def _keep(self, update: Update, user_key: str | None) -> bool:
         """Writes the update to the inbox, waiting as long as the database is away: until it is kept, Telegram

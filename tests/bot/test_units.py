@@ -101,7 +101,7 @@ def test_sqlite_unit_across_awaits_starves_the_thread_pool(sqlite_url):
     async def unreachable(update):
         told.append(update.update_id)
 
-    q = InboxQueue(bot.inbox, handle=False, unreachable=unreachable, writer=bot._writer)  # as TelegramBot wires it
+    q = InboxQueue(bot.inbox, unreachable=unreachable, writer=bot._writer)  # as TelegramBot wires it to receive for workers
 
     async def run():
         started = time.monotonic()
