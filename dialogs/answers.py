@@ -271,6 +271,9 @@ class AnswersMixin:
         also = self.routing.threshold if number_asked else self.routing.also_threshold
         other_complaint = (reading.label in self.content.categories and reading.label not in related
                            and reading.confidence >= also)
+        if conv.category in self._about_whom(text, only=True):  # "是送货的司机": this complaint's person, named again
+            self._prompt(run)
+            return True
         # A story told while something else is asked, and no other complaint: more about this one.
         if (about_this or (not asks and not other_complaint)) and self._adds_to_story(run, text, wants_protest=False):
             self._prompt(run)  # more about the same complaint: added to the account of it

@@ -27,7 +27,7 @@ PLAUSIBLE = 0.05
 
 
 # Words around whom a complaint is about that say nothing more ("我要投诉你们那个司机").
-_FILLER = re.compile(r"我|要|想|投诉|举报|反映|你们|您们|这个|那个|那位|这位|的|了|啊|呀|吧|下|一|昨天|今天|前天|刚才|上次|早上|上午|下午|晚上")
+_FILLER = re.compile(r"我|是|要|想|投诉|举报|反映|你们|您们|这个|那个|那位|这位|的|了|啊|呀|吧|下|一|昨天|今天|前天|刚才|上次|早上|上午|下午|晚上")
 
 
 class RoutingMixin:

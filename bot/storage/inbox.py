@@ -46,20 +46,22 @@ class Inbox:
                 connection.execute(_INBOX_TAKEN_OVER, dict(id=update_id, **kept))
         return True
 
-    def arrive(self, session: Session, update_id: int, data: dict, user_key: str | None) -> InboxRow | None:
+    def arrive(self, session: Session, update_id: int, user_key: str | None) -> InboxRow | None:
         """Keeps an update as it arrives, in the caller's transaction (the unit that handles it, so that keeping
-        and handling are one commit); None if it is a redelivery of one already kept (to be dropped)."""
+        and handling are one commit); None if it is a redelivery of one already kept (to be dropped). Its body
+        is not written: the row commits only with the update handled (the transcript has what it said), and a
+        failure keeps the body (`fail`) for the retries."""
         now = utcnow()
         row = session.get(InboxRow, update_id, with_for_update=session.bind.dialect.name != "sqlite")
         if row is None:
-            row = InboxRow(update_id=update_id, attempts=0, data=data, status="pending", received_at=now,
+            row = InboxRow(update_id=update_id, attempts=0, data={}, status="pending", received_at=now,
                            user_key=user_key)
         elif row.status == "pending":
             return row  # kept before and not handled yet (a process that only received it, then stopped)
         elif now - aware(row.received_at) < self.REDELIVERY:
             return None
         else:  # an id Telegram reused after a quiet week: the old row is taken over (its attempts kept)
-            row.data, row.status, row.received_at, row.done_at, row.user_key = data, "pending", now, None, user_key
+            row.data, row.status, row.received_at, row.done_at, row.user_key = {}, "pending", now, None, user_key
         session.add(row)
         return row
 
@@ -102,6 +104,8 @@ class Inbox:
             if row is None:
                 row = InboxRow(update_id=update_id, attempts=0, data=data, status="pending", received_at=utcnow(),
                                user_key=user_key)
+            elif data is not None and not row.data:  # kept by `arrive`, without its body
+                row.data = data
             if row.status == "done":
                 return "done"
             row.attempts += 1

@@ -281,7 +281,7 @@ class TelegramBot(Customers, Staff, Supervisors, Sending):
         try:
             if arriving is not None:  # kept in this transaction: one commit keeps and handles it
                 unit.inbox_row = await asyncio.to_thread(self.inbox.arrive, unit.session, arriving.update_id,
-                                                         arriving.to_dict(), sender_key(arriving))
+                                                         sender_key(arriving))
                 unit.fresh = unit.inbox_row is not None
             elif update_id is not None:
                 unit.inbox_row = await asyncio.to_thread(self._inbox_row, unit.session, update_id)

@@ -370,3 +370,64 @@ def test_two_processes_announce_one_page_action_twice(postgres_url):
         t.join()
     taken = [len(r) for r in results]
     assert sum(taken) == 1, f"taken by each process: {taken}"
+
+
+def test_an_arriving_update_is_kept_and_handled_in_one_commit_and_a_redelivery_is_dropped(sqlite_url):
+    """receive: the inbox row and the handling commit together (one commit); the same update delivered
+    again (Telegram's redelivery) finds its row and is not handled twice."""
+    from sqlalchemy import event
+
+    bot, calls = make_bot(sqlite_url)
+    runs: list[int] = []
+
+    async def process(u):
+        runs.append(u.update_id)
+        queue(OutboxRow(chat_id=777, method="send", payload={"text": "answer"}, user_key="777"))
+
+    bot._process = process
+    commits: list[bool] = []
+    event.listen(bot.service.store.db, "commit", lambda conn: commits.append(UNIT.get() is not None))
+    update = Update.de_json(message_update(60, 777), bot.application.bot)
+
+    async def run():
+        await bot.application.update_queue.put(update)  # as the poller and the webhook do
+        first = list(commits)
+        await bot.application.update_queue.put(Update.de_json(message_update(60, 777), bot.application.bot))
+        return first
+    first = asyncio.run(run())
+    assert first == [True, False], f"commits: {first} (True: the unit's)"
+    assert runs == [60], f"handled {len(runs)} times"
+    assert [c.payload["text"] for c in calls] == ["answer"]
+    with bot.service.store.reading() as s:
+        assert s.get(InboxRow, 60).status == "done"
+    assert bot.application.update_queue.empty()
+
+
+def test_an_arriving_update_that_fails_is_kept_with_its_body_for_the_retries(sqlite_url):
+    """A unit that fails rolls back the row it was keeping; the failure keeps the update whole, and the
+    retry handles it from that body."""
+    bot, calls = make_bot(sqlite_url, telegram_retry_seconds=0.01)
+    runs: list[str] = []
+
+    async def process(u):
+        runs.append(u.message.text)
+        if len(runs) == 1:
+            raise RuntimeError("a bug")
+
+    bot._process = process
+
+    async def run():
+        await bot.application.update_queue.put(Update.de_json(message_update(70, 888, "货在哪"), bot.application.bot))
+        with bot.service.store.reading() as s:
+            row = s.get(InboxRow, 70)
+            kept = (row.status, row.data)
+        time.sleep(0.05)
+        for d in bot.inbox.due():  # as on_retry_tick does
+            await bot.handle_update(Update.de_json(d, bot.application.bot), process)
+        return kept
+    status, data = asyncio.run(run())
+    assert status == "retry"
+    assert data["message"]["text"] == "货在哪"
+    assert runs == ["货在哪", "货在哪"]
+    with bot.service.store.reading() as s:
+        assert s.get(InboxRow, 70).status == "done"
