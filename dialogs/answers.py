@@ -89,9 +89,10 @@ class AnswersMixin:
                 return found()
         if pending is not None and wants.cannot_give:
             return self._skip(run, pending, text)
-        if (pending is not None and not re.search(r"[0-9A-Za-z]", normalize(text)) and not QUESTION.search(text)
-                and self._adds_to_story(run, text, False, least=SHORT_STORY_WORDS)):
-            return self._prompt(run)  # "两箱瓷砖碎了" at the phone question: the story, kept, and the phone asked again
+        if ((pending is not None or self._state(conv).options) and not re.search(r"[0-9A-Za-z]", normalize(text))
+                and not QUESTION.search(text) and self._adds_to_story(run, text, False, least=SHORT_STORY_WORDS)):
+            # "两箱瓷砖碎了" at the phone question, or at 您希望怎么处理: the story, kept, and the question again
+            return self._prompt(run)
         self._missed(run, pending)
 
     def _keep_unanswered(self, run: Run) -> None:

@@ -137,7 +137,9 @@ class Engine(RoutingMixin, FeeTalkMixin, AnswersMixin, MovesMixin, PromptsMixin)
             if reply.text in memory.last_lines:
                 # a question or a request is asked again; an answer said again ("收费标准：…") is told again
                 prefix = asked if any(mark in reply.text for mark in "？?") or reply.text.startswith("请") else told
-                replies[i] = Reply(prefix + reply.text, reply.options)
+                # "好的，情况描述已经记下了。请问…": what was noted is new, the question after it is what is asked again
+                ack, mark, question = reply.text.partition("。") if reply.text.startswith("好的，") else ("", "", "")
+                replies[i] = Reply(f"{ack}{mark}{prefix}{question}" if question else prefix + reply.text, reply.options)
         memory.last_lines = [r.text for r in replies]
         return run.turn
 

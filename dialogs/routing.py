@@ -231,10 +231,10 @@ class RoutingMixin:
             return self._start(run, label, text, account=run.describes)
         clauses = sorted(self._clause_complaints(meant), key=lambda c: -dict(reading.candidates).get(c, 0))
         if clauses:  # unsure of the whole, sure of its parts: "货压了五天没发，而且开单的态度还很差"
-            label = clauses[0]
-            later = next((c for c in clauses[1:] if c != label), None)
-            if later in self.routing.prefer.get(label, []):
-                label, later = later, label
+            label, others = clauses[0], clauses[1:]
+            # the goods first, of every complaint the clauses tell (司机放门口就走了 也没打电话 货被雨淋了: the wet goods)
+            preferred = [c for c in self.routing.prefer.get(label, []) if c in others]
+            label, later = (preferred[0], label) if preferred else (label, next(iter(others), None))
             if later in self.routing.covers.get(label, []):
                 later = None
             if later is not None:
