@@ -44,10 +44,12 @@ class PromptsMixin:
                 return self._say_plain(run, lead + text, options=self._current_options(conv))
             return self._say_plain(run, lead + asked, options=self._current_options(conv))
         pending = self._pending_fact(conv)
-        if pending is not None:
-            text = self._prompt_text(conv, pending)
-        else:
-            text = self._state(conv).ask  # type: ignore[assignment]
+        if pending is None and self._state(conv).ask is None:
+            # nothing left to ask here ("我刚说了啊 …" gave the last fact as a protest): on to what follows
+            if lead:
+                self._say_plain(run, lead.rstrip())
+            return self._settle(run)
+        text = self._prompt_text(conv, pending) if pending is not None else self._state(conv).ask
         assert text is not None
         self._say(run, text, options=self._current_options(conv), lead=lead)
 

@@ -291,3 +291,13 @@ def test_an_angry_outburst_gets_an_apology_and_the_question_again(engine):
     replies = [r.text for r in say(engine, conv, "你们怎么搞的！！！").replies]
     assert replies[0].startswith("非常抱歉让您这么生气") and "运单号" in replies[-1], replies
     assert not any("不像运单号" in r for r in replies), replies
+
+
+def test_a_protest_that_gives_the_last_fact_opens_the_case_instead_of_crashing(engine):
+    """Probe 6, C26: the account asked last, given as a protest (我刚说了啊 …) with every other fact known:
+    nothing is left to ask in that state, so the case opens (it raised AssertionError)."""
+    conv = Conversation(category="attitude", state="collect",
+                        facts={"who": "送货司机", "waybill": "SH20261202777", "phone": "15800001234"})
+    turn = say(engine, conv, "我刚说了啊 不给卸货还骂人 就今天上午")
+    assert [e.kind for e in turn.events].count("case_opened") == 1
+    assert "不给卸货还骂人" in turn.events[[e.kind for e in turn.events].index("case_opened")].data["facts"]["details"]
