@@ -349,11 +349,12 @@ class FeeDesk:
         """The day the goods were shipped, when an invoice question says (上上个月发的货, 10月15号发的)."""
         if found.dates:
             return min(found.dates)
-        named = _MONTH_NAMED.search(said)
+        m = _MONTHS_AGO.search(said)
+        # a month counted back says when it shipped; a month named may be today's ("上个月的运费…现在12月了")
+        named = None if m is not None else _MONTH_NAMED.search(said)
         if named is not None:
             month = int(number(named.group(1)))  # type: ignore[arg-type]  # 9 or 九: the pattern holds only months
             return date(today.year if month <= today.month else today.year - 1, month, 1)
-        m = _MONTHS_AGO.search(said)
         if m is None:
             return None
         if m.group(0) == "去年":

@@ -9,7 +9,7 @@ import pytest
 from dialogs.content import DEFAULT_DIR, load_content
 from dialogs.conversation import Conversation
 from dialogs.engine import Engine
-from test_engine import FakeLedger, say
+from test_engine import NOW, FakeLedger, say
 
 
 @pytest.fixture(scope="module")
@@ -145,3 +145,14 @@ def test_an_amount_past_any_real_goods_gets_a_clear_answer(engine, topic, amount
 def test_a_negative_amount_is_refused_not_quoted_without_its_sign(engine, topic, amount):
     _, turns = chat(engine, topic, f"{amount} 元")
     assert "金额需要大于 0" in turns[1][0] and "元：" not in turns[1][0]
+
+
+def test_a_few_pieces_unlabelled_and_last_months_invoice_said_beside_this_month(engine):
+    """Probe 6 (C37, C85): 有几件标签没贴上 of 60 pieces is 贴不全 (20.00, not the 30.00 of none stuck);
+    上个月的运费 said with 现在12月了 is November's (to 12月31日), not December's."""
+    _, turns = chat(engine, "一票货有60件 有几件标签没贴上 罚多少")
+    assert "“单票 50 件以上贴不全”，每票罚款 20.00 元" in turns[0][0]
+    ledger = FakeLedger()
+    ledger.now = NOW.replace(month=12, day=2)  # a December day, as the customer says
+    turn = say(engine, Conversation(greeted=True), "开发票要多久能拿到 我上个月的运费能开吗 现在12月了", ledger)
+    assert "您11月托运的货，开票可以申请到 12月31日" in turn.replies[0].text, turn.replies
