@@ -103,6 +103,8 @@ class RoutingMixin:
         if whom:  # "司机" at the menu: what a driver can do wrong, not the menu entry that names drivers
             conv.state, conv.offered, conv.offered_text = CLARIFY, whom, text
             return self._prompt(run)
+        if wants.own_status and not run.entities.waybills and not is_number(text):
+            return self._my_cases(run)  # "上周申请的退货 退回去了没有": their request, not a new one of its kind
         index = pick_option(text, [names for names, _ in self._menu_entries()])
         if index is not None and self._menu_entries()[index][1] == "insurance" and self.fees.tells_insurance(text):
             index = None  # "少了一件…没保价 那件值800": the insurance is a fact of the complaint, not the topic chosen
@@ -117,8 +119,6 @@ class RoutingMixin:
         if is_number(text):  # a number no option has
             self._say(run, texts.choose_again)
             return self._show_menu(run, with_prompt=False)
-        if wants.own_status and not run.entities.waybills:
-            return self._my_cases(run)
         if self._corrects_case(run, text, wants):
             return
         status_words = self.shared.commands.status
