@@ -255,7 +255,8 @@ class AnswersMixin:
             said = normalize(text).casefold()
             hits = [(max(len(c) for c in a.cues if normalize(c).casefold() in said), fid)
                     for fid, a in category.faq.items() if any(normalize(c).casefold() in said for c in a.cues)]
-            if hits:
+            # a longer message at a question of words is the account, which may ask in passing (多久了都没人管)
+            if hits and not (text_pending and len(MEANINGFUL.findall(text)) > SHORT_ASK):
                 self._say(run, category.faq[max(hits)[1]])
                 self._prompt(run, resume=True)
                 return True
