@@ -93,6 +93,8 @@ class AnswersMixin:
                 and not QUESTION.search(text) and self._adds_to_story(run, text, False, least=SHORT_STORY_WORDS)):
             # "两箱瓷砖碎了" at the phone question, or at 您希望怎么处理: the story, kept, and the question again
             return self._prompt(run)
+        if self.fees.tells_insurance(text) and self._adds_to_story(run, text, False, least=1):
+            return self._prompt(run)  # "保价了 保了3000" at the phone question: a fact of the account, not a phone
         self._missed(run, pending)
 
     def _keep_unanswered(self, run: Run) -> None:
