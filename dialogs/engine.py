@@ -165,6 +165,8 @@ class Engine(RoutingMixin, FeeTalkMixin, AnswersMixin, MovesMixin, PromptsMixin)
         if run.entities.salutation:
             conv.salutation = run.entities.salutation
         if move == "human" or wants.human:
+            if wants.insult:  # "…破公司 我要打12315": sorry first, then the person
+                self._say(run, self.shared.texts.apology)
             return self._handoff(run, text)
         if conv.memory.confirming is not None:
             if self._confirmed(run, wants, text):
