@@ -156,3 +156,16 @@ def test_a_few_pieces_unlabelled_and_last_months_invoice_said_beside_this_month(
     ledger.now = NOW.replace(month=12, day=2)  # a December day, as the customer says
     turn = say(engine, Conversation(greeted=True), "开发票要多久能拿到 我上个月的运费能开吗 现在12月了", ledger)
     assert "您11月托运的货，开票可以申请到 12月31日" in turn.replies[0].text, turn.replies
+
+
+def test_questions_typed_without_marks_are_each_answered_and_the_one_asked_is_the_topic(engine):
+    """Probe 6 (C14, C65, C10, C11): "会员卡怎么办 要钱吗" asks two things, both answered; "每天都发代收 有没有会员卡"
+    asks about the card; "最多能保多少" is the high-value rule; "几天不收钱" the free days."""
+    _, turns = chat(engine, "会员卡怎么办 要钱吗")
+    assert "托运窗口申请" in "\n".join(turns[0]) and "工本费 5 元/张" in "\n".join(turns[0])
+    _, turns = chat(engine, "我是开服装店的 每天都发代收 有没有会员卡 办了有什么好处")
+    assert "会员卡" in turns[0][0] and "手续费收取标准" not in "\n".join(turns[0])
+    _, turns = chat(engine, "保价怎么收费 货值两万", "最多能保多少")
+    assert "10 万元" in turns[1][0]
+    _, turns = chat(engine, "货到了放你们仓库 保管费几天不收钱")
+    assert "第 3 天" in "\n".join(turns[0]) or "3 天" in "\n".join(turns[0]), turns[0]
