@@ -246,7 +246,7 @@ class Engine(RoutingMixin, FeeTalkMixin, AnswersMixin, MovesMixin, PromptsMixin)
         self._show_menu(run)
 
     def _start(self, run: Run, category_id: str, text: str = "", keep_facts: bool = False, story: bool = True,
-               begin: str = "begin", account: bool = False) -> None:
+               begin: str = "begin", account: bool = False, same_goods: bool = False) -> None:
         conv = run.conversation
         conv.memory.misses = 0
         if category_id in self.content.policies.topics:
@@ -262,10 +262,10 @@ class Engine(RoutingMixin, FeeTalkMixin, AnswersMixin, MovesMixin, PromptsMixin)
             return self._fee_reply(run, answer, text)
         carried = conv.offered_text if conv.offered_text and conv.offered_text != text else ""
         # A new complaint right after a case ("你们要赔我损失"): the same goods and customer, unless said otherwise
-        # (not the first message's second complaint: "货三天没发，而且上次的理赔…" are two shipments; nor the
+        # (not a second complaint of the first message that names other goods: "货三天没发，而且上次的理赔…"; nor the
         # same kind again: 货物滞留 after a stranded case is another shipment; nor after the menu was asked for)
         last = (run.ledger.find_case(conv.case_number)
-                if conv.case_number and run.after_case and not keep_facts and story else None)
+                if conv.case_number and (run.after_case and story or same_goods) and not keep_facts else None)
         before = ({k: v for k, v in conv.facts.items() if k in SAME_GOODS}
                   if last is not None and last.category != category_id else {})
         conv.category, conv.state = category_id, START

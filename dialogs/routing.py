@@ -98,7 +98,10 @@ class RoutingMixin:
                 second, conv.memory.second = conv.memory.second == offered[index], None
                 # "他送货的时候骂人" chooses the attitude problem and is its account too
                 told = run.describes and not second
-                return self._start(run, offered[index], text if told else source, story=not second, account=told)
+                # the sofa broken and the driver rude: one delivery, its waybill and phone already given
+                same = second and not any(w in source for w in self.routing.other_goods)
+                return self._start(run, offered[index], text if told else source, story=not second, account=told,
+                                   same_goods=same)
         whom = self._about_whom(text, only=True)
         if whom:  # "司机" at the menu: what a driver can do wrong, not the menu entry that names drivers
             conv.state, conv.offered, conv.offered_text = CLARIFY, whom, text

@@ -259,6 +259,8 @@ class Routing(Strict):
     also_threshold: float = Field(gt=0, lt=1)  # least confidence of a clause read as a second complaint
     joiners: list[str]  # words that join two complaints in one message (而且, 还有)
     asides: list[str] = []  # words that set a second question apart (另外问一下, 对了): a complaint and a fee in one message
+    # words that put a message's second complaint on other goods (上次的理赔): its case asks their waybill afresh
+    other_goods: list[str] = []
     # Two complaints in one message: the key's category yields to those listed (the goods before the manners).
     prefer: dict[Id, list[Id]] = {}
     # A complaint that includes others (a claim is about the damage): those are not offered separately.
