@@ -127,8 +127,11 @@ class RoutingMixin:
         status_words = self.shared.commands.status
         # "理赔进度怎么样了" → no case of theirs found, "发运单号给我就行" → the waybill: a tracking request for it
         after_no_cases = self._said_last(conv, texts.no_my_cases)
+        # "查件 SH…", "你好 查件 SH…": a status word with a waybill and little else
+        said = normalize(text)
+        short = len(MEANINGFUL.findall(self._without_entities(run, text))) <= 6
         if (run.entities.waybills and "tracking" in self.content.categories
-                and (wants.own_status or after_no_cases or any(said.startswith(w) for w in status_words for said in [normalize(text)]))):
+                and (wants.own_status or after_no_cases or any(said.startswith(w) or (short and w in said) for w in status_words))):
             self._say(run, texts.status_by_waybill)
             return self._start(run, "tracking", text)
         if self._only_entities(run, text):  # a waybill or a phone alone: kept for the complaint that follows
