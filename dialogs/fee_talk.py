@@ -18,13 +18,13 @@ class FeeTalkMixin:
 
     def _topic_text(self, run: Run, text: str, wants: Wants) -> None:
         conv, texts = run.conversation, self.shared.texts
+        if wants.bye:  # "谢谢 没了": thanked and done, so goodbye rather than "anything else?"
+            self._leave(run)
+            return self._goodbye(run)
         if wants.cancel or wants.thanks:
             self._leave(run)
             self._say(run, texts.thanks_reply)
             return self._after(run)
-        if wants.bye:
-            self._leave(run)
-            return self._goodbye(run)
         if pick_option(text, [[self.shared.back_label]]) is not None and normalize(text) in ("1", self.shared.back_label):
             return self._global_move(run, "menu")
         chosen = self.fees.by_title(conv.category, text)  # a button of the answers' titles
