@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import re
 
+from dialogs.conversation import Conversation
 from dialogs.entities import extract
 from dialogs.matching import check_fact, is_number, normalize, pick_by_words, pick_option
 from dialogs.render import render
 from dialogs.repairs import Wants
+from dialogs.schema import Answer
 from dialogs.turn import (ANSWER_STORY, MAX_SAID, MEANINGFUL, QUESTION, SHIPMENT, SHORT_ASK, SHORT_STORY, SHORT_STORY_WORDS,
                           STORY_LENGTH, WORDS, Run)
 
@@ -42,11 +44,13 @@ class AnswersMixin:
         if pending is not None:
             value = conv.facts.get(pending) or self._direct_answer(run, pending, text)
             if value is not None:
+                self._answer_asked(run, text)
                 return self._take(run, pending, value)
         elif state.options and not (EITHER_OR.search(text) and pick_option(text, [[o.label] for o in state.options]) is None):
             # "要不要收费？" asks about the options rather than choosing one: answered as a side question below
             index = self._pick_state_option(text, state)
             if index is not None:
+                self._answer_asked(run, text)
                 memory.misses = 0
                 collects = self._category(conv).flow.states[state.options[index].goto].collect
                 self._tell_story(run, text, [w for o in state.options for w in (o.label, *o.words, *o.reply_words)], collects)
@@ -236,6 +240,19 @@ class AnswersMixin:
                     return other_id, fact.options[index]
         return None
 
+    def _answer_asked(self, run: Run, text: str) -> None:
+        """A question asked beside the answer given ("SH… 退回福州 运费谁出"): answered before the next question."""
+        answer = self._faq_asked(run.conversation, text) if QUESTION.search(normalize(text)) else None
+        if answer is not None:
+            self._say(run, answer)
+
+    def _faq_asked(self, conv: Conversation, text: str) -> Answer | None:
+        """The answer of this complaint's FAQ that the message asks for (its longest cue said), or None."""
+        said = normalize(text).casefold()
+        hits = [(max(len(c) for c in a.cues if normalize(c).casefold() in said), fid)
+                for fid, a in self._category(conv).faq.items() if any(normalize(c).casefold() in said for c in a.cues)]
+        return self._category(conv).faq[max(hits)[1]] if hits else None
+
     def _side_question(self, run: Run, text: str, wants: Wants, pending: str | None) -> bool:
         """Answers a question that is not the one asked (a fee, this complaint's FAQ, another complaint),
         then the complaint resumes where it stood."""
@@ -252,14 +269,11 @@ class AnswersMixin:
                 and self._side_fee(run, text)):
             self._prompt(run, resume=True)
             return True
-        category = self._category(conv)
         if asks or len(MEANINGFUL.findall(text)) <= SHORT_ASK:  # "我就想问个价" asks without a question word
-            said = normalize(text).casefold()
-            hits = [(max(len(c) for c in a.cues if normalize(c).casefold() in said), fid)
-                    for fid, a in category.faq.items() if any(normalize(c).casefold() in said for c in a.cues)]
+            answer = self._faq_asked(conv, text)
             # a longer message at a question of words is the account, which may ask in passing (多久了都没人管)
-            if hits and not (text_pending and len(MEANINGFUL.findall(text)) > SHORT_ASK):
-                self._say(run, category.faq[max(hits)[1]])
+            if answer is not None and not (text_pending and len(MEANINGFUL.findall(text)) > SHORT_ASK):
+                self._say(run, answer)
                 self._prompt(run, resume=True)
                 return True
         if text_pending:
