@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import re
 
-from dialogs.conversation import Conversation
 from dialogs.entities import extract
 from dialogs.matching import check_fact, is_number, normalize, pick_by_words, pick_option
 from dialogs.render import render
@@ -242,16 +241,19 @@ class AnswersMixin:
 
     def _answer_asked(self, run: Run, text: str) -> None:
         """A question asked beside the answer given ("SH… 退回福州 运费谁出"): answered before the next question."""
-        answer = self._faq_asked(run.conversation, text) if QUESTION.search(normalize(text)) else None
+        answer = self._faq_asked(run.conversation.category, text) if QUESTION.search(normalize(text)) else None
         if answer is not None:
             self._say(run, answer)
 
-    def _faq_asked(self, conv: Conversation, text: str) -> Answer | None:
-        """The answer of this complaint's FAQ that the message asks for (its longest cue said), or None."""
+    def _faq_asked(self, category_id: str | None, text: str) -> Answer | None:
+        """The answer of a complaint's FAQ that the message asks for (its longest cue said), or None."""
+        category = self.content.categories.get(category_id or "")
+        if category is None:
+            return None
         said = normalize(text).casefold()
         hits = [(max(len(c) for c in a.cues if normalize(c).casefold() in said), fid)
-                for fid, a in self._category(conv).faq.items() if any(normalize(c).casefold() in said for c in a.cues)]
-        return self._category(conv).faq[max(hits)[1]] if hits else None
+                for fid, a in category.faq.items() if any(normalize(c).casefold() in said for c in a.cues)]
+        return category.faq[max(hits)[1]] if hits else None
 
     def _side_question(self, run: Run, text: str, wants: Wants, pending: str | None) -> bool:
         """Answers a question that is not the one asked (a fee, this complaint's FAQ, another complaint),
@@ -270,7 +272,7 @@ class AnswersMixin:
             self._prompt(run, resume=True)
             return True
         if asks or len(MEANINGFUL.findall(text)) <= SHORT_ASK:  # "我就想问个价" asks without a question word
-            answer = self._faq_asked(conv, text)
+            answer = self._faq_asked(conv.category, text)
             # a longer message at a question of words is the account, which may ask in passing (多久了都没人管)
             if answer is not None and not (text_pending and len(MEANINGFUL.findall(text)) > SHORT_ASK):
                 self._say(run, answer)

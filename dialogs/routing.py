@@ -228,6 +228,7 @@ class RoutingMixin:
                 label, later = later, label  # the goods before the manners: the material problem first
             if later in self.routing.covers.get(label, []):
                 later = None  # the damage a claim is about is the claim, not a second complaint
+            later = self._own_question(run, label, text, later)
             if later is not None:
                 self._say(run, texts.also_mentioned, category=self._entry(later).name)
             # Before starting: a first complaint whose facts are all in the message ends at once.
@@ -243,6 +244,7 @@ class RoutingMixin:
             label, later = (preferred[0], label) if preferred else (label, next(iter(others), None))
             if later in self.routing.covers.get(label, []):
                 later = None
+            later = self._own_question(run, label, text, later)
             if later is not None:
                 self._say(run, texts.also_mentioned, category=self._entry(later).name)
             conv.later = later
@@ -259,6 +261,15 @@ class RoutingMixin:
             return self._show_menu(run)
         conv.state, conv.offered, conv.offered_text = CLARIFY, offered, text
         self._prompt(run)
+
+    def _own_question(self, run: Run, label: str, text: str, later: str | None) -> str | None:
+        """A second complaint that is only a question the first one's FAQ answers ("货要退回来 退回来运费多少": who
+        pays the freight back, no pricing complaint): answered before the first question, and no second."""
+        asked = self._faq_asked(label, text) if later is not None and QUESTION.search(normalize(text)) else None
+        if asked is None:
+            return later
+        run.lead = render(asked.text, self._values(run))
+        return None
 
     def _about_whom(self, text: str, only: bool = False) -> list[str]:
         """The problems of the one person a vague complaint names (routing.about_whom), else none;
