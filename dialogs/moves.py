@@ -85,6 +85,7 @@ class MovesMixin:
         open case, the complaint the request also makes or the one kefu was asking about, else a handoff case."""
         conv = run.conversation
         if conv.category in self.content.categories:
+            self._absorb(run, text)  # "我找你们经理 电话130…": the phone given with the request goes on the case
             return self._open_case(run, self._category(conv), announce=False)[0]
         case = next((c for c in run.ledger.my_cases() if c.status == "open"), None)
         if case is not None:
