@@ -36,6 +36,9 @@ class RoutingMixin:
     def _from_menu(self, run: Run, text: str, wants: Wants) -> None:
         """Starts what a message outside any category asks for: an offered choice, a menu entry, or free text."""
         conv, texts = run.conversation, self.shared.texts
+        if conv.state == AFTER and (wants.thanks or wants.cancel) and self.repairs.has("bye", text):
+            self._leave(run)  # "算了 你们快点处理就行 谢谢 没了" at "anything else?": done, so goodbye
+            return self._goodbye(run)
         if wants.cancel or (wants.thanks and conv.state != CLARIFY):
             if wants.ack and texts.ack_reply is not None:
                 if conv.state == AFTER and self._said_last(conv, texts.ack_reply):

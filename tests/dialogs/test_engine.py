@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from dialogs.conversation import CaseView, Conversation, Inbound
+from dialogs.conversation import AFTER, CaseView, Conversation, Inbound
 from dialogs.engine import Engine
 from golden import golden_params, where
 
@@ -301,3 +301,11 @@ def test_a_protest_that_gives_the_last_fact_opens_the_case_instead_of_crashing(e
     turn = say(engine, conv, "我刚说了啊 不给卸货还骂人 就今天上午")
     assert [e.kind for e in turn.events].count("case_opened") == 1
     assert "不给卸货还骂人" in turn.events[[e.kind for e in turn.events].index("case_opened")].data["facts"]["details"]
+
+
+def test_thanks_and_no_more_at_anything_else_says_goodbye(engine):
+    """A customer who thanks and says there is nothing more ("算了 你们快点处理就行 谢谢 没了") at "anything else?"
+    is said goodbye to, not asked the same question again."""
+    conv = Conversation(state=AFTER)
+    turn = say(engine, conv, "算了 你们快点处理就行 谢谢 没了")
+    assert [e.kind for e in turn.events] == ["said_goodbye"], [r.text for r in turn.replies]
