@@ -660,6 +660,8 @@ def test_webhook_mode_refuses_a_wrong_secret_token(world):
     customer = world.user(CUSTOMER_ID, "王")
     customer.say("/start")  # the emulator posts it to the webhook, with the right secret (see the harness)
     customer.expect("请问您想反映哪方面的问题")
+    # the webhook answers Telegram once the update is kept and handled: its answers may reach the chat first
+    wait_until(lambda: world.proxy.account(world.token).relayed, "the webhook to answer the emulator")
     assert world.proxy.account(world.token).relayed == [200]
     with world.session() as session:
         from bot.storage.tables import ConversationRow
