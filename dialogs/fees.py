@@ -45,7 +45,6 @@ _LATE = re.compile(rf"(?:晚了|晚|逾期了?|超期了?|超了|超出了?|多�
 _MONTHS_AGO = re.compile(r"(上上|上|这|本)个?月|去年")
 # A month named alone (九月份发的货, 9月发的): the latest such month not after this one
 _MONTH_NAMED = re.compile(r"(?<![\d一二三四五六七八九十])(1[0-2]|[1-9]|十[一二]?|[一二三四五六七八九])月(?!\d|[一二三四五六七八九十]+[号日])")
-_CLAUSE_END = re.compile(r"[，,。.!！?？;；\s]+")
 _QUESTION = re.compile(r"[?？吗么呢]|多少|怎么|怎样|如何|哪|几|什么|谁|能不能|可不可以|是否|有没有|要不要|行不行")
 
 
@@ -68,7 +67,6 @@ class FeeAnswer:
         return bool(self.texts) or self.problem is not None or self.took
 
 
-
 def _questions(said: str) -> list[str]:
     """The questions of a message: parted by their marks, and, typed without marks, by spaces, each with the
     words before it that ask nothing ("我发玻璃 易碎的 保价怎么算": one; "会员卡怎么办 要钱吗": two)."""
@@ -85,6 +83,7 @@ def _questions(said: str) -> list[str]:
             asked = [*asked[:-1], f"{asked[-1]} {setting}"] if asked else [setting]
         questions += asked
     return questions
+
 
 class FeeDesk:
     """Answers fee and policy questions; build once from the policies and the known place names."""
@@ -219,11 +218,11 @@ class FeeDesk:
     def _asked_topic(self, said: str, topic: str) -> str:
         """Of the topics a message names, the one named where it asks ("每天都发代收 有没有会员卡": the card),
         when the one named first is only said in passing; else the first."""
-        clauses = [c for c in _CLAUSE_END.split(said) if c]
-        asks = [c for c in clauses if _QUESTION.search(c)]
-        if any(w in c for c in asks for w in self._words[topic]):
+        parts = [p for clause in _CLAUSE_END.split(said) for p in clause.split()]  # typed without marks: spaces too
+        asks = [p for p in parts if _QUESTION.search(p)]
+        if any(w in p for p in asks for w in self._words[topic]):
             return topic
-        return next((tid for c in asks for tid, words in self._words.items() if any(w in c for w in words)), topic)
+        return next((tid for p in asks for tid, words in self._words.items() if any(w in p for w in words)), topic)
 
     def _not_priced(self, said: str, topic: str, amounts: bool) -> FeeAnswer | None:
         """A charge the customer disputes (没人通知就收保管费: its answer alone and the check), or a rule asked
