@@ -229,30 +229,14 @@ class RoutingMixin:
             weight = dict(reading.candidates).get(later, 0)
             if later in self.routing.prefer.get(label, []) and (weight >= 0.05 or (sure >= 0.9 and first)):
                 label, later = later, label  # the goods before the manners: the material problem first
-            if later in self.routing.covers.get(label, []):
-                later = None  # the damage a claim is about is the claim, not a second complaint
-            later = self._own_question(run, label, text, later)
-            if later is not None:
-                self._say(run, texts.also_mentioned, category=self._entry(later).name)
-            # Before starting: a first complaint whose facts are all in the message ends at once.
-            # The message is kept so the second complaint takes its facts from it too.
-            conv.later = later
-            conv.offered_text = f"{conv.offered_text}\n{text}".strip() if later else conv.offered_text
-            return self._start(run, label, text, account=run.describes)
+            return self._start_first(run, label, later, text, account=run.describes)
         clauses = sorted(self._clause_complaints(meant), key=lambda c: -dict(reading.candidates).get(c, 0))
         if clauses:  # unsure of the whole, sure of its parts: "货压了五天没发，而且开单的态度还很差"
             label, others = clauses[0], clauses[1:]
             # the goods first, of every complaint the clauses tell (司机放门口就走了 也没打电话 货被雨淋了: the wet goods)
             preferred = [c for c in self.routing.prefer.get(label, []) if c in others]
             label, later = (preferred[0], label) if preferred else (label, next(iter(others), None))
-            if later in self.routing.covers.get(label, []):
-                later = None
-            later = self._own_question(run, label, text, later)
-            if later is not None:
-                self._say(run, texts.also_mentioned, category=self._entry(later).name)
-            conv.later = later
-            conv.offered_text = f"{conv.offered_text}\n{text}".strip() if later else conv.offered_text
-            return self._start(run, label, text)
+            return self._start_first(run, label, later, text)
         offered = [label for label, _ in reading.candidates if self._entry(label) is not None]
         whom = self._about_whom(text, only=True)
         if whom:  # "投诉你们开单的": the problems of the person named, likeliest first
@@ -264,6 +248,21 @@ class RoutingMixin:
             return self._show_menu(run)
         conv.state, conv.offered, conv.offered_text = CLARIFY, offered, text
         self._prompt(run)
+
+    def _start_first(self, run: Run, label: str, later: str | None, text: str, account: bool = False) -> None:
+        """Starts the first of a message's complaints, the second said to be noted for after it (unless the
+        first covers it, or it is only the first one's own question)."""
+        conv = run.conversation
+        if later in self.routing.covers.get(label, []):
+            later = None  # the damage a claim is about is the claim, not a second complaint
+        later = self._own_question(run, label, text, later)
+        if later is not None:
+            self._say(run, self.shared.texts.also_mentioned, category=self._entry(later).name)
+        # Before starting: a first complaint whose facts are all in the message ends at once.
+        # The message is kept so the second complaint takes its facts from it too.
+        conv.later = later
+        conv.offered_text = f"{conv.offered_text}\n{text}".strip() if later else conv.offered_text
+        self._start(run, label, text, account=account)
 
     def _own_question(self, run: Run, label: str, text: str, later: str | None) -> str | None:
         """A second complaint that is only a question the first one's FAQ answers ("货要退回来 退回来运费多少": who
