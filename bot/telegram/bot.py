@@ -30,8 +30,8 @@ from bot.storage.outbox import Outbox, QUEUED
 from bot.storage.tables import InboxRow, OutboxRow
 from sqlmodel import Session
 from bot.telegram.common import (CHANNEL, IN_PLACE, OUTBOX_EVERY, RATE_BUTTON, RETENTION_EVERY, STAFF_BUTTON, WORKER_IDLE,
-                                 UNREACHABLE_WAIT, InboxQueue, TelegramConfigError, Throttle, Unit, UnitApplication, log,
-                                 sender_key)
+                                 InboxQueue, TelegramConfigError, Throttle, Unit, UnitApplication, log, sender_key,
+                                 waits)
 from bot.telegram.customers import Customers
 from bot.telegram.sending import Sending
 from bot.telegram.staff import Staff
@@ -207,14 +207,13 @@ class TelegramBot(Customers, Staff, Supervisors, Sending):
         """An update as it arrives, in the one process that receives and handles (role all): kept and handled
         in one unit, one transaction. Returns only once it is on disk (handled, or its failure recorded), so
         Telegram is told it arrived only then; while the database is away, the customer is told to wait."""
-        wait, told = 0.5, False
         async with self._receiving:
-            while not await self.handle_update(update, self._process, arriving=True):
-                if not told:
-                    told = True
+            for tries, wait in enumerate(waits()):
+                if await self.handle_update(update, self._process, arriving=True):
+                    return
+                if tries == 0:
                     await self._busy(update)
                 await asyncio.sleep(wait)
-                wait = min(wait * 2, UNREACHABLE_WAIT)
 
     async def _process(self, update: Update) -> None:
         await Application.process_update(self.application, update)  # PTB's handlers, inside the caller's unit

@@ -10,7 +10,7 @@ import re
 import time
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, Iterable, TypeVar
+from typing import Any, Awaitable, Callable, Iterable, Iterator, TypeVar
 
 from sqlalchemy.exc import OperationalError
 from telegram import (InlineKeyboardButton, InlineKeyboardMarkup, Update)
@@ -167,6 +167,15 @@ def card_keyboard(card: CaseCard, texts: StaffTexts) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup(rows)
 
 
+def waits() -> Iterator[float]:
+    """The waits between tries to keep an update while the database is away: 0.5 s, doubling, at most
+    UNREACHABLE_WAIT; endless (Telegram is not told the update arrived until it is kept)."""
+    wait = 0.5
+    while True:
+        yield wait
+        wait = min(wait * 2, UNREACHABLE_WAIT)
+
+
 def sender_key(update: Update) -> str | None:
     """Whose update it is, as the inbox keys them (one customer's are handled in order)."""
     sender = update.effective_user or update.effective_chat
@@ -197,8 +206,8 @@ class InboxQueue(asyncio.Queue):
     async def _keep(self, update: Update, user_key: str | None) -> bool:
         """Writes the update to the inbox, waiting as long as the database is away: until it is kept, Telegram
         is not told it arrived (the poller does not confirm it, the webhook does not answer), so none is lost."""
-        wait, told = 0.5, False
-        while True:
+        told = False
+        for wait in waits():
             try:
                 async with self.writer or contextlib.nullcontext():
                     return await asyncio.to_thread(self.inbox.add, update.update_id, update.to_dict(), user_key)
@@ -210,7 +219,7 @@ class InboxQueue(asyncio.Queue):
                     told = True
                     await self.unreachable(update)
                 await asyncio.sleep(wait)
-                wait = min(wait * 2, UNREACHABLE_WAIT)
+        raise AssertionError("unreachable: waits() never ends")
 
 
 @dataclass
