@@ -330,6 +330,10 @@ def _check_category(category: Category, stem: str, doc: YamlDoc, shared: Shared,
                 add(path, f"transition to missing state '{target}'" + did_you_mean(target, states))
         if state.switch_to is not None and state.switch_to not in category_ids:
             add(at + ("switch_to",), f"no category '{state.switch_to}'" + did_you_mean(state.switch_to, category_ids))
+    for faq_id, answer in category.faq.items():
+        for i, point in enumerate(answer.replaces):
+            if point not in category.answer_points:
+                add(("faq", faq_id, "replaces", i), f"no answer point '{point}'" + did_you_mean(point, category.answer_points))
     for point in category.answer_points:
         if point not in said:
             add(("answer_points", point), "answer point is never said: no state lists it under 'say'")

@@ -290,6 +290,11 @@ class Engine(RoutingMixin, FeeTalkMixin, AnswersMixin, MovesMixin, PromptsMixin)
         for message in said_before:  # "送货的不帮忙卸货" said in the carrying complaint names the driver here
             self._absorb(run, message)
         run.noted.clear()
+        instead = self._faq_asked(category_id, text) if text and begin == "begin" else None
+        if instead is not None and instead.replaces:  # 多了一项叉车费: the charges checked, not why prices differ
+            run.replaced = instead.replaces
+            answer = render(instead.text, self._values(run))
+            run.lead = run.lead if answer in run.lead else run.lead + answer
         self._trigger(run, begin)
 
     def _today(self, run: Run) -> date:
@@ -352,7 +357,8 @@ class Engine(RoutingMixin, FeeTalkMixin, AnswersMixin, MovesMixin, PromptsMixin)
         category = self._category(run.conversation)
         state = category.flow.states[event.state.name]
         for point in state.say:
-            self._say(run, category.answer_points[point])
+            if point not in run.replaced:
+                self._say(run, category.answer_points[point])
         if state.open_case:
             self._open_case(run, category)
         if state.end:

@@ -62,6 +62,9 @@ class Answer(Text):
     check: Id | None = None
     # Asked in these words with no amount, this is answered and nothing priced (通知那天算不算一天: 一天 is no figure).
     no_quote: bool = False
+    # A complaint's FAQ told in the message that starts the complaint is said instead of these answer points,
+    # its cues alone enough (多了一项叉车费: the charges checked, not why prices differ between regions).
+    replaces: list[Id] = []
 
 
 class Role(Strict):

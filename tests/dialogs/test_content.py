@@ -24,6 +24,7 @@ EXPECTED = {
         "attitude.yaml:24: flow.states.done: unreachable state: no path from 'answer' leads here",
         "attitude.yaml:18: flow: no reachable state ends the conversation ('end: true')",
     ],
+    "unknown_replaced_point": ["attitude.yaml:22: faq.who.replaces[0]: no answer point 'replay' (did you mean 'reply'?)"],
     "unreachable_state": ["attitude.yaml:25: flow.states.orphan: unreachable state: no path from 'answer' leads here"],
     "duplicate_key": ["attitude.yaml:25: closing: duplicate key (YAML would silently keep only the last one)"],
     "unknown_field": [
