@@ -280,7 +280,9 @@ class Engine(RoutingMixin, FeeTalkMixin, AnswersMixin, MovesMixin, PromptsMixin)
         if carried:  # a waybill sent before the complaint was named
             run.entities = extract(f"{carried}\n{text}", self.places, today=self._today(run))
         # the disputed charge, or a story told to choose the problem, is the account
-        self._prefill(run, text if story else "", account=account or begin == "check")
+        # the story goes on from the message that led to the choice (才赔我300 … → 赔太少了啊)
+        told = f"{carried}\n{text}" if carried and category_id in run.chose_among else text
+        self._prefill(run, told if story else "", account=account or begin == "check")
         kept = {k: v for k, v in before.items() if k in self._category(conv).facts and k not in conv.facts}
         conv.memory.carried = []
         if kept and self.shared.texts.facts_carried is not None:

@@ -90,7 +90,10 @@ class RoutingMixin:
                 self._say(run, self.shared.texts.topic_changed, category=self._entry(offered[0]).name)
                 return self._start(run, offered[0], source)
             conv.state, conv.offered = MENU, []
-            run.describes = not is_number(text) and len(WORDS.findall(text)) >= SHORT_STORY_WORDS
+            run.chose_among = offered
+            pressed = index is not None and index < len(offered) and normalize(text).casefold() in {
+                normalize(n).casefold() for n in self._names(offered[index])}  # a button's label tells no story
+            run.describes = not pressed and not is_number(text) and len(WORDS.findall(text)) >= SHORT_STORY_WORDS
             if index == len(offered):
                 conv.offered_text = ""
                 return self._show_menu(run)

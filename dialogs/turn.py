@@ -43,6 +43,7 @@ class Run:
         self.lead: str = ""  # said before the next question, in the same line (不客气。 好的，我们接着…)
         self.after_case = False  # the message answers "anything else?" right after a case was opened
         self.describes = False  # the message answers "which problem? or describe what happened": its account
+        self.chose_among: list[str] = []  # the problems offered to choose from, when this message answers that
         self.replaced: list[str] = []  # answer points not said: the starting message's FAQ answers it instead
 
     @property
