@@ -249,6 +249,10 @@ def _check_shared(shared: Shared, doc: YamlDoc, categories: set[str], topics: se
                 if label not in categories:
                     at = ("routing", kind, key) + ((i - 1,) if i else ())
                     problems.append(doc.problem(at, f"no category '{label}'" + did_you_mean(label, categories)))
+    for key, settled in shared.routing.settled.items():
+        for at, label in ((("routing", "settled", key), key), (("routing", "settled", key, "to"), settled.to)):
+            if label not in categories:
+                problems.append(doc.problem(at, f"no category '{label}'" + did_you_mean(label, categories)))
     for whom, entry in shared.routing.about_whom.items():
         for i, label in enumerate(entry.problems):
             if label not in categories:

@@ -256,6 +256,9 @@ class RoutingMixin:
         """Starts the first of a message's complaints, the second said to be noted for after it (unless the
         first covers it, or it is only the first one's own question)."""
         conv = run.conversation
+        settled = self.routing.settled.get(label)
+        if settled is not None and any(normalize(w) in normalize(text) for w in settled.words):
+            label, later = settled.to, (None if later == settled.to else later)  # 已经赔了 但是只赔了运费: the payout
         if later in self.routing.covers.get(label, []):
             later = None  # the damage a claim is about is the claim, not a second complaint
         later = self._own_question(run, label, text, later)

@@ -252,6 +252,11 @@ class WhomProblems(Strict):
     words: list[str] = Field(min_length=1)  # 司机, 送货的, 师傅
     problems: list[Id] = Field(min_length=2)  # the categories offered, likeliest first
 
+class Settled(Strict):
+    to: Id  # the complaint about how it was settled (claim_dissatisfied)
+    words: list[str] = Field(min_length=1)  # 已经赔了, 只赔了
+
+
 class Routing(Strict):
     """How free text is understood (see dialogs/intents.py)."""
 
@@ -275,6 +280,8 @@ class Routing(Strict):
     # that name that person.
     about_whom: dict[str, "WhomProblems"] = {}
     fee_questions: dict[Id, list[Id]] = {}  # asked beside a topic in its own words, these are its question
+    # A complaint told as already settled (货丢了 已经赔了 但是只赔了运费): the complaint about its settlement.
+    settled: dict[Id, Settled] = {}
     told_threshold: float = Field(0.95, gt=0, lt=1)  # least confidence of such a told complaint beside figures
     change_words: list[str]  # words that announce a change of topic mid-conversation (算了, 换个问题)
     places: list[str] = []
