@@ -133,6 +133,11 @@ class Engine(RoutingMixin, FeeTalkMixin, AnswersMixin, MovesMixin, PromptsMixin)
         memory = run.conversation.memory
         asked = render(self.shared.texts.repeat_prefix.text, self._blank_values())
         told = render(self.shared.texts.repeat_told.text, self._blank_values()) if self.shared.texts.repeat_told else asked
+        again = self.shared.texts.answered_again
+        if again is not None and run.conversation.state == TOPIC and replies and replies[0].text in memory.last_lines \
+                and not any(mark in replies[0].text for mark in "？?") and self.repairs.read(run.said).unanswered:
+            # "我是问…几天到账": the same answer asked for again because it did not help; not said again
+            replies[0] = Reply(render(again.text, self._blank_values()), replies[0].options)
         for i, reply in enumerate(replies):
             if reply.text in memory.last_lines:
                 # a question or a request is asked again; an answer said again ("收费标准：…") is told again

@@ -42,6 +42,7 @@ class Wants:
     cannot_give: bool = False
     correction: bool = False
     own_status: bool = False
+    unanswered: bool = False
     decision: bool | None = None  # to a yes/no question: True yes, False no, None neither (or not short)
 
 
@@ -97,6 +98,7 @@ class RepairReader:
                                                   or not self._rest(first, ("cannot_give", "subjects"))),
             correction=found["correction"],
             own_status=found["own_status"],
+            unanswered=found.get("unanswered", False),
             decision=self._decision(said),
         )
 

@@ -183,6 +183,9 @@ class SharedTexts(Strict):
     no_my_cases: Text
     repeat_prefix: Text  # before a question asked again, the same as last time
     repeat_told: Text | None = None  # before a statement said again (a question's prefix reads oddly there)
+    # a fee or policy answer asked for again at once (我是问…几天到账): said instead of the same answer again,
+    # the way on to a person who can find out more
+    answered_again: Text | None = None
     status_by_waybill: Text
     topic_which: Text
     topic_follow_up: Text
@@ -237,6 +240,7 @@ class Repairs(Strict):
     subjects: list[str]  # what is asked for (单号, 电话): "单号我找找" still says little else
     correction: list[str]  # a fact or the complaint is being corrected
     own_status: list[str]  # asks how their own case is going, without its number
+    unanswered: list[str] = []  # the last answer missed what was asked (我是问…, 答非所问)
     fillers: str  # characters that carry no meaning in a short message (啊吧了呢)
 
 
