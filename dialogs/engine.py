@@ -37,7 +37,7 @@ from dialogs.render import render
 from dialogs.repairs import RepairReader
 from dialogs.routing import RoutingMixin
 from dialogs.schema import Category, State, Step
-from dialogs.turn import CASE_NUMBER, MAX_MOVES, MEANINGFUL, START, Router, Run
+from dialogs.turn import CASE_NUMBER, MAX_MOVES, MEANINGFUL, QUESTION, START, Router, Run
 
 __all__ = ["CASE_NUMBER", "Engine", "Router"]  # CASE_NUMBER: the adapters find case numbers with it
 
@@ -297,10 +297,12 @@ class Engine(RoutingMixin, FeeTalkMixin, AnswersMixin, MovesMixin, PromptsMixin)
         for message in said_before:  # "送货的不帮忙卸货" said in the carrying complaint names the driver here
             self._absorb(run, message)
         run.noted.clear()
-        instead = self._faq_asked(category_id, text) if text and begin == "begin" else None
-        if instead is not None and instead.replaces:  # 多了一项叉车费: the charges checked, not why prices differ
-            run.replaced = instead.replaces
-            answer = render(instead.text, self._values(run))
+        asked = self._faq_asked(category_id, text) if text and begin == "begin" else None
+        # asked in the first message (要我再付100块中转费 这合理吗), or told (多了一项叉车费: the charges checked,
+        # not why prices differ): answered before the first question
+        if asked is not None and (asked.replaces or QUESTION.search(normalize(text))):
+            run.replaced = asked.replaces
+            answer = render(asked.text, self._values(run))
             run.lead = run.lead if answer in run.lead else run.lead + answer
         self._trigger(run, begin)
 

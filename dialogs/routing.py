@@ -180,6 +180,9 @@ class RoutingMixin:
         if not (same or unsure) or self.fees.is_question(text, run.entities):
             return False
         run.turn.events.append(Event("case_detail_added", {"case": case.number, "text": text.strip()}))
+        asked = self._faq_asked(case.category, text) if QUESTION.search(normalize(text)) else None
+        if asked is not None:  # "转的是哪家你们总知道吧": what the case's own FAQ answers, before the promise
+            self._say(run, asked)
         self._say_plain(run, render(self.shared.texts.case_updated.text,
                                     {**self._blank_values(), **self._step_values(case.role, case.deadline, case.number)}))
         self._after(run, ask=False)
