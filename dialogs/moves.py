@@ -91,7 +91,7 @@ class MovesMixin:
         if case is not None:
             return case.number
         complaint = self._complaint_beside_handoff(run, text)
-        label, told = (complaint.label, text) if complaint is not None else (None, "")  # "运费乱收…我要投诉到12315"
+        label, told = (complaint, text) if complaint is not None else (None, "")  # "运费乱收…我要投诉到12315"
         if complaint is None and conv.state == CLARIFY:
             # Asked which problem it was, and a person asked for instead: the likeliest problem when the router
             # is at least fairly sure of it, else the person finds out (a guess would put a false kind of

@@ -313,9 +313,10 @@ class RoutingMixin:
         return (reading.label in (OTHER, VAGUE) and reading.confidence >= self.routing.threshold
                 and not any(self._entry(label) is not None and p >= PLAUSIBLE for label, p in reading.candidates))
 
-    def _complaint_beside_handoff(self, run: Run, text: str) -> Any:
+    def _complaint_beside_handoff(self, run: Run, text: str) -> str | None:
         """The complaint a request for a person also makes ("运费乱收，多收了一百多，我要投诉到12315"):
-        read without the request itself, and only when clearly a complaint."""
+        read without the request itself, and only when clearly a complaint: the whole, or the one complaint
+        its clauses tell (他妈的什么破公司 货三天没送 我要打12315: the goods not delivered)."""
         if self._command(text) or self.router is None:
             return None
         rest = self.repairs.without_requests(text)
@@ -323,8 +324,14 @@ class RoutingMixin:
             return None
         reading = self.router.classify(rest)
         # "能不能让真人来跟我说话" leaves words that name no problem: only a clear complaint counts
-        sure = reading.label in self.content.categories and reading.confidence >= 0.95
-        return reading if sure else None
+        if reading.label in self.content.categories and reading.confidence >= 0.95:
+            return reading.label
+        # the clauses that neither ask for a person nor abuse ("能不能让真人来跟我说话" has none)
+        plain = [c for c in self._chat_clauses.split(normalize(text))
+                 if len(WORDS.findall(c)) >= 4 and not ((wants := self.repairs.read(c)).human or wants.insult)]
+        told = {r.label for r in map(self.router.classify, plain[:12])
+                if r.label in self.content.categories and r.confidence >= self.routing.also_threshold}
+        return told.pop() if len(told) == 1 else None
 
     def _clause_complaints(self, text: str) -> list[str]:
         """The complaints the clauses of a message are confidently read as, in order (none for one clause):
