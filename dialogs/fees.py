@@ -38,6 +38,8 @@ _INSURED_AMOUNT = re.compile(_INSURED.pattern + r"\s*(?:金额|了)?\s*[0-9零�
 _TOTAL = re.compile(r"一共|总共|加起来|合计|加一起|总计|一起多少")
 _QUESTION_END = re.compile(r"[?？。;；!！\n]|(?<=[吗呢])[,，]")
 _CLAUSE_END = re.compile(r"[,.;!?，。；！？\n]")
+_PART_END = re.compile(r"[,.;!?，。；！？\s]")  # a clause, or a part of one typed without marks
+MAX_CARDS = 100  # the most cards a figure without 张 is read as (more is an amount of money)
 _CARDS = re.compile(rf"({STARTING_NUMBER})\s*(?:张|个|位|名|人)")
 _PIECES = re.compile(rf"({STARTING_NUMBER})\s*件")
 # Days past the free ones ("晚了两天提", "逾期3天"), not the day of pickup counted from the notice
@@ -158,7 +160,7 @@ class FeeDesk:
         not_priced = self._not_priced(said, topic, bool(found.money))
         if not_priced is not None:
             return not_priced
-        priced = self._by_fee(said, found, topic, storage_said)
+        priced = self._by_fee(said, found, topic, storage_said, context)
         for value in [v for values in priced.values() for v in values]:
             if value <= 0:
                 return FeeAnswer(topic=topic, problem="not_positive")
@@ -186,7 +188,8 @@ class FeeDesk:
                     return reply  # the engine asks for the storage figure still missing
         cards = self._count(_CARDS, said)
         if "会员卡" in said or topic == "membership":
-            if cards or (found.money and context == "membership" and named is None):
+            # a bare figure after a card question is a number of cards ("3呢"), not "15000的手续费"
+            if cards or (found.money and context == "membership" and named is None and found.money[0][1] <= MAX_CARDS):
                 quote = membership_fee(self.policies, cards or int(found.money[0][1]))
                 reply.texts.append(quote.explanation)
                 totals.append(quote.amount)
@@ -232,9 +235,10 @@ class FeeDesk:
                 return FeeAnswer([topic_answers(topic, self.policies)[answer_id]], topic, check=answer.check)
         return None
 
-    def _by_fee(self, said: str, found: Entities, topic: str, storage_said: bool) -> dict[str, list]:
+    def _by_fee(self, said: str, found: Entities, topic: str, storage_said: bool, context: str | None = None) -> dict[str, list]:
         """Puts each amount with the fee named nearest to it: before it in its clause, then after it
-        in its clause, then anywhere before, then the topic of the conversation."""
+        in its clause, then anywhere before, then the topic of the message; an amount in a part of its own that
+        names no topic follows the fee the conversation is about ("那一万五千块呢 还有要办会员卡吗": the COD fee)."""
         marks = sorted((m.start(), m.end(), tid) for tid in ("cod", "insurance", "storage")
                        for w in self._words[tid] for m in re.finditer(re.escape(w), said))
         marks += sorted((m.start(), m.end(), "storage_freight") for m in re.finditer(FREIGHT_WORD, said))
@@ -255,6 +259,11 @@ class FeeDesk:
             anywhere = [m for m in marks if m[1] <= at]
             chosen = (before[-1] if before else after[0] if after else anywhere[-1] if anywhere else None)
             fee = chosen[2] if chosen else topic
+            if chosen is None and context in ("cod", "insurance") and topic not in ("cod", "insurance", "storage"):
+                part_start = max([m.end() for m in _PART_END.finditer(said, 0, at)], default=0)
+                part = said[part_start:next((m.start() for m in _PART_END.finditer(said, at)), len(said))]
+                if not any(w in part for words in self._words.values() for w in words):
+                    fee = context
             if fee == "storage" and storage_said:
                 fee = "storage_freight"  # 保管费 names the topic; the amount is the freight
             priced.setdefault(fee, []).append(value)

@@ -169,3 +169,13 @@ def test_questions_typed_without_marks_are_each_answered_and_the_one_asked_is_th
     assert "10 万元" in turns[1][0]
     _, turns = chat(engine, "货到了放你们仓库 保管费几天不收钱")
     assert "第 3 天" in "\n".join(turns[0]) or "3 天" in "\n".join(turns[0]), turns[0]
+
+
+def test_an_amount_after_a_cod_question_is_the_cod_fee_not_a_number_of_cards(engine):
+    """Probe 8 (C11): after 代收3000, "那一万五千块呢 还有要办会员卡吗" is the COD fee of 15000 (30.00) and the
+    card asked about; "15000的手续费到底多少" after the card answer is the COD fee too, never 15000 cards."""
+    _, turns = chat(engine, "代收3000手续费多少", "那一万五千块呢 还有要办会员卡吗", "15000的手续费到底多少")
+    assert "30.00 元" in turns[1][0] and "会员卡" in "\n".join(turns[1]), turns[1]
+    assert "30.00 元" in "\n".join(turns[2]) and "张" not in "\n".join(turns[2]), turns[2]
+    _, turns = chat(engine, "会员卡补办多少钱", "那20呢")
+    assert "共 20 张：100.00 元" in "\n".join(turns[1]), turns[1]  # a small bare figure after the card question: cards
