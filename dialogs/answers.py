@@ -240,10 +240,15 @@ class AnswersMixin:
         return None
 
     def _answer_asked(self, run: Run, text: str) -> None:
-        """A question asked beside the answer given ("SH… 退回福州 运费谁出"): answered before the next question."""
-        answer = self._faq_asked(run.conversation.category, text) if QUESTION.search(normalize(text)) else None
+        """A question asked beside the answer given ("SH… 退回福州 运费谁出", "SH… 对了 代收3000块手续费多少"):
+        answered before the next question."""
+        if not QUESTION.search(normalize(text)):
+            return
+        answer = self._faq_asked(run.conversation.category, text)
         if answer is not None:
             self._say(run, answer)
+        elif self.fees.is_question(text, run.entities):
+            self._side_fee(run, text)
 
     def _faq_asked(self, category_id: str | None, text: str) -> Answer | None:
         """The answer of a complaint's FAQ that the message asks for (its longest cue said), or None."""
@@ -320,7 +325,9 @@ class AnswersMixin:
             # "单号是32132132" when another was given: naming the fact with a new value corrects it
             named = fact_type.kind == "pattern" and normalize(fact.label)[-2:] in normalize(text)
             carried = fact_id in conv.memory.carried  # from the case before: another waybill replaces it
-            if fact_id in conv.facts and not (overwrite or named or carried) and not self._generic(conv.facts[fact_id]):
+            # a correction replaces a number or a choice; the account is not replaced by a clause ("是不是算错了")
+            if (fact_id in conv.facts and not ((overwrite and not fact.describes) or named or carried)
+                    and not self._generic(conv.facts[fact_id])):
                 continue  # given already; "不清楚" is not an answer, and a later message may give one
             if fact_id == pending and fact_type.kind != "pattern":
                 continue  # the answer to the question asked is read whole (below): its words, or its option

@@ -44,11 +44,13 @@ class Memory:
     last_fact: str | None = None  # the fact answered last: what "哦不对，是六楼" corrects
     checking: bool = False  # the complaint is a check kefu started on a disputed charge, not one the customer asked for
     carried: list[str] = field(default_factory=list)  # facts taken from the case just opened: a new value replaces them
+    promised: str | None = None  # when a person will be in touch, as told on the handoff: told the same again
 
     def as_json(self) -> dict[str, Any]:
         return {"said": self.said, "skipped": self.skipped, "misses": self.misses, "confirming": self.confirming,
                 "last_lines": self.last_lines, "topic": self.topic, "handed": self.handed, "second": self.second,
-                "last_fact": self.last_fact, "checking": self.checking, "carried": self.carried}
+                "last_fact": self.last_fact, "checking": self.checking, "carried": self.carried,
+                "promised": self.promised}
 
     @classmethod
     def from_json(cls, data: dict[str, Any] | None) -> "Memory":

@@ -66,12 +66,12 @@ class MovesMixin:
         there is none), and the customer told who will contact them and by when: the handoff's own
         contact time (an hour of business time by default), whatever the case's first step allows."""
         conv, texts = run.conversation, self.shared.texts
-        contact = self.content.handoff.handling[0]
-        promise = self._step_values(contact.role, self.deadline(run.ledger.now, contact), None)
         handed = run.ledger.find_case(conv.memory.handed) if conv.memory.handed else None
         if handed is not None and handed.status == "open" and conv.category not in self.content.categories:
-            promise["case"]["number"] = handed.number
-            return self._say(run, texts.handoff_again, **promise)
+            return self._say(run, texts.handoff_again, **self._promise(run, handed.number))
+        conv.memory.promised = None
+        promise = self._promise(run, None)
+        conv.memory.promised = promise["step"]["deadline"]
         number = self._case_for_person(run, text)
         run.turn.events.append(Event("human_requested", {"category": conv.category, "case": number, "words": text}))
         promise["case"]["number"] = number
@@ -133,6 +133,15 @@ class MovesMixin:
         """Says goodbye; the event lets a channel close (the terminal chat ends there)."""
         run.turn.events.append(Event("said_goodbye"))
         self._say(run, self.shared.texts.goodbye)
+
+    def _promise(self, run: Run, number: str | None) -> dict[str, Any]:
+        """Who will be in touch after a handoff and by when: the time told on the handoff, kept (a phone given
+        later does not move it), else the handoff's own contact time (an hour of business time by default)."""
+        contact = self.content.handoff.handling[0]
+        values = self._step_values(contact.role, self.deadline(run.ledger.now, contact), number)
+        if run.conversation.memory.promised:
+            values["step"]["deadline"] = run.conversation.memory.promised
+        return values
 
     def _step_values(self, role: str, deadline: datetime, number: str | None) -> dict[str, Any]:
         return {"step": {"role": self._role_name(role), "deadline": self.local_time(deadline)},
@@ -202,6 +211,11 @@ class MovesMixin:
         run.noted = self._entity_labels(run)
         lead = render(self.shared.texts.noted.text, template_values("", what="、".join(run.noted)))
         run.noted = []
-        text = self.shared.texts.handoff_again if conv.memory.handed else self.shared.texts.case_updated
-        self._say_plain(run, lead + render(text.text, {**self._blank_values(), **self._step_values(case.role, case.deadline, number)}))
+        if conv.memory.handed:
+            text, values = self.shared.texts.handoff_again, self._promise(run, number)
+        else:
+            text, values = self.shared.texts.case_updated, self._step_values(case.role, case.deadline, number)
+        self._say_plain(run, lead + render(text.text, {**self._blank_values(), **values}))
+        if run.after_case:  # still "anything else?": 谢谢 没了 next is goodbye
+            self._after(run, ask=False)
         return True

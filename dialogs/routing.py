@@ -210,7 +210,7 @@ class RoutingMixin:
         waiting = self._waiting_case(run)
         if waiting is not None and (reading is None or reading.label in (OTHER, VAGUE) or not self._sure(reading)):
             # "你好有人吗", "？？？" after a person was promised: the promise again, not the menu
-            return self._say(run, texts.handoff_again, **self._step_values(waiting.role, waiting.deadline, waiting.number))
+            return self._say(run, texts.handoff_again, **self._promise(run, waiting.number))
         if reading is None:
             if not run.first_contact:  # a first "你好" just gets the menu after the greeting
                 self._say(run, texts.fallback)
