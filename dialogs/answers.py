@@ -38,6 +38,9 @@ class AnswersMixin:
             return
         self._absorb(run, text, overwrite=wants.correction, pending=pending)
         state = self._state(conv)
+        if run.declined and wants.cannot_give and not run.noted:  # "我不想给电话" while asked another thing: that is all
+            run.lead = render(self.shared.texts.moved_on.text, self._blank_values())
+            return self._prompt(run)
         if wants.correction and not run.noted and self._corrects_last(run, text):
             return self._prompt(run)
         if pending is not None:
@@ -265,6 +268,11 @@ class AnswersMixin:
         then the complaint resumes where it stood."""
         conv, texts = run.conversation, self.shared.texts
         asks = bool(QUESTION.search(normalize(text)))
+        help = self._fact_type(conv, pending).help if pending is not None else None
+        if help is not None and any(normalize(c) in normalize(text) for c in help.cues):  # "什么是单号"
+            conv.memory.misses = max(conv.memory.misses, 1)  # not answered yet: the way out is offered
+            self._say(run, help, options=self._current_options(conv))
+            return True
         text_pending = pending is not None and self._fact_type(conv, pending).kind == "text"
         if self.fees.is_question(text, run.entities) and asks and self._side_fee(run, text):
             self._prompt(run, resume=True)
@@ -359,6 +367,11 @@ class AnswersMixin:
                     conv.memory.skipped.remove(fact_id)
                 if fact_id != pending:
                     run.noted.append(fact.label)
+            # "单号我找不到了", "SH… 手机号不想给": not asked for, the way out taken at once
+            if (value is None and fact_type.called and fact_id not in conv.facts and fact_id not in conv.memory.skipped
+                    and fact_id != pending and self.repairs.cannot_give(text, fact_type.called)):
+                conv.memory.skipped.append(fact_id)
+                run.declined.append(fact_id)
         for fact_id in conv.memory.skipped:  # no waybill: who sent it and the route identify the goods
             instead = self._fact_type(conv, fact_id).instead
             if (instead is not None and instead.id != pending and instead.id not in conv.facts and text

@@ -102,6 +102,16 @@ class RepairReader:
             decision=self._decision(said),
         )
 
+    def cannot_give(self, text: str, called: list[str]) -> bool:
+        """Whether the message says the customer cannot give the thing called so ("单号我找不到了",
+        "手机号不想给", "冇单号喔"): a cannot-give phrase right next to one of its names, no goods lost."""
+        said = fold(text).casefold()
+        if not called or self._patterns["goods_lost"].search(said):
+            return False
+        cannot = self._patterns["cannot_give"]
+        return any(cannot.search(said, max(0, m.start() - 3), m.end() + 5)
+                   for m in re.finditer(_alternation([fold(c).casefold() for c in called]), said))
+
     def _decision(self, said: str) -> bool | None:
         """Yes or no, when the message is just that: the longest phrase found decides (不是 over 是,
         不办了 over 不)."""

@@ -102,7 +102,10 @@ class FactType(Strict):
     max_length: int = 2000
     invalid: Text
     invalid_again: Text | None = None  # the second failed answer in a row: says it differently, offers a way out
+    help: "Answer | None" = None  # asked what it is or where to find it (什么是单号): said, with the way out
     skip_label: str | None = None  # the option that says the customer cannot give it (没有运单号)
+    # what customers call it (单号, 单子): "单号我找不到了" said anywhere is the way out, not asked again
+    called: list[str] = []
     instead: "InsteadFact | None" = None  # asked when the customer cannot give this fact (no waybill)
 
     @model_validator(mode="after")
