@@ -562,7 +562,11 @@ _NOT_SURNAMES = set("个位那这你他她的老小是一两其某家们和跟�
 _SURNAME = "(?:" + "|".join(_COMPOUND_SURNAMES) + r"|[\u4e00-\u9fff])"
 _TITLES = {"先生": "先生", "男士": "先生", "女士": "女士", "小姐": "女士", "太太": "女士"}
 _SELF = r"(?:我是|我叫|本人是|本人|这边是|这里是|我这边是|我)"
-_SELF_TITLED = re.compile(rf"{_SELF}({_SURNAME})?(先生|女士|小姐|太太)")
+_SELF_TITLED = re.compile(rf"{_SELF}[,\s]*({_SURNAME})?(先生|女士|小姐|太太)")
+# "我是泉州的陈老板", "我叫李阿婆": a surname with the title they gave themself, kept as said (a surname is required:
+# "我老板让我问" names someone else)
+_SELF_NAMED = re.compile(rf"(?:我是|我叫|本人是|这边是|我这边是)[^,.!?\s]{{0,6}}?({_SURNAME})(老板|总|阿婆|阿姨|大姐|大哥|师傅|老师|经理)"
+                         rf"(?=$|[,.!?\s的我从在])")
 _OPENING_TITLED = re.compile(rf"^(?:你好|您好|hi|hello)?[,.!\s]*({_SURNAME})(先生|女士|小姐)(?=$|[,.!?:\s]|我)", re.IGNORECASE)
 _SELF_SURNAME = re.compile(rf"(?:我姓|免贵姓|本人姓|我的姓是)({_SURNAME})")
 _SELF_GENDER = re.compile(
@@ -577,6 +581,9 @@ def _salutation(folded: str) -> str | None:
     for titled in [*_SELF_TITLED.finditer(folded), *_OPENING_TITLED.finditer(folded)]:
         if titled.group(1) not in _NOT_SURNAMES:
             return (titled.group(1) or "") + _TITLES[titled.group(2)]
+    named = _SELF_NAMED.search(folded)
+    if named and named.group(1) not in _NOT_SURNAMES:
+        return named.group(1) + named.group(2)
     surname_match = _SELF_SURNAME.search(folded)
     surname = surname_match.group(1) if surname_match else ""
     gender = _SELF_GENDER.search(folded)

@@ -217,6 +217,12 @@ def test_cities_in_order_of_appearance_folded_and_by_their_known_name():
     ("我姓王", "王先生/女士"),  # no 先生 or 女士 to go with it: the written form that leaves both open
     ("你们客服小姑娘说话难听", None),
     ("我家先生去提的货，我是李女士", "李女士"),  # 我家先生 is her husband
+    # probe 8: the titles customers give themselves, kept as said; a surname is needed
+    ("我是泉州的陈老板 昨天发去上海的货", "陈老板"),
+    ("我叫李阿婆 从泉州寄来的", "李阿婆"),
+    ("收货人是我 黄小姐 从福州发到晋江", "黄女士"),
+    ("我老板让我问一下", None),
+    ("我是送货的师傅", None),
 ])
 def test_salutation(text, salutation):
     assert ents(text).salutation == salutation
