@@ -323,13 +323,17 @@ class AnswersMixin:
             return True
         return False
 
-    def _absorb(self, run: Run, text: str, overwrite: bool = False, pending: str | None = None) -> None:
+    def _absorb(self, run: Run, text: str, overwrite: bool = False, pending: str | None = None,
+                only_choices: bool = False) -> None:
         """Takes every fact the message gives (a waybill, a phone, an address, a choice said in words),
-        not only the one asked for; a correction (电话说错了) replaces what was given before."""
+        not only the one asked for; a correction (电话说错了) replaces what was given before.
+        only_choices: the choices said, nothing else (another complaint's story names who it was about)."""
         conv = run.conversation
         category = self._category(conv)
         for fact_id, fact in category.facts.items():
             fact_type = self.shared.fact_types[fact.type]
+            if only_choices and fact_type.kind != "choice":
+                continue
             # "单号是32132132" when another was given: naming the fact with a new value corrects it
             named = fact_type.kind == "pattern" and normalize(fact.label)[-2:] in normalize(text)
             carried = fact_id in conv.memory.carried  # from the case before: another waybill replaces it

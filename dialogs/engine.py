@@ -288,6 +288,9 @@ class Engine(RoutingMixin, FeeTalkMixin, AnswersMixin, MovesMixin, PromptsMixin)
         # the story goes on from the message that led to the choice (才赔我300 … → 赔太少了啊)
         told = f"{carried}\n{text}" if carried and category_id in run.chose_among else text
         self._prefill(run, told if story else "", account=account or begin == "check")
+        if not story and text:  # the second complaint of a message: whom that message named (送货那个司机态度还特别差)
+            self._absorb(run, text, only_choices=True)
+            run.noted.clear()
         kept = {k: v for k, v in before.items() if k in self._category(conv).facts and k not in conv.facts}
         conv.memory.carried = []
         if kept and self.shared.texts.facts_carried is not None:
