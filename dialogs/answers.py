@@ -284,10 +284,11 @@ class AnswersMixin:
                 and self._side_fee(run, text)):
             self._prompt(run, resume=True)
             return True
-        if asks or len(MEANINGFUL.findall(text)) <= SHORT_ASK:  # "我就想问个价" asks without a question word
-            answer = self._faq_asked(conv.category, text)
+        answer = self._faq_asked(conv.category, text)
+        # "我就想问个价" asks without a question word; "我付过搬楼费了" tells what its answer is said instead of
+        if answer is not None and (asks or len(MEANINGFUL.findall(text)) <= SHORT_ASK or answer.replaces):
             # a longer message at a question of words is the account, which may ask in passing (多久了都没人管)
-            if answer is not None and not (text_pending and len(MEANINGFUL.findall(text)) > SHORT_ASK):
+            if not (text_pending and len(MEANINGFUL.findall(text)) > SHORT_ASK):
                 self._say(run, answer)
                 self._prompt(run, resume=True)
                 return True
