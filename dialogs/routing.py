@@ -237,6 +237,8 @@ class RoutingMixin:
                 label, later = later, label  # the goods before the manners: the material problem first
             return self._start_first(run, label, later, text, account=run.describes)
         clauses = sorted(self._clause_complaints(meant), key=lambda c: -dict(reading.candidates).get(c, 0))
+        if clauses == ["tracking"]:  # "转到别家物流去了 什么时候能到啊": the question is the transfer's, not a tracking request
+            clauses = [self._covering_clause(meant, "tracking") or "tracking"]
         if clauses:  # unsure of the whole, sure of its parts: "货压了五天没发，而且开单的态度还很差"
             label, others = clauses[0], clauses[1:]
             # the goods first, of every complaint the clauses tell (司机放门口就走了 也没打电话 货被雨淋了: the wet goods)
@@ -348,6 +350,16 @@ class RoutingMixin:
             if found:
                 return list(dict.fromkeys(found))
         return []
+
+    def _covering_clause(self, text: str, label: str) -> str | None:
+        """The complaint another clause of the message tells, when it covers the one read surely ("转到别家物流去了"
+        beside 什么时候能到啊: the transfer includes the tracking); read at least even odds."""
+        for clause in self._chat_clauses.split(normalize(text))[:12]:
+            if len(WORDS.findall(clause)) >= 4 and not self.repairs.read(clause).insult:
+                other = self.router.classify(clause)  # type: ignore[union-attr]
+                if label in self.routing.covers.get(other.label, []) and other.confidence >= 0.5:
+                    return other.label
+        return None
 
     def _complaint_in(self, run: Run, text: str) -> Any:
         """The router's confident reading of a complaint in the message or in one of its clauses
