@@ -229,6 +229,7 @@ class AnswersMixin:
             value = None  # "司机啊": an answer to another question, not an account of what happened
         if value is None:
             return self._missed(run, fact_id)
+        self._answer_asked(run, text)  # "6楼 没电梯 … 能退点运费吗": the answer, and its question answered
         self._take(run, fact_id, value)
 
     def _answers_other_choice(self, run: Run, fact_id: str, text: str) -> tuple[str, str] | None:
