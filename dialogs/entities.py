@@ -524,11 +524,16 @@ _TIME_NEED = re.compile(r"^[^,.;!?，。；！？]{0,4}(?:就要|要用|要到|�
 _TIME_USE = re.compile(r"^(?:在家|在(?![\u4e00-\u9fff])|有人|方便|可以|都行|都可以|能收|收货|送|到|之前|以前|前|必须|要到|有空|随时)")
 
 
+_PART_EDGE = " ,.;!?，。；！？\n"
+
+
 def _times(folded: str) -> tuple[str, ...]:
     found = []
     for m in _TIMES.finditer(folded):
         said = m.group(0)
-        if said.endswith(("前", "后", "左右")) or "点" in said or "随时" in said or "都" in said or "在家" in said \
+        # "地址是… 明天下午 电话…": a time standing as a part of its own is an answer, not a thing that happened
+        alone = (m.start() == 0 or folded[m.start() - 1] in _PART_EDGE) and (m.end() == len(folded) or folded[m.end()] in _PART_EDGE)
+        if alone or said.endswith(("前", "后", "左右")) or "点" in said or "随时" in said or "都" in said or "在家" in said \
                 or _TIME_USE.match(folded[m.end():m.end() + 4].lstrip()) or _TIME_NEED.search(folded[m.end():m.end() + 6]):
             found.append(said)
     return _unique(found)

@@ -318,3 +318,10 @@ def test_a_day_the_goods_are_needed_by_is_a_time():
     """Probe 4 (C13): "急 客户后天要" answers when the goods must arrive; "后天要发货" tells no such time."""
     assert ents("急 客户后天要").times == ("后天",)
     assert ents("后天要发货").times == () and ents("明天要下雨").times == ()
+
+
+def test_a_time_standing_alone_among_other_answers_is_a_time():
+    """Probe 8 (C47): "地址是…金山路5号 明天下午 电话…" gives the time too; "下午就把货交了" and "昨天下午 司机来了" tell when
+    something happened."""
+    assert ents("地址是厦门湖里区金山路5号 明天下午 电话13799990000").times == ("明天下午",)
+    assert ents("下午就把货交了").times == () and ents("昨天下午 司机来了").times == ()
