@@ -12,7 +12,7 @@ from dialogs.matching import check_fact, is_number, normalize, pick_by_words, pi
 from dialogs.render import render
 from dialogs.repairs import Wants
 from dialogs.schema import Answer
-from dialogs.turn import (ANSWER_STORY, MAX_SAID, MEANINGFUL, QUESTION, SHIPMENT, SHORT_ASK, SHORT_STORY, SHORT_STORY_WORDS,
+from dialogs.turn import (ANSWER_STORY, MAX_SAID, MEANINGFUL, NAMING_NUMBERS, QUESTION, SHIPMENT, SHORT_ASK, SHORT_STORY, SHORT_STORY_WORDS,
                           STORY_LENGTH, WORDS, Run)
 
 
@@ -20,8 +20,6 @@ from dialogs.turn import (ANSWER_STORY, MAX_SAID, MEANINGFUL, QUESTION, SHIPMENT
 EITHER_OR = re.compile(r"(\w)不\1|需不需要|可不可以")
 
 
-# Words that only introduce a waybill or a phone ("我的运单号是", "联系电话"): no problem told.
-_NAMING_NUMBERS = re.compile(r"运单号?码?|单号|快递单|托运单|手机号?码?|电话号?码?|联系方式|号码|我的|我|是|为|的|：|:|，|,|。|\s")
 
 
 class AnswersMixin:
@@ -480,7 +478,7 @@ class AnswersMixin:
 
     def _only_entities(self, run: Run, text: str) -> bool:
         found = run.entities
-        rest = _NAMING_NUMBERS.sub("", self._without_entities(run, text))
+        rest = NAMING_NUMBERS.sub("", self._without_entities(run, text))
         return bool(found.waybills or found.phones) and len(WORDS.findall(rest)) < 2  # "货破了 SH…" tells a problem
 
     def _entity_labels(self, run: Run) -> list[str]:

@@ -15,7 +15,7 @@ from dialogs.intents import Classification
 from dialogs.matching import is_number, normalize, pick_option
 from dialogs.render import render
 from dialogs.repairs import Wants
-from dialogs.turn import MEANINGFUL, OTHER, QUESTION, SHORT_STORY_WORDS, VAGUE, WORDS, Run
+from dialogs.turn import MEANINGFUL, NAMING_NUMBERS, OTHER, QUESTION, SHORT_STORY_WORDS, VAGUE, WORDS, Run
 
 # what names a waybill or phone number, taken out with it ("运单号是SH70707070")
 _NUMBER_NAMED = r"(?:运单号|单号|运单|电话号码|电话|手机号|手机|号码)?\s*(?:是|为|:|：)?\s*"
@@ -94,8 +94,7 @@ class RoutingMixin:
             pressed = index is not None and index < len(offered) and normalize(text).casefold() in {
                 normalize(n).casefold() for n in self._names(offered[index])}  # a button's label tells no story
             run.describes = not pressed and not is_number(text) and len(WORDS.findall(text)) >= SHORT_STORY_WORDS
-            if index == len(offered):
-                conv.offered_text = ""
+            if index == len(offered):  # back to the menu: the waybill and phone told stay for what is chosen there
                 return self._show_menu(run)
             if index is not None:
                 # The waybill or phone in the message that led to the offer is not asked again; a second
@@ -136,9 +135,14 @@ class RoutingMixin:
         # "查件 SH…", "你好 查件 SH…": a status word with a waybill and little else
         said = normalize(text)
         short = len(MEANINGFUL.findall(self._without_entities(run, text))) <= 6
+        # "喂 货到了没 单号SH… 电话…": where the goods are, and nothing else but the numbers and their names
+        bare = NAMING_NUMBERS.sub("", self._without_entities(run, text))
+        asks_where = len(WORDS.findall(bare)) <= 6 and any(w in said for w in self.routing.where_words)
         if (run.entities.waybills and "tracking" in self.content.categories
-                and (wants.own_status or after_no_cases or any(said.startswith(w) or (short and w in said) for w in status_words))):
-            self._say(run, texts.status_by_waybill)
+                and (wants.own_status or after_no_cases or asks_where
+                     or any(said.startswith(w) or (short and w in said) for w in status_words))):
+            if not asks_where:  # "查询 SH…" asked with the word for a case's progress: which number is which
+                self._say(run, texts.status_by_waybill)
             return self._start(run, "tracking", text)
         if self._only_entities(run, text):  # a waybill or a phone alone: kept for the complaint that follows
             conv.offered_text = f"{conv.offered_text}\n{text}".strip()

@@ -291,6 +291,8 @@ class Routing(Strict):
     settled: dict[Id, Settled] = {}
     told_threshold: float = Field(0.95, gt=0, lt=1)  # least confidence of such a told complaint beside figures
     change_words: list[str]  # words that announce a change of topic mid-conversation (算了, 换个问题)
+    # asked with a waybill and little else, a tracking request ("货到了没 单号SH…")
+    where_words: list[str] = []
     places: list[str] = []
 
 

@@ -24,6 +24,8 @@ CASE_NUMBER = re.compile(r"KF[-\s]?(\d{8})[-\s]?(\d{4,6})(?!\d)", re.IGNORECASE)
 QUESTION = re.compile(r"[?？吗么呢]|多少|怎么|怎样|如何|哪|几|什么|谁|能不能|可不可以|是否|有没有|要不要|行不行|([\u4e00-\u9fff])不\1")
 SHORT_STORY_WORDS = 5  # a story told where a number or a choice is asked (两箱瓷砖碎了): no digits, this long
 SHORT_ASK = 8  # a message this short that names a question of the FAQ asks it, question word or not (我就想问个价)
+# Words that only introduce a waybill or a phone ("我的运单号是", "联系电话"): no problem told.
+NAMING_NUMBERS = re.compile(r"运单号?码?|单号|快递单|托运单|手机号?码?|电话号?码?|联系方式|号码|我的|我|是|为|的|：|:|，|,|。|\s")
 MEANINGFUL = re.compile(r"[\u4e00-\u9fffA-Za-z0-9]")
 WORDS = re.compile(r"[\u4e00-\u9fff]")  # what a story is told in (a waybill's digits tell nothing)
 
