@@ -172,6 +172,8 @@ class Engine(RoutingMixin, FeeTalkMixin, AnswersMixin, MovesMixin, PromptsMixin)
         if move == "human" or wants.human:
             if wants.insult:  # "…破公司 我要打12315": sorry first, then the person
                 self._say(run, self.shared.texts.apology)
+            if wants.meta and self.shared.texts.about_me_handoff is not None:  # "你们客服都是机器人吗 叫个活人来"
+                self._say(run, self.shared.texts.about_me_handoff)
             return self._handoff(run, text)
         if conv.memory.confirming is not None:
             if self._confirmed(run, wants, text):
