@@ -67,6 +67,9 @@ class AnswersMixin:
             self._my_cases(run, quiet_menu=True)
             return self._prompt(run, resume=True)
         if pending is not None and wants.cannot_give and self._fact_type(conv, pending).kind != "text":
+            if self._cannot_give_other(conv, pending, text):  # "我说了单号没了" while the phone is asked
+                run.lead = render(self.shared.texts.moved_on.text, self._blank_values())
+                return self._prompt(run)
             return self._skip(run, pending, text)
         if self._side_question(run, text, wants, pending):
             return
@@ -470,6 +473,13 @@ class AnswersMixin:
         if fact_type.kind == "choice":
             return self._say(run, self.shared.texts.choose_again, options=self._current_options(conv))
         self._say(run, fact_type.invalid, options=self._current_options(conv))
+
+    def _cannot_give_other(self, conv, pending: str, text: str) -> bool:
+        """Whether "…没了" names another thing than the one asked for (单号, while the phone is asked)."""
+        asked = self._fact_type(conv, pending)
+        others = [t for name, t in self.shared.fact_types.items() if t is not asked and t.called]
+        return (not self.repairs.cannot_give(text, asked.called)
+                and any(self.repairs.cannot_give(text, t.called) for t in others))
 
     def _generic(self, word: str) -> bool:
         lists = self.repairs.lists

@@ -89,6 +89,11 @@ class MovesMixin:
             return self._open_case(run, self._category(conv), announce=False)[0]
         case = next((c for c in run.ledger.my_cases() if c.status == "open"), None)
         if case is not None:
+            # "算了 我找你们经理 电话130…": the phone given with the request goes on that case, and is not asked for
+            given = {k: v[0] for k, v in (("waybill", run.entities.waybills), ("phone", run.entities.phones)) if v}
+            if given:
+                run.turn.events.append(Event("case_facts_corrected", {"case": case.number, "facts": given}))
+                conv.facts.update(given)
             return case.number
         complaint = self._complaint_beside_handoff(run, text)
         label, told = (complaint, text) if complaint is not None else (None, "")  # "运费乱收…我要投诉到12315"
