@@ -264,7 +264,8 @@ class Engine(RoutingMixin, FeeTalkMixin, AnswersMixin, MovesMixin, PromptsMixin)
             answer = self.fees.answer(text, run.entities, category_id, conv.facts, self._today(run), opening=True)
             if answer.topic and answer.topic != category_id:
                 conv.category = conv.memory.topic = answer.topic
-            if not answer.texts and not answer.problem and conv.category != "storage":
+            # chosen from the menu, or named alone (保管费): what the manual says; a storage figure given: the next asked
+            if not answer.texts and not answer.problem and not (conv.category == "storage" and conv.facts):
                 answer = self.fees.overview(conv.category)  # chosen from the menu: what the manual says
             return self._fee_reply(run, answer, text)
         carried = conv.offered_text if conv.offered_text and conv.offered_text != text else ""

@@ -6,7 +6,7 @@ A part of the Engine (dialogs/engine.py), kept apart by what it does; pure like 
 from __future__ import annotations
 
 from dialogs.content import HANDOFF
-from dialogs.fees import FeeAnswer
+from dialogs.fees import FREIGHT_WORD, FeeAnswer
 from dialogs.matching import normalize, pick_option
 from dialogs.policies import topic_text
 from dialogs.repairs import Wants
@@ -27,6 +27,8 @@ class FeeTalkMixin:
             return self._after(run)
         if pick_option(text, [[self.shared.back_label]]) is not None and normalize(text) in ("1", self.shared.back_label):
             return self._global_move(run, "menu")
+        if self.fees.prompt(conv.category, conv.facts) is not None and self.repairs.cannot_give(text, [FREIGHT_WORD]):
+            conv.facts.clear()  # "运费还不知道": the quote is not asked for again; what else the message asks is answered
         chosen = self.fees.by_title(conv.category, text)  # a button of the answers' titles
         if chosen:
             for line in chosen:

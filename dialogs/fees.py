@@ -16,7 +16,7 @@ from decimal import Decimal
 from dialogs.entities import STARTING_NUMBER, Entities, introduced_as_waybill, number
 from dialogs.folding import fold
 from dialogs.policies import (MAX_AMOUNT, Policies, UnknownCity, cod_charged_differs, cod_fee, goods_named, insurance_fee,
-                              find_region, insurance_limits, invoice_deadline, label_penalty, label_reward, membership_fee, route_region,
+                              find_region, insurance_limits, invoice_deadline, label_penalty, label_reward, line_share_text, membership_fee, route_region,
                               storage_fee, topic_answers, topic_text, total_text)
 
 STORAGE_NEEDS = ("freight", "days", "city")
@@ -343,6 +343,12 @@ class FeeDesk:
                                  options=[r.short for r in storage.regions])
             return None
         if not all(facts.get(need) for need in STORAGE_NEEDS):
+            chosen = next((r for r in storage.regions if facts.get("city") == f"region:{r.id}"), None)
+            if not facts.get("freight") and chosen is not None and facts.get("city") != before.get("city"):
+                # "发到重庆的货 仓储费每天多少": the line's share now, the figure when the freight is told
+                told = line_share_text(chosen, facts.get("place", ""), self.policies)
+                if told is not None:
+                    return FeeAnswer([told], "storage")
             if not facts.get("freight") or not facts.get("days"):
                 return FeeAnswer([], "storage")  # the engine asks for the next figure
             if int(facts["days"]) > storage.free_days:

@@ -142,6 +142,8 @@ class StorageQuotes(Strict):
     free: Text  # names: days, freight, fee
     charged: Text  # names: days, overdue, freight, region, fee
     unknown_city: Text  # names: city, known
+    # names: region, place: the line's share, told when the line is known and the freight not yet (发到重庆的 每天多少)
+    line_share: Text | None = None
 
 
 class StoragePrompts(Strict):
@@ -464,6 +466,14 @@ def route_region(places: list[str], policies: Policies) -> Region | None | str:
     return regions[0][1] if regions else None
 
 
+def line_share_text(region: Region, place: str, policies: Policies) -> str | None:
+    """The line's daily share of the freight in words, before any figure is known (or None: no such text)."""
+    storage = policies.storage
+    if storage.quotes.line_share is None:
+        return None
+    return _render(storage.quotes.line_share, _names(storage, region=region, place=place))
+
+
 def find_region(city: str, policies: Policies) -> Region | None:
     """Returns the storage region whose places the text names, or None if it names none or several."""
     said = _fold(city or "")
@@ -628,6 +638,8 @@ def _check_templates(policies: Policies, add: Callable[[tuple, str], None]) -> N
             break
     check(("storage", "quotes", "unknown_city"), quotes.unknown_city,
           _names(storage, city="", known=known_places(policies)))
+    if quotes.line_share is not None:
+        check(("storage", "quotes", "line_share"), quotes.line_share, _names(storage, region=storage.regions[0], place="上海"))
 
 
 def _template_problems(text: Text, values: dict[str, Any]) -> list[str]:
