@@ -334,8 +334,8 @@ class FeeDesk:
             if routed is not None and not isinstance(routed, str):
                 outside = [p for p in places if find_region(p, self.policies) is routed]
                 facts["city"], facts["place"] = f"region:{routed.id}", outside[0] if outside else ""
-            else:
-                facts["city"] = places[0]
+            else:  # the place in no line of the table (厦门发昆明: 昆明), or a route between two other places
+                facts["city"] = routed if isinstance(routed, str) else places[0]
         if {k: facts.get(k) for k in STORAGE_NEEDS} == {k: before.get(k) for k in STORAGE_NEEDS}:
             if in_storage and facts.get("freight") and facts.get("days") and not facts.get("city") and said.strip():
                 # asked for the line and given no place kefu knows: the lines to choose from, never the words echoed

@@ -459,7 +459,11 @@ def route_region(places: list[str], policies: Policies) -> Region | None | str:
     the deltas). Returns the region, None when no place was named, or the first place that no
     region lists (昆明: the manual sets no share for it)."""
     regions = [(place, find_region(place, policies)) for place in places]
-    outside = [(place, region) for place, region in regions if region is None or region.id != policies.storage.regions[0].id]
+    home = policies.storage.regions[0].id
+    if len(set(places)) >= 2 and not any(region is not None and region.id == home for _, region in regions):
+        # "上海发北京": the table's lines all run to or from Fujian; a route between two other places is in none
+        return "到".join(dict.fromkeys(places))
+    outside = [(place, region) for place, region in regions if region is None or region.id != home]
     if outside:
         place, region = outside[0]
         return region if region is not None else place

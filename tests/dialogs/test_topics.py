@@ -181,3 +181,12 @@ def test_an_amount_after_a_cod_question_is_the_cod_fee_not_a_number_of_cards(eng
     assert "30.00 元" in "\n".join(turns[2]) and "张" not in "\n".join(turns[2]), turns[2]
     _, turns = chat(engine, "会员卡补办多少钱", "那20呢")
     assert "共 20 张：100.00 元" in "\n".join(turns[1]), turns[1]  # a small bare figure after the card question: cards
+
+
+def test_a_storage_line_the_table_does_not_have_is_not_priced_at_another_lines_share(engine):
+    """Probe 9 (C51): the table's lines all run to or from Fujian: 上海发北京 is in none (not 5 %), and 厦门发昆明 is
+    not a line within Fujian (not 10 %): both are said to be missing, with the lines to choose from."""
+    for text, route in (("上海发北京 运费500 超期2天 仓储费多少", "上海到北京"), ("厦门发昆明 运费500 第5天 保管费多少", "昆明")):
+        _, turns = chat(engine, text)
+        shown = "\n".join(turns[0])
+        assert f"没有写到{route}这条线路" in shown and "50.00" not in shown and "100.00" not in shown, shown
