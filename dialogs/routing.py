@@ -81,14 +81,14 @@ class RoutingMixin:
                 conv.offered_text = source if wordless else f"{source}\n{text}"
                 run.noted = self._entity_labels(run) if only_entities else []
                 conv.memory.misses += 1
-                if conv.memory.misses < 2 or offered[0] not in self.content.categories:
+                if offered[0] not in self.content.categories or (conv.memory.misses < 2 and not self._strong_lead(run, offered[0])):
                     return self._prompt(run)
-                # The buttons passed over twice: the likeliest problem, said aloud so that "不对，其实是…" can
-                # still change it, rather than the same question a third time.
+                # The buttons passed over twice, or once when all that was told points one way (混了别人的两箱, then
+                # the waybill): the likeliest problem, said aloud so that "不对，其实是…" can still change it.
                 run.entities = extract(conv.offered_text, self.places, today=self._today(run))
                 conv.state, conv.offered = MENU, []
                 self._say(run, self.shared.texts.topic_changed, category=self._entry(offered[0]).name)
-                return self._start(run, offered[0], source)
+                return self._start(run, offered[0], conv.offered_text if not only_entities else source)
             conv.state, conv.offered = MENU, []
             run.chose_among = offered
             pressed = index is not None and index < len(offered) and normalize(text).casefold() in {
@@ -137,7 +137,7 @@ class RoutingMixin:
         short = len(MEANINGFUL.findall(self._without_entities(run, text))) <= 6
         # "喂 货到了没 单号SH… 电话…": where the goods are, and nothing else but the numbers and their names
         bare = NAMING_NUMBERS.sub("", self._without_entities(run, text))
-        asks_where = len(WORDS.findall(bare)) <= 6 and any(w in said for w in self.routing.where_words)
+        asks_where = len(WORDS.findall(bare)) <= 10 and any(w in said for w in self.routing.where_words)
         if (run.entities.waybills and "tracking" in self.content.categories
                 and (wants.own_status or after_no_cases or asks_where
                      or any(said.startswith(w) or (short and w in said) for w in status_words))):
@@ -158,6 +158,15 @@ class RoutingMixin:
         if after_case and self._already_recorded(run, text):
             return
         self._route(run, text)
+
+    def _strong_lead(self, run: Run, label: str) -> bool:
+        """Whether everything told while asked which problem (the first message and what followed) reads as this
+        one with a clause's confidence: enough to go on with it, said aloud, rather than ask a second time."""
+        if self.router is None:
+            return False
+        told = run.conversation.offered_text
+        readings = [self.router.classify(self._unnumbered(run, t)) for t in dict.fromkeys((told.split("\n")[0], told))]
+        return any(r.label == label and r.confidence >= self.routing.also_threshold for r in readings)
 
     def _presses_on(self, run: Run, text: str, wants: Wants) -> bool:
         """A message that answers the question "which problem" with no problem of its own ("你们快点处理啊",
