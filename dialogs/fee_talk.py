@@ -23,8 +23,9 @@ class FeeTalkMixin:
             return self._goodbye(run)
         if wants.cancel or wants.thanks:
             self._leave(run)
-            self._say(run, texts.thanks_reply)
-            return self._after(run)
+            # "哦", "好吧" after an answer: heard, not thanked for (不客气 would answer thanks never said)
+            self._say(run, texts.ack_reply if wants.ack and texts.ack_reply is not None else texts.thanks_reply)
+            return self._after(run, ask=not wants.ack)
         if pick_option(text, [[self.shared.back_label]]) is not None and normalize(text) in ("1", self.shared.back_label):
             return self._global_move(run, "menu")
         if self.fees.prompt(conv.category, conv.facts) is not None and self.repairs.cannot_give(text, [FREIGHT_WORD]):

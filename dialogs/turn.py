@@ -21,7 +21,7 @@ ANSWER_STORY = 8  # an answer given in words (摔坏了，三箱碎了两箱) th
 SHIPMENT = re.compile(r"发货人|收货人|寄件人|收件人|发货的是|从.{1,8}(?:发|寄|运)|发到|发往|寄到|运到|哪天发|号发的|发的货")
 # A case number anywhere in a message is a request for that case's progress: KF-20261127-0001, KF20261127 0001.
 CASE_NUMBER = re.compile(r"KF[-\s]?(\d{8})[-\s]?(\d{4,6})(?!\d)", re.IGNORECASE)
-QUESTION = re.compile(r"[?？吗么呢]|多少|怎么|怎样|如何|哪|几|什么|谁|能不能|可不可以|是否|有没有|要不要|行不行|([\u4e00-\u9fff])不\1")
+QUESTION = re.compile(r"[?？吗么呢]|多少|多久|怎么|怎样|如何|哪|几|什么|谁|能不能|可不可以|是否|有没有|要不要|行不行|([\u4e00-\u9fff])不\1")
 SHORT_STORY_WORDS = 5  # a story told where a number or a choice is asked (两箱瓷砖碎了): no digits, this long
 SHORT_ASK = 8  # a message this short that names a question of the FAQ asks it, question word or not (我就想问个价)
 # Words that only introduce a waybill or a phone ("我的运单号是", "联系电话"): no problem told.
