@@ -351,6 +351,8 @@ class AnswersMixin:
                 found_all = getattr(run.entities, fact_type.entity)
                 if fact_type.entity == "times":  # "约好上午送…明天上午在家": the fuller time says more
                     found_all = sorted(found_all, key=len, reverse=True)
+                elif overwrite and len(found_all) > 1:  # "SH20261111 哦不对 是SH20261117": the one said after
+                    found_all = list(reversed(found_all))
                 for found in found_all:
                     value = check_fact(found, fact_type, fact.options)
                     if value is not None:

@@ -237,6 +237,8 @@ class Engine(RoutingMixin, FeeTalkMixin, AnswersMixin, MovesMixin, PromptsMixin)
                 self._say(run, texts.greeting)
             return self._prompt(run)
         if move == "status":
+            if not in_complaint and any(c.status == "open" for c in run.ledger.my_cases()):
+                return self._my_cases(run)  # "查询进度" right after a case: theirs, not a number asked for
             self._say(run, texts.status_ask)
             return self._prompt(run, resume=True) if in_complaint else None
         if move in ("bye", "cancel") and in_complaint and conv.state != START:
