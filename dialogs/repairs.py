@@ -73,7 +73,7 @@ class RepairReader:
         if not said:
             return Wants()
         found = {name: bool(pattern.search(said)) for name, pattern in self._patterns.items()}
-        short = self._says_little_else(said, ("cancel", "thanks", "acknowledge", "bye"))
+        short = self._says_little_else(said, ("cancel", "thanks", "acknowledge", "bye", "addressing"))
         without_insults = self._rest(said, ("insult",))
         first = _CLAUSE.split(said, maxsplit=1)[0]
         cancels = {p for p in self.lists["cancel"] if p in said}

@@ -245,6 +245,7 @@ class Repairs(Strict):
     correction: list[str]  # a fact or the complaint is being corrected
     own_status: list[str]  # asks how their own case is going, without its number
     unanswered: list[str] = []  # the last answer missed what was asked (我是问…, 答非所问)
+    addressing: list[str] = []  # how customers call the agent (姑娘, 师傅): no words of their own in "谢谢你啊姑娘"
     fillers: str  # characters that carry no meaning in a short message (啊吧了呢)
 
 
