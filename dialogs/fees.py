@@ -39,6 +39,7 @@ _TOTAL = re.compile(r"一共|总共|加起来|合计|加一起|总计|一起多�
 _QUESTION_END = re.compile(r"[?？。;；!！\n]|(?<=[吗呢])[,，]")
 _CLAUSE_END = re.compile(r"[,.;!?，。；！？\n]")
 _PART_END = re.compile(r"[,.;!?，。；！？\s]")  # a clause, or a part of one typed without marks
+_HOW_MUCH = re.compile(r"多少|几块|几多钱|好多钱")
 MAX_CARDS = 100  # the most cards a figure without 张 is read as (more is an amount of money)
 _CARDS = re.compile(rf"({STARTING_NUMBER})\s*(?:张|个|位|名|人)")
 _PIECES = re.compile(rf"({STARTING_NUMBER})\s*件")
@@ -336,7 +337,10 @@ class FeeDesk:
                 facts["city"], facts["place"] = f"region:{routed.id}", outside[0] if outside else ""
             else:  # the place in no line of the table (厦门发昆明: 昆明), or a route between two other places
                 facts["city"] = routed if isinstance(routed, str) else places[0]
-        if {k: facts.get(k) for k in STORAGE_NEEDS} == {k: before.get(k) for k in STORAGE_NEEDS}:
+        unchanged = {k: facts.get(k) for k in STORAGE_NEEDS} == {k: before.get(k) for k in STORAGE_NEEDS}
+        if unchanged and in_storage and all(facts.get(n) for n in STORAGE_NEEDS) and _HOW_MUCH.search(said):
+            unchanged = False  # "要交多少" after the quote: the same figures, quoted again
+        if unchanged:
             if in_storage and facts.get("freight") and facts.get("days") and not facts.get("city") and said.strip():
                 # asked for the line and given no place kefu knows: the lines to choose from, never the words echoed
                 return FeeAnswer([topic_text("storage", storage.prompts.city_again, self.policies)], "storage",
