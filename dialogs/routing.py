@@ -75,7 +75,8 @@ class RoutingMixin:
                 self._say(run, self.shared.texts.choose_again)
                 return self._prompt(run)
             only_entities = index is None and self._only_entities(run, text)
-            wordless = index is None and not re.search(r"\w", normalize(text))  # "？？", "。。。": the question again
+            # "？？", "。。。", "嗯": the question again
+            wordless = index is None and (not re.search(r"\w", normalize(text)) or wants.ack)
             if only_entities or wordless or (index is None and self._presses_on(run, text, wants)):
                 # a waybill, or "你们快点处理啊", while asked which problem: kept, and the same options again
                 conv.offered_text = source if wordless else f"{source}\n{text}"
