@@ -221,9 +221,9 @@ def test_routing_lists_name_their_file_line_and_field_when_they_name_no_category
     shown, texts = _problems_of_a_broken_copy(tmp_path, {"shared.yaml": [
         ("    storage: [stranded, not_delivered, tracking]", "    storag: [stranded, not_deliverd]"),
         ("    transfer: [tracking, not_delivered, stranded]", "    transfer: [trackng, not_delivered, stranded]")]})
-    at = {word: _line_of(texts["shared.yaml"], word) for word in ("storag:", "transfer: [trackng]")}
+    at = {word: _line_of(texts["shared.yaml"], word) for word in ("storag:", "transfer: [trackng")}
     assert shown == [
-        f"shared.yaml:{at['transfer: [trackng]']}: routing.covers.transfer[0]: no category 'trackng' (did you mean 'tracking'?)",
+        f"shared.yaml:{at['transfer: [trackng']}: routing.covers.transfer[0]: no category 'trackng' (did you mean 'tracking'?)",
         f"shared.yaml:{at['storag:']}: routing.fee_stories.storag: no topic 'storag' (did you mean 'storage'?)",
         f"shared.yaml:{at['storag:']}: routing.fee_stories.storag[1]: no category 'not_deliverd' (did you mean 'not_delivered'?)",
     ]
