@@ -8,7 +8,7 @@ from __future__ import annotations
 from dialogs.content import HANDOFF
 from dialogs.fees import FREIGHT_WORD, FeeAnswer
 from dialogs.matching import normalize, pick_option
-from dialogs.policies import topic_text
+from dialogs.policies import topic_answers, topic_text
 from dialogs.repairs import Wants
 from dialogs.turn import VAGUE, Run
 
@@ -35,6 +35,8 @@ class FeeTalkMixin:
             for line in chosen:
                 self._say_plain(run, line)
             return self._prompt(run)
+        if run.entities.waybills and self._waybill_invited(run) == HANDOFF:
+            return self._handoff(run, text)  # "运单 PT20261120 代收3500" after "把运单号发给我，我请工作人员帮您核实"
         if self._offer_check(run, text):
             return
         answer = self.fees.answer(text, run.entities, conv.category, conv.facts, self._today(run))
@@ -56,6 +58,16 @@ class FeeTalkMixin:
             return
         self._say(run, texts.fallback)
         self._prompt(run)
+
+    def _waybill_invited(self, run: Run) -> str | None:
+        """The check an answer said last turn invites a waybill for (its waybill_check), if any."""
+        conv = run.conversation
+        topic = self.content.policies.topics.get(conv.category or "")
+        if topic is None:
+            return None
+        said = topic_answers(conv.category, self.content.policies)
+        return next((a.waybill_check for aid, a in topic.answers.items()
+                     if a.waybill_check and any(said[aid] in line for line in conv.memory.last_lines)), None)
 
     def _reads_as_complaint(self, run: Run, text: str) -> bool:
         """A message the fee desk did not understand that reads as a complaint, however unsure the reading

@@ -60,6 +60,9 @@ class Answer(Text):
     # A charge the customer disputes (没人通知就收保管费): said instead of any quote, then this complaint
     # category's check (its flow's `check` state) collects the waybill and opens the case.
     check: Id | None = None
+    # An answer that asks for the waybill (货款到哪一步了，把运单号发给我): the waybill sent next goes to a person
+    # who looks into it, instead of being read as figures.
+    waybill_check: Literal["handoff"] | None = None
     # Asked in these words with no amount, this is answered and nothing priced (通知那天算不算一天: 一天 is no figure).
     no_quote: bool = False
     # A complaint's FAQ told in the message that starts the complaint is said instead of these answer points,
