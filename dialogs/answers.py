@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 
+from dialogs.conversation import Conversation
 from dialogs.entities import extract
 from dialogs.matching import check_fact, is_number, normalize, pick_by_words, pick_option
 from dialogs.render import render
@@ -476,10 +477,10 @@ class AnswersMixin:
             return self._say(run, self.shared.texts.choose_again, options=self._current_options(conv))
         self._say(run, fact_type.invalid, options=self._current_options(conv))
 
-    def _cannot_give_other(self, conv, pending: str, text: str) -> bool:
+    def _cannot_give_other(self, conv: Conversation, pending: str, text: str) -> bool:
         """Whether "…没了" names another thing than the one asked for (单号, while the phone is asked)."""
         asked = self._fact_type(conv, pending)
-        others = [t for name, t in self.shared.fact_types.items() if t is not asked and t.called]
+        others = [t for t in self.shared.fact_types.values() if t is not asked and t.called]
         return (not self.repairs.cannot_give(text, asked.called)
                 and any(self.repairs.cannot_give(text, t.called) for t in others))
 

@@ -295,7 +295,6 @@ class Engine(RoutingMixin, FeeTalkMixin, AnswersMixin, MovesMixin, PromptsMixin)
         self._prefill(run, told if story else "", account=account or begin == "check")
         if not story and text:  # the second complaint of a message: whom that message named (送货那个司机态度还特别差)
             self._absorb(run, text, only_choices=True)
-            run.noted.clear()
         kept = {k: v for k, v in before.items() if k in self._category(conv).facts and k not in conv.facts}
         conv.memory.carried = []
         if kept and self.shared.texts.facts_carried is not None:
@@ -310,8 +309,7 @@ class Engine(RoutingMixin, FeeTalkMixin, AnswersMixin, MovesMixin, PromptsMixin)
         # not why prices differ): answered before the first question
         if asked is not None and (asked.replaces or QUESTION.search(normalize(text))):
             run.replaced = asked.replaces
-            answer = render(asked.text, self._values(run))
-            run.lead = run.lead if answer in run.lead else run.lead + answer
+            run.lead += render(asked.text, self._values(run))
         self._trigger(run, begin)
 
     def _today(self, run: Run) -> date:

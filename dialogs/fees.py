@@ -18,6 +18,7 @@ from dialogs.folding import fold
 from dialogs.policies import (MAX_AMOUNT, Policies, UnknownCity, cod_charged_differs, cod_fee, goods_named, insurance_fee,
                               find_region, insurance_limits, invoice_deadline, label_penalty, label_reward, line_share_text, membership_fee, route_region,
                               storage_fee, topic_answers, topic_text, total_text)
+from dialogs.turn import QUESTION
 
 STORAGE_NEEDS = ("freight", "days", "city")
 FREIGHT_WORD = "运费"
@@ -48,7 +49,6 @@ _LATE = re.compile(rf"(?:晚了|晚|逾期了?|超期了?|超了|超出了?|多�
 _MONTHS_AGO = re.compile(r"(上上|上|这|本)个?月|去年")
 # A month named alone (九月份发的货, 9月发的): the latest such month not after this one
 _MONTH_NAMED = re.compile(r"(?<![\d一二三四五六七八九十])(1[0-2]|[1-9]|十[一二]?|[一二三四五六七八九])月(?!\d|[一二三四五六七八九十]+[号日])")
-_QUESTION = re.compile(r"[?？吗么呢]|多少|多久|怎么|怎样|如何|哪|几|什么|谁|能不能|可不可以|是否|有没有|要不要|行不行|([\u4e00-\u9fff])不\1")
 
 
 @dataclass
@@ -77,7 +77,7 @@ def _questions(said: str) -> list[str]:
     for part in _QUESTION_END.split(said):
         asked, setting = [], ""
         for chunk in part.split():
-            if _QUESTION.search(chunk):
+            if QUESTION.search(chunk):
                 asked.append(f"{setting} {chunk}".strip())
                 setting = ""
             else:
@@ -120,7 +120,7 @@ class FeeDesk:
     def tells_insurance(self, text: str) -> bool:
         """Insurance told as done (已保价2000, 没保价) in a message that asks nothing: a fact of a claim."""
         said = fold(text).casefold()
-        return bool(_INSURED.search(said)) and not _QUESTION.search(said)
+        return bool(_INSURED.search(said)) and not QUESTION.search(said)
 
     def is_question(self, text: str, found: Entities) -> bool:
         """Tells whether a message asks the desk something: it names a topic and asks, or gives an amount for
@@ -131,7 +131,7 @@ class FeeDesk:
             return self._storage_figures(said, found)
         if named == "insurance" and self.tells_insurance(text):
             return False  # "少了一件…已保价2000": a fact of the claim, nothing asked
-        return bool(found.money) or bool(_QUESTION.search(said))
+        return bool(found.money) or bool(QUESTION.search(said))
 
     def topic_of(self, text: str, found: Entities) -> str | None:
         """The topic a question is about: the one it names, or storage for its figures."""
@@ -223,7 +223,7 @@ class FeeDesk:
         """Of the topics a message names, the one named where it asks ("每天都发代收 有没有会员卡": the card),
         when the one named first is only said in passing; else the first."""
         parts = [p for clause in _CLAUSE_END.split(said) for p in clause.split()]  # typed without marks: spaces too
-        asks = [p for p in parts if _QUESTION.search(p)]
+        asks = [p for p in parts if QUESTION.search(p)]
         if any(w in p for p in asks for w in self._words[topic]):
             return topic
         return next((tid for p in asks for tid, words in self._words.items() if any(w in p for w in words)), topic)
@@ -346,9 +346,10 @@ class FeeDesk:
                 return FeeAnswer([topic_text("storage", storage.prompts.city_again, self.policies)], "storage",
                                  options=[r.short for r in storage.regions])
             return None
+        city = facts.get("city", "")
+        chosen = next((r for r in storage.regions if city == f"region:{r.id}"), None)  # a line, not a place
         if not all(facts.get(need) for need in STORAGE_NEEDS):
-            chosen = next((r for r in storage.regions if facts.get("city") == f"region:{r.id}"), None)
-            if not facts.get("freight") and chosen is not None and facts.get("city") != before.get("city"):
+            if not facts.get("freight") and chosen is not None and city != before.get("city"):
                 # "发到重庆的货 仓储费每天多少": the line's share now, the figure when the freight is told
                 told = line_share_text(chosen, facts.get("place", ""), self.policies)
                 if told is not None:
@@ -357,8 +358,6 @@ class FeeDesk:
                 return FeeAnswer([], "storage")  # the engine asks for the next figure
             if int(facts["days"]) > storage.free_days:
                 return FeeAnswer([], "storage", options=[r.short for r in storage.regions])
-        city = facts.get("city", "")
-        chosen = next((r for r in storage.regions if city == f"region:{r.id}"), None)
         result = storage_fee(Decimal(facts["freight"]), int(facts["days"]), chosen.places[0] if chosen else city,
                              self.policies, place=facts.get("place", ""))
         if isinstance(result, UnknownCity):

@@ -90,7 +90,7 @@ class MovesMixin:
         case = next((c for c in run.ledger.my_cases() if c.status == "open"), None)
         if case is not None:
             # "算了 我找你们经理 电话130…": the phone given with the request goes on that case, and is not asked for
-            given = {k: v[0] for k, v in (("waybill", run.entities.waybills), ("phone", run.entities.phones)) if v}
+            given = self._numbers_given(run)
             if given:
                 run.turn.events.append(Event("case_facts_corrected", {"case": case.number, "facts": given}))
                 conv.facts.update(given)
@@ -110,8 +110,7 @@ class MovesMixin:
             conv.category, conv.state, conv.facts = label, START, {}
             self._prefill(run, told)
             return self._open_case(run, self._category(conv), announce=False)[0]
-        facts = {k: v for k, v in (("waybill", next(iter(run.entities.waybills), None)),
-                                   ("phone", next(iter(run.entities.phones), None))) if v}
+        facts = self._numbers_given(run)
         said = text.strip() if text.strip() and not self._command(text) else ""
         asked = "\n".join(t for t in (conv.offered_text.strip() if conv.state == CLARIFY else "", said) if t)
         if asked:
@@ -138,6 +137,11 @@ class MovesMixin:
         """Says goodbye; the event lets a channel close (the terminal chat ends there)."""
         run.turn.events.append(Event("said_goodbye"))
         self._say(run, self.shared.texts.goodbye)
+
+    def _numbers_given(self, run: Run) -> dict[str, str]:
+        """The first waybill and the first phone the message gives, as facts."""
+        found = run.entities
+        return {k: v[0] for k, v in (("waybill", found.waybills), ("phone", found.phones)) if v}
 
     def _promise(self, run: Run, number: str | None) -> dict[str, Any]:
         """Who will be in touch after a handoff and by when: the time told on the handoff, kept (a phone given
@@ -211,7 +215,7 @@ class MovesMixin:
         case = run.ledger.find_case(number)
         if case is None or case.status != "open" or not case.mine:
             return False
-        facts = {k: v[0] for k, v in (("waybill", found.waybills), ("phone", found.phones)) if v}
+        facts = self._numbers_given(run)
         run.turn.events.append(Event("case_facts_corrected", {"case": number, "facts": facts}))
         run.noted = self._entity_labels(run)
         lead = render(self.shared.texts.noted.text, template_values("", what="、".join(run.noted)))

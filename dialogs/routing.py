@@ -291,12 +291,9 @@ class RoutingMixin:
 
     def _own_question(self, run: Run, label: str, text: str, later: str | None) -> str | None:
         """A second complaint that is only a question the first one's FAQ answers ("货要退回来 退回来运费多少": who
-        pays the freight back, no pricing complaint): answered before the first question, and no second."""
+        pays the freight back, no pricing complaint): no second (_start answers the question before the first)."""
         asked = self._faq_asked(label, text) if later is not None and QUESTION.search(normalize(text)) else None
-        if asked is None:
-            return later
-        run.lead = render(asked.text, self._values(run))
-        return None
+        return later if asked is None else None
 
     def _about_whom(self, text: str, only: bool = False) -> list[str]:
         """The problems of the one person a vague complaint names (routing.about_whom), else none;
@@ -342,9 +339,8 @@ class RoutingMixin:
         # "能不能让真人来跟我说话" leaves words that name no problem: only a clear complaint counts
         if reading.label in self.content.categories and reading.confidence >= 0.95:
             return reading.label
-        # the clauses that neither ask for a person nor abuse ("能不能让真人来跟我说话" has none)
-        plain = [c for c in self._chat_clauses.split(normalize(text))
-                 if len(WORDS.findall(c)) >= 4 and not ((wants := self.repairs.read(c)).human or wants.insult)]
+        # the clauses that do not ask for a person ("能不能让真人来跟我说话" has none)
+        plain = [c for c in self._told_clauses(text) if not self.repairs.read(c).human]
         told = {r.label for r in map(self.router.classify, plain[:12])
                 if r.label in self.content.categories and r.confidence >= self.routing.also_threshold}
         return told.pop() if len(told) == 1 else None
@@ -368,12 +364,17 @@ class RoutingMixin:
     def _covering_clause(self, text: str, label: str) -> str | None:
         """The complaint another clause of the message tells, when it covers the one read surely ("转到别家物流去了"
         beside 什么时候能到啊: the transfer includes the tracking); read at least even odds."""
-        for clause in self._chat_clauses.split(normalize(text))[:12]:
-            if len(WORDS.findall(clause)) >= 4 and not self.repairs.read(clause).insult:
-                other = self.router.classify(clause)  # type: ignore[union-attr]
-                if label in self.routing.covers.get(other.label, []) and other.confidence >= 0.5:
-                    return other.label
+        for clause in self._told_clauses(text)[:12]:
+            other = self.router.classify(clause)  # type: ignore[union-attr]
+            if label in self.routing.covers.get(other.label, []) and other.confidence >= 0.5:
+                return other.label
         return None
+
+    def _told_clauses(self, text: str) -> list[str]:
+        """The parts of a message, between marks and spaces, that can tell a complaint: four words or more, and
+        no abuse (abuse names no complaint)."""
+        return [c for c in self._chat_clauses.split(normalize(text))
+                if len(WORDS.findall(c)) >= 4 and not self.repairs.read(c).insult]
 
     def _complaint_in(self, run: Run, text: str) -> Any:
         """The router's confident reading of a complaint in the message or in one of its clauses

@@ -46,8 +46,8 @@ class Run:
         self.after_case = False  # the message answers "anything else?" right after a case was opened
         self.describes = False  # the message answers "which problem? or describe what happened": its account
         self.chose_among: list[str] = []  # the problems offered to choose from, when this message answers that
-        self.replaced: list[str] = []
-        self.declined: list[str] = []  # facts this message says it cannot give though not asked for (手机号不想给)  # answer points not said: the starting message's FAQ answers it instead
+        self.replaced: list[str] = []  # answer points not said: the starting message's FAQ answers it instead
+        self.declined: list[str] = []  # facts this message says it cannot give though not asked for (手机号不想给)
 
     @property
     def state(self) -> str:
