@@ -13,7 +13,7 @@ from dialogs.matching import check_fact, is_number, normalize, pick_by_words, pi
 from dialogs.render import render
 from dialogs.repairs import Wants
 from dialogs.schema import Answer
-from dialogs.turn import (ANSWER_STORY, MAX_SAID, MEANINGFUL, NAMING_NUMBERS, QUESTION, SHIPMENT, SHORT_ASK, SHORT_STORY, SHORT_STORY_WORDS,
+from dialogs.turn import (ANSWER_STORY, asks, MAX_SAID, MEANINGFUL, NAMING_NUMBERS, QUESTION, SHIPMENT, SHORT_ASK, SHORT_STORY, SHORT_STORY_WORDS,
                           STORY_LENGTH, WORDS, Run)
 
 
@@ -248,7 +248,7 @@ class AnswersMixin:
     def _answer_asked(self, run: Run, text: str) -> None:
         """A question asked beside the answer given ("SH… 退回福州 运费谁出", "SH… 对了 代收3000块手续费多少"):
         answered before the next question."""
-        if not QUESTION.search(normalize(text)):
+        if not asks(normalize(text)):
             return
         answer = self._faq_asked(run.conversation.category, text)
         if answer is not None:

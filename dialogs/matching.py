@@ -85,10 +85,12 @@ _DENIED = re.compile(r"[不没别未无]\S?$")
 
 
 def _said_at(said: str, word: str) -> int:
-    """Where the message uses the word other than denied ("不给搬上楼" does not ask for carrying), or -1."""
+    """Where the message uses the word other than denied ("不给搬上楼" does not ask for carrying), or -1;
+    a denial that is half of a whether-question ("不知道有没有保价": 没有保价 is not said) does not count."""
     start = said.find(word)
     while start != -1:
-        if word[0] in "不没别未无" or not _DENIED.search(said[max(0, start - 2):start]):
+        whether = word[0] in "不没" and start > 0 and said[start - 1] == word[1:2]
+        if not whether and (word[0] in "不没别未无" or not _DENIED.search(said[max(0, start - 2):start])):
             return start
         start = said.find(word, start + 1)
     return -1

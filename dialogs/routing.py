@@ -231,7 +231,7 @@ class RoutingMixin:
             return self._show_menu(run)
         meant = self._unnumbered(run, text)
         meant = self._after_change_word(meant) or meant  # 运费怎么这么贵啊 不对 我想说的是货没送到: the latter part
-        if self._sure(reading) or self._nothing_else(reading):
+        if self._sure(reading) or self._nothing_else(reading) or self._asked_for(reading, text):
             if reading.label == OTHER:
                 if not run.first_contact:
                     self._say(run, self.content.other.reply)
@@ -320,6 +320,12 @@ class RoutingMixin:
         if self.routing.certainty is None:
             return reading.confidence >= self.routing.threshold
         return getattr(reading, "certainty", reading.confidence) >= self.routing.certainty
+
+    def _asked_for(self, reading: Any, text: str) -> bool:
+        """Whether the message asks outright for the complaint the router reads it as (我姓林 上周发的货少了一件
+        要理赔): the words say what the customer wants, the router agrees, even odds or better."""
+        said = normalize(text)
+        return reading.confidence >= 0.5 and any(w in said for w in self.routing.asked_for.get(reading.label, []))
 
     def _nothing_else(self, reading: Any) -> bool:
         """A confident off-topic or vague reading that leaves no complaint or topic plausible (PLAUSIBLE)."""

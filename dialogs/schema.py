@@ -298,6 +298,9 @@ class Routing(Strict):
     change_words: list[str]  # words that announce a change of topic mid-conversation (算了, 换个问题)
     # asked with a waybill and little else, a tracking request ("货到了没 单号SH…")
     where_words: list[str] = []
+    # A complaint asked for outright in these words (要理赔, 我要退货, 我的货呢): started without asking back when the
+    # router reads the message as it, however long the story around the words.
+    asked_for: dict[Id, list[str]] = {}
     places: list[str] = []
 
 

@@ -22,6 +22,8 @@ SHIPMENT = re.compile(r"发货人|收货人|寄件人|收件人|发货的是|从
 # A case number anywhere in a message is a request for that case's progress: KF-20261127-0001, KF20261127 0001.
 CASE_NUMBER = re.compile(r"KF[-\s]?(\d{8})[-\s]?(\d{4,6})(?!\d)", re.IGNORECASE)
 QUESTION = re.compile(r"[?？吗么呢]|多少|多久|怎么|怎样|如何|哪|几|什么|谁|能不能|可不可以|是否|有没有|要不要|行不行|([\u4e00-\u9fff])不\1")
+# What makes a question only reported ("不知道有没有保价": an answer, I do not know, not a question to answer).
+REPORTED = re.compile(r"不知道|不清楚|不确定|不记得|记不清|搞不清|忘了")
 SHORT_STORY_WORDS = 5  # a story told where a number or a choice is asked (两箱瓷砖碎了): no digits, this long
 SHORT_ASK = 8  # a message this short that names a question of the FAQ asks it, question word or not (我就想问个价)
 # Words that only introduce a waybill or a phone ("我的运单号是", "联系电话"): no problem told.
@@ -62,3 +64,10 @@ class Router(Protocol):
     def classify(self, text: str) -> Any:
         """Returns an object with label, confidence, candidates ((label, confidence), best first) and
         certainty (the calibrated chance the label is right, see dialogs/intents.py)."""
+
+
+def asks(said: str) -> bool:
+    """Whether a message asks something: a question word (QUESTION), unless only reported after 不知道 and the
+    like without a question mark ("不知道有没有保价" answers 不清楚; "不知道有没有保价？" asks)."""
+    found = QUESTION.search(said)
+    return found is not None and not (REPORTED.search(said[:found.start()]) and not re.search("[?？吗]", said))

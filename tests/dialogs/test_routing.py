@@ -167,3 +167,22 @@ def test_an_option_is_chosen_however_its_number_is_said(said, index):
 
     assert pick_option(said, [["甲"], ["乙"], ["丙"]]) == index and is_number(said)
     assert pick_option("两箱", [["甲"], ["乙"], ["丙"]]) is None and not is_number("两箱")
+
+
+@pytest.mark.parametrize("text, category", [
+    ("我姓林 上周发的货到了少了一件 要理赔", "claims"),  # probe 9 c56: asked back before, though 要理赔 says it
+    ("我的货呢", "tracking"),  # probe 9 c55
+])
+def test_a_complaint_asked_for_outright_starts_without_asking_back(engine, text, category):
+    conv, [turn] = talk(engine, text)
+    assert conv.category == category
+    assert "哪类问题" not in shown(turn)
+    assert "单号" in turn.replies[-1].text
+
+
+@pytest.mark.parametrize("answer, insured", [("没有", "未保价"), ("没有啊", "未保价"),
+                                             ("不知道有没有保价", "不清楚"), ("保了价的", "已保价")])
+def test_the_insurance_choice_read_from_plain_answers(engine, answer, insured):
+    conv, turns = talk(engine, "我要理赔 货少了一件", "LY20261124", "13905000000", answer)
+    assert conv.facts.get("insured") == insured
+    assert "收费标准" not in shown(turns[-1])  # "有没有保价" after 不知道 is no question about the insurance fee
