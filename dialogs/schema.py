@@ -177,6 +177,7 @@ class SharedTexts(Strict):
     ack_reply: Text | None = None  # to an acknowledgement (嗯, 行吧) at "anything else?"; thanks_reply when absent
     wait_reply: Text
     about_me: Text
+    which_one_way_out: Text | None = None  # the problem still not chosen after two answers: how else to go on
     about_me_handoff: Text | None = None  # asked "are you a robot?" with a request for a person: said before the handoff
     hours: Text | None = None  # when staff are at work, as business_hours sets it (checked)
     apology: Text
