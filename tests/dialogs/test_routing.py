@@ -186,3 +186,12 @@ def test_the_insurance_choice_read_from_plain_answers(engine, answer, insured):
     conv, turns = talk(engine, "我要理赔 货少了一件", "LY20261124", "13905000000", answer)
     assert conv.facts.get("insured") == insured
     assert "收费标准" not in shown(turns[-1])  # "有没有保价" after 不知道 is no question about the insurance fee
+
+
+def test_asked_which_problem_and_answered_twice_without_one_gets_a_way_out(engine):
+    # probe 9 c42: the same menu a third time, with nothing to say how else to go on
+    conv, turns = talk(engine, "开单的时候说好150 到了提货要我付200", "运单 NP20261127", "13950001234")
+    # (the router reads the story as the storage fee, a topic: no complaint to go on with)
+    last = shown(turns[-1])
+    assert "联系电话已经记下了" in last and "人工" in last
+    assert last.index("记下了") < last.index("人工") < last.index("哪类问题")
