@@ -103,6 +103,12 @@ class AnswersMixin:
             return self._prompt(run)
         if self.fees.tells_insurance(text) and self._adds_to_story(run, text, False, least=1):
             return self._prompt(run)  # "保价了 保了3000" at the phone question: a fact of the account, not a phone
+        if (pending is not None and texts.question_noted is not None and self._fact_type(conv, pending).kind == "pattern"
+                and asks(normalize(text)) and not re.search(r"[0-9]", normalize(text))):
+            # "现在怎么办 客户在漳州等着" at the phone question: a question nothing here answers, no wrong number
+            self._keep_unanswered(run)
+            run.lead += render(texts.question_noted.text, self._blank_values())
+            return self._prompt(run)
         self._missed(run, pending)
 
     def _keep_unanswered(self, run: Run) -> None:
@@ -471,6 +477,8 @@ class AnswersMixin:
             run.lead = render(self.shared.texts.moved_on.text, self._blank_values())
             return self._settle(run)
         attempted = fact_type.kind != "pattern" or bool(re.search(r"[0-9A-Za-z]", normalize(run.said)))
+        if not attempted and fact_type.wordless is not None:  # "老号码": not a wrong number, no number at all
+            return self._say(run, fact_type.wordless, options=self._current_options(conv))
         if (memory.misses == 2 or not attempted) and fact_type.invalid_again is not None:
             return self._say(run, fact_type.invalid_again, options=self._current_options(conv))
         if fact_type.kind == "choice":

@@ -105,6 +105,7 @@ class FactType(Strict):
     max_length: int = 2000
     invalid: Text
     invalid_again: Text | None = None  # the second failed answer in a row: says it differently, offers a way out
+    wordless: Text | None = None  # a pattern asked, words given without a digit (老号码): what is needed, the way out
     help: "Answer | None" = None  # asked what it is or where to find it (什么是单号): said, with the way out
     skip_label: str | None = None  # the option that says the customer cannot give it (没有运单号)
     # what customers call it (单号, 单子): "单号我找不到了" said anywhere is the way out, not asked again
@@ -194,6 +195,8 @@ class SharedTexts(Strict):
     # a fee or policy answer asked for again at once (我是问…几天到账): said instead of the same answer again,
     # the way on to a person who can find out more
     answered_again: Text | None = None
+    # a question asked while a number is asked that nothing answers (现在怎么办 客户在漳州等着): kept for staff
+    question_noted: Text | None = None
     status_by_waybill: Text
     topic_which: Text
     topic_follow_up: Text

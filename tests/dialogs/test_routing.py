@@ -195,3 +195,18 @@ def test_asked_which_problem_and_answered_twice_without_one_gets_a_way_out(engin
     last = shown(turns[-1])
     assert "联系电话已经记下了" in last and "人工" in last
     assert last.index("记下了") < last.index("人工") < last.index("哪类问题")
+
+
+def test_words_at_the_phone_question_are_no_wrong_number(engine):
+    # probe 10 c8, c42: a question nothing answers is kept for staff; words without a number get what is needed
+    conv, turns = talk(engine, "你们把我的货发到泉州去了！！我是发漳州的", "单号SH20261105", "现在怎么办 客户在漳州等着")
+    assert "号码好像不对" not in shown(turns[-1]) and "记下了" in shown(turns[-1])
+    assert "客户在漳州等着" in " ".join(map(str, conv.facts.values()))
+    conv, turns = talk(engine, "厦门到广州这周那批货还没走 压了好几天了", "SH20261128", "老号码")
+    assert "号码好像不对" not in shown(turns[-1]) and "号码本身" in shown(turns[-1])
+    assert turns[-1].replies[-1].options  # the way out stays on the buttons
+
+
+def test_a_dialect_price_question_gets_the_carrying_price(engine):
+    conv, turns = talk(engine, "师傅不给我搬上楼 六楼 我一个女的咋个搬", "单号sh2026-1188", "那搬上楼要好多钱嘛")
+    assert "报价" in shown(turns[-1]) and "号码好像不对" not in shown(turns[-1])
