@@ -222,6 +222,8 @@ class AnswersMixin:
             return self._prompt(run)  # only a phone or a waybill: noted, and the question stands
         if wants.cannot_give:
             return self._skip(run, fact_id, text)
+        if run.entities.salutation and len(MEANINGFUL.findall(text)) <= 6 and not (own and getattr(run.entities, own)):
+            return self._prompt(run)  # "我姓林" at the address question: who is speaking (kept), no address
         fact_type = self._fact_type(conv, fact_id)
         other = self._answers_other_choice(run, fact_id, text)
         if other is not None:  # "送货司机" when asked what happened: the answer to the question before

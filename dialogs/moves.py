@@ -11,7 +11,7 @@ from typing import Any
 from dialogs.conversation import AFTER, CLARIFY, TOPIC, CaseView, Event, Reply
 from dialogs.entities import extract
 from dialogs.matching import option_number, pick_option
-from dialogs.render import Facts, render, template_values
+from dialogs.render import Facts, render
 from dialogs.repairs import Wants
 from dialogs.turn import START, Run
 
@@ -160,6 +160,7 @@ class MovesMixin:
         """Tells the customer how their open cases stand, without their numbers being asked for."""
         cases = run.ledger.my_cases()
         texts = self.shared.texts
+        before = len(run.turn.replies)
         if not cases:
             self._say(run, texts.no_my_cases)
         elif len(cases) == 1:
@@ -167,6 +168,9 @@ class MovesMixin:
         else:
             lines = [self._progress_line(c) for c in cases]
             self._say(run, texts.my_cases, case={"list": lines})
+        told = run.turn.replies[before:]
+        if cases and texts.status_again is not None and any(r.text in line for r in told for line in run.conversation.memory.last_lines):
+            self._say(run, texts.status_again)  # "怎么还没人联系我" right after the status: sorry, and a person now
         if not quiet_menu and run.conversation.category is None:
             self._after(run, ask=False)
 
@@ -218,8 +222,7 @@ class MovesMixin:
         facts = self._numbers_given(run)
         run.turn.events.append(Event("case_facts_corrected", {"case": number, "facts": facts}))
         run.noted = self._entity_labels(run)
-        lead = render(self.shared.texts.noted.text, template_values("", what="、".join(run.noted)))
-        run.noted = []
+        lead = self._noted_line(run)
         if conv.memory.handed:
             text, values = self.shared.texts.handoff_again, self._promise(run, number)
         else:

@@ -20,9 +20,7 @@ class PromptsMixin:
         """Asks again whatever the conversation is waiting for, after what is to be said first (the lead)."""
         conv = run.conversation
         texts = self.shared.texts
-        lead = run.lead
-        if run.noted:
-            lead += render(texts.noted.text, template_values("", what="、".join(run.noted)))
+        lead = run.lead + self._noted_line(run)
         if resume and conv.category in self.content.categories:
             lead += render(texts.resume.text, template_values("", category=self._category(conv).name))
         run.lead, run.noted = "", []
@@ -173,6 +171,12 @@ class PromptsMixin:
 
     def _blank_values(self) -> dict[str, Any]:
         return template_values("")
+
+    def _noted_line(self, run: Run) -> str:
+        """"好的，运单号、联系电话已经记下了。" for what this message gave beside the answer (each named once), and
+        forgets it: said once."""
+        noted, run.noted = list(dict.fromkeys(run.noted)), []
+        return render(self.shared.texts.noted.text, template_values("", what="、".join(noted))) if noted else ""
 
     def _said_last(self, conv: Conversation, text: Text) -> bool:
         """Whether kefu said this text (with no values of its own) in its last turn."""

@@ -13,7 +13,7 @@ from dialogs.entities import extract
 from dialogs.folding import fold
 from dialogs.intents import Classification
 from dialogs.matching import is_number, normalize, pick_option
-from dialogs.render import render, template_values
+from dialogs.render import render
 from dialogs.repairs import Wants
 from dialogs.turn import MEANINGFUL, NAMING_NUMBERS, OTHER, QUESTION, SHORT_STORY_WORDS, VAGUE, WORDS, Run
 
@@ -84,9 +84,7 @@ class RoutingMixin:
                 conv.memory.misses += 1
                 if offered[0] not in self.content.categories or (conv.memory.misses < 2 and not self._strong_lead(run, offered[0])):
                     if conv.memory.misses >= 2 and texts.which_one_way_out is not None:  # no lead to go on with
-                        if run.noted:  # what was kept, then the way out, then the question
-                            run.lead += render(texts.noted.text, template_values("", what="、".join(run.noted)))
-                            run.noted = []
+                        run.lead += self._noted_line(run)  # what was kept, then the way out, then the question
                         run.lead += render(texts.which_one_way_out.text, self._blank_values())
                     return self._prompt(run)
                 # The buttons passed over twice, or once when all that was told points one way (混了别人的两箱, then

@@ -210,3 +210,37 @@ def test_words_at_the_phone_question_are_no_wrong_number(engine):
 def test_a_dialect_price_question_gets_the_carrying_price(engine):
     conv, turns = talk(engine, "师傅不给我搬上楼 六楼 我一个女的咋个搬", "单号sh2026-1188", "那搬上楼要好多钱嘛")
     assert "报价" in shown(turns[-1]) and "号码好像不对" not in shown(turns[-1])
+
+
+def _after_case(engine):
+    from test_engine import say
+    conv, ledger = Conversation(greeted=True), FakeLedger()
+    for line in ("货压在泉州五天了", "SH20261145", "13512340000"):
+        say(engine, conv, line, ledger)
+    assert conv.case_number
+    return conv, ledger, say
+
+
+def test_after_a_case_thanks_in_dialect_and_impatience_are_no_case_details(engine):
+    # probe 10 c2, c54: 唔該 and 进度呢 were filed on the case ("已更新到您的案件")
+    conv, ledger, say = _after_case(engine)
+    thanks = say(engine, conv, "唔該", ledger)
+    assert "已更新" not in shown(thanks) and not any(e.kind == "case_detail_added" for e in thanks.events)
+    status = say(engine, conv, "进度呢", ledger)
+    assert conv.case_number in shown(status) and "已更新" not in shown(status)
+    again = say(engine, conv, "怎么还没人联系我", ledger)
+    assert "久等" in shown(again) and "人工" in shown(again)  # the same status again: sorry, and a person now
+
+
+def test_a_self_introduction_at_the_address_question_is_no_address(engine):
+    conv, turns = talk(engine, "我们公司的货今天没送到 说好今天送的", "SH20261177", "座机0591-87654321", "我姓林",
+                       "地址是福州市仓山区金山大道18号")
+    assert conv.salutation.startswith("林")
+    assert "金山大道" in str(turns[-1].events[0].data["facts"].get("address"))
+
+
+def test_how_much_a_claim_pays_is_answered_not_taken_as_the_photo_answer(engine):
+    conv, turns = talk(engine, "我要申请理赔", "13677778888", "是少了两箱 一共发了十箱收到八箱", "单号是SH20261109",
+                       "没保价", "一箱500块", "签了 没写", "那能赔多少")
+    assert "情况描述、情况描述" not in shown(turns[2])  # each thing noted named once
+    assert "核实后确定" in shown(turns[-1]) and "photos" not in conv.facts
