@@ -219,6 +219,9 @@ class AnswersMixin:
         if run.noted and own is not None and not getattr(run.entities, own):
             return self._prompt(run)  # it gave something else (the corrected address), not a time for this question
         if run.noted and len(MEANINGFUL.findall(self._without_entities(run, text))) < 4:
+            if self._fact(conv, fact_id) is None:  # asked what stands in for a missing waybill, given a phone: let be
+                conv.memory.skipped.append(fact_id)
+                return self._settle(run)
             return self._prompt(run)  # only a phone or a waybill: noted, and the question stands
         if wants.cannot_give:
             return self._skip(run, fact_id, text)
@@ -445,6 +448,9 @@ class AnswersMixin:
         conv.memory.skipped.append(fact_id)
         conv.memory.misses = 0
         instead = self._fact_type(conv, fact_id).instead
+        if instead is not None and any(normalize(w) in normalize(text) for w in instead.nothing_words):
+            conv.memory.skipped.append(instead.id)  # "无单号 我只是打电话问价钱": no shipment to tell of either
+            instead = None
         if instead is not None and len(MEANINGFUL.findall(text)) >= STORY_LENGTH and not self.repairs.read(text).cancel:
             conv.facts[instead.id] = text.strip()  # "没有单号，发货人叫张三，从泉州发到南京的"
         elif instead is None:

@@ -125,6 +125,8 @@ class InsteadFact(Strict):
     id: Id
     label: str
     prompt: Text
+    # said with the way out, these tell there is nothing to identify (无单号 我只是打电话问价钱): not asked either
+    nothing_words: list[str] = []
 
 
 class Commands(Strict):

@@ -244,3 +244,22 @@ def test_how_much_a_claim_pays_is_answered_not_taken_as_the_photo_answer(engine)
                        "没保价", "一箱500块", "签了 没写", "那能赔多少")
     assert "情况描述、情况描述" not in shown(turns[2])  # each thing noted named once
     assert "核实后确定" in shown(turns[-1]) and "photos" not in conv.facts
+
+
+def test_what_the_first_message_told_is_not_asked_again(engine):
+    # probe 10 c12: 收到的货不是我订的 is the reason for the return (the wrong goods), and which goods problem it is
+    conv, turns = talk(engine, "我想退货 收到的货不是我订的 能不能帮我退回去", "SH20261124", "15011112222")
+    assert "退货是什么原因" not in "".join(map(shown, turns)) and "出现了什么问题" not in "".join(map(shown, turns))
+    assert conv.facts.get("what") == "发错货"
+    # probe 10 c58: 客户急着要 answers whether the goods are urgent
+    conv, turns = talk(engine, "货没当晚发车 客户急着要", "SH20261188", "138-1234-5670")
+    assert "是否比较急" not in shown(turns[-1])
+
+
+def test_no_waybill_and_no_shipment_at_all_asks_for_neither(engine):
+    # probe 10 c14: a rude answer on the phone, no goods sent: not asked who sent what where
+    conv, turns = talk(engine, "恁遮个客服态度足歹 我问一句伊就挂我电话", "是福州仓库那边接电话的小姐", "无单号 我只是打电话问价钱")
+    assert "发货人" not in shown(turns[-1]) and "运单号" not in turns[-1].replies[-1].text
+    # probe 6 c1: asked what identifies the goods instead, given a phone: the case goes on without it
+    conv, turns = talk(engine, "你们送货那个司机什么态度啊 骂骂咧咧的 还说我事多", "没有单号 是别人寄给我的", "13905912233 我姓林")
+    assert any(e.kind == "case_opened" for e in turns[-1].events)
