@@ -263,3 +263,15 @@ def test_no_waybill_and_no_shipment_at_all_asks_for_neither(engine):
     # probe 6 c1: asked what identifies the goods instead, given a phone: the case goes on without it
     conv, turns = talk(engine, "你们送货那个司机什么态度啊 骂骂咧咧的 还说我事多", "没有单号 是别人寄给我的", "13905912233 我姓林")
     assert any(e.kind == "case_opened" for e in turns[-1].events)
+
+
+@pytest.mark.parametrize("lines, said, category", [
+    (("办会员卡要钱吗", "丢了补办呢"), "补办同样收工本费 5 元", "membership"),  # probe 10 c32: no claim for lost goods
+    (("保价怎么收费", "不保价的话丢了怎么赔"), "不能按货物的价值赔偿", "insurance"),  # probe 10 c40
+    (("保价费为什么要收0.5% 太贵了 能便宜点吗",), "没办法给您打折", "insurance"),
+    (("代收货款5000块手续费多少", "为什么要收手续费"), "增值服务", "cod"),  # probe 10 c21: not the table alone
+])
+def test_a_fee_topics_follow_up_is_answered_in_the_topic(engine, lines, said, category):
+    conv, turns = talk(engine, *lines)
+    assert said in shown(turns[-1])
+    assert conv.category == category
