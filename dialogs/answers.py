@@ -329,7 +329,8 @@ class AnswersMixin:
         if reading.label == conv.category or reading.label not in self.content.categories:
             return False
         if (reading.label not in related and reading.confidence >= also
-                and len(MEANINGFUL.findall(text)) >= 6 and not wants.correction
+                and len(MEANINGFUL.findall(NAMING_NUMBERS.sub("", self._without_entities(run, text)))) >= 6
+                and not wants.correction
                 and not self.repairs.has("correction", text)):
             if conv.later is None:
                 conv.later = reading.label

@@ -248,12 +248,21 @@ class RoutingMixin:
                 return self._show_menu(run, with_prompt=False)
             label = reading.label
             later, sure, first = self._second_complaint(run, meant, label)
+            if self._arrived(meant):  # "货压了三天才送到 送货的司机还凶我": the goods are there, the rudeness is the complaint
+                void = self.routing.arrived.void  # type: ignore[union-attr]
+                told = [c for c in self._clause_complaints(meant) if c not in void]
+                if label in void and told:
+                    label, later = told[0], None
+                elif later in void:
+                    later = None
             # the goods first, when the whole message leaves room for them (a clause alone misreads easily)
             weight = dict(reading.candidates).get(later, 0)
             if later in self.routing.prefer.get(label, []) and (weight >= 0.05 or (sure >= 0.9 and first)):
                 label, later = later, label  # the goods before the manners: the material problem first
             return self._start_first(run, label, later, text, account=run.describes)
         clauses = sorted(self._clause_complaints(meant), key=lambda c: -dict(reading.candidates).get(c, 0))
+        if self._arrived(meant) and any(c not in self.routing.arrived.void for c in clauses):  # type: ignore[union-attr]
+            clauses = [c for c in clauses if c not in self.routing.arrived.void]  # type: ignore[union-attr]
         if clauses == ["tracking"]:  # "转到别家物流去了 什么时候能到啊": the question is the transfer's, not a tracking request
             clauses = [self._covering_clause(meant, "tracking") or "tracking"]
         if clauses:  # unsure of the whole, sure of its parts: "货压了五天没发，而且开单的态度还很差"
@@ -323,6 +332,11 @@ class RoutingMixin:
         if self.routing.certainty is None:
             return reading.confidence >= self.routing.threshold
         return getattr(reading, "certainty", reading.confidence) >= self.routing.certainty
+
+    def _arrived(self, text: str) -> bool:
+        """Whether the message says the goods have arrived (routing.arrived)."""
+        arrived = self.routing.arrived
+        return arrived is not None and any(normalize(w) in normalize(text) for w in arrived.words)
 
     def _asked_for(self, reading: Any, text: str) -> bool:
         """Whether the message asks outright for the complaint the router reads it as (我姓林 上周发的货少了一件

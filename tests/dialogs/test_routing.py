@@ -275,3 +275,18 @@ def test_a_fee_topics_follow_up_is_answered_in_the_topic(engine, lines, said, ca
     conv, turns = talk(engine, *lines)
     assert said in shown(turns[-1])
     assert conv.category == category
+
+
+def test_goods_that_arrived_late_are_no_stranded_goods(engine):
+    # probe 10 c16: 才送到 — the rude driver is the complaint, not goods to be sent out first thing
+    conv, [turn] = talk(engine, "货压了三天才送到 送货的司机还凶我 说爱要不要")
+    assert conv.category == "attitude" and "第一时间发出" not in shown(turn)
+    # probe 10 c15: 哦不是 刚收到了 但是里面东西摔坏了 changes the complaint to the damage
+    conv, turns = talk(engine, "我的货一直没到 都一个星期了", "SH20261102", "哦不是 刚收到了 但是里面东西摔坏了")
+    assert conv.category == "wrong_or_damaged" and conv.facts.get("waybill") == "SH20261102"
+
+
+def test_the_destination_given_with_the_waybill_is_no_second_complaint(engine):
+    # probe 10 c4: 发往南宁的 beside the waybill, at the transfer's questions, is not goods sent to the wrong place
+    conv, turns = talk(engine, "我的货怎么被转给别的物流了？？单号查不到了", "单号SH20261101 发往南宁的")
+    assert "窜货" not in shown(turns[-1]) and conv.later is None
