@@ -440,6 +440,9 @@ class AnswersMixin:
                     value = message.strip()
                 if value is not None:
                     return lambda: self._take(run, fact_id, value)
+        # not found: counted as a miss that offers the way out, so the buttons the line points at are there
+        pattern = fact_id is not None and self._fact_type(conv, fact_id).kind == "pattern"
+        conv.memory.misses = max(conv.memory.misses, 1 if pattern else 2)
         self._say(run, self.shared.texts.look_back_failed, options=self._current_options(conv))
         return lambda: None
 

@@ -115,6 +115,8 @@ class Engine(RoutingMixin, FeeTalkMixin, AnswersMixin, MovesMixin, PromptsMixin)
             first = inbound.text or ""
             if inbound.choice is None and (not normalize(first) or self._command(first) == "hello"
                                            or self.repairs.read(first).ack or not MEANINGFUL.search(first)):
+                if angry:  # "😡😡😡": sorry first
+                    self._say(run, self.shared.texts.apology)
                 self._show_menu(run)
                 return self._finish(run)
         if inbound.choice is not None:
@@ -165,6 +167,8 @@ class Engine(RoutingMixin, FeeTalkMixin, AnswersMixin, MovesMixin, PromptsMixin)
             return self._prompt(run)
         run.said = text
         move = self._commands.get(said.casefold())
+        if move is None and conv.category is None and conv.state != CLARIFY and "?" in said and not re.search(r"\w", said):
+            move = "hello"  # "？？" with nothing asked: still here, what can I do for you (not "I cannot answer that")
         wants = self.repairs.read(said)
         run.entities = extract(text, self.places, today=self._today(run))
         if run.entities.salutation:

@@ -15,7 +15,7 @@ from dialogs.intents import Classification
 from dialogs.matching import is_number, normalize, pick_option
 from dialogs.render import render
 from dialogs.repairs import Wants
-from dialogs.turn import MEANINGFUL, NAMING_NUMBERS, OTHER, QUESTION, SHORT_STORY_WORDS, VAGUE, WORDS, Run
+from dialogs.turn import MEANINGFUL, NAMING_NUMBERS, OTHER, QUESTION, SHORT_ASK, SHORT_STORY_WORDS, VAGUE, WORDS, Run
 
 # what names a waybill or phone number, taken out with it ("运单号是SH70707070")
 _NUMBER_NAMED = r"(?:运单号|单号|运单|电话号码|电话|手机号|手机|号码)?\s*(?:是|为|:|：)?\s*"
@@ -234,7 +234,10 @@ class RoutingMixin:
             return self._show_menu(run)
         meant = self._unnumbered(run, text)
         meant = self._after_change_word(meant) or meant  # 运费怎么这么贵啊 不对 我想说的是货没送到: the latter part
-        if self._sure(reading) or self._nothing_else(reading) or self._asked_for(reading, text):
+        asked_for = self._asked_for(reading, text)
+        if asked_for is not None and asked_for != reading.label:  # "货呢": the words say it, the router half agrees
+            reading = run.understood = Classification(asked_for, dict(reading.candidates)[asked_for], reading.candidates, 1.0)
+        if self._sure(reading) or self._nothing_else(reading) or asked_for is not None:
             if reading.label == OTHER:
                 if not run.first_contact:
                     self._say(run, self.content.other.reply)
@@ -338,11 +341,17 @@ class RoutingMixin:
         arrived = self.routing.arrived
         return arrived is not None and any(normalize(w) in normalize(text) for w in arrived.words)
 
-    def _asked_for(self, reading: Any, text: str) -> bool:
-        """Whether the message asks outright for the complaint the router reads it as (我姓林 上周发的货少了一件
-        要理赔): the words say what the customer wants, the router agrees, even odds or better."""
+    def _asked_for(self, reading: Any, text: str) -> str | None:
+        """The complaint the message asks for outright (routing.asked_for), when the router agrees: its reading at even
+        odds or better (我姓林 上周发的货到了少了一件 要理赔), or, in a message of little else ("货呢"), among its candidates."""
         said = normalize(text)
-        return reading.confidence >= 0.5 and any(w in said for w in self.routing.asked_for.get(reading.label, []))
+        short = len(MEANINGFUL.findall(said)) <= SHORT_ASK
+        weight = dict(reading.candidates)
+        for label, words in self.routing.asked_for.items():
+            if any(w in said for w in words) and (
+                    (reading.label == label and reading.confidence >= 0.5) or (short and weight.get(label, 0) >= PLAUSIBLE)):
+                return label
+        return None
 
     def _nothing_else(self, reading: Any) -> bool:
         """A confident off-topic or vague reading that leaves no complaint or topic plausible (PLAUSIBLE)."""

@@ -46,7 +46,7 @@ def test_traditional_characters_and_full_width_digits(engine):
 
 
 def test_unsure_reading_asks_which_category_was_meant(engine):
-    conv, [turn] = talk(engine, "货呢")
+    conv, [turn] = talk(engine, "我的货有问题")
     assert conv.state == "clarify" and conv.category is None
     assert "您是想反映以下哪类问题" in turn.replies[-1].text
     labels = [o.label for o in turn.replies[-1].options]
@@ -290,3 +290,20 @@ def test_the_destination_given_with_the_waybill_is_no_second_complaint(engine):
     # probe 10 c4: 发往南宁的 beside the waybill, at the transfer's questions, is not goods sent to the wrong place
     conv, turns = talk(engine, "我的货怎么被转给别的物流了？？单号查不到了", "单号SH20261101 发往南宁的")
     assert "窜货" not in shown(turns[-1]) and conv.later is None
+
+
+def test_odd_short_messages_get_a_fitting_answer(engine):
+    # probe 10 c49, c50: angry faces get an apology; "？？" is no question kefu cannot answer; "货呢" asks where
+    conv, [turn] = talk(engine, "😡😡😡", conv=Conversation())
+    assert "抱歉" in shown(turn)
+    conv, turns = talk(engine, "？", "？？", conv=Conversation())
+    assert "回答不了" not in shown(turns[-1]) and "在的" in shown(turns[-1])
+    conv, [turn] = talk(engine, "货呢")
+    assert conv.category == "tracking"
+
+
+def test_i_said_it_already_that_finds_nothing_offers_the_buttons_it_names(engine):
+    # probe 10 c59: "或者选下面的选项" with no options under it
+    conv, turns = talk(engine, "运单SH20261199 货一直不发 已经一个礼拜了", "我刚说了啊")
+    labels = [o.label for o in turns[-1].replies[-1].options]
+    assert "不方便留电话" in labels
