@@ -13,7 +13,7 @@ from dialogs.matching import check_fact, is_number, normalize, pick_by_words, pi
 from dialogs.render import render
 from dialogs.repairs import Wants
 from dialogs.schema import Answer
-from dialogs.turn import (ANSWER_STORY, asks, MAX_SAID, MEANINGFUL, NAMING_NUMBERS, QUESTION, SHIPMENT, SHORT_ASK, SHORT_STORY, SHORT_STORY_WORDS,
+from dialogs.turn import (ANSWER_STORY, FOREIGN, asks, MAX_SAID, MEANINGFUL, NAMING_NUMBERS, QUESTION, SHIPMENT, SHORT_ASK, SHORT_STORY, SHORT_STORY_WORDS,
                           STORY_LENGTH, WORDS, Run)
 
 
@@ -103,6 +103,9 @@ class AnswersMixin:
             return self._prompt(run)
         if self.fees.tells_insurance(text) and self._adds_to_story(run, text, False, least=1):
             return self._prompt(run)  # "保价了 保了3000" at the phone question: a fact of the account, not a phone
+        if texts.foreign is not None and FOREIGN.fullmatch(text):  # "I cannot read Chinese": no wrong number either
+            self._say(run, texts.foreign)
+            return self._prompt(run)
         if (pending is not None and texts.question_noted is not None and self._fact_type(conv, pending).kind == "pattern"
                 and asks(normalize(text)) and not re.search(r"[0-9]", normalize(text))):
             # "现在怎么办 客户在漳州等着" at the phone question: a question nothing here answers, no wrong number

@@ -15,7 +15,7 @@ from dialogs.intents import Classification
 from dialogs.matching import is_number, normalize, pick_option
 from dialogs.render import render
 from dialogs.repairs import Wants
-from dialogs.turn import MEANINGFUL, NAMING_NUMBERS, OTHER, QUESTION, SHORT_ASK, SHORT_STORY_WORDS, VAGUE, WORDS, Run
+from dialogs.turn import FOREIGN, MEANINGFUL, NAMING_NUMBERS, OTHER, QUESTION, SHORT_ASK, SHORT_STORY_WORDS, VAGUE, WORDS, Run
 
 # what names a waybill or phone number, taken out with it ("运单号是SH70707070")
 _NUMBER_NAMED = r"(?:运单号|单号|运单|电话号码|电话|手机号|手机|号码)?\s*(?:是|为|:|：)?\s*"
@@ -232,6 +232,9 @@ class RoutingMixin:
             if not run.first_contact:  # a first "你好" just gets the menu after the greeting
                 self._say(run, texts.fallback)
             return self._show_menu(run)
+        if texts.foreign is not None and FOREIGN.fullmatch(self._unnumbered(run, text)) and reading.label in (OTHER, VAGUE):
+            self._say(run, texts.foreign)  # "I cannot read Chinese, English please"
+            return self._show_menu(run, with_prompt=False)
         meant = self._unnumbered(run, text)
         meant = self._after_change_word(meant) or meant  # 运费怎么这么贵啊 不对 我想说的是货没送到: the latter part
         asked_for = self._asked_for(reading, text)

@@ -307,3 +307,17 @@ def test_i_said_it_already_that_finds_nothing_offers_the_buttons_it_names(engine
     conv, turns = talk(engine, "运单SH20261199 货一直不发 已经一个礼拜了", "我刚说了啊")
     labels = [o.label for o in turns[-1].replies[-1].options]
     assert "不方便留电话" in labels
+
+
+def test_another_language_is_told_the_service_is_in_chinese_and_the_way_to_a_person(engine):
+    # probe 10 c52: an English tracking question is a tracking request; "English please" is no wrong phone number
+    conv, turns = talk(engine, "Hello, where is my package? Tracking number SH20261111", "I cannot read Chinese, English please")
+    assert conv.category == "tracking" and conv.facts.get("waybill") == "SH20261111"
+    assert "Chinese only" in shown(turns[-1]) and "格式不对" not in shown(turns[-1])
+    conv, [turn] = talk(engine, "Can you speak English")
+    assert "Chinese only" in shown(turn) and "回答不了" not in shown(turn)
+
+
+def test_lost_goods_said_outright_are_a_claim(engine):
+    conv, [turn] = talk(engine, "货丢了你们也不管")  # probe 10 c44: asked back between a claim and 不搬货
+    assert conv.category == "claims" and "不搬货" not in shown(turn)
