@@ -225,6 +225,10 @@ class AnswersMixin:
             if self._fact(conv, fact_id) is None:  # asked what stands in for a missing waybill, given a phone: let be
                 conv.memory.skipped.append(fact_id)
                 return self._settle(run)
+            told = conv.memory.said[0] if conv.memory.said else ""
+            if self._fact(conv, fact_id).describes and told != text and len(WORDS.findall(told)) >= SHORT_STORY_WORDS:  # type: ignore[union-attr]
+                conv.facts[fact_id] = told.strip()  # asked what happened, given a number: what the first message told
+                return self._settle(run)
             return self._prompt(run)  # only a phone or a waybill: noted, and the question stands
         if wants.cannot_give:
             return self._skip(run, fact_id, text)

@@ -173,7 +173,15 @@ class FeeDesk:
         for fee_topic in ("cod", "insurance"):
             if fee_topic == "insurance" and compensation:
                 continue  # what a claim pays is the policy's answer, not a fee quote
-            for amount in priced.get(fee_topic, []):
+            amounts = priced.get(fee_topic, [])
+            if amounts:
+                facts[f"amount:{fee_topic}"] = str(amounts[-1])
+            elif topic == fee_topic and f"amount:{fee_topic}" in facts and self._asks_the_fee_again(said, topic):
+                # "保价费多少" after the quote: the quote again, without the notes that came with it
+                start = len(reply.texts)
+                self._quote(fee_topic, Decimal(facts[f"amount:{fee_topic}"]), said, found, reply, totals)
+                del reply.texts[start + 1:]
+            for amount in amounts:
                 self._quote(fee_topic, amount, said, found, reply, totals)
         if topic == "storage" or priced.get("storage_freight"):
             storage = self._storage(said, found, facts, today, priced.get("storage_freight", []), context == "storage")
@@ -218,6 +226,12 @@ class FeeDesk:
                 reply.texts += [t for t in more.texts if t not in reply.texts]
             return reply
         return self._policy_answer(said, self._asked_topic(said, topic), named is not None or opening, context)
+
+    def _asks_the_fee_again(self, said: str, topic: str) -> bool:
+        """"保价费多少", "手续费多少" with no amount: how much, and no other question of the topic (最多能保多少)."""
+        cues = [fold(c).casefold() for a in self.policies.topics[topic].answers.values() for c in a.cues]
+        other = [c for c in cues if not (_HOW_MUCH.search(c) or _FEE_ASKED.search(c))]  # 最多, 到账: not how much
+        return bool(_HOW_MUCH.search(said)) and not _TOTAL.search(said) and not any(c in said for c in other)
 
     def _asked_topic(self, said: str, topic: str) -> str:
         """Of the topics a message names, the one named where it asks ("每天都发代收 有没有会员卡": the card),

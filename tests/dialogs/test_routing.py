@@ -321,3 +321,20 @@ def test_another_language_is_told_the_service_is_in_chinese_and_the_way_to_a_per
 def test_lost_goods_said_outright_are_a_claim(engine):
     conv, [turn] = talk(engine, "货丢了你们也不管")  # probe 10 c44: asked back between a claim and 不搬货
     assert conv.category == "claims" and "不搬货" not in shown(turn)
+
+
+def test_the_fee_asked_again_without_an_amount_is_quoted_again(engine):
+    # probe 10 c27: "保价费多少" after the quote for 30万 got "没太明白"
+    conv, turns = talk(engine, "一台设备单件价值30万 要保价 怎么弄", "保价费多少")
+    assert "1500.00" in shown(turns[-1]) and "没太明白" not in shown(turns[-1])
+    conv, turns = talk(engine, "代收5000手续费多少", "那手续费到底多少")
+    assert "15.00" in shown(turns[-1])
+    conv, turns = talk(engine, "代收5000手续费多少", "最多收多少")  # another question of the topic: its answer
+    assert "封顶" in shown(turns[-1])
+
+
+def test_asked_what_happened_and_given_a_number_the_first_message_is_the_account(engine):
+    # probe 10 c55: the same question five times while the customer gave everything else
+    conv, turns = talk(engine, "司机送货态度很差 还摔我东西", "SH20261155", "13666667777")
+    assert any(e.kind == "case_opened" for e in turns[-1].events)
+    assert "摔我东西" in conv.facts.get("details", "") or "摔我东西" in str(turns[-1].events)
