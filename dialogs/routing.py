@@ -15,7 +15,7 @@ from dialogs.intents import Classification
 from dialogs.matching import is_number, normalize, pick_option
 from dialogs.render import render
 from dialogs.repairs import Wants
-from dialogs.turn import FOREIGN, MEANINGFUL, NAMING_NUMBERS, OTHER, QUESTION, SHORT_ASK, SHORT_STORY_WORDS, VAGUE, WORDS, Run
+from dialogs.turn import FOREIGN, MARKUP, MEANINGFUL, NAMING_NUMBERS, OTHER, QUESTION, SHORT_ASK, SHORT_STORY_WORDS, VAGUE, WORDS, Run
 
 # what names a waybill or phone number, taken out with it ("运单号是SH70707070")
 _NUMBER_NAMED = r"(?:运单号|单号|运单|电话号码|电话|手机号|手机|号码)?\s*(?:是|为|:|：)?\s*"
@@ -492,6 +492,7 @@ class RoutingMixin:
         if self.router is None:
             return None
         if run.understood is None:
+            text = MARKUP.sub(" ", text) if MEANINGFUL.search(MARKUP.sub(" ", text)) else text  # "<script>…", "{{name}}"
             # Abuse and calls for a person say nothing about the problem: read without them.
             plain = self.repairs.without_requests(text) if self.repairs.read(text).insult else text
             # "运费怎么这么贵啊 不对 我想说的是货没送到": what follows a change word is what the customer means

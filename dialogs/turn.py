@@ -24,6 +24,9 @@ CASE_NUMBER = re.compile(r"KF[-\s]?(\d{8})[-\s]?(\d{4,6})(?!\d)", re.IGNORECASE)
 QUESTION = re.compile(r"[?？吗么呢]|多少|好多钱|多久|怎么|怎样|如何|哪|几|什么|谁|能不能|可不可以|是否|有没有|要不要|行不行|([\u4e00-\u9fff])不\1")
 # What makes a question only reported ("不知道有没有保价": an answer, I do not know, not a question to answer).
 REPORTED = re.compile(r"不知道|不清楚|不确定|不记得|记不清|搞不清|忘了")
+# Markup pasted into a message (<script>…</script>, {{name}}): no words of the customer's problem. Linear: each
+# alternative stops at the first character that closes it.
+MARKUP = re.compile(r"<[^<>]{0,200}>|\{\{[^{}]{0,200}\}\}|\{%[^{}]{0,200}%\}")
 # A message in another language: Latin letters, spaces and marks, three words or more, no Chinese.
 FOREIGN = re.compile(r"\s*[A-Za-z'’]+(?:[\s,.!?;:]+[A-Za-z'’]+){2,}[\s,.!?;:]*")
 SHORT_STORY_WORDS = 5  # a story told where a number or a choice is asked (两箱瓷砖碎了): no digits, this long

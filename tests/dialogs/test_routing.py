@@ -338,3 +338,15 @@ def test_asked_what_happened_and_given_a_number_the_first_message_is_the_account
     conv, turns = talk(engine, "司机送货态度很差 还摔我东西", "SH20261155", "13666667777")
     assert any(e.kind == "case_opened" for e in turns[-1].events)
     assert "摔我东西" in conv.facts.get("details", "") or "摔我东西" in str(turns[-1].events)
+
+
+def test_markup_in_a_message_says_nothing_of_the_problem(engine):
+    # probe 10 c53: <script>…</script> was asked about as wrong goods or stranded goods
+    conv, [turn] = talk(engine, "<script>alert(1)</script>")
+    assert conv.state != "clarify" and "发错货、货物破损或短少" not in [o.label for o in turn.replies[-1].options][:2]
+
+
+def test_undelivered_goods_are_not_said_to_have_arrived(engine):
+    # probe 10 c41: 一直没收到 does not say the goods reached the branch
+    conv, [turn] = talk(engine, "你好 我儿子给我寄了东西 一直没收到")
+    assert "货物到了还没" not in shown(turn)
