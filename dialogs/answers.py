@@ -97,7 +97,9 @@ class AnswersMixin:
                 return found()
         if pending is not None and wants.cannot_give:
             return self._skip(run, pending, text)
-        if ((pending is not None or self._state(conv).options) and not re.search(r"[0-9A-Za-z]", normalize(text))
+        # ("福州到上海 一个立方收我380 别家才260": figures of the story are story too; a waybill or phone is no story)
+        if ((pending is not None or self._state(conv).options) and not (run.entities.waybills or run.entities.phones)
+                and not re.search(r"[A-Za-z]", normalize(text))
                 and not QUESTION.search(text) and self._adds_to_story(run, text, False, least=SHORT_STORY_WORDS)):
             # "两箱瓷砖碎了" at the phone question, or at 您希望怎么处理: the story, kept, and the question again
             return self._prompt(run)
@@ -320,10 +322,9 @@ class AnswersMixin:
             return False
         related = [conv.category, *self.routing.covers.get(conv.category, [])]  # type: ignore[list-item]
         about_this = reading.label in related or dict(reading.candidates).get(conv.category, 0) >= 0.05
-        # Asked for a number (a waybill, a phone), words are no answer: another complaint read as surely as
-        # any routed message is one ("司机把我货摔坏了" at 请提供运单号), not "that is no waybill".
-        number_asked = pending is not None and self._fact_type(conv, pending).kind == "pattern"
-        also = self.routing.threshold if number_asked else self.routing.also_threshold
+        # Another complaint read as surely as a clause must be ("司机把我货摔坏了" at 请提供运单号), whatever is asked: a story
+        # of this one told at a number question ("货是25号发的 一共15件 发成都的") is no second complaint.
+        also = self.routing.also_threshold
         other_complaint = (reading.label in self.content.categories and reading.label not in related
                            and reading.confidence >= also)
         if conv.category in self._about_whom(text, only=True):  # "是送货的司机": this complaint's person, named again
@@ -495,7 +496,11 @@ class AnswersMixin:
             memory.misses = 0
             run.lead = render(self.shared.texts.moved_on.text, self._blank_values())
             return self._settle(run)
-        attempted = fact_type.kind != "pattern" or bool(re.search(r"[0-9A-Za-z]", normalize(run.said)))
+        # a number tried: nothing but digits and letters ("1234"), or five digits in a row among words ("25号发的
+        # 一共15件" tries no waybill)
+        said = normalize(run.said)
+        attempted = fact_type.kind != "pattern" or bool(re.fullmatch(r"[\s0-9A-Za-z()+\-]+", said)
+                                                        or re.search(r"[A-Za-z]|[0-9]{5}", said))
         if not attempted and fact_type.wordless is not None:  # "老号码": not a wrong number, no number at all
             return self._say(run, fact_type.wordless, options=self._current_options(conv))
         if (memory.misses == 2 or not attempted) and fact_type.invalid_again is not None:

@@ -350,3 +350,14 @@ def test_undelivered_goods_are_not_said_to_have_arrived(engine):
     # probe 10 c41: 一直没收到 does not say the goods reached the branch
     conv, [turn] = talk(engine, "你好 我儿子给我寄了东西 一直没收到")
     assert "货物到了还没" not in shown(turn)
+
+
+def test_a_story_with_small_figures_at_the_waybill_question_is_no_second_complaint(engine):
+    conv, turns = talk(engine, "我的货压了好几天了还不发", "货是25号发的 一共15件 发成都的")
+    assert "也记下了" not in shown(turns[-1]) and conv.later is None
+    assert "格式不对" not in shown(turns[-1])  # 25 and 15 are no waybill tried
+
+
+def test_what_can_you_do_is_answered(engine):
+    conv, [turn] = talk(engine, "那你能帮我干嘛")  # probe 10 c56: "这个问题我暂时回答不了"
+    assert "回答不了" not in shown(turn) and "登记问题" in shown(turn)
