@@ -501,6 +501,12 @@ class AnswersMixin:
         said = normalize(run.said)
         attempted = fact_type.kind != "pattern" or bool(re.fullmatch(r"[\s0-9A-Za-z()+\-]+", said)
                                                         or re.search(r"[A-Za-z]|[0-9]{5}", said))
+        names_it = any(normalize(c) in said for c in fact_type.called)
+        if not attempted and not names_it and memory.misses == 1 and self.shared.texts.words_noted is not None:
+            # "福州到南昌的" at the phone question: what the customer said is kept for staff, the question asked again
+            self._keep_unanswered(run)
+            run.lead += render(self.shared.texts.words_noted.text, self._blank_values())
+            return self._prompt(run)
         if not attempted and fact_type.wordless is not None:  # "老号码": not a wrong number, no number at all
             return self._say(run, fact_type.wordless, options=self._current_options(conv))
         if (memory.misses == 2 or not attempted) and fact_type.invalid_again is not None:

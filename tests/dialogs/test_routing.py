@@ -361,3 +361,11 @@ def test_a_story_with_small_figures_at_the_waybill_question_is_no_second_complai
 def test_what_can_you_do_is_answered(engine):
     conv, [turn] = talk(engine, "那你能帮我干嘛")  # probe 10 c56: "这个问题我暂时回答不了"
     assert "回答不了" not in shown(turn) and "登记问题" in shown(turn)
+
+
+def test_words_at_the_phone_question_are_kept_and_frustration_gets_an_apology(engine):
+    # probe 11 c11, c15: a route, or "你们就是拖", got "这里需要号码本身…以前留的号码"
+    conv, turns = talk(engine, "昨天下午交的货 今天还没装车 SH20261301 晚上能走吗", "福州到南昌的")
+    assert "记下了" in shown(turns[-1]) and "号码本身" not in shown(turns[-1])
+    conv, turns = talk(engine, "货压了一周了 SH20261306 你们到底发不发", "你们就是拖")
+    assert "抱歉" in shown(turns[-1]) and "号码本身" not in shown(turns[-1])
