@@ -254,12 +254,12 @@ class RoutingMixin:
                 return self._show_menu(run, with_prompt=False)
             label = reading.label
             later, sure, first = self._second_complaint(run, meant, label)
-            if self._arrived(meant):  # "货压了三天才送到 送货的司机还凶我": the goods are there, the rudeness is the complaint
-                void = self.routing.arrived.void  # type: ignore[union-attr]
+            void, instead = self._goods_told(meant)
+            if void:  # "货压了三天才送到 送货的司机还凶我": the goods are there, the rudeness is the complaint
                 told = [c for c in self._clause_complaints(meant) if c not in void]
-                if label in void and told:
-                    label, later = told[0], None
-                elif later in void:
+                if label in void and (told or instead):
+                    label = told[0] if told else instead  # type: ignore[assignment]
+                if later in void:
                     later = None
             # the goods first, when the whole message leaves room for them (a clause alone misreads easily)
             weight = dict(reading.candidates).get(later, 0)
@@ -267,9 +267,10 @@ class RoutingMixin:
                 label, later = later, label  # the goods before the manners: the material problem first
             return self._start_first(run, label, later, text, account=run.describes)
         clauses = sorted(self._clause_complaints(meant), key=lambda c: -dict(reading.candidates).get(c, 0))
-        if self._arrived(meant) and any(c not in self.routing.arrived.void for c in clauses):  # type: ignore[union-attr]
-            clauses = [c for c in clauses if c not in self.routing.arrived.void]  # type: ignore[union-attr]
-        if clauses == ["tracking"]:  # "转到别家物流去了 什么时候能到啊": the question is the transfer's, not a tracking request
+        void, instead = self._goods_told(meant)
+        if void and clauses:  # "显示在中转 三天没动了": no goods held at the start, whatever a clause reads as
+            clauses = [c for c in clauses if c not in void] or ([instead] if instead else clauses)
+        if clauses == ["tracking"] and not void:  # "转到别家物流去了 什么时候能到啊": the question is the transfer's, not a tracking request
             clauses = [self._covering_clause(meant, "tracking") or "tracking"]
         if clauses:  # unsure of the whole, sure of its parts: "货压了五天没发，而且开单的态度还很差"
             label, others = clauses[0], clauses[1:]
@@ -339,10 +340,15 @@ class RoutingMixin:
             return reading.confidence >= self.routing.threshold
         return getattr(reading, "certainty", reading.confidence) >= self.routing.certainty
 
-    def _arrived(self, text: str) -> bool:
-        """Whether the message says the goods have arrived (routing.arrived)."""
-        arrived = self.routing.arrived
-        return arrived is not None and any(normalize(w) in normalize(text) for w in arrived.words)
+    def _goods_told(self, text: str) -> tuple[set[str], str | None]:
+        """The complaints that where the message says the goods are rules out, and what it is instead, if said
+        (routing.goods_told)."""
+        said, void, instead = normalize(text), set(), None
+        for told in self.routing.goods_told:
+            if any(normalize(w) in said for w in told.words):
+                void |= set(told.void)
+                instead = instead or told.instead
+        return void, instead
 
     def _asked_for(self, reading: Any, text: str) -> str | None:
         """The complaint the message asks for outright (routing.asked_for), when the router agrees: its reading at even
@@ -352,7 +358,7 @@ class RoutingMixin:
         weight = dict(reading.candidates)
         for label, words in self.routing.asked_for.items():
             if any(w in said for w in words) and (
-                    (reading.label == label and reading.confidence >= 0.5) or (short and weight.get(label, 0) >= PLAUSIBLE)):
+                    reading.label == label or (short and weight.get(label, 0) >= PLAUSIBLE)):
                 return label
         return None
 

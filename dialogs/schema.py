@@ -273,9 +273,10 @@ class WhomProblems(Strict):
     words: list[str] = Field(min_length=1)  # 司机, 送货的, 师傅
     problems: list[Id] = Field(min_length=2)  # the categories offered, likeliest first
 
-class Arrived(Strict):
-    words: list[str] = Field(min_length=1)  # the goods are there (才送到, 刚收到了)
-    void: list[Id] = Field(min_length=1)  # the complaints about goods not there yet, which such a message is not
+class GoodsTold(Strict):
+    words: list[str] = Field(min_length=1)  # where the goods are said to be (才送到 / 显示在中转)
+    void: list[Id] = Field(min_length=1)  # the complaints such a message is not (goods not there yet / not sent)
+    instead: Id | None = None  # what it is when it tells no other complaint (显示在中转 三天没动了: a tracking request)
 
 
 class Settled(Strict):
@@ -308,9 +309,10 @@ class Routing(Strict):
     fee_questions: dict[Id, list[Id]] = {}  # asked beside a topic in its own words, these are its question
     # A complaint told as already settled (货丢了 已经赔了 但是只赔了运费): the complaint about its settlement.
     settled: dict[Id, Settled] = {}
-    # A message that says the goods have arrived (货压了三天才送到 司机还凶我) is no complaint about goods not there yet:
-    # another complaint it tells comes first, and the late goods are only its story.
-    arrived: Arrived | None = None
+    # A message that says where the goods are is no complaint those words rule out: arrived (货压了三天才送到 司机还凶我),
+    # no goods not there yet, another complaint it tells comes first; sent (显示在中转 三天没动了), no goods held at
+    # the start, a tracking request.
+    goods_told: list[GoodsTold] = []
     told_threshold: float = Field(0.95, gt=0, lt=1)  # least confidence of such a told complaint beside figures
     change_words: list[str]  # words that announce a change of topic mid-conversation (算了, 换个问题)
     # asked with a waybill and little else, a tracking request ("货到了没 单号SH…")

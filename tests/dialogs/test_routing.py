@@ -369,3 +369,18 @@ def test_words_at_the_phone_question_are_kept_and_frustration_gets_an_apology(en
     assert "记下了" in shown(turns[-1]) and "号码本身" not in shown(turns[-1])
     conv, turns = talk(engine, "货压了一周了 SH20261306 你们到底发不发", "你们就是拖")
     assert "抱歉" in shown(turns[-1]) and "号码本身" not in shown(turns[-1])
+
+
+def test_goods_told_sent_on_their_way_are_not_held_at_the_start(engine):
+    # (probe 10 c51's story) the branch says the goods left, the other end has not got them: where are they
+    conv, [turn] = talk(engine, "石狮网点说已经发走了 成都那边说没收到 到底怎么回事")
+    assert conv.category != "stranded" and "第一时间发出" not in shown(turn)
+
+
+@pytest.mark.parametrize("text, category", [
+    ("我的货在福州滞留了 SH20261707", "stranded"),  # probe 11 c57: asked back between 滞留, 窜货 and 仓储费
+    ("我的货SH20261604到底在哪 你个傻X", "tracking"),  # probe 11 c46
+])
+def test_a_problem_named_outright_starts_when_the_router_reads_it_first(engine, text, category):
+    conv, [turn] = talk(engine, text)
+    assert conv.category == category and "哪类问题" not in shown(turn)
