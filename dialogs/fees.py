@@ -209,9 +209,11 @@ class FeeDesk:
             shipped = self._shipped(said, found, today)
             if shipped is not None:
                 reply.texts.append(invoice_deadline(shipped, today, self.policies).explanation)
+        quoted = [Decimal(a) for a in facts.get("quoted", "").split(",") if a]
         if len(totals) > 1:
             reply.texts.append(total_text(sum(totals, Decimal(0)), self.policies))
-        quoted = [Decimal(a) for a in facts.get("quoted", "").split(",") if a]
+        elif totals and quoted and _TOTAL.search(said):  # "再加代收五千 一共多少钱": with the quotes before it
+            reply.texts.append(total_text(sum(quoted + totals, Decimal(0)), self.policies))
         if totals:
             facts["quoted"] = ",".join(str(a) for a in quoted + totals)
         elif _TOTAL.search(said) and len(quoted) > 1:  # "加起来一共多少": the quotes given so far

@@ -43,6 +43,7 @@ class Wants:
     correction: bool = False
     own_status: bool = False
     unanswered: bool = False
+    withdraw: bool = False
     decision: bool | None = None  # to a yes/no question: True yes, False no, None neither (or not short)
 
 
@@ -99,6 +100,7 @@ class RepairReader:
             correction=found["correction"],
             own_status=found["own_status"],
             unanswered=found.get("unanswered", False),
+            withdraw=found.get("withdraw", False),
             decision=self._decision(said),
         )
 

@@ -197,6 +197,11 @@ class RoutingMixin:
         if not (same or unsure) or self.fees.is_question(text, run.entities):
             return False
         run.turn.events.append(Event("case_detail_added", {"case": case.number, "text": text.strip()}))
+        if self.repairs.read(text).withdraw and self.shared.texts.withdraw_noted is not None:
+            # "我要撤销投诉 货已经发了": on the case for staff to confirm and close, and said so
+            self._say(run, self.shared.texts.withdraw_noted, case={"number": case.number})
+            self._after(run, ask=False)
+            return True
         asked = self._faq_asked(case.category, text) if QUESTION.search(normalize(text)) else None
         if asked is not None:  # "转的是哪家你们总知道吧": what the case's own FAQ answers, before the promise
             self._say(run, asked)

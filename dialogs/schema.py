@@ -199,6 +199,7 @@ class SharedTexts(Strict):
     answered_again: Text | None = None
     # a question asked while a number is asked that nothing answers (现在怎么办 客户在漳州等着): kept for staff
     question_noted: Text | None = None
+    withdraw_noted: Text | None = None  # a registered complaint withdrawn: noted, staff confirm and close it
     words_noted: Text | None = None  # words at a number question that do not name it (福州到南昌的): kept for staff
     foreign: Text | None = None  # a message in another language that kefu cannot place
     status_again: Text | None = None  # a case's progress asked again at once: sorry, and the way to a person now
@@ -257,6 +258,7 @@ class Repairs(Strict):
     correction: list[str]  # a fact or the complaint is being corrected
     own_status: list[str]  # asks how their own case is going, without its number
     unanswered: list[str] = []  # the last answer missed what was asked (我是问…, 答非所问)
+    withdraw: list[str] = []  # withdraws a complaint already registered (撤销投诉): noted on its case for staff
     addressing: list[str] = []  # how customers call the agent (姑娘, 师傅): no words of their own in "谢谢你啊姑娘"
     fillers: str  # characters that carry no meaning in a short message (啊吧了呢)
 

@@ -384,3 +384,15 @@ def test_goods_told_sent_on_their_way_are_not_held_at_the_start(engine):
 def test_a_problem_named_outright_starts_when_the_router_reads_it_first(engine, text, category):
     conv, [turn] = talk(engine, text)
     assert conv.category == category and "哪类问题" not in shown(turn)
+
+
+def test_a_registered_complaint_withdrawn_is_noted_for_staff_and_said_so(engine):
+    conv, ledger, say = _after_case(engine)  # probe 11 c52: "已更新到您的案件" as if more were added
+    turn = say(engine, conv, "我要撤销投诉 货已经发了", ledger)
+    assert "撤销" in shown(turn) and conv.case_number in shown(turn) and "已更新" not in shown(turn)
+    assert any(e.kind == "case_detail_added" and "撤销" in e.data["text"] for e in turn.events)
+
+
+def test_a_total_asked_with_one_more_fee_adds_the_quotes_before(engine):
+    conv, turns = talk(engine, "问一下 保价费 货值八千五 多少", "再加代收五千 一共多少钱")  # probe 11 c19
+    assert "42.50" in shown(turns[0]) and "57.50" in shown(turns[-1])
