@@ -296,6 +296,8 @@ class Engine(RoutingMixin, FeeTalkMixin, AnswersMixin, MovesMixin, PromptsMixin)
         # the disputed charge, or a story told to choose the problem, is the account
         # the story goes on from the message that led to the choice (才赔我300 … → 赔太少了啊)
         told = f"{carried}\n{text}" if carried and category_id in run.chose_among else text
+        if not told and handed_over:  # 退货 handed to 发错货: the first message (买的是红色的 来的是蓝色的) is the account here too
+            told = said_before[0]
         self._prefill(run, told if story else "", account=account or begin == "check")
         if not story and text:  # the second complaint of a message: whom that message named (送货那个司机态度还特别差)
             self._absorb(run, text, only_choices=True)

@@ -32,7 +32,7 @@ _FEE_BEFORE = re.compile(r"(?:手续费|保价费|费用|收)\s*$")
 _PICKUP = re.compile(r"提货|去提|来提|没提|通知|放了|放在|仓库|保管|存放")
 # "保价8000能赔多少": the declared value of a claim, not a fee asked for, unless the fee is asked too.
 _COMPENSATION = re.compile(r"赔")
-_FEE_ASKED = re.compile(r"保价费|费用|费率|手续费|交多少|收多少|付多少|多少钱|几块|怎么收|怎么算")
+_FEE_ASKED = re.compile(r"保价费|费用|费率|手续费|交多少|收多少|付多少|扣了多少|扣多少|多少钱|几块|怎么收|怎么算")
 # Insurance told as what was done ("已保价2000", "没保价"): a fact of a claim, not a question about the fee.
 _INSURED = re.compile(r"(?:已经?|有|没有?|未|办了|买了|保了)保价|保价了|保过价|保了价")
 _INSURED_AMOUNT = re.compile(_INSURED.pattern + r"\s*(?:金额|了)?\s*[0-9零一二两三四五六七八九十百千万wWkK.]*\s*[元块]?")
@@ -232,7 +232,8 @@ class FeeDesk:
     def _asks_the_fee_again(self, said: str, topic: str) -> bool:
         """"保价费多少", "手续费多少" with no amount: how much, and no other question of the topic (最多能保多少)."""
         cues = [fold(c).casefold() for a in self.policies.topics[topic].answers.values() for c in a.cues]
-        other = [c for c in cues if not (_HOW_MUCH.search(c) or _FEE_ASKED.search(c))]  # 最多, 到账: not how much
+        asked = _FEE_ASKED.findall(said)  # "扣了多少": the 扣 of the fee table's cues is part of asking how much
+        other = [c for c in cues if not (_HOW_MUCH.search(c) or _FEE_ASKED.search(c) or any(c in a for a in asked))]
         return bool(_HOW_MUCH.search(said)) and not _TOTAL.search(said) and not any(c in said for c in other)
 
     def _asked_topic(self, said: str, topic: str) -> str:

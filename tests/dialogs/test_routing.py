@@ -396,3 +396,14 @@ def test_a_registered_complaint_withdrawn_is_noted_for_staff_and_said_so(engine)
 def test_a_total_asked_with_one_more_fee_adds_the_quotes_before(engine):
     conv, turns = talk(engine, "问一下 保价费 货值八千五 多少", "再加代收五千 一共多少钱")  # probe 11 c19
     assert "42.50" in shown(turns[0]) and "57.50" in shown(turns[-1])
+
+
+def test_the_fee_charged_asked_after_the_amount_is_quoted(engine):
+    conv, turns = talk(engine, "代收货款手续费怎么算", "代收的是12000", "手续费扣了多少")  # probe 11 c3
+    assert "30.00" in shown(turns[-1])
+
+
+def test_a_complaint_handed_to_another_keeps_the_first_message_as_its_account(engine):
+    # probe 11 c30: 退货 handed to 发错货, then "请简单描述一下情况" though the colours were told
+    conv, turns = talk(engine, "我收到的货不对 我买的是红色的 来的是蓝色的 我要退货", "SH20261407", "13711112222")
+    assert "请简单描述" not in shown(turns[-1])
