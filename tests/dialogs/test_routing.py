@@ -407,3 +407,17 @@ def test_a_complaint_handed_to_another_keeps_the_first_message_as_its_account(en
     # probe 11 c30: 退货 handed to 发错货, then "请简单描述一下情况" though the colours were told
     conv, turns = talk(engine, "我收到的货不对 我买的是红色的 来的是蓝色的 我要退货", "SH20261407", "13711112222")
     assert "请简单描述" not in shown(turns[-1])
+
+
+def test_lost_goods_and_a_pause_to_look_for_papers_at_the_claim(engine):
+    # probe 11 c40: 弄丢了 is the goods lost (短少), not asked what happened to them
+    conv, turns = talk(engine, "我的包裹被你们弄丢了吗 一个月了还没到", "SH20261509", "13300001111")
+    assert "出现了什么问题" not in shown(turns[-1])
+    # probe 11 c60: 等一下 我找一下保价单 is a pause, not the account
+    conv, turns = talk(engine, "我货物破损了要理赔 SH20261709", "13600001709", "等一下 我找一下保价单")
+    assert "不着急" in shown(turns[-1]) and "情况描述已经记下了" not in shown(turns[-1])
+
+
+def test_an_english_tracking_request_with_a_waybill_is_one(engine):
+    conv, [turn] = talk(engine, "hello my package SH20261506 has not arrived for 5 days, can you check?")  # p11 c37
+    assert conv.category == "tracking"
