@@ -421,3 +421,12 @@ def test_lost_goods_and_a_pause_to_look_for_papers_at_the_claim(engine):
 def test_an_english_tracking_request_with_a_waybill_is_one(engine):
     conv, [turn] = talk(engine, "hello my package SH20261506 has not arrived for 5 days, can you check?")  # p11 c37
     assert conv.category == "tracking"
+
+
+def test_label_and_storage_follow_ups_stay_at_the_fee_desk(engine):
+    # probe 11 c5: labels that fell off some of 60 pieces are the 50-plus incomplete fine, not wrong goods
+    conv, turns = talk(engine, "标签没贴全被罚了30 这个怎么回事", "一票60件 有几件掉了")
+    assert "20.00" in shown(turns[-1]) and conv.category == "labels"
+    # probe 11 c10: 为什么要收这个 after a storage quote is the manual's reason, not a pricing complaint
+    conv, turns = talk(engine, "货到了三天通知我提 我第六天去提的 从福州到上海 运费800 仓储费收我多少", "为什么要收这个")
+    assert "120.00" in shown(turns[0]) and "及时提货" in shown(turns[-1]) and conv.category == "storage"
