@@ -115,7 +115,8 @@ class RoutingMixin:
         if whom:  # "司机" at the menu: what a driver can do wrong, not the menu entry that names drivers
             conv.state, conv.offered, conv.offered_text = CLARIFY, whom, text
             return self._prompt(run)
-        if wants.own_status and not run.entities.waybills and not is_number(text):
+        withdraws = wants.withdraw and not conv.case_number  # "我要撤销投诉" about a case of an earlier conversation
+        if (wants.own_status or withdraws) and not run.entities.waybills and not is_number(text):
             return self._my_cases(run)  # "上周申请的退货 退回去了没有": their request, not a new one of its kind
         index = pick_option(text, [names for names, _ in self._menu_entries()])
         if index is not None and self._menu_entries()[index][1] == "insurance" and self.fees.tells_insurance(text):

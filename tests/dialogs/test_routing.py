@@ -430,3 +430,15 @@ def test_label_and_storage_follow_ups_stay_at_the_fee_desk(engine):
     # probe 11 c10: 为什么要收这个 after a storage quote is the manual's reason, not a pricing complaint
     conv, turns = talk(engine, "货到了三天通知我提 我第六天去提的 从福州到上海 运费800 仓储费收我多少", "为什么要收这个")
     assert "120.00" in shown(turns[0]) and "及时提货" in shown(turns[-1]) and conv.category == "storage"
+
+
+def test_withdrawing_or_adding_to_an_earlier_complaint_asks_which_case(engine):
+    # probe 11 c48, c49: a menu of 退货 and 配载 for a complaint made in an earlier conversation
+    for text in ("我要撤销投诉 货已经收到了", "我要补充一下情况 昨天说的那票货 司机还收了我20块"):
+        conv, [turn] = talk(engine, text)
+        assert "案件编号" in shown(turn) and "哪类问题" not in shown(turn) and conv.category is None
+
+
+def test_weekend_hours_are_answered(engine):
+    conv, [turn] = talk(engine, "哈喽 请问你们周末上班吗 周六能发货吗")  # probe 11 c20: a tracking request
+    assert "08:30" in shown(turn) and conv.category is None
