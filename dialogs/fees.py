@@ -183,7 +183,8 @@ class FeeDesk:
                 del reply.texts[start + 1:]
             for amount in amounts:
                 self._quote(fee_topic, amount, said, found, reply, totals)
-        if topic == "storage" or priced.get("storage_freight"):
+        # a freight is a storage figure only where storage is asked about ("现在要开票 运费合计3200": the invoice's)
+        if topic == "storage" or (priced.get("storage_freight") and (storage_said or context == "storage")):
             storage = self._storage(said, found, facts, today, priced.get("storage_freight", []), context == "storage")
             if storage is not None:
                 if not reply.texts:

@@ -442,3 +442,16 @@ def test_withdrawing_or_adding_to_an_earlier_complaint_asks_which_case(engine):
 def test_weekend_hours_are_answered(engine):
     conv, [turn] = talk(engine, "哈喽 请问你们周末上班吗 周六能发货吗")  # probe 11 c20: a tracking request
     assert "08:30" in shown(turn) and conv.category is None
+
+
+def test_an_invoice_with_its_freight_is_no_storage_question(engine):
+    conv, [turn] = talk(engine, "上个月28号发的五票货 现在要开票 运费合计3200")  # probe 11 c17
+    assert "开票可以申请到" in shown(turn) and "从哪里发到哪里" not in shown(turn)
+
+
+def test_carrying_paid_for_already_is_checked_on_the_waybill(engine):
+    # probe 11 c38: "发货方未申请该项服务" and the paid service offered again to someone who says it was paid
+    conv, turns = talk(engine, "货到了 司机说要加50块才送上楼 这合理吗 我发货的时候交了送货上门费的", "SH20261507", "13766667777")
+    assert "未申请该项服务" not in shown(turns[0]) and "核实" in shown(turns[0])
+    opened = [e for e in turns[-1].events if e.kind == "case_opened"]
+    assert opened and opened[0].data["category"] == "carrying"
