@@ -455,3 +455,9 @@ def test_carrying_paid_for_already_is_checked_on_the_waybill(engine):
     assert "未申请该项服务" not in shown(turns[0]) and "核实" in shown(turns[0])
     opened = [e for e in turns[-1].events if e.kind == "case_opened"]
     assert opened and opened[0].data["category"] == "carrying"
+
+
+def test_misrouted_goods_not_received_are_the_same_complaint(engine):
+    # probe 11 c14: 收货人说没收到 after goods delivered to the wrong shop offered "当日未配送" as a second complaint
+    conv, turns = talk(engine, "你们司机把我货送到别人店里去了！！！SH20261305 客户那边没收到", "收货人说没收到 我查签收了")
+    assert "当日未配送" not in shown(turns[-1]) and conv.later is None
