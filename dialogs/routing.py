@@ -198,9 +198,15 @@ class RoutingMixin:
         if not (same or unsure) or self.fees.is_question(text, run.entities):
             return False
         run.turn.events.append(Event("case_detail_added", {"case": case.number, "text": text.strip()}))
-        if self.repairs.read(text).withdraw and self.shared.texts.withdraw_noted is not None:
+        said = self.repairs.read(text)
+        if said.withdraw and self.shared.texts.withdraw_noted is not None:
             # "我要撤销投诉 货已经发了": on the case for staff to confirm and close, and said so
             self._say(run, self.shared.texts.withdraw_noted, case={"number": case.number})
+            self._after(run, ask=False)
+            return True
+        if said.cannot_give and self.shared.texts.contact_declined is not None:
+            # "不给电话了": on the case, so staff do not call; the progress comes here instead
+            self._say(run, self.shared.texts.contact_declined)
             self._after(run, ask=False)
             return True
         asked = self._faq_asked(case.category, text) if QUESTION.search(normalize(text)) else None

@@ -200,6 +200,7 @@ class SharedTexts(Strict):
     # a question asked while a number is asked that nothing answers (现在怎么办 客户在漳州等着): kept for staff
     question_noted: Text | None = None
     withdraw_noted: Text | None = None  # a registered complaint withdrawn: noted, staff confirm and close it
+    contact_declined: Text | None = None  # after a case, no phone after all (不给电话了): progress told here instead
     words_noted: Text | None = None  # words at a number question that do not name it (福州到南昌的): kept for staff
     foreign: Text | None = None  # a message in another language that kefu cannot place
     status_again: Text | None = None  # a case's progress asked again at once: sorry, and the way to a person now

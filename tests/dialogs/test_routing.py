@@ -461,3 +461,10 @@ def test_misrouted_goods_not_received_are_the_same_complaint(engine):
     # probe 11 c14: 收货人说没收到 after goods delivered to the wrong shop offered "当日未配送" as a second complaint
     conv, turns = talk(engine, "你们司机把我货送到别人店里去了！！！SH20261305 客户那边没收到", "收货人说没收到 我查签收了")
     assert "当日未配送" not in shown(turns[-1]) and conv.later is None
+
+
+def test_no_phone_after_the_case_is_noted_and_progress_promised_here(engine):
+    conv, ledger, say = _after_case(engine)  # seen in the final check: "不给电话了" got "已更新到您的案件"
+    turn = say(engine, conv, "不给电话了", ledger)
+    assert "在这里回复" in shown(turn) and "已更新" not in shown(turn)
+    assert any(e.kind == "case_detail_added" for e in turn.events)
