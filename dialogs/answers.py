@@ -224,11 +224,12 @@ class AnswersMixin:
         if run.noted and own is not None and not getattr(run.entities, own):
             return self._prompt(run)  # it gave something else (the corrected address), not a time for this question
         if run.noted and len(MEANINGFUL.findall(self._without_entities(run, text))) < 4:
-            if self._fact(conv, fact_id) is None:  # asked what stands in for a missing waybill, given a phone: let be
+            fact = self._fact(conv, fact_id)
+            if fact is None:  # asked what stands in for a missing waybill, given a phone: let be
                 conv.memory.skipped.append(fact_id)
                 return self._settle(run)
             told = conv.memory.said[0] if conv.memory.said else ""
-            if self._fact(conv, fact_id).describes and told != text and len(WORDS.findall(told)) >= SHORT_STORY_WORDS:  # type: ignore[union-attr]
+            if fact.describes and told != text and len(WORDS.findall(told)) >= SHORT_STORY_WORDS:
                 conv.facts[fact_id] = told.strip()  # asked what happened, given a number: what the first message told
                 return self._settle(run)
             return self._prompt(run)  # only a phone or a waybill: noted, and the question stands

@@ -198,15 +198,12 @@ class RoutingMixin:
         if not (same or unsure) or self.fees.is_question(text, run.entities):
             return False
         run.turn.events.append(Event("case_detail_added", {"case": case.number, "text": text.strip()}))
-        said = self.repairs.read(text)
-        if said.withdraw and self.shared.texts.withdraw_noted is not None:
-            # "我要撤销投诉 货已经发了": on the case for staff to confirm and close, and said so
-            self._say(run, self.shared.texts.withdraw_noted, case={"number": case.number})
-            self._after(run, ask=False)
-            return True
-        if said.cannot_give and self.shared.texts.contact_declined is not None:
-            # "不给电话了": on the case, so staff do not call; the progress comes here instead
-            self._say(run, self.shared.texts.contact_declined)
+        # "我要撤销投诉 货已经发了" (for staff to confirm and close) or "不给电话了" (so staff do not call): on the case,
+        # and said so instead of "updated"
+        said, texts = self.repairs.read(text), self.shared.texts
+        noted = texts.withdraw_noted if said.withdraw else texts.contact_declined if said.cannot_give else None
+        if noted is not None:
+            self._say(run, noted, case={"number": case.number})
             self._after(run, ask=False)
             return True
         asked = self._faq_asked(case.category, text) if QUESTION.search(normalize(text)) else None
@@ -249,6 +246,7 @@ class RoutingMixin:
             return self._show_menu(run, with_prompt=False)
         meant = self._unnumbered(run, text)
         meant = self._after_change_word(meant) or meant  # 运费怎么这么贵啊 不对 我想说的是货没送到: the latter part
+        void, instead = self._goods_told(meant)  # where the goods are said to be rules complaints out
         asked_for = self._asked_for(reading, text)
         if asked_for is not None and asked_for != reading.label:  # "货呢": the words say it, the router half agrees
             reading = run.understood = Classification(asked_for, dict(reading.candidates)[asked_for], reading.candidates, 1.0)
@@ -266,7 +264,6 @@ class RoutingMixin:
                 return self._show_menu(run, with_prompt=False)
             label = reading.label
             later, sure, first = self._second_complaint(run, meant, label)
-            void, instead = self._goods_told(meant)
             if void:  # "货压了三天才送到 送货的司机还凶我": the goods are there, the rudeness is the complaint
                 told = [c for c in self._clause_complaints(meant) if c not in void]
                 if label in void and (told or instead):
@@ -279,7 +276,6 @@ class RoutingMixin:
                 label, later = later, label  # the goods before the manners: the material problem first
             return self._start_first(run, label, later, text, account=run.describes)
         clauses = sorted(self._clause_complaints(meant), key=lambda c: -dict(reading.candidates).get(c, 0))
-        void, instead = self._goods_told(meant)
         if void and clauses:  # "显示在中转 三天没动了": no goods held at the start, whatever a clause reads as
             clauses = [c for c in clauses if c not in void] or ([instead] if instead else clauses)
         if clauses == ["tracking"] and not void:  # "转到别家物流去了 什么时候能到啊": the question is the transfer's, not a tracking request
@@ -510,7 +506,8 @@ class RoutingMixin:
         if self.router is None:
             return None
         if run.understood is None:
-            text = MARKUP.sub(" ", text) if MEANINGFUL.search(MARKUP.sub(" ", text)) else text  # "<script>…", "{{name}}"
+            unmarked = MARKUP.sub(" ", text)  # "<script>…", "{{name}}": no words of the problem
+            text = unmarked if MEANINGFUL.search(unmarked) else text
             # Abuse and calls for a person say nothing about the problem: read without them.
             plain = self.repairs.without_requests(text) if self.repairs.read(text).insult else text
             # "运费怎么这么贵啊 不对 我想说的是货没送到": what follows a change word is what the customer means
