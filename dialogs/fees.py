@@ -177,9 +177,10 @@ class FeeDesk:
             if amounts:
                 facts[f"amount:{fee_topic}"] = str(amounts[-1])
             elif topic == fee_topic and f"amount:{fee_topic}" in facts and self._asks_the_fee_again(said, topic):
-                # "保价费多少" after the quote: the quote again, without the notes that came with it
+                # "保价费多少" after the quote: the quote again, without the notes that came with it, and not counted
+                # again in a total ("加起来一共多少" adds each fee once)
                 start = len(reply.texts)
-                self._quote(fee_topic, Decimal(facts[f"amount:{fee_topic}"]), said, found, reply, totals)
+                self._quote(fee_topic, Decimal(facts[f"amount:{fee_topic}"]), said, found, reply, [])
                 del reply.texts[start + 1:]
             for amount in amounts:
                 self._quote(fee_topic, amount, said, found, reply, totals)

@@ -468,3 +468,9 @@ def test_no_phone_after_the_case_is_noted_and_progress_promised_here(engine):
     turn = say(engine, conv, "不给电话了", ledger)
     assert "在这里回复" in shown(turn) and "已更新" not in shown(turn)
     assert any(e.kind == "case_detail_added" for e in turn.events)
+
+
+def test_a_fee_quoted_again_is_counted_once_in_the_total(engine):
+    # found reviewing the change: the quote asked again was added to the quotes a total sums (70.00, not 55.00)
+    conv, turns = talk(engine, "代收5000手续费多少", "那手续费到底多少", "保价8000呢", "加起来一共多少")
+    assert "15.00" in shown(turns[1]) and "55.00" in shown(turns[-1])
