@@ -32,7 +32,7 @@ def test_kefu_bench_quick_prints_every_section_with_figures(tmp_path):
         measured(row)
         assert row["cases_opened"] == row["turns"] // 6
     telegram = figures["telegram"]
-    for peer in ("kefu", "conversation_handler", "conversation_handler_durable"):
+    for peer in ("kefu", "conversation_handler", "conversation_handler_durable", "conversation_handler_committed"):
         measured(telegram[peer])
         assert telegram[peer]["bot_api_calls"] > 0
     assert telegram["kefu"]["errors"] == 0 and telegram["kefu"]["cases_opened"] == telegram["kefu"]["turns"] // 6
