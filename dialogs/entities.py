@@ -23,7 +23,10 @@ HOLE = "\x00"  # fills what an extractor took: not a digit, not a letter, not Ch
 
 _CN_DIGITS = "零〇一二两三四五六七八九壹贰叁肆伍陆柒捌玖"
 _CN_MAGNITUDES = "十拾百佰千仟万亿"
-CN_NUMBER = f"[{_CN_DIGITS}十拾][{_CN_DIGITS}{_CN_MAGNITUDES}]*"
+# A numeral that begins a word is no part of the number before it: "保价一万一共多少" is 10000 and 一共
+# (not 一万一, 11000); "一下", "一起", "一直" likewise.
+_WORD_AFTER_NUMERAL = "(?![共起下样直般些切定旦律])"
+CN_NUMBER = f"[{_CN_DIGITS}十拾]{_WORD_AFTER_NUMERAL}(?:[{_CN_DIGITS}{_CN_MAGNITUDES}]{_WORD_AFTER_NUMERAL})*"
 NUMBER = rf"(?:\d+(?:\.\d+)?|{CN_NUMBER})"
 # The same, starting only where a number starts: a pattern tried at every position of a long run of
 # digits would otherwise rescan the run each time (quadratic: 4096 digits took seconds).

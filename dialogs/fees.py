@@ -31,8 +31,11 @@ _GUESSED_AFTER = re.compile(r"\s*(?:块钱|块|元)?\s*(?:是吗|对吗|是不�
 _FEE_BEFORE = re.compile(r"(?:手续费|保价费|费用|收)\s*$")
 _PICKUP = re.compile(r"提货|去提|来提|没提|通知|放了|放在|仓库|保管|存放")
 # "保价8000能赔多少": the declared value of a claim, not a fee asked for, unless the fee is asked too.
+# "付到付运费和代收款一共一万二": the sum of two charges, no one fee's amount to price
+_SUMMED = re.compile(r"[和跟加][^，,。.\s]{1,6}(?:一共|总共|合计|加起来)\s*$")
 _COMPENSATION = re.compile(r"赔")
-_FEE_ASKED = re.compile(r"保价费|费用|费率|手续费|交多少|收多少|付多少|扣了多少|扣多少|多少钱|几块|怎么收|怎么算")
+_SUPPOSED = re.compile(r"的话|如果|要是|万一|假如|假设")  # a rule asked about, not a loss told
+_FEE_ASKED = re.compile(r"保价费|费用|费率|手续费|交多少|收多少|付多少|扣了多少|扣多少|(?<!赔)多少钱|几块|怎么收|怎么算")
 # Insurance told as what was done ("已保价2000", "没保价"): a fact of a claim, not a question about the fee.
 _INSURED = re.compile(r"(?:已经?|有|没有?|未|办了|买了|保了)保价|保价了|保过价|保了价")
 _INSURED_AMOUNT = re.compile(_INSURED.pattern + r"\s*(?:金额|了)?\s*[0-9零一二两三四五六七八九十百千万wWkK.]*\s*[元块]?")
@@ -44,6 +47,9 @@ _HOW_MUCH = re.compile(r"多少|几块|几多钱|好多钱")
 MAX_CARDS = 100  # the most cards a figure without 张 is read as (more is an amount of money)
 _CARDS = re.compile(rf"({STARTING_NUMBER})\s*(?:张|个|位|名|人)")
 _PIECES = re.compile(rf"({STARTING_NUMBER})\s*件")
+# Pieces said to lack a label ("有5件没贴", "其中3箱标签掉了"): fewer than the waybill's, so some, not all
+_UNLABELLED = re.compile(rf"({STARTING_NUMBER})\s*[件箱张个](?:货)?的?(?:标签|条码)?(?:没|未|没有)(?:贴|有标签)|"
+                         rf"({STARTING_NUMBER})\s*[件箱张个](?:货)?的?(?:标签|条码)?掉了")
 # Days past the free ones ("晚了两天提", "逾期3天"), not the day of pickup counted from the notice
 _LATE = re.compile(rf"(?:晚了|晚|逾期了?|超期了?|超了|超出了?|多放了)\s*({STARTING_NUMBER})\s*天")
 _MONTHS_AGO = re.compile(r"(上上|上|这|本)个?月|去年")
@@ -120,7 +126,17 @@ class FeeDesk:
     def tells_insurance(self, text: str) -> bool:
         """Insurance told as done (已保价2000, 没保价) in a message that asks nothing: a fact of a claim."""
         said = fold(text).casefold()
-        return bool(_INSURED.search(said)) and not QUESTION.search(said)
+        if not _INSURED.search(said):
+            return False
+        # "少了一件 到底赔多少钱 没保价": what it asks is the claim's payout, not the fee ("没保价的话丢了怎么赔": the rule)
+        claim_asked = bool(_COMPENSATION.search(said)) and not _FEE_ASKED.search(said) and not _SUPPOSED.search(said)
+        return claim_asked or not QUESTION.search(said)
+
+    def asks_in_a_clause(self, text: str) -> bool:
+        """Whether a part of the message that names a topic asks about it ("…代收5000手续费多少"), not only
+        names it in a story asked about elsewhere ("让我付运费和代收款一共一万二…怎么办")."""
+        parts = [p for clause in _CLAUSE_END.split(fold(text).casefold()) for p in clause.split()]
+        return any(QUESTION.search(p) and any(w in p for words in self._words.values() for w in words) for p in parts)
 
     def is_question(self, text: str, found: Entities) -> bool:
         """Tells whether a message asks the desk something: it names a topic and asks, or gives an amount for
@@ -265,7 +281,7 @@ class FeeDesk:
         marks.sort()
         priced: dict[str, list] = {}
         for at, value in found.money:
-            if _CHARGED.search(said[max(0, at - 6):at]):
+            if _CHARGED.search(said[max(0, at - 6):at]) or _SUMMED.search(said[max(0, at - 12):at]):
                 priced.setdefault("charged", []).append(value)
                 continue
             token = _AMOUNT_TOKEN.match(said, at)
@@ -332,6 +348,9 @@ class FeeDesk:
         late_by = self._count(_LATE, said)
         if late_by is not None and late_by < 366:
             days = storage.free_days + late_by  # "晚了两天提": two days past the free ones
+        later = [d for d in found.dates if d > today]
+        if days is None and in_storage and facts.get("days") and later and len(later) == len(found.dates):
+            days = int(facts["days"]) + (later[0] - today).days  # "如果明天去提呢": the day counted so far, and more
         if days is None and in_storage and facts.get("freight") and not facts.get("days"):
             bare = re.fullmatch(r"\s*(\d{1,3})\s*天?\s*", said)
             if bare:
@@ -357,7 +376,8 @@ class FeeDesk:
             else:  # the place in no line of the table (厦门发昆明: 昆明), or a route between two other places
                 facts["city"] = routed if isinstance(routed, str) else places[0]
         unchanged = {k: facts.get(k) for k in STORAGE_NEEDS} == {k: before.get(k) for k in STORAGE_NEEDS}
-        if unchanged and in_storage and all(facts.get(n) for n in STORAGE_NEEDS) and _HOW_MUCH.search(said):
+        again = unchanged and in_storage and all(facts.get(n) for n in STORAGE_NEEDS) and bool(_HOW_MUCH.search(said))
+        if again:
             unchanged = False  # "要交多少" after the quote: the same figures, quoted again
         if unchanged:
             if in_storage and facts.get("freight") and facts.get("days") and not facts.get("city") and said.strip():
@@ -383,7 +403,8 @@ class FeeDesk:
             del facts["city"]
             return FeeAnswer([result.message], "storage", options=[r.short for r in storage.regions])
         # The figures stay: "第4天呢" changes one of them and asks again.
-        return FeeAnswer([result.explanation], "storage", amount=result.amount)
+        # quoted again ("那一共多少"): already among the quotes a total sums, not added a second time
+        return FeeAnswer([result.explanation], "storage", amount=None if again else result.amount)
 
     def _labels(self, said: str, found: Entities, reply: FeeAnswer, facts: dict[str, str]) -> None:
         labels = self.policies.labels
@@ -397,7 +418,13 @@ class FeeDesk:
         if not faults:
             return
         fault = max(faults, key=lambda f: (f[1], -f[0]))[2]
-        pieces = self._count(_PIECES, said) or int(facts.get("label_pieces", 0)) or None  # "那一个都没贴呢": the 80 pieces said before
+        unlabelled = _UNLABELLED.search(said)
+        some = number(unlabelled.group(1) or unlabelled.group(2)) if unlabelled else None
+        counts = [c for c in (number(m.group(1)) for m in _PIECES.finditer(said)) if c is not None and c != some]
+        # the waybill's pieces: the count that is not the unlabelled one ("一票60件 有5件没贴": 60), else those said before
+        pieces = (int(max(counts)) if counts and max(counts) < 100000 else None) or int(facts.get("label_pieces", 0)) or None
+        if fault == "missing" and some is not None and pieces and some < pieces:
+            fault = "incomplete"  # 5 of 60 not labelled: not all labelled (贴不全), not none (全部未贴)
         if pieces:
             facts["label_pieces"] = str(pieces)
         quote = label_penalty(pieces, fault, self.policies)

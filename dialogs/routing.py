@@ -157,7 +157,7 @@ class RoutingMixin:
             complaint = self._complaint_with_fee(run, text, self.fees.topic_of(text, run.entities))
             if complaint is None:
                 return self._start(run, self.fees.topic_of(text, run.entities) or "cod", text)
-            if QUESTION.search(normalize(text)):  # a complaint that also asks a fee: the fee first, then the complaint
+            if self.fees.asks_in_a_clause(text):  # a complaint that also asks a fee: the fee first, then the complaint
                 self._side_fee(run, text)
             run.understood = complaint
         if after_case and self._already_recorded(run, text):

@@ -474,3 +474,19 @@ def test_a_fee_quoted_again_is_counted_once_in_the_total(engine):
     # found reviewing the change: the quote asked again was added to the quotes a total sums (70.00, not 55.00)
     conv, turns = talk(engine, "代收5000手续费多少", "那手续费到底多少", "保价8000呢", "加起来一共多少")
     assert "15.00" in shown(turns[1]) and "55.00" in shown(turns[-1])
+
+
+def test_a_loss_told_with_no_insurance_is_a_complaint_not_a_premium(engine):
+    # probe 12 c44: "货值800 没保价 到底赔多少钱" was quoted a premium of 5.00 for the 800
+    conv, [turn] = talk(engine, "你们是不是有病 我的货少了一件 到底赔多少钱 没保价 货值800")
+    assert conv.category in ("wrong_or_damaged", "claims") and "保价金额 800" not in shown(turn)
+    assert "抱歉" in shown(turn)
+
+
+def test_a_charge_told_in_a_complaint_is_not_priced(engine):
+    # probe 12 c20, c25: COD money not passed on, and freight charged twice, were quoted a COD fee (24.00, 30.00)
+    conv, [turn] = talk(engine, "我是收货方 提货的时候付了代收货款8000块 现在发货人说一直没收到钱 你们是不是吞了")
+    assert "24.00" not in shown(turn) and "核查" in shown(turn)
+    conv, [turn] = talk(engine, "网点让我付到付运费和代收款一共一万二，可是发货人说运费他已经付过了，我不想付运费，怎么办")
+    assert conv.category == "pricing" and "30.00" not in shown(turn) and "代收货款手续费收取标准" not in shown(turn)
+    assert "两地消费水平" not in shown(turn) and "多收的部分会退还" in shown(turn)

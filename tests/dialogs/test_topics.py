@@ -190,3 +190,17 @@ def test_a_storage_line_the_table_does_not_have_is_not_priced_at_another_lines_s
         _, turns = chat(engine, text)
         shown = "\n".join(turns[0])
         assert f"没有写到{route}这条线路" in shown and "50.00" not in shown and "100.00" not in shown, shown
+
+
+def test_figures_probe_12_got_wrong(engine):
+    """Probe 12 (C53, C47, C48): 5 of 60 pieces unlabelled is 贴不全 (20.00), and an old label's answer is given; a
+    storage quote asked again as 那一共多少 is not summed with itself (240.00 for 120.00); 明天去提 is a day later;
+    保价一万一共多少 is 10000 and 一共 (not 一万一, 11000)."""
+    _, turns = chat(engine, "标签要怎么贴 旧箱子上有别家的标签要撕掉吗", "一票60件 有5件没贴 罚多少", "那一个都没贴呢")
+    assert "撕掉" in "\n".join(turns[0]) and "10 元" in "\n".join(turns[0])
+    assert "贴不全”，每票罚款 20.00 元" in turns[1][0] and "全部未贴”，每票罚款 30.00 元" in turns[2][0]
+    _, turns = chat(engine, "仓储费怎么收", "运费800 北京发过来的 通知我已经8天了", "那一共多少", "如果明天去提呢")
+    assert "120.00 元" in turns[1][0] and "240.00" not in "\n".join(turns[2])
+    assert "第 9 天来提" in turns[3][0] and "144.00 元" in turns[3][0]
+    _, turns = chat(engine, "代收货款手续费多少", "那代收一万五加保价一万一共多少钱")
+    assert "保价金额 10000 元" in "\n".join(turns[1]) and "合计：80.00 元" in "\n".join(turns[1])
