@@ -74,6 +74,10 @@ class RoutingMixin:
             if index is None and is_number(text):
                 self._say(run, self.shared.texts.choose_again)
                 return self._prompt(run)
+            whom = self._about_whom(text, only=True) if index is None else []
+            if whom:  # "我要投诉你们客服" while asked which problem: that person's problem, not a press on
+                conv.state, conv.offered, conv.offered_text = (MENU, [], "") if len(whom) == 1 else (CLARIFY, whom, text)
+                return self._start(run, whom[0], text) if len(whom) == 1 else self._prompt(run)
             only_entities = index is None and self._only_entities(run, text)
             # "？？", "。。。", "嗯": the question again
             wordless = index is None and (not re.search(r"\w", normalize(text)) or wants.ack)
@@ -141,7 +145,7 @@ class RoutingMixin:
         said = normalize(text)
         short = len(MEANINGFUL.findall(self._without_entities(run, text))) <= 6
         # "喂 货到了没 单号SH… 电话…": where the goods are, and nothing else but the numbers and their names
-        bare = NAMING_NUMBERS.sub("", self._without_entities(run, text))
+        bare = NAMING_NUMBERS.sub("", self._without_courtesies(self._without_entities(run, text)))
         asks_where = len(WORDS.findall(bare)) <= 10 and any(w in said for w in self.routing.where_words)
         if (run.entities.waybills and "tracking" in self.content.categories
                 and (wants.own_status or after_no_cases or asks_where
@@ -358,6 +362,11 @@ class RoutingMixin:
                 instead = instead or told.instead
         return void, instead
 
+    def _without_courtesies(self, text: str) -> str:
+        for word in self.routing.courtesies:
+            text = text.replace(word, " ")
+        return text
+
     def _asked_for(self, reading: Any, text: str) -> str | None:
         """The complaint the message asks for outright (routing.asked_for), when the router agrees: its reading at even
         odds or better (我姓林 上周发的货到了少了一件 要理赔), or, in a message of little else ("货呢"), among its candidates."""
@@ -368,7 +377,13 @@ class RoutingMixin:
             if any(w in said for w in words) and (
                     reading.label == label or (short and weight.get(label, 0) >= PLAUSIBLE)):
                 return label
-        return None
+        # a request the message opens with ("我要申请理赔 货物在路上坏了…"): the request, the rest its story
+        opening = said
+        for word in self.shared.commands.hello:
+            opening = opening.replace(word, " ")
+        opening = opening.lstrip(" ，,。.!！")
+        return next((label for label, words in self.routing.opens_with.items()
+                     if any(opening.startswith(w) for w in words)), None)
 
     def _nothing_else(self, reading: Any) -> bool:
         """A confident off-topic or vague reading that leaves no complaint or topic plausible (PLAUSIBLE)."""

@@ -320,9 +320,13 @@ class Routing(Strict):
     change_words: list[str]  # words that announce a change of topic mid-conversation (算了, 换个问题)
     # asked with a waybill and little else, a tracking request ("货到了没 单号SH…")
     where_words: list[str] = []
+    # Courtesies that tell nothing of the problem (你好 我想问一下): not counted as the words around a question
+    courtesies: list[str] = []
     # A complaint asked for outright in these words (要理赔, 我要退货, 我的货呢): started without asking back when the
     # router reads the message as it, however long the story around the words.
     asked_for: dict[Id, list[str]] = {}
+    # A request a message opens with (我要申请理赔, then the story): that complaint, whatever the story reads as.
+    opens_with: dict[Id, list[str]] = {}
     places: list[str] = []
 
 

@@ -490,3 +490,36 @@ def test_a_charge_told_in_a_complaint_is_not_priced(engine):
     conv, [turn] = talk(engine, "网点让我付到付运费和代收款一共一万二，可是发货人说运费他已经付过了，我不想付运费，怎么办")
     assert conv.category == "pricing" and "30.00" not in shown(turn) and "代收货款手续费收取标准" not in shown(turn)
     assert "两地消费水平" not in shown(turn) and "多收的部分会退还" in shown(turn)
+
+
+def test_where_the_goods_are_asked_politely_with_a_waybill_is_a_tracking_request(engine):
+    # probe 12 c2: "你好我想问一下…到了没有 运单好SH…" (courtesies and a typo around the question) got the choice menu
+    conv, [turn] = talk(engine, "你好我想问一下我的货以经到了没有运单好SH20261235")
+    assert conv.category == "tracking" and "请选择最接近的一项" not in shown(turn)
+
+
+def test_a_claim_asked_for_first_starts_the_claim_whatever_the_story_reads_as(engine):
+    # probe 12 c8: "我要申请理赔" then the damage was offered 发错货、运输质量 first; 申请理赔都半个月了 tells one made
+    conv, [turn] = talk(engine, "我要申请理赔货物在路上坏了纸箱都压扁了里面的瓷砖碎了三箱")
+    assert conv.category == "claims"
+    conv, [turn] = talk(engine, "申请理赔都半个月了 一直没人理")
+    assert conv.category != "claims"
+
+
+def test_a_person_named_while_asked_which_problem_and_a_command_said_thrice(engine):
+    # probe 12 c40: "我要投诉你们客服" at the choice picked its first option (当晚未配载); "人工 人工 人工" was noted
+    conv, turns = talk(engine, "你们说今天上午回复的 现在都下午了", "我要投诉你们客服")
+    assert conv.category is None or conv.category == "attitude"
+    labels = [o.label for o in turns[1].replies[-1].options]
+    assert "服务态度问题" in labels and not any("当晚" in label for label in labels)
+    conv, turns = talk(engine, "货三天没发了", "人工 人工 人工")
+    assert any(e.kind == "human_requested" for e in turns[-1].events)
+
+
+def test_an_apology_wanted_from_the_driver_is_the_attitude_complaint(engine):
+    # probe 12 c45: "我要他当面道歉" at the carrying offer got "请回复选项前的数字"
+    conv, turns = talk(engine, "送货司机把我的货扔在楼下就走了 还骂我 单号SH20261480 电话13011112222", "1")
+    assert conv.category == "carrying" and "请问您需要办理搬运增值服务吗" in shown(turns[-1])
+    turn = engine.handle(conv, Inbound(text="我要他当面道歉"), FakeLedger())
+    assert "请回复选项前的数字" not in shown(turn) and any(e.kind == "case_opened" and e.data["category"] == "attitude"
+                                                       for e in turn.events)
