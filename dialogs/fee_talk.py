@@ -46,6 +46,9 @@ class FeeTalkMixin:
             return self._fee_reply(run, answer, text)
         if self._change_topic(run, text, eager=True):
             return
+        # "地址厦门湖里区… 电话138…" after 能不能上门取件 and the fee asked beside it: the request's details, for a person
+        if conv.memory.served and self._request_details(run, text, conv.memory.served):
+            return
         if self._only_entities(run, text):  # a waybill or a phone after a fee's answer: kept for what comes next
             self._leave(run)
             return self._from_menu(run, text, wants)

@@ -57,8 +57,11 @@ class RoutingMixin:
         if after_case:
             index = pick_option(text, [[label] for label in self._follow_up_labels()])
             conv.state = MENU
+            served, conv.memory.served = conv.memory.served, None
             if index is not None:
                 return self._follow_up(run, index, text)
+            if served and self._request_details(run, text, served):
+                return
         if conv.state == CLARIFY:
             offered, source = conv.offered, conv.offered_text
             # The options shown are the offered ones, then back to the menu: a number counts against
@@ -157,6 +160,8 @@ class RoutingMixin:
             conv.offered_text = f"{conv.offered_text}\n{text}".strip()
             run.noted = self._entity_labels(run)
             return self._prompt(run)
+        if self._serve(run, text):
+            return
         if self.fees.is_question(text, run.entities):
             complaint = self._complaint_with_fee(run, text, self.fees.topic_of(text, run.entities))
             if complaint is None:
@@ -361,6 +366,41 @@ class RoutingMixin:
                 void |= set(told.void)
                 instead = instead or told.instead
         return void, instead
+
+    def _services(self, text: str) -> list[Any]:
+        """The requests that are no complaint and no fee a message names (other.answers: 上门取件, 改地址, 招聘)."""
+        said = fold(normalize(text)).casefold()
+        return [a for a in self.content.other.answers.values() if any(fold(c).casefold() in said for c in a.cues)]
+
+    def _sure_complaint(self, run: Run, text: str) -> bool:
+        reading = self._understand(run, text)
+        return reading is not None and reading.label in self.content.categories and self._sure(reading)
+
+    def _serve(self, run: Run, text: str) -> bool:
+        """Answers a request that is no complaint and no fee, unless the message is surely a complaint ("上门取件的
+        司机态度很差"); a fee asked beside it is left to the fee desk ("能不能上门取件 顺便问下保价怎么收费"). What the
+        customer says next about it (the new address, where the goods are) goes to a person (_request_details).
+        True when the message is handled."""
+        served = self._services(text)
+        if not served or self._sure_complaint(run, text):
+            return False
+        for answer in served:
+            self._say(run, answer)
+        if self.fees.is_question(text, run.entities):  # the request's own words are no complaint beside the fee
+            self._start(run, self.fees.topic_of(text, run.entities) or "cod", text)
+        else:
+            self._after(run)
+        run.conversation.memory.served = text
+        return True
+
+    def _request_details(self, run: Run, text: str, served: str) -> bool:
+        """After a request was answered (改地址), what is neither another request, a fee question nor a complaint
+        (改到福州市仓山区…, 我在泉州丰泽区 五箱货) is its details: handed to a person with the request."""
+        if self._services(text) or self.fees.is_question(text, run.entities) or self._sure_complaint(run, text):
+            return False
+        run.conversation.memory.served = None
+        self._handoff(run, f"{served}\n{text}")
+        return True
 
     def _without_courtesies(self, text: str) -> str:
         for word in self.routing.courtesies:

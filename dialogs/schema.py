@@ -373,6 +373,9 @@ class OtherTopic(Strict):
     # "投诉", "我要反映问题": a complaint that names no category. Answered with the menu, not a guess.
     vague_examples: list[str] = Field(min_length=1)
     vague_reply: Text
+    # Requests that are no complaint and no fee (上门取件, 改地址, 招聘): answered by their cues, unless the
+    # message is surely a complaint; a fee asked beside one is then answered too.
+    answers: dict[Id, Answer] = {}
 
 
 class Fact(Strict):

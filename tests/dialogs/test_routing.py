@@ -523,3 +523,36 @@ def test_an_apology_wanted_from_the_driver_is_the_attitude_complaint(engine):
     turn = engine.handle(conv, Inbound(text="我要他当面道歉"), FakeLedger())
     assert "请回复选项前的数字" not in shown(turn) and any(e.kind == "case_opened" and e.data["category"] == "attitude"
                                                        for e in turn.events)
+
+
+def test_requests_that_are_no_complaint_are_answered_and_their_details_go_to_a_person(engine):
+    # probe 12 c15, c51, c60, c33: 改地址 got "暂时回答不了", 上门取件 a return, 招司机 a complaint menu, and what the
+    # customer said next (the new address) the choice menu
+    conv, turns = talk(engine, "喂喂 我想改一下收货地址 货还没到 运单SH20261270", "改到福州市仓山区金山大道一百号")
+    assert "更改收货地址" in shown(turns[0]) and conv.category is None
+    handed = [e for e in turns[1].events if e.kind == "human_requested"]
+    assert handed and "已为您转人工" in shown(turns[1])
+    conv, [turn] = talk(engine, "你们可以上门取件吗 收不收上门费")
+    assert "上门提货" in shown(turn) and "退货" not in shown(turn)
+    conv, [turn] = talk(engine, "你们招不招司机 我有A2驾照 开了十年货车")
+    assert "招聘" in shown(turn) and "请问您想反映哪方面的问题" not in shown(turn)
+    conv, [turn] = talk(engine, "今天下午能不能上门取件，三箱配件，顺便问下保价怎么收费")
+    assert "上门提货" in shown(turn) and "0.5%" in shown(turn)
+
+
+def test_a_complaint_about_a_pickup_is_the_complaint(engine):
+    conv, [turn] = talk(engine, "上门取件的司机态度特别差 骂骂咧咧的")
+    assert conv.category == "attitude" and "上门提货" not in shown(turn)
+
+
+def test_how_freight_is_worked_out_is_answered_as_such(engine):
+    # probe 12 c52: "运费怎么算的 按重量还是按体积" got why prices differ between regions
+    conv, [turn] = talk(engine, "运费怎么算的 按重量还是按体积")
+    assert "重量、体积" in shown(turn) and "两地消费水平" not in shown(turn)
+
+
+def test_a_pickups_details_after_the_fee_asked_beside_it_go_to_a_person(engine):
+    # probe 12 c33: the address and phone for the pickup, in the insurance topic, got "没太明白"
+    conv, turns = talk(engine, "今天下午能不能上门取件，三箱配件，顺便问下保价怎么收费", "货值一万", "地址厦门湖里区枋湖路1号 电话13860001234")
+    assert "50.00" in shown(turns[1])
+    assert any(e.kind == "human_requested" for e in turns[2].events) and "没太明白" not in shown(turns[2])
