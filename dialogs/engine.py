@@ -284,6 +284,10 @@ class Engine(RoutingMixin, FeeTalkMixin, AnswersMixin, MovesMixin, PromptsMixin)
                 if conv.case_number and (run.after_case and story or same_goods) and not keep_facts else None)
         before = ({k: v for k, v in conv.facts.items() if k in SAME_GOODS}
                   if last is not None and last.category != category_id else {})
+        previous = conv.facts.get("waybill") if not story else None  # the first complaint's, of the same message
+        if previous and len(run.entities.waybills) > 1:
+            # the message's other complaint told with its own waybill ("SH…30滞留三天没发，SH…31到了没人送"): that one
+            run.entities = replace(run.entities, waybills=tuple(sorted(run.entities.waybills, key=lambda w: w == previous)))
         conv.category, conv.state = category_id, START
         conv.memory.checking = begin == "check"
         if not keep_facts:

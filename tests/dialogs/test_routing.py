@@ -556,3 +556,12 @@ def test_a_pickups_details_after_the_fee_asked_beside_it_go_to_a_person(engine):
     conv, turns = talk(engine, "今天下午能不能上门取件，三箱配件，顺便问下保价怎么收费", "货值一万", "地址厦门湖里区枋湖路1号 电话13860001234")
     assert "50.00" in shown(turns[1])
     assert any(e.kind == "human_requested" for e in turns[2].events) and "没太明白" not in shown(turns[2])
+
+
+def test_two_waybills_each_with_its_problem(engine):
+    # probe 12 c26: "货，SH…" after a comma was no waybill (read as a thousands mark), so both were asked for; the
+    # second complaint then took the first one's waybill
+    conv, turns = talk(engine, "我有两票货，SH20261330滞留三天没发，SH20261331到了没人送，赶紧处理", "13812341234", "对")
+    assert "请提供您的运单号" not in shown(turns[0])
+    opened = [e for e in turns[1].events if e.kind == "case_opened"]
+    assert opened and conv.category == "not_delivered" and conv.facts.get("waybill") == "SH20261331"
