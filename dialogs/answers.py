@@ -10,7 +10,7 @@ import re
 from dialogs.conversation import Conversation
 from dialogs.entities import extract
 from dialogs.matching import check_fact, is_number, normalize, pick_by_words, pick_option
-from dialogs.render import render
+from dialogs.render import render, template_values
 from dialogs.repairs import Wants
 from dialogs.schema import Answer
 from dialogs.turn import (ANSWER_STORY, FOREIGN, asks, MAX_SAID, MEANINGFUL, NAMING_NUMBERS, QUESTION, SHIPMENT, SHORT_ASK, SHORT_STORY, SHORT_STORY_WORDS,
@@ -38,7 +38,7 @@ class AnswersMixin:
         self._absorb(run, text, overwrite=wants.correction, pending=pending)
         state = self._state(conv)
         if run.declined and wants.cannot_give and not run.noted:  # "我不想给电话" while asked another thing: that is all
-            run.lead = render(self.shared.texts.moved_on.text, self._blank_values())
+            run.lead = self._moved_on(run, run.declined)
             return self._prompt(run)
         if wants.correction and not run.noted and self._corrects_last(run, text):
             return self._prompt(run)
@@ -69,7 +69,7 @@ class AnswersMixin:
             return self._prompt(run, resume=True)
         if pending is not None and wants.cannot_give and self._fact_type(conv, pending).kind != "text":
             if self._cannot_give_other(conv, pending, text):  # "我说了单号没了" while the phone is asked
-                run.lead = render(self.shared.texts.moved_on.text, self._blank_values())
+                run.lead = self._moved_on(run, [])
                 return self._prompt(run)
             return self._skip(run, pending, text)
         if self._side_question(run, text, wants, pending):
@@ -234,7 +234,18 @@ class AnswersMixin:
                 return self._settle(run)
             return self._prompt(run)  # only a phone or a waybill: noted, and the question stands
         if wants.cannot_give:
+            named = [i for i in self._category(conv).facts if i != fact_id
+                     and self.repairs.cannot_give(text, self._fact_type(conv, i).called)]
+            if named and not self.repairs.cannot_give(text, self._fact_type(conv, fact_id).called):
+                run.lead = self._moved_on(run, named)  # "不方便留电话" while the address is asked: not the address
+                return self._prompt(run)
             return self._skip(run, fact_id, text)
+        texts = self.shared.texts
+        if own is not None and not getattr(run.entities, own) and texts.question_noted is not None and asks(normalize(text)):
+            # "你们能不能直接在这里告诉我结果" at the time question: a question kept for staff, not the time
+            self._keep_unanswered(run)
+            run.lead += render(texts.question_noted.text, self._blank_values())
+            return self._prompt(run)
         if run.entities.salutation and len(MEANINGFUL.findall(text)) <= 6 and not (own and getattr(run.entities, own)):
             return self._prompt(run)  # "我姓林" at the address question: who is speaking (kept), no address
         fact_type = self._fact_type(conv, fact_id)
@@ -467,7 +478,7 @@ class AnswersMixin:
         if instead is not None and len(MEANINGFUL.findall(text)) >= STORY_LENGTH and not self.repairs.read(text).cancel:
             conv.facts[instead.id] = text.strip()  # "没有单号，发货人叫张三，从泉州发到南京的"
         elif instead is None:
-            run.lead = render(self.shared.texts.moved_on.text, self._blank_values())
+            run.lead = self._moved_on(run, [fact_id])
         self._settle(run)
 
     def _missed(self, run: Run, fact_id: str | None, noted: bool = False) -> None:
@@ -495,7 +506,7 @@ class AnswersMixin:
         if memory.misses >= 3:
             memory.skipped.append(fact_id)
             memory.misses = 0
-            run.lead = render(self.shared.texts.moved_on.text, self._blank_values())
+            run.lead = self._moved_on(run, [fact_id])
             return self._settle(run)
         # a number tried: nothing but digits and letters ("1234"), or five digits in a row among words ("25号发的
         # 一共15件" tries no waybill)
@@ -515,6 +526,11 @@ class AnswersMixin:
         if fact_type.kind == "choice":
             return self._say(run, self.shared.texts.choose_again, options=self._current_options(conv))
         self._say(run, fact_type.invalid, options=self._current_options(conv))
+
+    def _moved_on(self, run: Run, fact_ids: list[str]) -> str:
+        """"没关系，联系电话可以先不提供…": what is left for staff, named (the question asked may be another one)."""
+        labels = [f.label for f in (self._fact(run.conversation, i) for i in fact_ids) if f is not None]
+        return render(self.shared.texts.moved_on.text, template_values("", what="、".join(dict.fromkeys(labels))))
 
     def _cannot_give_other(self, conv: Conversation, pending: str, text: str) -> bool:
         """Whether "…没了" names another thing than the one asked for (单号, while the phone is asked)."""

@@ -111,7 +111,7 @@ class RepairReader:
         if not called or self._patterns["goods_lost"].search(said):
             return False
         cannot = self._patterns["cannot_give"]
-        return any(cannot.search(said, max(0, m.start() - 3), m.end() + 5)
+        return any(cannot.search(said, max(0, m.start() - 4), m.end() + 5)  # 4 before: "不方便留电话"
                    for m in re.finditer(_alternation([fold(c).casefold() for c in called]), said))
 
     def _decision(self, said: str) -> bool | None:
