@@ -44,6 +44,13 @@ class FeeTalkMixin:
             if answer.topic and answer.topic != conv.category:  # the figures so far stay: "加起来一共多少"
                 conv.category = conv.memory.topic = answer.topic
             return self._fee_reply(run, answer, text)
+        figure = self.fees.prompt(conv.category, conv.facts)
+        if figure is not None and wants.cannot_give:  # "不知道" when the freight is asked: the rule, and no figure asked again
+            conv.facts.clear()
+            return self._fee_reply(run, self.fees.overview(conv.category), text)
+        if figure is not None and self.fees.names_topic(text) is None and not self._sure_complaint(run, text):
+            # "货是三个立方", "那一共多少钱" while the freight is asked: the figure the quote needs, asked again
+            return self._say_plain(run, figure)
         if self._change_topic(run, text, eager=True):
             return
         # "地址厦门湖里区… 电话138…" after 能不能上门取件 and the fee asked beside it: the request's details, for a person

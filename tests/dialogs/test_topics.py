@@ -204,3 +204,11 @@ def test_figures_probe_12_got_wrong(engine):
     assert "第 9 天来提" in turns[3][0] and "144.00 元" in turns[3][0]
     _, turns = chat(engine, "代收货款手续费多少", "那代收一万五加保价一万一共多少钱")
     assert "保价金额 10000 元" in "\n".join(turns[1]) and "合计：80.00 元" in "\n".join(turns[1])
+
+
+def test_the_freight_asked_for_a_storage_fee_is_asked_again_and_can_be_declined(engine):
+    """Probe 12 (C9): "货是三个立方" and "那一共多少钱" while the freight is asked got "没太明白" and the pricing
+    complaint; "不知道" would have been asked again for ever: it gets the rule instead."""
+    conv, turns = chat(engine, "我的货在你们仓库放了十天了仓储费怎么算的啊", "货是三个立方", "那一共多少钱", "不知道")
+    assert all("运费是多少元" in "\n".join(t) for t in turns[:3]) and conv.category == "storage"
+    assert "运费是多少元" not in "\n".join(turns[3]) and "每逾期一天" in "\n".join(turns[3])
