@@ -32,7 +32,10 @@ class AnswersMixin:
         memory.said = (memory.said + [text])[-MAX_SAID:]
         pending = self._pending_fact(conv)
         # "不对 我是想问保价": a change of topic said outright is not an answer to take facts from
-        if (not (wants.cancel or wants.bye) and any(word in normalize(text) for word in self.routing.change_words)
+        said = normalize(text)
+        # "算了 我自己去拿" ends the complaint; "算了不退了，改成查一下货到哪了" asks for another one instead
+        if (not wants.bye and any(word in said for word in self.routing.change_words)
+                and (not wants.cancel or any(word in said for word in self.routing.instead_words))
                 and self._change_topic(run, text)):
             return
         self._absorb(run, text, overwrite=wants.correction, pending=pending)

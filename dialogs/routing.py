@@ -123,7 +123,9 @@ class RoutingMixin:
             conv.state, conv.offered, conv.offered_text = CLARIFY, whom, text
             return self._prompt(run)
         withdraws = wants.withdraw and not conv.case_number  # "我要撤销投诉" about a case of an earlier conversation
-        if (wants.own_status or withdraws) and not run.entities.waybills and not is_number(text):
+        named = any(w in normalize(text) for words in self.routing.asked_for.values() for w in words)
+        # "我的货丢了你们到底管不管": a problem named outright is a complaint, not a chase of the case they have
+        if (wants.own_status and not named or withdraws) and not run.entities.waybills and not is_number(text):
             return self._my_cases(run)  # "上周申请的退货 退回去了没有": their request, not a new one of its kind
         index = pick_option(text, [names for names, _ in self._menu_entries()])
         if index is not None and self._menu_entries()[index][1] == "insurance" and self.fees.tells_insurance(text):
@@ -243,7 +245,8 @@ class RoutingMixin:
         conv, texts = run.conversation, self.shared.texts
         reading = self._understand(run, text)
         waiting = self._waiting_case(run)
-        if waiting is not None and (reading is None or reading.label in (OTHER, VAGUE) or not self._sure(reading)):
+        named = reading is not None and self._asked_for(reading, text) is not None  # "我的货丢了你们到底管不管"
+        if waiting is not None and not named and (reading is None or reading.label in (OTHER, VAGUE) or not self._sure(reading)):
             # "你好有人吗", "？？？" after a person was promised: the promise again, not the menu
             return self._say(run, texts.handoff_again, **self._promise(run, waiting.number))
         if reading is None:

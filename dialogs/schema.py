@@ -318,6 +318,8 @@ class Routing(Strict):
     goods_told: list[GoodsTold] = []
     told_threshold: float = Field(0.95, gt=0, lt=1)  # least confidence of such a told complaint beside figures
     change_words: list[str]  # words that announce a change of topic mid-conversation (算了, 换个问题)
+    # with a cancel, the words that say what is wanted instead (算了不退了，改成查一下货到哪了)
+    instead_words: list[str] = []
     # asked with a waybill and little else, a tracking request ("货到了没 单号SH…")
     where_words: list[str] = []
     # Courtesies that tell nothing of the problem (你好 我想问一下): not counted as the words around a question

@@ -577,3 +577,21 @@ def test_a_phone_refused_at_another_question_is_named_and_a_question_at_the_time
     assert "收货地址可以先不提供" not in shown(turns[2]) and "请确认一下收货地址" in shown(turns[2])
     assert conv.facts.get("address") == "福州市鼓楼区五四路100号" and "slot" not in conv.facts
     assert "问题我记下了" in shown(turns[4])
+
+
+def test_a_cancel_that_says_what_instead_starts_that(engine):
+    # probe 12 c29: "算了不退了，改成查一下货到哪了" asked "就先不登记了吗" and lost the tracking request
+    conv, turns = talk(engine, "我要退货，SH20261360", "算了不退了，改成查一下货到哪了")
+    assert conv.category == "tracking" and conv.facts.get("waybill") == "SH20261360"
+
+
+def test_goods_lost_told_after_a_handoff_start_the_claim(engine):
+    # probe 12 c37: "我的货丢了你们到底管不管" after a person was promised got the promise again (or the case status)
+    conv, turns = talk(engine, "我要找真人", "我的货丢了你们到底管不管")
+    assert conv.category == "claims"
+
+
+def test_a_price_asked_for_opens_the_pricing_faq(engine):
+    # probe 12 c14: "我想寄一批货到成都大概两百公斤运费怎么算" got a choice of pricing, tracking and returns
+    conv, [turn] = talk(engine, "我想寄一批货到成都大概两百公斤运费怎么算")
+    assert conv.category == "pricing" and "没有实时报价" in shown(turn)
