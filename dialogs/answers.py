@@ -301,6 +301,14 @@ class AnswersMixin:
                 for fid, a in category.faq.items() if any(normalize(c).casefold() in said for c in a.cues)]
         return category.faq[max(hits)[1]] if hits else None
 
+    def _faqs_asked(self, category_id: str, text: str) -> list[Answer]:
+        """Every answer of a complaint's FAQ the message asks for, in the order asked."""
+        category = self.content.categories.get(category_id)
+        said = normalize(text).casefold()
+        found = [(min(said.find(normalize(c).casefold()) for c in a.cues if normalize(c).casefold() in said), a)
+                 for a in (category.faq.values() if category else []) if any(normalize(c).casefold() in said for c in a.cues)]
+        return [a for _, a in sorted(found, key=lambda f: f[0])]
+
     def _side_question(self, run: Run, text: str, wants: Wants, pending: str | None) -> bool:
         """Answers a question that is not the one asked (a fee, this complaint's FAQ, another complaint),
         then the complaint resumes where it stood."""

@@ -316,12 +316,12 @@ class Engine(RoutingMixin, FeeTalkMixin, AnswersMixin, MovesMixin, PromptsMixin)
         for message in said_before:  # "送货的不帮忙卸货" said in the carrying complaint names the driver here
             self._absorb(run, message)
         run.noted.clear()
-        asked = self._faq_asked(category_id, text) if text and begin == "begin" else None
         # asked in the first message (要我再付100块中转费 这合理吗), or told (多了一项叉车费: the charges checked,
-        # not why prices differ): answered before the first question
-        if asked is not None and (asked.replaces or QUESTION.search(normalize(text))):
-            run.replaced = asked.replaces
-            run.lead += render(asked.text, self._values(run))
+        # not why prices differ): answered before the first question, each one asked ("…中转费该我出吗？给我外协电话")
+        for asked in (self._faqs_asked(category_id, text) if text and begin == "begin" else []):
+            if asked.replaces or QUESTION.search(normalize(text)):
+                run.replaced = [*run.replaced, *asked.replaces]
+                run.lead += render(asked.text, self._values(run))
         self._trigger(run, begin)
 
     def _today(self, run: Run) -> date:
