@@ -33,7 +33,7 @@ from dialogs.hours import Day
 from dialogs.matching import normalize, pick_by_words, pick_option
 from dialogs.moves import MovesMixin
 from dialogs.prompts import PromptsMixin
-from dialogs.render import render
+from dialogs.render import render, template_values
 from dialogs.repairs import RepairReader
 from dialogs.routing import RoutingMixin
 from dialogs.schema import Category, State, Step
@@ -135,11 +135,16 @@ class Engine(RoutingMixin, FeeTalkMixin, AnswersMixin, MovesMixin, PromptsMixin)
         memory = run.conversation.memory
         asked = render(self.shared.texts.repeat_prefix.text, self._blank_values())
         told = render(self.shared.texts.repeat_told.text, self._blank_values()) if self.shared.texts.repeat_told else asked
-        again = self.shared.texts.answered_again
-        if again is not None and run.conversation.state == TOPIC and replies and replies[0].text in memory.last_lines \
-                and not any(mark in replies[0].text for mark in "？?") and self.repairs.read(run.said).unanswered:
-            # "我是问…几天到账": the same answer asked for again because it did not help; not said again
-            replies[0] = Reply(render(again.text, self._blank_values()), replies[0].options)
+        texts = self.shared.texts
+        # the fee desk's answers are the rules; a complaint's are what staff will find out
+        conv = run.conversation
+        again = texts.answered_again if conv.state == TOPIC else texts.answered_again_complaint
+        if again is not None and replies and replies[0].text in memory.last_lines \
+                and not any(mark in replies[0].text for mark in "？?") and self.repairs.read(run.said).unanswered \
+                and (conv.state == TOPIC or self._complaint_faq_said(run, replies[0].text)):
+            # "我是问…几天到账", "我问你什么时候到！！！": the same answer asked for again because it did not help; not said again
+            replies[0] = Reply(render(again.text, template_values("", what=replies[0].text)), replies[0].options)
+            memory.last_lines = []  # the apology owns up to the repeat: what follows is not marked "again" too
         for i, reply in enumerate(replies):
             if reply.text in memory.last_lines:
                 # a question or a request is asked again; an answer said again ("收费标准：…") is told again
@@ -149,6 +154,11 @@ class Engine(RoutingMixin, FeeTalkMixin, AnswersMixin, MovesMixin, PromptsMixin)
                 replies[i] = Reply(f"{ack}{mark}{prefix}{question}" if question else prefix + reply.text, reply.options)
         memory.last_lines = [r.text for r in replies]
         return run.turn
+
+    def _complaint_faq_said(self, run: Run, text: str) -> bool:
+        """Whether this is one of the complaint's own answers (预计什么时候到: staff will find out), not a fee rule."""
+        category = self.content.categories.get(run.conversation.category or "")
+        return category is not None and any(render(a.text, self._values(run)) == text for a in category.faq.values())
 
     def _known(self, conv: Conversation) -> bool:
         """Tells whether the conversation's category and state exist in the loaded content."""

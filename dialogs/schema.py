@@ -197,6 +197,7 @@ class SharedTexts(Strict):
     # a fee or policy answer asked for again at once (我是问…几天到账): said instead of the same answer again,
     # the way on to a person who can find out more
     answered_again: Text | None = None
+    answered_again_complaint: Text | None = None  # the same in a complaint: an apology and the way to a person
     # a question asked while a number is asked that nothing answers (现在怎么办 客户在漳州等着): kept for staff
     question_noted: Text | None = None
     withdraw_noted: Text | None = None  # a registered complaint withdrawn: noted, staff confirm and close it

@@ -605,3 +605,11 @@ def test_each_question_of_the_first_message_is_answered_and_urgency_said_is_not_
     assert "中转费" in shown(turns[0]) and "不需要自己去打电话" in shown(turns[0])
     conv, turns = talk(engine, "急！SH20261370昨晚没装上车，客户明天就要", "13798765432")
     assert "是否比较急" not in shown(turns[1])
+
+
+def test_a_complaints_answer_asked_for_again_is_owned_up_to_with_a_way_to_a_person(engine):
+    # probe 12 c38: "我问你什么时候到！！！" got "再跟您说一下：" and the same words; the tracking opening asked for the
+    # waybill just given
+    conv, turns = talk(engine, "妈的 我的货到底什么时候到 SH20261420", "我问你什么时候到", "我问你什么时候到！！！")
+    assert "请把运单号" not in shown(turns[0])
+    assert "实在抱歉" in shown(turns[2]) and "人工" in shown(turns[2]) and "再跟您" not in shown(turns[2])
