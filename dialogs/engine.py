@@ -210,6 +210,9 @@ class Engine(RoutingMixin, FeeTalkMixin, AnswersMixin, MovesMixin, PromptsMixin)
         if wants.meta:
             self._say(run, self.shared.texts.about_me)
             return self._prompt(run, resume=True)
+        if wants.photos and self.shared.texts.photos_here is not None:  # "我拍了照片 怎么发给你们"
+            self._say(run, self.shared.texts.photos_here)
+            return self._prompt(run, resume=True)
         if wants.hours and self.shared.texts.hours is not None:  # "我不想说单号 就问问你们晚上几点下班"
             self._say(run, self.shared.texts.hours)
             return self._prompt(run, resume=True)

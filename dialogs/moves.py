@@ -169,7 +169,9 @@ class MovesMixin:
             lines = [self._progress_line(c) for c in cases]
             self._say(run, texts.my_cases, case={"list": lines})
         told = run.turn.replies[before:]
-        if texts.status_again is not None and any(r.text in line for r in told for line in run.conversation.memory.last_lines):
+        if texts.status_again is not None and cases and run.said and self.repairs.has("not_called", run.said):
+            run.turn.replies.insert(before, Reply(render(texts.status_again.text, self._blank_values())))  # sorry first
+        elif texts.status_again is not None and any(r.text in line for r in told for line in run.conversation.memory.last_lines):
             del run.turn.replies[before:]  # "怎么还没人联系我" right after the status: not the status again, but sorry,
             self._say(run, texts.status_again)  # and a person now
         if not quiet_menu and run.conversation.category is None:

@@ -44,6 +44,7 @@ class Wants:
     own_status: bool = False
     unanswered: bool = False
     withdraw: bool = False
+    photos: bool = False
     decision: bool | None = None  # to a yes/no question: True yes, False no, None neither (or not short)
 
 
@@ -99,6 +100,7 @@ class RepairReader:
                                                   or not self._rest(first, ("cannot_give", "subjects"))),
             correction=found["correction"],
             own_status=found["own_status"],
+            photos=found.get("photos", False),
             unanswered=found.get("unanswered", False),
             withdraw=found.get("withdraw", False),
             decision=self._decision(said),

@@ -15,7 +15,7 @@ from dialogs.intents import Classification
 from dialogs.matching import is_number, normalize, pick_option
 from dialogs.render import render
 from dialogs.repairs import Wants
-from dialogs.turn import FOREIGN, MARKUP, MEANINGFUL, NAMING_NUMBERS, OTHER, QUESTION, SHORT_ASK, SHORT_STORY_WORDS, VAGUE, WORDS, Run
+from dialogs.turn import FOREIGN, MARKUP, asks, MEANINGFUL, NAMING_NUMBERS, OTHER, QUESTION, SHORT_ASK, SHORT_STORY_WORDS, VAGUE, WORDS, Run
 
 # what names a waybill or phone number, taken out with it ("运单号是SH70707070")
 _NUMBER_NAMED = r"(?:运单号|单号|运单|电话号码|电话|手机号|手机|号码)?\s*(?:是|为|:|：)?\s*"
@@ -39,6 +39,8 @@ class RoutingMixin:
         if conv.state == AFTER and (wants.thanks or wants.cancel) and self.repairs.has("bye", text):
             self._leave(run)  # "算了 你们快点处理就行 谢谢 没了" at "anything else?": done, so goodbye
             return self._goodbye(run)
+        if wants.withdraw and conv.case_number and self._already_recorded(run, text):
+            return  # "算了 我不想追究了 撤回吧": the case taken back (noted for staff), not only "anything else?"
         if wants.cancel or (wants.thanks and conv.state != CLARIFY):
             if wants.ack and texts.ack_reply is not None:
                 if conv.state == AFTER and self._said_last(conv, texts.ack_reply):
@@ -220,6 +222,8 @@ class RoutingMixin:
         asked = self._faq_asked(case.category, text) if QUESTION.search(normalize(text)) else None
         if asked is not None:  # "转的是哪家你们总知道吧": what the case's own FAQ answers, before the promise
             self._say(run, asked)
+        elif texts.question_noted is not None and asks(normalize(text)):
+            self._say(run, texts.question_noted)  # "今天晚上能发吗？给个准话": asked of staff, not only "updated"
         self._say_plain(run, render(self.shared.texts.case_updated.text,
                                     {**self._blank_values(), **self._step_values(case.role, case.deadline, case.number)}))
         self._after(run, ask=False)

@@ -204,6 +204,7 @@ class SharedTexts(Strict):
     contact_declined: Text | None = None  # after a case, no phone after all (不给电话了): progress told here instead
     words_noted: Text | None = None  # words at a number question that do not name it (福州到南昌的): kept for staff
     foreign: Text | None = None  # a message in another language that kefu cannot place
+    photos_here: Text | None = None  # where photos go (this chat, onto the case)
     status_again: Text | None = None  # a case's progress asked again at once: sorry, and the way to a person now
     status_by_waybill: Text
     topic_which: Text
@@ -261,6 +262,8 @@ class Repairs(Strict):
     own_status: list[str]  # asks how their own case is going, without its number
     unanswered: list[str] = []  # the last answer missed what was asked (我是问…, 答非所问)
     withdraw: list[str] = []  # withdraws a complaint already registered (撤销投诉): noted on its case for staff
+    not_called: list[str] = []  # a call promised that never came (结果没人打): sorry before the case's status
+    photos: list[str] = []  # how to send photos (照片怎么发给你们): answered wherever asked
     addressing: list[str] = []  # how customers call the agent (姑娘, 师傅): no words of their own in "谢谢你啊姑娘"
     fillers: str  # characters that carry no meaning in a short message (啊吧了呢)
 

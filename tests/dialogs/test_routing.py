@@ -613,3 +613,16 @@ def test_a_complaints_answer_asked_for_again_is_owned_up_to_with_a_way_to_a_pers
     conv, turns = talk(engine, "妈的 我的货到底什么时候到 SH20261420", "我问你什么时候到", "我问你什么时候到！！！")
     assert "请把运单号" not in shown(turns[0])
     assert "实在抱歉" in shown(turns[2]) and "人工" in shown(turns[2]) and "再跟您" not in shown(turns[2])
+
+
+def test_after_a_case_questions_withdrawals_praise_a_goodbye_and_photos_are_each_answered(engine):
+    # probe 13 c6, c38, c40, c41, c43, c45: every follow-up after a case got "已更新到您的案件…" or its repeat
+    conv, ledger, say = _after_case(engine)
+    assert "问题我记下了" in shown(say(engine, conv, "今天晚上能发吗？给个准话", ledger))
+    assert "在这个对话里发给我" in shown(say(engine, conv, "我拍了照片 怎么发给你们", ledger))
+    turn = say(engine, conv, "你们上次也说会打电话，结果没人打", ledger)
+    assert "实在抱歉" in shown(turn)
+    assert "不客气" in shown(say(engine, conv, "好吧 谢谢 服务还行 给五星", ledger))
+    turn = say(engine, conv, "算了 我不想追究了 撤回吧", ledger)
+    assert "撤销" in shown(turn) and any(e.kind == "case_detail_added" for e in turn.events)
+    assert "再见" in shown(say(engine, conv, "行 那就这样 结束吧", ledger))
