@@ -52,6 +52,8 @@ _UNLABELLED = re.compile(rf"({STARTING_NUMBER})\s*[件箱张个](?:货)?的?(?:�
                          rf"({STARTING_NUMBER})\s*[件箱张个](?:货)?的?(?:标签|条码)?掉了")
 # Days past the free ones ("晚了两天提", "逾期3天"), not the day of pickup counted from the notice
 _LATE = re.compile(rf"(?:晚了|晚|逾期了?|超期了?|超了|超出了?|多放了)\s*({STARTING_NUMBER})\s*天")
+# The notice's day: "通知是11月28号", "28号通知的", "28号接到通知"
+_NOTICE_DAY = re.compile(rf"通知(?:是|在|日期是)?\s*(?:\d{{1,2}}月)?({STARTING_NUMBER})\s*[号日]|({STARTING_NUMBER})\s*[号日]\s*(?:接到|收到|发的|来)?通知")
 _MONTHS_AGO = re.compile(r"(上上|上|这|本)个?月|去年")
 # A month named alone (九月份发的货, 9月发的): the latest such month not after this one
 _MONTH_NAMED = re.compile(r"(?<![\d一二三四五六七八九十])(1[0-2]|[1-9]|十[一二]?|[一二三四五六七八九])月(?!\d|[一二三四五六七八九十]+[号日])")
@@ -344,7 +346,7 @@ class FeeDesk:
                  in_storage: bool) -> FeeAnswer | None:
         storage = self.policies.storage
         before = dict(facts)
-        days = _days(found, today)
+        days = _days(found, today, _notice_day(said))
         late_by = self._count(_LATE, said)
         if late_by is not None and late_by < 366:
             days = storage.free_days + late_by  # "晚了两天提": two days past the free ones
@@ -523,15 +525,24 @@ class FeeDesk:
         return None
 
 
-def _days(found: Entities, today: date) -> int | None:
+def _notice_day(said: str) -> int | None:
+    """The day of the month said to be the notice's ("通知是11月28号", "28号通知的"), if one is."""
+    m = _NOTICE_DAY.search(said)
+    day = number(m.group(1) or m.group(2)) if m else None
+    return int(day) if day is not None and 1 <= day <= 31 else None
+
+
+def _days(found: Entities, today: date, notice_day: int | None = None) -> int | None:
     """The day of pickup counted from the notice, the notice day being day 1 ("第5天", "放了5天",
-    or the notice's date: notified on the 29th, picked up on the 2nd is day 4)."""
+    or the notice's date: notified on the 29th, picked up on the 2nd is day 4; of several dates, the one
+    said to be the notice's: "11月27号到的 通知是11月28号 今天来提" is day 6 on 12-03)."""
     if found.nth_days:
         return found.nth_days[0]
     for duration in found.durations:
         if duration.unit in ("day", "week", "month"):
             return int(duration.days)
-    for when in found.dates:
+    notices = [d for d in found.dates if d.day == notice_day and d <= today]
+    for when in notices or found.dates:
         if when <= today and today - when < timedelta(days=366):
             # picked up on a later day said too ("11月30号通知的 明天提"), else today
             pickup = next((d for d in found.dates if d > when), today)

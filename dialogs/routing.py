@@ -24,6 +24,7 @@ SHORT_ANSWER = 6  # characters of a yes or no to an offer (好的，一起登记
 # A message read confidently but not certainly as off-topic or vague (今天天气怎么样, boom) is still answered
 # as such when no complaint or topic has at least this probability: there is nothing sensible to offer.
 PLAUSIBLE = 0.05
+WHERE_ENDINGS = "有呢啊呀啦吗嘛哇哦了度喇啫咧嘞"  # what may follow a where-question's last word (到了没有, 到哪了呢, 去咗边度)
 
 
 # Words around whom a complaint is about that say nothing more ("我要投诉你们那个司机").
@@ -153,7 +154,7 @@ class RoutingMixin:
         short = len(MEANINGFUL.findall(self._without_entities(run, text))) <= 6
         # "喂 货到了没 单号SH… 电话…": where the goods are, and nothing else but the numbers and their names
         bare = NAMING_NUMBERS.sub("", self._without_courtesies(self._without_entities(run, text)))
-        asks_where = len(WORDS.findall(bare)) <= 10 and any(w in said for w in self.routing.where_words)
+        asks_where = len(WORDS.findall(bare)) <= 10 and any(self._where_asked(said, w) for w in self.routing.where_words)
         if (run.entities.waybills and "tracking" in self.content.categories
                 and (wants.own_status or after_no_cases or asks_where
                      or any(said.startswith(w) or (short and w in said) for w in status_words))):
@@ -409,6 +410,18 @@ class RoutingMixin:
         self._handoff(run, f"{served}\n{text}")
         return True
 
+    @staticmethod
+    def _where_asked(said: str, word: str) -> bool:
+        """A where-word that ends what it asks ("货到了没", "到了没有呢"), not one that goes on into a complaint
+        ("货到了没给我送": arrived, and not delivered)."""
+        at = said.find(word)
+        while at >= 0:
+            after = said[at + len(word):at + len(word) + 1]
+            if not after or not WORDS.match(after) or after in WHERE_ENDINGS:
+                return True
+            at = said.find(word, at + 1)
+        return False
+
     def _without_courtesies(self, text: str) -> str:
         for word in self.routing.courtesies:
             text = text.replace(word, " ")
@@ -421,8 +434,9 @@ class RoutingMixin:
         short = len(MEANINGFUL.findall(said)) <= SHORT_ASK
         weight = dict(reading.candidates)
         for label, words in self.routing.asked_for.items():
+            # "我要投诉 货丢了 SH…": a complaint that names no category (vague) is the problem its words name
             if any(w in said for w in words) and (
-                    reading.label == label or (short and weight.get(label, 0) >= PLAUSIBLE)):
+                    reading.label in (label, VAGUE) or (short and weight.get(label, 0) >= PLAUSIBLE)):
                 return label
         # a request the message opens with ("我要申请理赔 货物在路上坏了…"): the request, the rest its story
         opening = said

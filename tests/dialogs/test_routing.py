@@ -626,3 +626,11 @@ def test_after_a_case_questions_withdrawals_praise_a_goodbye_and_photos_are_each
     turn = say(engine, conv, "算了 我不想追究了 撤回吧", ledger)
     assert "撤销" in shown(turn) and any(e.kind == "case_detail_added" for e in turn.events)
     assert "再见" in shown(say(engine, conv, "行 那就这样 结束吧", ledger))
+
+
+def test_arrived_and_not_delivered_is_no_where_question_and_a_vague_complaint_names_its_problem(engine):
+    # probe 13 c28: "货到了没给我送" read 到了没 as "has it arrived?" (tracking); c36: "我要投诉 货丢了" got the menu
+    conv, [turn] = talk(engine, "货到了没给我送 SH20263030")
+    assert conv.category != "tracking"
+    conv, [turn] = talk(engine, "我要投诉 货丢了 SH20264444")
+    assert conv.category == "claims"

@@ -212,3 +212,12 @@ def test_the_freight_asked_for_a_storage_fee_is_asked_again_and_can_be_declined(
     conv, turns = chat(engine, "我的货在你们仓库放了十天了仓储费怎么算的啊", "货是三个立方", "那一共多少钱", "不知道")
     assert all("运费是多少元" in "\n".join(t) for t in turns[:3]) and conv.category == "storage"
     assert "运费是多少元" not in "\n".join(turns[3]) and "每逾期一天" in "\n".join(turns[3])
+
+
+def test_storage_days_count_from_the_date_said_to_be_the_notices(engine):
+    """Probe 13 (C54): arrival 11月27号 and notice 11月28号 said together counted from the arrival to the notice
+    (day 2, nothing to pay); from the notice to the pickup day it is day 6 on 12-03."""
+    ledger = FakeLedger()
+    ledger.now = NOW.replace(month=12, day=3)
+    turn = say(engine, Conversation(greeted=True), "仓储费怎么算 我的货11月27号到的 通知是11月28号 今天来提 运费1000 上海到厦门", ledger)
+    assert "第 6 天来提" in turn.replies[0].text and "150.00 元" in turn.replies[0].text
