@@ -37,8 +37,8 @@ class RoutingMixin:
     def _from_menu(self, run: Run, text: str, wants: Wants) -> None:
         """Starts what a message outside any category asks for: an offered choice, a menu entry, or free text."""
         conv, texts = run.conversation, self.shared.texts
-        if conv.state == AFTER and (wants.thanks or wants.cancel) and self.repairs.has("bye", text):
-            self._leave(run)  # "算了 你们快点处理就行 谢谢 没了" at "anything else?": done, so goodbye
+        if (wants.bye or conv.state == AFTER and (wants.thanks or wants.cancel)) and self.repairs.has("bye", text):
+            self._leave(run)  # "算了 你们快点处理就行 谢谢 没了" at "anything else?", "好的 谢谢 再见": done, so goodbye
             return self._goodbye(run)
         if wants.withdraw and conv.case_number and self._already_recorded(run, text):
             return  # "算了 我不想追究了 撤回吧": the case taken back (noted for staff), not only "anything else?"

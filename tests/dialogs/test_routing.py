@@ -634,3 +634,9 @@ def test_arrived_and_not_delivered_is_no_where_question_and_a_vague_complaint_na
     assert conv.category != "tracking"
     conv, [turn] = talk(engine, "我要投诉 货丢了 SH20264444")
     assert conv.category == "claims"
+
+
+def test_thanks_and_goodbye_together_end_the_chat(engine):
+    # seen in the final check: "好的 谢谢 再见" after a handoff got 不客气 and "anything else?" again
+    conv, turns = talk(engine, "我要找人工", "好的 谢谢 再见")
+    assert "再见" in shown(turns[-1]) and "还有其他需要帮忙的吗" not in shown(turns[-1])
