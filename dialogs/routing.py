@@ -91,6 +91,8 @@ class RoutingMixin:
                 # a waybill, or "你们快点处理啊", while asked which problem: kept, and the same options again
                 conv.offered_text = source if wordless else f"{source}\n{text}"
                 run.noted = self._entity_labels(run) if only_entities else []
+                if self.repairs.has("confused", text):  # "咋办", "你说啥": the way out now, not the buttons again
+                    conv.memory.misses = max(conv.memory.misses, 1)
                 conv.memory.misses += 1
                 if offered[0] not in self.content.categories or (conv.memory.misses < 2 and not self._strong_lead(run, offered[0])):
                     if conv.memory.misses >= 2 and texts.which_one_way_out is not None:  # no lead to go on with

@@ -264,6 +264,7 @@ class Repairs(Strict):
     withdraw: list[str] = []  # withdraws a complaint already registered (撤销投诉): noted on its case for staff
     not_called: list[str] = []  # a call promised that never came (结果没人打): sorry before the case's status
     photos: list[str] = []  # how to send photos (照片怎么发给你们): answered wherever asked
+    confused: list[str] = []  # lost at a question (咋办, 你说啥): the way out at once
     addressing: list[str] = []  # how customers call the agent (姑娘, 师傅): no words of their own in "谢谢你啊姑娘"
     fillers: str  # characters that carry no meaning in a short message (啊吧了呢)
 

@@ -640,3 +640,11 @@ def test_thanks_and_goodbye_together_end_the_chat(engine):
     # seen in the final check: "好的 谢谢 再见" after a handoff got 不客气 and "anything else?" again
     conv, turns = talk(engine, "我要找人工", "好的 谢谢 再见")
     assert "再见" in shown(turns[-1]) and "还有其他需要帮忙的吗" not in shown(turns[-1])
+
+
+def test_stuck_goods_are_no_membership_card_and_a_lost_customer_gets_the_way_out(engine):
+    # probe 13 c58: "就是这票货卡住了" offered 会员卡办理 first (the 卡); c16: "咋办" at the choice got the same buttons again
+    conv, turns = talk(engine, "运单SH20263999 电话13911112222", "就是这票货卡住了")
+    assert [e.data["category"] for e in turns[1].events if e.kind == "case_opened"] == ["stranded"]
+    conv, turns = talk(engine, "货", "没到", "咋办")
+    assert "再跟您确认一下" not in shown(turns[-1])
