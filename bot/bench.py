@@ -484,16 +484,16 @@ async def _kefu_app(settings: Settings, folder: Path):
     return app, bot, api
 
 
-async def _conversation_handler(folder: Path, durable: bool | str):
+async def _conversation_handler(folder: Path, name: str):
     """A plain PTB ConversationHandler bot with PicklePersistence taking the same six messages;
-    initialized, its Bot API answered here. Returns it and its Bot API. durable: a name for its
-    persistence file (the same bot is measured as shipped, and made durable in two ways)."""
+    initialized, its Bot API answered here. Returns it and its Bot API. name: its persistence file's (the
+    same bot is measured as shipped, and made durable in two ways)."""
     from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
     from telegram.ext import (ApplicationBuilder, CallbackQueryHandler, ContextTypes, ConversationHandler,
                               MessageHandler, PicklePersistence, filters)
 
     api = local_bot_api()
-    path = folder / f"peer-{durable if isinstance(durable, str) else 'durable' if durable else 'default'}.pickle"
+    path = folder / f"peer-{name}.pickle"
     app = (ApplicationBuilder().token(TOKEN).request(api).get_updates_request(local_bot_api())
            .persistence(PicklePersistence(path)).build())
     MENU, WHO, DETAILS, WAYBILL, PHONE = range(5)
@@ -550,8 +550,8 @@ async def _conversation_handler(folder: Path, durable: bool | str):
 
 
 def one_commit_each(app, path: Path) -> Callable[[], Any]:
-    """What the least a durable bot must do after each update costs: the conversation state it changed
-    written in one SQLite transaction, committed as kefu commits (write-ahead log, synchronous=FULL, BEGIN
+    """What the least a durable bot must do after each update costs: a conversation's state (one user's,
+    the size the update changed) written in one SQLite transaction, committed as kefu commits (write-ahead log, synchronous=FULL, BEGIN
     IMMEDIATE). Returns the after-update call; with the ConversationHandler before it, the floor under any
     durable Telegram bot on this machine, whatever its own work."""
     import pickle
@@ -563,7 +563,7 @@ def one_commit_each(app, path: Path) -> Callable[[], Any]:
     db.execute("CREATE TABLE IF NOT EXISTS state (user_id INTEGER PRIMARY KEY, data BLOB NOT NULL)")
 
     async def after() -> None:
-        user_id, data = next(reversed(app.user_data.items()), (0, {}))  # the user of the update just handled
+        user_id, data = next(reversed(app.user_data.items()), (0, {}))  # the newest user's: one state's size
         db.execute("BEGIN IMMEDIATE")
         db.execute("INSERT OR REPLACE INTO state VALUES (?, ?)", (user_id, pickle.dumps(dict(data))))
         db.execute("COMMIT")
@@ -572,7 +572,7 @@ def one_commit_each(app, path: Path) -> Callable[[], Any]:
 
 
 def bench_telegram(settings: Settings, folder: Path, sizes: Sizes) -> dict[str, Any]:
-    """kefu's adapter and the two ConversationHandler bots, taking turns in rounds of conversations."""
+    """kefu's adapter and the three ConversationHandler bots, taking turns in rounds of conversations."""
     return asyncio.run(_telegram(settings, folder, sizes))
 
 
@@ -580,9 +580,9 @@ async def _telegram(settings: Settings, folder: Path, sizes: Sizes) -> dict[str,
     from bot.storage import queries
 
     kefu, bot, kefu_api = await _kefu_app(settings, folder)
-    peer, peer_api = await _conversation_handler(folder, durable=False)
-    durable, durable_api = await _conversation_handler(folder, durable=True)
-    committed, committed_api = await _conversation_handler(folder, durable="committed")
+    peer, peer_api = await _conversation_handler(folder, "default")
+    durable, durable_api = await _conversation_handler(folder, "durable")
+    committed, committed_api = await _conversation_handler(folder, "committed")
     apps = {"kefu": (kefu, None), "conversation_handler": (peer, None),
             "conversation_handler_durable": (durable, durable.update_persistence),
             "conversation_handler_committed": (committed, one_commit_each(committed, folder / "peer-committed.db"))}

@@ -293,21 +293,24 @@ class AnswersMixin:
 
     def _faq_asked(self, category_id: str | None, text: str) -> Answer | None:
         """The answer of a complaint's FAQ that the message asks for (its longest cue said), or None."""
-        category = self.content.categories.get(category_id or "")
-        if category is None:
-            return None
-        said = normalize(text).casefold()
-        hits = [(max(len(c) for c in a.cues if normalize(c).casefold() in said), fid)
-                for fid, a in category.faq.items() if any(normalize(c).casefold() in said for c in a.cues)]
-        return category.faq[max(hits)[1]] if hits else None
+        hits = self._faq_hits(category_id, text)
+        return max(hits, key=lambda h: (h[0], h[1]))[3] if hits else None
 
     def _faqs_asked(self, category_id: str, text: str) -> list[Answer]:
         """Every answer of a complaint's FAQ the message asks for, in the order asked."""
-        category = self.content.categories.get(category_id)
+        return [h[3] for h in sorted(self._faq_hits(category_id, text), key=lambda h: h[2])]
+
+    def _faq_hits(self, category_id: str | None, text: str) -> list[tuple[int, str, int, Answer]]:
+        """The FAQ answers whose cues the message says: (its longest cue's length, its id, where it is first
+        asked, the answer), in the FAQ's order."""
+        category = self.content.categories.get(category_id or "")
         said = normalize(text).casefold()
-        found = [(min(said.find(normalize(c).casefold()) for c in a.cues if normalize(c).casefold() in said), a)
-                 for a in (category.faq.values() if category else []) if any(normalize(c).casefold() in said for c in a.cues)]
-        return [a for _, a in sorted(found, key=lambda f: f[0])]
+        hits = []
+        for fid, answer in (category.faq.items() if category else []):
+            cues = [c for c in answer.cues if normalize(c).casefold() in said]
+            if cues:
+                hits.append((max(len(c) for c in cues), fid, min(said.find(normalize(c).casefold()) for c in cues), answer))
+        return hits
 
     def _side_question(self, run: Run, text: str, wants: Wants, pending: str | None) -> bool:
         """Answers a question that is not the one asked (a fee, this complaint's FAQ, another complaint),

@@ -176,9 +176,10 @@ class Engine(RoutingMixin, FeeTalkMixin, AnswersMixin, MovesMixin, PromptsMixin)
             self._say(run, self.shared.texts.empty_message)
             return self._prompt(run)
         run.said = text
-        words = set(re.split(r"[\s,，.。!！]+", said.casefold().strip(" ,，.。!！")))
-        # "人工 人工 人工", "菜单！菜单": a command said again and again is that command
-        move = self._commands.get(said.casefold()) or (self._commands.get(words.pop()) if len(words) == 1 else None)
+        move = self._commands.get(said.casefold())
+        if move is None:  # "人工 人工 人工", "菜单！菜单": a command said again and again is that command
+            words = set(re.split(r"[\s,，.。!！]+", said.casefold().strip(" ,，.。!！")))
+            move = self._commands.get(words.pop()) if len(words) == 1 else None
         if move is None and conv.category is None and conv.state != CLARIFY and "?" in said and not re.search(r"\w", said):
             move = "hello"  # "？？" with nothing asked: still here, what can I do for you (not "I cannot answer that")
         wants = self.repairs.read(said)

@@ -422,9 +422,9 @@ class FeeDesk:
         fault = max(faults, key=lambda f: (f[1], -f[0]))[2]
         unlabelled = _UNLABELLED.search(said)
         some = number(unlabelled.group(1) or unlabelled.group(2)) if unlabelled else None
-        counts = [c for c in (number(m.group(1)) for m in _PIECES.finditer(said)) if c is not None and c != some]
+        counts = [c for c in (self._count(_PIECES, m.group(0)) for m in _PIECES.finditer(said)) if c and c != some]
         # the waybill's pieces: the count that is not the unlabelled one ("一票60件 有5件没贴": 60), else those said before
-        pieces = (int(max(counts)) if counts and max(counts) < 100000 else None) or int(facts.get("label_pieces", 0)) or None
+        pieces = max(counts, default=0) or int(facts.get("label_pieces", 0)) or None
         if fault == "missing" and some is not None and pieces and some < pieces:
             fault = "incomplete"  # 5 of 60 not labelled: not all labelled (贴不全), not none (全部未贴)
         if pieces:

@@ -128,7 +128,7 @@ class RoutingMixin:
             conv.state, conv.offered, conv.offered_text = CLARIFY, whom, text
             return self._prompt(run)
         withdraws = wants.withdraw and not conv.case_number  # "我要撤销投诉" about a case of an earlier conversation
-        named = any(w in normalize(text) for words in self.routing.asked_for.values() for w in words)
+        named = bool(self._named_outright(normalize(text)))
         # "我的货丢了你们到底管不管": a problem named outright is a complaint, not a chase of the case they have
         if (wants.own_status and not named or withdraws) and not run.entities.waybills and not is_number(text):
             return self._my_cases(run)  # "上周申请的退货 退回去了没有": their request, not a new one of its kind
@@ -155,7 +155,7 @@ class RoutingMixin:
         said = normalize(text)
         short = len(MEANINGFUL.findall(self._without_entities(run, text))) <= 6
         # "喂 货到了没 单号SH… 电话…": where the goods are, and nothing else but the numbers and their names
-        bare = NAMING_NUMBERS.sub("", self._without_courtesies(self._without_entities(run, text)))
+        bare = NAMING_NUMBERS.sub("", _without_words(self._without_entities(run, text), self.routing.courtesies))
         asks_where = len(WORDS.findall(bare)) <= 10 and any(self._where_asked(said, w) for w in self.routing.where_words)
         if (run.entities.waybills and "tracking" in self.content.categories
                 and (wants.own_status or after_no_cases or asks_where
@@ -252,9 +252,9 @@ class RoutingMixin:
         conv, texts = run.conversation, self.shared.texts
         reading = self._understand(run, text)
         waiting = self._waiting_case(run)
-        named = reading is not None and self._asked_for(reading, text) is not None  # "我的货丢了你们到底管不管"
-        if waiting is not None and not named and (reading is None or reading.label in (OTHER, VAGUE) or not self._sure(reading)):
-            # "你好有人吗", "？？？" after a person was promised: the promise again, not the menu
+        asked_for = self._asked_for(reading, text) if reading is not None else None
+        # "你好有人吗" after a person was promised: the promise again; "我的货丢了你们到底管不管": the claim
+        if waiting is not None and asked_for is None and (reading is None or reading.label in (OTHER, VAGUE) or not self._sure(reading)):
             return self._say(run, texts.handoff_again, **self._promise(run, waiting.number))
         if reading is None:
             if not run.first_contact:  # a first "你好" just gets the menu after the greeting
@@ -266,7 +266,6 @@ class RoutingMixin:
         meant = self._unnumbered(run, text)
         meant = self._after_change_word(meant) or meant  # 运费怎么这么贵啊 不对 我想说的是货没送到: the latter part
         void, instead = self._goods_told(meant)  # where the goods are said to be rules complaints out
-        asked_for = self._asked_for(reading, text)
         if asked_for is not None and asked_for != reading.label:  # "货呢": the words say it, the router half agrees
             reading = run.understood = Classification(asked_for, dict(reading.candidates)[asked_for], reading.candidates, 1.0)
         if self._sure(reading) or self._nothing_else(reading) or asked_for is not None:
@@ -424,29 +423,24 @@ class RoutingMixin:
             at = said.find(word, at + 1)
         return False
 
-    def _without_courtesies(self, text: str) -> str:
-        for word in self.routing.courtesies:
-            text = text.replace(word, " ")
-        return text
-
     def _asked_for(self, reading: Any, text: str) -> str | None:
         """The complaint the message asks for outright (routing.asked_for), when the router agrees: its reading at even
         odds or better (我姓林 上周发的货到了少了一件 要理赔), or, in a message of little else ("货呢"), among its candidates."""
         said = normalize(text)
         short = len(MEANINGFUL.findall(said)) <= SHORT_ASK
         weight = dict(reading.candidates)
-        for label, words in self.routing.asked_for.items():
+        for label in self._named_outright(said):
             # "我要投诉 货丢了 SH…": a complaint that names no category (vague) is the problem its words name
-            if any(w in said for w in words) and (
-                    reading.label in (label, VAGUE) or (short and weight.get(label, 0) >= PLAUSIBLE)):
+            if reading.label in (label, VAGUE) or (short and weight.get(label, 0) >= PLAUSIBLE):
                 return label
         # a request the message opens with ("我要申请理赔 货物在路上坏了…"): the request, the rest its story
-        opening = said
-        for word in self.shared.commands.hello:
-            opening = opening.replace(word, " ")
-        opening = opening.lstrip(" ，,。.!！")
+        opening = _without_words(said, self.shared.commands.hello).lstrip(" ，,。.!！")
         return next((label for label, words in self.routing.opens_with.items()
                      if any(opening.startswith(w) for w in words)), None)
+
+    def _named_outright(self, said: str) -> list[str]:
+        """The complaints whose words (routing.asked_for) the message says (要理赔, 货丢了, 到底在哪)."""
+        return [label for label, words in self.routing.asked_for.items() if any(w in said for w in words)]
 
     def _nothing_else(self, reading: Any) -> bool:
         """A confident off-topic or vague reading that leaves no complaint or topic plausible (PLAUSIBLE)."""
@@ -634,3 +628,10 @@ class RoutingMixin:
             return self._start(run, reading.label, text, keep_facts=True) or True
         self._start(run, reading.label, text)
         return True
+
+
+def _without_words(text: str, words: list[str]) -> str:
+    """The text with each of these words blanked out (courtesies, greetings)."""
+    for word in words:
+        text = text.replace(word, " ")
+    return text
