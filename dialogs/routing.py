@@ -84,19 +84,27 @@ class RoutingMixin:
             if whom:  # "我要投诉你们客服" while asked which problem: that person's problem, not a press on
                 conv.state, conv.offered, conv.offered_text = (MENU, [], "") if len(whom) == 1 else (CLARIFY, whom, text)
                 return self._start(run, whom[0], text) if len(whom) == 1 else self._prompt(run)
+            named = self._named_outright(normalize(text)) if index is None else []
+            if len(named) == 1 and named[0] in self.content.categories:
+                # "俺就是想知道货在哪": the answer to "which problem", in the customer's words
+                conv.state, conv.offered = MENU, []
+                return self._start(run, named[0], text)
             only_entities = index is None and self._only_entities(run, text)
             # "？？", "。。。", "嗯": the question again
             wordless = index is None and (not re.search(r"\w", normalize(text)) or wants.ack)
             if only_entities or wordless or (index is None and self._presses_on(run, text, wants)):
-                # a waybill, or "你们快点处理啊", while asked which problem: kept, and the same options again
+                # a waybill, or "你们快点处理啊", while asked which problem: kept, and the options again with a way out
                 conv.offered_text = source if wordless else f"{source}\n{text}"
                 run.noted = self._entity_labels(run) if only_entities else []
                 if self.repairs.has("confused", text):  # "咋办", "你说啥": the way out now, not the buttons again
                     conv.memory.misses = max(conv.memory.misses, 1)
-                conv.memory.misses += 1
+                # "不知道啥单号", "不对 是昨天不是前天": something told, not the buttons passed over
+                aside = self._aside_at_choice(text, wants)
+                conv.memory.misses += 0 if aside else 1
                 if offered[0] not in self.content.categories or (conv.memory.misses < 2 and not self._strong_lead(run, offered[0])):
-                    if conv.memory.misses >= 2 and texts.which_one_way_out is not None:  # no lead to go on with
-                        run.lead += self._noted_line(run)  # what was kept, then the way out, then the question
+                    run.lead += self._noted_line(run)  # what was kept, then the way out, then the question
+                    run.lead += render(aside.text, self._blank_values()) if aside else ""
+                    if texts.which_one_way_out is not None and (conv.memory.misses or not aside):
                         run.lead += render(texts.which_one_way_out.text, self._blank_values())
                     return self._prompt(run)
                 # The buttons passed over twice, or once when all that was told points one way (混了别人的两箱, then
@@ -178,7 +186,20 @@ class RoutingMixin:
             run.understood = complaint
         if after_case and self._already_recorded(run, text):
             return
+        lost = self.repairs.has("confused", text) and len(MEANINGFUL.findall(_without_words(said, self.repairs.lists["confused"]))) <= 3
+        if lost and conv.state == MENU and not run.first_contact and texts.which_one_way_out is not None:
+            return self._say(run, texts.which_one_way_out)  # "俺不懂" at the menu: how else to go on, not the list again
         self._route(run, text)
+
+    def _aside_at_choice(self, text: str, wants: Wants) -> Any:
+        """What to say to a remark made while asked which problem that tells something instead of choosing: no
+        waybill (不知道啥单号) or a detail put right (不对 是昨天不是前天); None for anything else."""
+        texts = self.shared.texts
+        if wants.cannot_give and any(w in text for w in ("单号", "运单", "单子")):
+            return texts.no_waybill_yet
+        if wants.correction or normalize(text).startswith(("不对", "不是")):
+            return texts.told_noted
+        return None
 
     def _strong_lead(self, run: Run, label: str) -> bool:
         """Whether everything told while asked which problem (the first message and what followed) reads as this

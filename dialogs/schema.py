@@ -180,7 +180,9 @@ class SharedTexts(Strict):
     ack_reply: Text | None = None  # to an acknowledgement (嗯, 行吧) at "anything else?"; thanks_reply when absent
     wait_reply: Text
     about_me: Text
-    which_one_way_out: Text | None = None  # the problem still not chosen after two answers: how else to go on
+    which_one_way_out: Text | None = None  # the problem not chosen when asked: how else to go on
+    no_waybill_yet: Text | None = None  # "不知道啥单号" while asked which problem
+    told_noted: Text | None = None  # a detail put right while asked which problem
     about_me_handoff: Text | None = None  # asked "are you a robot?" with a request for a person: said before the handoff
     hours: Text | None = None  # when staff are at work, as business_hours sets it (checked)
     apology: Text

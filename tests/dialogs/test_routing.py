@@ -648,3 +648,20 @@ def test_stuck_goods_are_no_membership_card_and_a_lost_customer_gets_the_way_out
     assert [e.data["category"] for e in turns[1].events if e.kind == "case_opened"] == ["stranded"]
     conv, turns = talk(engine, "货", "没到", "咋办")
     assert "再跟您确认一下" not in shown(turns[-1])
+
+
+def test_what_is_said_at_the_choice_instead_of_choosing_is_heard(engine):
+    # probe 13 c17, c30, c13, c18: each got the same buttons again behind "再跟您确认一下"
+    conv, turns = talk(engine, "俺的货咋还没到嘛", "不知道啥单号", "俺就是想知道货在哪")
+    assert conv.offered == [] and "没有运单号也没关系" in shown(turns[1])
+    assert conv.category == "tracking"  # the problem named in words is the choice
+    conv, turns = talk(engine, "前天我去网点提货，他们说货没到", "不对 是昨天不是前天", "SH20260505")
+    assert shown(turns[1]).startswith("好的，记下了。") and "再跟您确认一下" not in shown(turns[1])
+    # the correction passed no button over: the waybill is the first miss, answered with the way out, not a guess
+    assert conv.state == "clarify" and "人工" in shown(turns[2]) and conv.memory.misses == 1
+    conv, turns = talk(engine, "你好，请问一下我们公司月结的，11月份所有运单的签收回单什么时候能寄回来？", "都不是，我问的是回单")
+    assert "人工" in shown(turns[1]) and "再跟您确认一下" not in shown(turns[1])
+    conv, turns = talk(engine, "你说啥", "俺不懂")
+    assert "人工" in shown(turns[1]) and not turns[1].replies[-1].options  # not the 19 entries again
+    conv, [turn] = talk(engine, "俺不懂", conv=Conversation())  # a first message: the greeting and the menu
+    assert turn.replies[-1].options
