@@ -496,6 +496,29 @@ def eval_intents(
               f" {moves['wrong'] / n:.1%}, asked which problem (menu or buttons) {moves['asked'] / n:.1%}")
 
 
+@app.command("eval-agreement")
+def eval_agreement(
+    first: Path = typer.Argument(..., help="A labelling of messages (the held-out set's format)."),
+    others: list[Path] = typer.Argument(..., help="Other labellings of the same messages."),
+) -> None:
+    """Measure how far labellings of the same messages agree (e.g. the held-out set labelled again, blind): the
+    ceiling a router can be held to."""
+    from itertools import combinations
+
+    from dialogs.evaluation import agreement
+
+    for split in ("all", "dev", "test"):
+        for a, b in combinations([first, *others], 2):
+            try:
+                found = agreement(a, b, split)
+            except ValueError as exc:
+                raise typer.BadParameter(str(exc))
+            if found.messages:
+                n = found.messages
+                print(f"{split:4}  {a.stem} vs {b.stem}: {n} messages, same label {found.same_label / n:.1%},"
+                      f" label or alt shared {found.overlapping / n:.1%}, kappa {found.kappa:.3f}")
+
+
 def _training(folder: Path):
     """Loads the content and the training content, or prints their problems and exits."""
     from dialogs.practice import load_training, topic_texts

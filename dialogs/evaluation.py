@@ -93,6 +93,30 @@ def _read(path: Path, split: str | None, sources: set[str] | None = None) -> lis
             if split in (None, "all", m.get("split")) and (sources is None or m.get("source") in sources)]
 
 
+@dataclass(frozen=True)
+class Agreement:
+    """How far two labellings of the same messages agree."""
+    messages: int
+    same_label: int  # the first labels are the same
+    overlapping: int  # label or alt of one is label or alt of the other
+    kappa: float  # Cohen's kappa on the first labels: agreement beyond what the labels' frequencies give by chance
+
+
+def agreement(first: Path, second: Path, split: str | None = None) -> Agreement:
+    """Compares two labellings of the same messages (matched by text; a message only one of them has is an error)."""
+    a = {text: (label, alt) for text, label, alt in _read(first, split)}
+    b = {text: (label, alt) for text, label, alt in _read(second, split)}
+    if a.keys() != b.keys():
+        raise ValueError(f"{first} and {second} label different messages ({len(a.keys() ^ b.keys())} not in both)")
+    n = len(a)
+    same = sum(a[t][0] == b[t][0] for t in a)
+    overlapping = sum(bool({*a[t]} & {*b[t]} - {None}) for t in a)
+    counts_a, counts_b = Counter(label for label, _ in a.values()), Counter(label for label, _ in b.values())
+    chance = sum(counts_a[label] * counts_b[label] for label in counts_a) / n / n if n else 0.0
+    kappa = (same / n - chance) / (1 - chance) if n and chance < 1 else 1.0
+    return Agreement(n, same, overlapping, kappa)
+
+
 CURVE = (0.65, 0.8, 0.9, 0.92, 0.94, 0.96, 0.98)  # the other thresholds a report shows
 
 

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from dialogs.evaluation import evaluate, format_report, load_alternatives, load_labelled
+from pathlib import Path
+
+import pytest
+
+from dialogs.evaluation import agreement, evaluate, format_report, load_alternatives, load_labelled
 from dialogs.intents import Classification
 
 
@@ -99,6 +103,34 @@ def test_load_labelled_keeps_a_split_and_sources(tmp_path):
     assert load_labelled(path, None, {"s1", "s2"}) == [("a", "stranded"), ("c", "tracking")]
     assert load_alternatives(path, "dev", {"s1"}) == {}
     assert load_alternatives(path, "dev", {"s3"}) == {"b": "vague"}
+
+
+def test_agreement_between_two_labellings(tmp_path):
+    first, second = tmp_path / "a.yaml", tmp_path / "b.yaml"
+    first.write_text('- {text: "a", label: stranded, split: dev}\n- {text: "b", label: other, split: dev}\n'
+                     '- {text: "c", label: tracking, alt: stranded, split: test}\n- {text: "d", label: cod, split: test}\n',
+                     encoding="utf-8")
+    second.write_text('- {text: "d", label: cod, split: test}\n- {text: "c", label: stranded, split: test}\n'
+                      '- {text: "b", label: vague, split: dev}\n- {text: "a", label: stranded, split: dev}\n',
+                      encoding="utf-8")
+    assert agreement(first, first).kappa == 1.0
+    found = agreement(first, second)  # matched by text, not by order
+    assert (found.messages, found.same_label, found.overlapping) == (4, 2, 3)  # c: alt stranded is b's label
+    # by chance: a's labels 1/4 each; b's stranded 2/4, cod 1/4, vague 1/4: (2 + 1) / 16
+    assert found.kappa == pytest.approx((2 / 4 - 3 / 16) / (1 - 3 / 16))
+    assert agreement(first, second, "test").same_label == 1
+    second.write_text('- {text: "a", label: stranded}\n', encoding="utf-8")
+    with pytest.raises(ValueError, match="different messages"):
+        agreement(first, second)
+
+
+def test_the_held_out_sets_labellings_are_of_the_same_messages():
+    # labelled again blind (tests/data/heldout/agreement/README.md): every message, and each labelling agrees far
+    # beyond chance with the first: the labels are learnable, so the router is what falls short of them
+    heldout = Path(__file__).resolve().parent.parent / "data" / "heldout"
+    for again in sorted((heldout / "agreement").glob("labeller_*.yaml")):
+        found = agreement(heldout / "messages.yaml", again)
+        assert found.messages == 460 and found.kappa > 0.9
 
 
 def test_first_moves_count_what_the_engine_starts(content):

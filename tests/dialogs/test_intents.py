@@ -150,12 +150,13 @@ def test_other_reply_is_a_draft_text():
 
 # -- the commands --------------------------------------------------------------------------------
 
-def kefu(args: list[str], stdin: str, tmp_path) -> str:
+def kefu(args: list[str], stdin: str, tmp_path, check: bool = True) -> str:
+    """What `kefu ARGS` prints; with check=False, a failure's error output instead (and a failure is required)."""
     env = {**os.environ, "KEFU_DATABASE_URL": f"sqlite:///{tmp_path / 'kefu.db'}"}
     result = subprocess.run([sys.executable, "-m", "bot", *args], input=stdin, capture_output=True, text=True,
                             env=env, timeout=120)
-    assert result.returncode == 0, result.stderr
-    return result.stdout
+    assert (result.returncode == 0) == check, result.stderr
+    return result.stdout if check else result.stderr
 
 
 def test_kefu_classify_prints_one_json_object_per_line(tmp_path):
@@ -192,6 +193,19 @@ def test_kefu_eval_intents_prints_the_report(tmp_path):
     assert "asked which problem (menu or buttons) 33.3%" in output
     by_confidence = kefu(["eval-intents", "--data", str(data), "--score", "confidence"], "", tmp_path)
     assert f"threshold: confidence ≥ {load_content().shared.routing.threshold:.2f}" in by_confidence
+
+
+def test_kefu_eval_agreement_compares_labellings_by_split(tmp_path):
+    first, second = tmp_path / "ours.yaml", tmp_path / "again.yaml"
+    first.write_text("- {text: 货没发, label: stranded, split: dev}\n- {text: 太贵, label: pricing, split: test}\n",
+                     encoding="utf-8")
+    second.write_text("- {text: 货没发, label: stranded, split: dev}\n- {text: 太贵, label: other, split: test}\n",
+                      encoding="utf-8")
+    output = kefu(["eval-agreement", str(first), str(second)], "", tmp_path)
+    assert "all   ours vs again: 2 messages, same label 50.0%" in output
+    assert "dev   ours vs again: 1 messages, same label 100.0%" in output
+    second.write_text("- {text: 别的, label: other}\n", encoding="utf-8")
+    assert "label different messages" in kefu(["eval-agreement", str(first), str(second)], "", tmp_path, check=False)
 
 
 # -- the certainty: how often a reading is right, calibrated on held-out examples (issue 9) -------
