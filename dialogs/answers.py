@@ -63,6 +63,9 @@ class AnswersMixin:
             return self._confirm(run, "cancel" if wants.cancel else "bye")
         if wants.wait:
             return self._say(run, texts.wait_reply)
+        fact = self._fact(conv, pending) if pending is not None else None
+        if wants.ack and fact is not None and fact.ack_answer:  # 请拍下… 好的: will do, noted as such
+            return self._take(run, pending, fact.ack_answer)
         if wants.thanks:  # thanks are answered; 嗯 / 好 only heard: the question again, no 不客气
             if not wants.ack:
                 run.lead = render(texts.thanks_reply.text, self._blank_values())
@@ -101,8 +104,10 @@ class AnswersMixin:
         if pending is not None and wants.cannot_give:
             return self._skip(run, pending, text)
         # ("福州到上海 一个立方收我380 别家才260": figures of the story are story too; a waybill or phone is no story)
-        if ((pending is not None or self._state(conv).options) and not (run.entities.waybills or run.entities.phones)
-                and not re.search(r"[A-Za-z]", normalize(text))
+        # a waybill other than the one taken comes with its own story (2. SH…02 混进了别家的货): the account's, too
+        other_waybill = bool(run.entities.waybills) and "waybill" in conv.facts and conv.facts["waybill"] not in run.entities.waybills
+        if ((pending is not None or self._state(conv).options) and not ((run.entities.waybills and not other_waybill) or run.entities.phones)
+                and not re.search(r"[A-Za-z]", self._without_entities(run, text))
                 and not QUESTION.search(text) and self._adds_to_story(run, text, False, least=SHORT_STORY_WORDS)):
             # "两箱瓷砖碎了" at the phone question, or at 您希望怎么处理: the story, kept, and the question again
             return self._prompt(run)
@@ -111,9 +116,10 @@ class AnswersMixin:
         if texts.foreign is not None and FOREIGN.fullmatch(text):  # "I cannot read Chinese": no wrong number either
             self._say(run, texts.foreign)
             return self._prompt(run)
-        if (pending is not None and texts.question_noted is not None and self._fact_type(conv, pending).kind == "pattern"
-                and asks(normalize(text)) and not re.search(r"[0-9]", normalize(text))):
-            # "现在怎么办 客户在漳州等着" at the phone question: a question nothing here answers, no wrong number
+        asked_at = self._fact_type(conv, pending).kind == "pattern" if pending is not None else bool(self._state(conv).options)
+        if (asked_at and texts.question_noted is not None and asks(normalize(text)) and not re.search(r"[0-9]", normalize(text))):
+            # "现在怎么办 客户在漳州等着" at the phone question, "能不能反映给你们线路负责人" at a choice: a question
+            # nothing here answers, no wrong number and no "reply with the option's number"
             self._keep_unanswered(run)
             run.lead += render(texts.question_noted.text, self._blank_values())
             return self._prompt(run)
@@ -193,7 +199,8 @@ class AnswersMixin:
         rest = normalize(text)
         for word in sorted(words, key=len, reverse=True):
             rest = rest.replace(normalize(word), "")
-        if len(WORDS.findall(rest)) < ANSWER_STORY - 2:
+        # "SH…01 应该到南京 结果到了合肥": the option's words and two cities, where the goods went, are a story too
+        if len(WORDS.findall(rest)) < ANSWER_STORY - 2 and len(run.entities.cities) < 2:
             return
         conv = run.conversation
         for fact_id, fact in self._category(conv).facts.items():

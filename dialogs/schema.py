@@ -400,6 +400,8 @@ class Fact(Strict):
     describes: bool = False
     # A free-text fact that a clause of any message fills when it uses one of these words (照片都拍了 → photos).
     clues: list[str] = []
+    # A prompt that asks the customer to do something (请拍下…): a bare 好的 is this answer, not the prompt again.
+    ack_answer: str | None = None
 
 
 class Step(Strict):
