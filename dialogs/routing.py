@@ -539,7 +539,9 @@ class RoutingMixin:
         complaint, with that reading, in order."""
         if self.router is None:
             return
-        for clause in [c for c in self._clauses.split(normalize(text)) if len(WORDS.findall(c)) >= 4][:12]:
+        # a clause cut off before its verb ("老板让我|问一下保价怎么算") tells no complaint
+        for clause in [c for c in self._clauses.split(normalize(text))
+                       if len(WORDS.findall(c)) >= 4 and not c.rstrip().endswith(("让我", "叫我", "要我", "帮我"))][:12]:
             reading = self.router.classify(clause)
             if reading.label in self.content.categories and reading.confidence >= self.routing.also_threshold:
                 yield clause, reading
@@ -551,12 +553,14 @@ class RoutingMixin:
     def _complaint_with_fee(self, run: Run, text: str, topic: str | None) -> Any:
         """The complaint a message about a fee or policy topic also makes, or None (the fee question alone)."""
         if self._set_apart(text):  # any clause may be it
-            return self._complaint_in(run, text)
+            found = self._complaint_in(run, text)
         # figures for a fee ("运费300，第4天，福州") are a fee question, unless a complaint is set apart
-        if topic != "invoice" and (run.entities.money or run.entities.nth_days):
-            return self._complaint_beside_fee(run, text, topic)
-        # "货一直不发 而且保价费怎么算": the message reads as the fee, its first clause as a complaint
-        return self._complaint_in(run, text) or self._complaint_beside_fee(run, text, topic)
+        elif topic != "invoice" and (run.entities.money or run.entities.nth_days):
+            found = self._complaint_beside_fee(run, text, topic)
+        else:  # "货一直不发 而且保价费怎么算": the message reads as the fee, its first clause as a complaint
+            found = self._complaint_in(run, text) or self._complaint_beside_fee(run, text, topic)
+        # "放了好几天了，收货人没来提，会收仓储费吗": where the goods are said to be rules the complaint out
+        return None if found is not None and found.label in self._goods_told(text)[0] else found
 
     def _complaint_beside_fee(self, run: Run, text: str, topic: str | None) -> Any:
         """A complaint in a clause of its own beside a fee question (and its figures), or None: asked about ("运费怎么算的，

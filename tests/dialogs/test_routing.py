@@ -666,3 +666,12 @@ def test_what_is_said_at_the_choice_instead_of_choosing_is_heard(engine):
     assert "人工" in shown(turns[1]) and not turns[1].replies[-1].options  # not the 19 entries again
     conv, [turn] = talk(engine, "俺不懂", conv=Conversation())  # a first message: the greeting and the menu
     assert turn.replies[-1].options
+
+
+def test_goods_waiting_for_pickup_and_a_clause_cut_before_its_verb_are_no_complaints(engine):
+    # probe 13 c11: goods at the station waiting for the receiver opened a stranded case beside the storage rules;
+    # c9: "老板让我" (cut off before 问一下保价怎么算) was read as carrying, "让我自己搬"
+    conv, [turn] = talk(engine, "我们3票货都在你们货运站放了好几天了，收货人没来提，会收仓储费吗")
+    assert conv.category == "storage" and "第一时间发出" not in shown(turn)
+    conv, [turn] = talk(engine, "我是工厂发货员，老板让我问一下保价怎么算，我们一批货价值8万，分成4票发，每票2万")
+    assert conv.category == "insurance" and "400.00" in shown(turn) and "搬" not in shown(turn)
