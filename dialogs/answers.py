@@ -38,6 +38,8 @@ class AnswersMixin:
                 and (not wants.cancel or any(word in said for word in self.routing.instead_words))
                 and self._change_topic(run, text)):
             return
+        if self.repairs.has("resume", text) and not run.entities.waybills and not run.entities.phones:
+            return self._prompt(run, resume=True)  # "好 回到刚才那个" after a side question: where we were
         self._absorb(run, text, overwrite=wants.correction, pending=pending)
         state = self._state(conv)
         if run.declined and wants.cannot_give and not run.noted:  # "我不想给电话" while asked another thing: that is all

@@ -258,7 +258,7 @@ def _check_shared(shared: Shared, doc: YamlDoc, categories: set[str], topics: se
             if label not in categories:
                 problems.append(doc.problem(("routing", "about_whom", whom, "problems", i),
                                             f"no category '{label}'" + did_you_mean(label, categories)))
-    for kind in ("fee_stories", "fee_questions"):
+    for kind in ("fee_stories", "fee_questions", "case_facts"):
         for topic, labels in getattr(shared.routing, kind).items():
             if topic not in topics:
                 problems.append(doc.problem(("routing", kind, topic), f"no topic '{topic}'" + did_you_mean(topic, topics)))

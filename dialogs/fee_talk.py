@@ -30,6 +30,11 @@ class FeeTalkMixin:
             return self._global_move(run, "menu")
         if self.fees.prompt(conv.category, conv.facts) is not None and self.repairs.cannot_give(text, [FREIGHT_WORD]):
             conv.facts.clear()  # "运费还不知道": the quote is not asked for again; what else the message asks is answered
+        if self.repairs.has("resume", text) and conv.offered_text:
+            # "那刚才的送货的事呢" after a fee asked while the problem was being chosen: that problem again
+            told = conv.offered_text
+            self._leave(run)
+            return self._from_menu(run, told, self.repairs.read(told))
         chosen = self.fees.by_title(conv.category, text)  # a button of the answers' titles
         if chosen:
             for line in chosen:

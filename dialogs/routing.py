@@ -140,6 +140,10 @@ class RoutingMixin:
         # "我的货丢了你们到底管不管": a problem named outright is a complaint, not a chase of the case they have
         if (wants.own_status and not named or withdraws) and not run.entities.waybills and not is_number(text):
             return self._my_cases(run)  # "上周申请的退货 退回去了没有": their request, not a new one of its kind
+        # 保价5000 right after a disputed payout: the case's, before any menu entry or fee it names
+        case = run.ledger.find_case(conv.case_number) if after_case and conv.case_number else None
+        if case is not None and self._case_fact_told(case, text) and self._already_recorded(run, text):
+            return
         index = pick_option(text, [names for names, _ in self._menu_entries()])
         if index is not None and self._menu_entries()[index][1] == "insurance" and self.fees.tells_insurance(text):
             index = None  # "少了一件…没保价 那件值800": the insurance is a fact of the complaint, not the topic chosen
@@ -232,7 +236,8 @@ class RoutingMixin:
         same = reading is not None and reading.confidence >= self.routing.threshold and reading.label in [
             case.category, *self.routing.covers.get(case.category, [])]
         unsure = reading is None or reading.label in (OTHER, VAGUE) or not self._sure(reading)
-        if not (same or unsure) or self.fees.is_question(text, run.entities):
+        told = self._case_fact_told(case, text)
+        if not (same or unsure or told) or (self.fees.is_question(text, run.entities) and not told):
             return False
         run.turn.events.append(Event("case_detail_added", {"case": case.number, "text": text.strip()}))
         # "我要撤销投诉 货已经发了" (for staff to confirm and close) or "不给电话了" (so staff do not call): on the case,
@@ -252,6 +257,12 @@ class RoutingMixin:
                                     {**self._blank_values(), **self._step_values(case.role, case.deadline, case.number)}))
         self._after(run, ask=False)
         return True
+
+    def _case_fact_told(self, case: Any, text: str) -> bool:
+        """A topic named without a question after a case it belongs to (保价5000 after a disputed payout:
+        routing.case_facts): more about the case, not a fee asked."""
+        topic = self.fees.names_topic(text) or ""
+        return case.category in self.routing.case_facts.get(topic, []) and not QUESTION.search(normalize(text))
 
     def _follow_up(self, run: Run, index: int, text: str) -> None:
         """Acts on one of the short follow-up options offered after a case or an answer."""

@@ -267,6 +267,7 @@ class Repairs(Strict):
     not_called: list[str] = []  # a call promised that never came (结果没人打): sorry before the case's status
     photos: list[str] = []  # how to send photos (照片怎么发给你们): answered wherever asked
     confused: list[str] = []  # lost at a question (咋办, 你说啥): the way out at once
+    resume: list[str] = []  # back to the complaint after a side question (回到刚才那个)
     addressing: list[str] = []  # how customers call the agent (姑娘, 师傅): no words of their own in "谢谢你啊姑娘"
     fillers: str  # characters that carry no meaning in a short message (啊吧了呢)
 
@@ -317,6 +318,9 @@ class Routing(Strict):
     # that name that person.
     about_whom: dict[str, "WhomProblems"] = {}
     fee_questions: dict[Id, list[Id]] = {}  # asked beside a topic in its own words, these are its question
+    # A topic named without a question after a case of these categories is a fact of the case, not a fee asked
+    # (保价5000 after a disputed payout).
+    case_facts: dict[Id, list[Id]] = {}
     # A complaint told as already settled (货丢了 已经赔了 但是只赔了运费): the complaint about its settlement.
     settled: dict[Id, Settled] = {}
     # A message that says where the goods are is no complaint those words rule out: arrived (货压了三天才送到 司机还凶我),

@@ -675,3 +675,28 @@ def test_goods_waiting_for_pickup_and_a_clause_cut_before_its_verb_are_no_compla
     assert conv.category == "storage" and "第一时间发出" not in shown(turn)
     conv, [turn] = talk(engine, "我是工厂发货员，老板让我问一下保价怎么算，我们一批货价值8万，分成4票发，每票2万")
     assert conv.category == "insurance" and "400.00" in shown(turn) and "搬" not in shown(turn)
+
+
+def test_back_to_the_complaint_after_a_side_question_and_the_insured_value_after_a_claim(engine):
+    from test_engine import say
+    # probe 13 c26: "好 回到刚才那个" after a fee answer was filed for staff, with fallback buttons
+    conv, turns = talk(engine, "我的货滞留在福州好几天了 SH20264001", "先问一下，保价怎么收费？", "好 回到刚才那个")
+    assert conv.category == "stranded" and "接着处理" in shown(turns[2]) and "记下了" not in shown(turns[2])
+    assert "phone" not in conv.facts and not turns[2].replies[-1].options
+    # c28: "那刚才的送货的事呢" inside a fee topic reached while the problem was still being chosen: that problem again
+    conv = Conversation(greeted=True)
+    ledger = FakeLedger()
+    say(engine, conv, "我家的货到了 一直在等", ledger)
+    assert conv.state == "clarify"
+    say(engine, conv, "能不能开发票？", ledger)
+    assert conv.category == "invoice"
+    say(engine, conv, "嗯 那刚才的事呢", ledger)
+    assert conv.category != "invoice" and (conv.state == "clarify" or conv.category in ("not_delivered", "tracking"))
+    # c15: 保价5000 after a disputed payout is the case's, not a premium to quote
+    conv, ledger = Conversation(greeted=True), FakeLedger()
+    for line in ("SH20268800的理赔结果出来了，只赔了800，我们不接受", "13344445555"):
+        say(engine, conv, line, ledger)
+    assert conv.case_number
+    turn = say(engine, conv, "保价5000", ledger)
+    assert "保价费" not in shown(turn) and any(e.kind == "case_detail_added" for e in turn.events)
+    assert "保价费" in shown(say(engine, conv, "那保价5000要多少钱", ledger))  # asked: the premium
