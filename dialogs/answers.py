@@ -23,6 +23,10 @@ EITHER_OR = re.compile(r"(\w)不\1|需不需要|可不可以")
 
 
 
+
+# a time said as a promise that was not kept ("说今天送 没送来", "说好上午到 结果也没到")
+BROKEN_PROMISE = re.compile(r"说(?:好)?[^，。,.!！?？]{0,8}?(?:送|到|来|发)[^，。,.!！?？]{0,6}?(?:没|不见|也没|还没)")
+
 class AnswersMixin:
     """Takes what a message gives inside a complaint, and finds the way on when it gives nothing."""
 
@@ -406,7 +410,8 @@ class AnswersMixin:
             if fact_type.entity is not None:
                 found_all = getattr(run.entities, fact_type.entity)
                 if fact_type.entity == "times":  # "约好上午送…明天上午在家": the fuller time says more
-                    found_all = sorted(found_all, key=len, reverse=True)
+                    # "说今天送 没送来": a promise broken, not when the customer can receive the goods
+                    found_all = [] if BROKEN_PROMISE.search(normalize(text)) else sorted(found_all, key=len, reverse=True)
                 elif overwrite and len(found_all) > 1:  # "SH20261111 哦不对 是SH20261117": the one said after
                     found_all = list(reversed(found_all))
                 for found in found_all:
@@ -540,7 +545,8 @@ class AnswersMixin:
         if not attempted and not names_it and memory.misses == 1 and self.shared.texts.words_noted is not None:
             # "福州到南昌的" at the phone question: what the customer said is kept for staff, the question asked again
             self._keep_unanswered(run)
-            run.lead += render(self.shared.texts.words_noted.text, self._blank_values())
+            broken = self.shared.texts.promise_broken if BROKEN_PROMISE.search(said) else None  # 说今天送 没送来: sorry first
+            run.lead += render((broken or self.shared.texts.words_noted).text, self._blank_values())
             return self._prompt(run)
         if not attempted and fact_type.wordless is not None:  # "老号码": not a wrong number, no number at all
             return self._say(run, fact_type.wordless, options=self._current_options(conv))

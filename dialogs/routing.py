@@ -57,6 +57,9 @@ class RoutingMixin:
             self._leave(run)
             return self._goodbye(run)
         after_case = run.after_case = conv.state == AFTER
+        if conv.case_number and texts.recorded is not None and self.repairs.has("recorded", text):
+            self._say(run, texts.recorded)  # "你们登记的电话是哪个？": read back, so a wrong one can be put right
+            return self._after(run, ask=False)
         if after_case:
             index = pick_option(text, [[label] for label in self._follow_up_labels()])
             conv.state = MENU

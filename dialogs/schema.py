@@ -183,6 +183,8 @@ class SharedTexts(Strict):
     which_one_way_out: Text | None = None  # the problem not chosen when asked: how else to go on
     no_waybill_yet: Text | None = None  # "不知道啥单号" while asked which problem
     told_noted: Text | None = None  # a detail put right while asked which problem
+    recorded: Text | None = None  # what the case holds, read back when asked after it
+    promise_broken: Text | None = None  # a time promised and not kept, told where another thing is asked
     about_me_handoff: Text | None = None  # asked "are you a robot?" with a request for a person: said before the handoff
     hours: Text | None = None  # when staff are at work, as business_hours sets it (checked)
     apology: Text
@@ -268,6 +270,7 @@ class Repairs(Strict):
     photos: list[str] = []  # how to send photos (照片怎么发给你们): answered wherever asked
     confused: list[str] = []  # lost at a question (咋办, 你说啥): the way out at once
     resume: list[str] = []  # back to the complaint after a side question (回到刚才那个)
+    recorded: list[str] = []  # what was put on the case, asked after it (登记的电话是哪个)
     addressing: list[str] = []  # how customers call the agent (姑娘, 师傅): no words of their own in "谢谢你啊姑娘"
     fillers: str  # characters that carry no meaning in a short message (啊吧了呢)
 

@@ -700,3 +700,22 @@ def test_back_to_the_complaint_after_a_side_question_and_the_insured_value_after
     turn = say(engine, conv, "保价5000", ledger)
     assert "保价费" not in shown(turn) and any(e.kind == "case_detail_added" for e in turn.events)
     assert "保价费" in shown(say(engine, conv, "那保价5000要多少钱", ledger))  # asked: the premium
+
+
+def test_colloquial_questions_broken_promises_and_what_was_recorded(engine):
+    from test_engine import say
+    # probe 13 c23: "为啥要转给别人 是啥意思" asked no question (为啥, 啥意思 were no question words)
+    conv, turns = talk(engine, "俺上礼拜寄了东西到老家 说是转给别的快递了 咋回事", "为啥要转给别人 是啥意思")
+    assert "外协" in shown(turns[1]) and "记下了" not in shown(turns[1])
+    # c25: "说今天送 没送来" is a promise broken, not the time the customer can receive the goods
+    conv, turns = talk(engine, "货到了没给我送", "俺昨天问过了 说今天送 没送来")
+    assert "time" not in conv.facts and "抱歉" in shown(turns[1])
+    # c29: the phone put right in the same message, read back when asked after the case
+    conv, ledger = Conversation(greeted=True), FakeLedger()
+    for line in ("我要投诉，货物发错地方了，SH20269191，本来发厦门的，到了泉州", "电话13800001111，不对，电话说错了，是13800001112"):
+        say(engine, conv, line, ledger)
+    assert conv.case_number
+    assert "13800001112" in shown(say(engine, conv, "你们登记的电话是哪个？", ledger))
+    # c33: "好 那继续" after a side question takes the complaint up again, not a missed choice
+    conv, turns = talk(engine, "我要退货 SH20262222", "哦对了 退货运费谁出？", "好 那继续", "13012340000")
+    assert "接着处理" in shown(turns[2]) and "可以先不提供" not in shown(turns[3])
