@@ -426,7 +426,8 @@ class RoutingMixin:
         customer says next about it (the new address, where the goods are) goes to a person (_request_details).
         True when the message is handled."""
         served = self._services(text)
-        if not served or self._sure_complaint(run, text):
+        reading = self._understand(run, text) if served else None
+        if not served or (self._sure_complaint(run, text) and not all(reading.label in a.over for a in served)):
             return False
         for answer in served:
             self._say(run, answer)

@@ -68,6 +68,9 @@ class Answer(Text):
     # A complaint's FAQ told in the message that starts the complaint is said instead of these answer points,
     # its cues alone enough (多了一项叉车费: the charges checked, not why prices differ between regions).
     replaces: list[Id] = []
+    # A request that is no complaint (other.answers) though the router surely reads it as one of these: still
+    # this request (我想寄一批货…运费怎么算 reads as a price complaint; it asks for a quote).
+    over: list[Id] = []
 
 
 class Role(Strict):

@@ -591,10 +591,14 @@ def test_goods_lost_told_after_a_handoff_start_the_claim(engine):
     assert conv.category == "claims"
 
 
-def test_a_price_asked_for_opens_the_pricing_faq(engine):
-    # probe 12 c14: "我想寄一批货到成都大概两百公斤运费怎么算" got a choice of pricing, tracking and returns
-    conv, [turn] = talk(engine, "我想寄一批货到成都大概两百公斤运费怎么算")
-    assert conv.category == "pricing" and "没有实时报价" in shown(turn)
+def test_a_price_asked_for_is_a_quote_request_whose_details_go_to_a_person(engine):
+    # probe 12 c14: "我想寄一批货到成都大概两百公斤运费怎么算" got a choice of pricing, tracking and returns, then
+    # (as a pricing complaint) "异议内容已经记下了" for the volume and a check of a waybill that does not exist
+    conv, turns = talk(engine, "我想寄一批货到成都大概两百公斤运费怎么算", "从厦门发")
+    assert conv.category is None and "没有实时报价" in shown(turns[0]) and "核对" not in shown(turns[0])
+    assert any(e.kind == "human_requested" for e in turns[1].events) and "异议" not in shown(turns[1])
+    conv, [turn] = talk(engine, "运费怎么这么贵 上回才50 这回要80")  # a price disputed is still the complaint
+    assert conv.category == "pricing"
 
 
 def test_each_question_of_the_first_message_is_answered_and_urgency_said_is_not_asked(engine):
