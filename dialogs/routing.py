@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from dialogs.content import HANDOFF
 from dialogs.conversation import AFTER, CLARIFY, MENU, Event
 from dialogs.entities import extract
 from dialogs.folding import fold
@@ -338,6 +339,7 @@ class RoutingMixin:
             # the goods first, of every complaint the clauses tell (司机放门口就走了 也没打电话 货被雨淋了: the wet goods)
             preferred = [c for c in self.routing.prefer.get(label, []) if c in others]
             label, later = (preferred[0], label) if preferred else (label, next(iter(others), None))
+            later = later or self._fee_problem(run, self._chat_clauses.split(normalize(meant)))
             return self._start_first(run, label, later, text)
         offered = [label for label, _ in reading.candidates if self._entry(label) is not None]
         whom = self._about_whom(text, only=True)
@@ -612,7 +614,19 @@ class RoutingMixin:
             if (other.label in self.content.categories and other.label != label
                     and other.confidence >= self.routing.also_threshold):
                 return other.label, other.confidence, i == 0
-        return None, 0.0, False
+        problem = self._fee_problem(run, clauses)
+        return (problem, 1.0, False) if problem else (None, 0.0, False)
+
+    def _fee_problem(self, run: Run, clauses: list[str]) -> str | None:
+        """The fee topic of a clause that tells a matter only a person can look into (…还有上周那票的代收货款到现在
+        没到账: its answer hands over), a second problem beside a complaint; or None."""
+        for clause in clauses:
+            topic = self.fees.names_topic(clause)
+            if topic is not None and self._entry(topic) is not None:
+                found = extract(clause, self.places, today=self._today(run))
+                if self.fees.answer(clause, found, topic, {}, self._today(run)).check == HANDOFF:
+                    return topic
+        return None
 
     def _understand(self, run: Run, text: str) -> Any:
         if self.router is None:

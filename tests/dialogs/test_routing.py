@@ -723,3 +723,12 @@ def test_colloquial_questions_broken_promises_and_what_was_recorded(engine):
     # c33: "好 那继续" after a side question takes the complaint up again, not a missed choice
     conv, turns = talk(engine, "我要退货 SH20262222", "哦对了 退货运费谁出？", "好 那继续", "13012340000")
     assert "接着处理" in shown(turns[2]) and "可以先不提供" not in shown(turns[3])
+
+
+def test_a_fee_matter_only_a_person_can_look_into_beside_a_complaint_is_noted_and_offered_after(engine):
+    # probe 12 c30: the COD payout not received, told beside a goods-not-loaded complaint, was never acknowledged
+    conv, turns = talk(engine, "急！SH20261370昨晚没装上车，客户明天就要，还有上周那票SH20261371的代收货款到现在没到账",
+                       "13798765432", "对")
+    assert conv.later is None and "代收货款的情况我也记下了" in shown(turns[0])
+    assert "代收货款的情况，需要现在一起登记吗" in shown(turns[1])
+    assert any(e.kind == "human_requested" for e in turns[2].events)  # the payout goes to a person
