@@ -187,7 +187,7 @@ class Engine(RoutingMixin, FeeTalkMixin, AnswersMixin, MovesMixin, PromptsMixin)
         if run.entities.salutation:
             conv.salutation = run.entities.salutation
         if move == "human" or wants.human:
-            if wants.insult:  # "…破公司 我要打12315": sorry first, then the person
+            if wants.insult or wants.upset:  # "…破公司 我要打12315": sorry first, then the person
                 self._say(run, self.shared.texts.apology)
             if wants.meta and self.shared.texts.about_me_handoff is not None:  # "你们客服都是机器人吗 叫个活人来"
                 self._say(run, self.shared.texts.about_me_handoff)
@@ -217,7 +217,7 @@ class Engine(RoutingMixin, FeeTalkMixin, AnswersMixin, MovesMixin, PromptsMixin)
         if wants.hours and self.shared.texts.hours is not None:  # "我不想说单号 就问问你们晚上几点下班"
             self._say(run, self.shared.texts.hours)
             return self._prompt(run, resume=True)
-        if wants.insult:
+        if wants.insult or wants.upset:
             self._say(run, self.shared.texts.apology)
             if wants.insult_only:
                 return self._prompt(run, resume=True)

@@ -39,6 +39,7 @@ class Wants:
     hours: bool = False
     insult: bool = False
     insult_only: bool = False  # nothing but abuse: apologise and ask again
+    upset: bool = False  # sarcasm or a threat (呵呵 你们可真行, 我要去消协投诉): sorry first, like abuse, but a complaint still
     cannot_give: bool = False
     correction: bool = False
     own_status: bool = False
@@ -94,6 +95,7 @@ class RepairReader:
             hours=found.get("hours", False) and len(self._rest(said, ("hours",))) <= HOURS_REST,
             insult=found["insult"],
             insult_only=found["insult"] and not without_insults,
+            upset=found["upset"],
             # "单号不记得了", or "我没有单号，单子在客户那，是从福州发到武汉的": said of what is asked for
             cannot_give=found["cannot_give"] and not found.get("goods_lost") and (len(self._rest(said, ("cannot_give", "subjects"))) <= 6
                                                   or bool(self._cannot_give_subject.search(said))

@@ -105,7 +105,10 @@ class RoutingMixin:
                 # "不知道啥单号", "不对 是昨天不是前天": something told, not the buttons passed over
                 aside = self._aside_at_choice(text, wants)
                 conv.memory.misses += 0 if aside else 1
-                if offered[0] not in self.content.categories or (conv.memory.misses < 2 and not self._strong_lead(run, offered[0])):
+                # the likeliest: one offered that the words name outright (货丢了一个礼拜没人管: the claim), else the first
+                named = self._named_outright(normalize(conv.offered_text))
+                likeliest = next((label for label in offered if label in named), offered[0])
+                if likeliest not in self.content.categories or (conv.memory.misses < 2 and not self._strong_lead(run, likeliest)):
                     run.lead += self._noted_line(run)  # what was kept, then the way out, then the question
                     run.lead += render(aside.text, self._blank_values()) if aside else ""
                     if texts.which_one_way_out is not None and (conv.memory.misses or not aside):
@@ -115,8 +118,8 @@ class RoutingMixin:
                 # the waybill): the likeliest problem, said aloud so that "不对，其实是…" can still change it.
                 run.entities = extract(conv.offered_text, self.places, today=self._today(run))
                 conv.state, conv.offered = MENU, []
-                self._say(run, self.shared.texts.topic_changed, category=self._entry(offered[0]).name)
-                return self._start(run, offered[0], conv.offered_text if not only_entities else source)
+                self._say(run, self.shared.texts.topic_changed, category=self._entry(likeliest).name)
+                return self._start(run, likeliest, conv.offered_text if not only_entities else source)
             conv.state, conv.offered = MENU, []
             run.chose_among = offered
             pressed = index is not None and index < len(offered) and normalize(text).casefold() in {

@@ -273,6 +273,7 @@ class Repairs(Strict):
     photos: list[str] = []  # how to send photos (照片怎么发给你们): answered wherever asked
     confused: list[str] = []  # lost at a question (咋办, 你说啥): the way out at once
     resume: list[str] = []  # back to the complaint after a side question (回到刚才那个)
+    upset: list[str] = []  # sarcasm and threats: an apology first, the complaint read as ever (呵呵 你们可真行)
     recorded: list[str] = []  # what was put on the case, asked after it (登记的电话是哪个)
     addressing: list[str] = []  # how customers call the agent (姑娘, 师傅): no words of their own in "谢谢你啊姑娘"
     fillers: str  # characters that carry no meaning in a short message (啊吧了呢)

@@ -732,3 +732,12 @@ def test_a_fee_matter_only_a_person_can_look_into_beside_a_complaint_is_noted_an
     assert conv.later is None and "代收货款的情况我也记下了" in shown(turns[0])
     assert "代收货款的情况，需要现在一起登记吗" in shown(turns[1])
     assert any(e.kind == "human_requested" for e in turns[2].events)  # the payout goes to a person
+
+
+def test_sarcasm_and_threats_get_an_apology_and_the_problem_named_outright_is_the_likeliest(engine):
+    # probe 14 c38, c39, c43: 呵呵 你们可真行 / 12315 / 消协 got no apology; 货丢了 passed over twice became 货物滞留
+    conv, turns = talk(engine, "呵呵 你们可真行 货丢了一个礼拜没人管", "SH20263838", "13838383838")
+    assert "抱歉" in shown(turns[0])
+    assert conv.category == "claims" and "货物滞留" not in shown(turns[2])
+    conv, [turn] = talk(engine, "理赔拖了一个月了 你们可真行 我要去消协投诉")
+    assert "抱歉" in shown(turn)
