@@ -65,7 +65,8 @@ class AnswersMixin:
                 collects = self._category(conv).flow.states[state.options[index].goto].collect
                 self._tell_story(run, text, [w for o in state.options for w in (o.label, *o.words, *o.reply_words)], collects)
                 return self._trigger(run, f"option{index}")
-        if wants.cancel or wants.bye:
+        given = run.entities.waybills or run.entities.phones  # "算了 SH20261111": given up explaining, not the complaint
+        if (wants.cancel and not given) or wants.bye:
             return self._confirm(run, "cancel" if wants.cancel else "bye")
         if wants.wait:
             return self._say(run, texts.wait_reply)
@@ -128,6 +129,10 @@ class AnswersMixin:
             # nothing here answers, no wrong number and no "reply with the option's number"
             self._keep_unanswered(run)
             run.lead += render(texts.question_noted.text, self._blank_values())
+            return self._prompt(run)
+        waybill = conv.facts.get("waybill")
+        if waybill and run.entities.waybills and set(run.entities.waybills) == {waybill} and not run.entities.phones:
+            run.noted.append(self._category(conv).facts["waybill"].label)  # sent again (typed plainly this time): had it
             return self._prompt(run)
         self._missed(run, pending)
 

@@ -741,3 +741,12 @@ def test_sarcasm_and_threats_get_an_apology_and_the_problem_named_outright_is_th
     assert conv.category == "claims" and "货物滞留" not in shown(turns[2])
     conv, [turn] = talk(engine, "理赔拖了一个月了 你们可真行 我要去消协投诉")
     assert "抱歉" in shown(turn)
+
+
+def test_a_waybill_sent_again_or_after_a_sigh_is_taken_not_refused(engine):
+    # probe 14 c7, c52: the waybill typed plainly again at the phone question got "电话号码格式不对"; c11: "算了 SH…" was
+    # read as dropping the complaint
+    conv, turns = talk(engine, "查一下我的货 单号SH二零二六五二五二", "SH20265252")
+    assert conv.facts["waybill"] == "SH20265252" and "格式不对" not in shown(turns[1]) and "运单号已经记下了" in shown(turns[1])
+    conv, turns = talk(engine, "货一直不发 都五天了", "你们自己查不到吗？", "算了 SH20261111")
+    assert conv.category == "stranded" and conv.facts.get("waybill") == "SH20261111" and "不登记了吗" not in shown(turns[2])
