@@ -123,7 +123,9 @@ class AnswersMixin:
         if texts.foreign is not None and FOREIGN.fullmatch(text):  # "I cannot read Chinese": no wrong number either
             self._say(run, texts.foreign)
             return self._prompt(run)
-        asked_at = self._fact_type(conv, pending).kind == "pattern" if pending is not None else bool(self._state(conv).options)
+        # at a choice, "那你让我怎么办" is lost, not a question for staff: the way out (_missed) serves it
+        asked_at = (self._fact_type(conv, pending).kind == "pattern" if pending is not None
+                    else bool(self._state(conv).options) and not self.repairs.has("confused", text))
         if (asked_at and texts.question_noted is not None and asks(normalize(text)) and not re.search(r"[0-9]", normalize(text))):
             # "现在怎么办 客户在漳州等着" at the phone question, "能不能反映给你们线路负责人" at a choice: a question
             # nothing here answers, no wrong number and no "reply with the option's number"
@@ -260,6 +262,8 @@ class AnswersMixin:
             if named and not self.repairs.cannot_give(text, self._fact_type(conv, fact_id).called):
                 run.lead = self._moved_on(run, named)  # "不方便留电话" while the address is asked: not the address
                 return self._prompt(run)
+            return self._skip(run, fact_id, text)
+        if self.repairs.lost(text):  # "那你让我怎么办" when asked what stands in for a waybill: not that, and on we go
             return self._skip(run, fact_id, text)
         texts = self.shared.texts
         if own is not None and not getattr(run.entities, own) and texts.question_noted is not None and asks(normalize(text)):

@@ -23,6 +23,9 @@ _CLAUSE = re.compile(r"[,.;!?，。；！？\s]+")
 _ASKS = re.compile(r"[?？]|我要问|我想问|问一下|帮我|怎么|多少|能不能|可以吗")
 
 
+LOST_REST = 4  # characters besides the words of being lost ("那你让我" in 那你让我怎么办)
+
+
 @dataclass(frozen=True)
 class Wants:
     """What one message asks for besides an answer. The short-message wishes (cancel, bye, thanks,
@@ -160,6 +163,11 @@ class RepairReader:
     def has(self, name: str, text: str) -> bool:
         """Tells whether the message contains a phrase of one of the lists (e.g. 'correction')."""
         return bool(self._patterns[name].search(fold(text).casefold()))
+
+    def lost(self, text: str) -> bool:
+        """Lost and saying little else ("俺不懂", "那你让我怎么办"): the way out is owed, not the question again."""
+        said = fold(text).casefold()
+        return bool(self._patterns["confused"].search(said)) and len(self._rest(said, ("confused",))) <= LOST_REST
 
 
 def _phrases(items: list[str]) -> list[str]:

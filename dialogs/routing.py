@@ -197,8 +197,7 @@ class RoutingMixin:
             run.understood = complaint
         if after_case and self._already_recorded(run, text):
             return
-        lost = self.repairs.has("confused", text) and len(MEANINGFUL.findall(_without_words(said, self.repairs.lists["confused"]))) <= 3
-        if lost and conv.state == MENU and not run.first_contact and texts.which_one_way_out is not None:
+        if self.repairs.lost(text) and conv.state == MENU and not run.first_contact and texts.which_one_way_out is not None:
             return self._say(run, texts.which_one_way_out)  # "俺不懂" at the menu: how else to go on, not the list again
         self._route(run, text)
 

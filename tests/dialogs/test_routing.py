@@ -750,3 +750,14 @@ def test_a_waybill_sent_again_or_after_a_sigh_is_taken_not_refused(engine):
     assert conv.facts["waybill"] == "SH20265252" and "格式不对" not in shown(turns[1]) and "运单号已经记下了" in shown(turns[1])
     conv, turns = talk(engine, "货一直不发 都五天了", "你们自己查不到吗？", "算了 SH20261111")
     assert conv.category == "stranded" and conv.facts.get("waybill") == "SH20261111" and "不登记了吗" not in shown(turns[2])
+
+
+def test_why_the_phone_a_dispute_said_to_the_check_question_and_lost_at_a_question(engine):
+    # probe 14 c18: "为什么要我电话" was kept "for staff"; c14: "上次才80这次收我150 凭什么" at 需要登记核对吗 got
+    # "请回复选项前的数字", and "那你让我怎么办" was kept as a question for staff, the same question after it
+    conv, turns = talk(engine, "货到了不送", "SH20268888", "厦门湖里区枋湖路12号", "今天下午", "为什么要我电话")
+    assert "留电话是为了" in shown(turns[4]) and "记下了" not in shown(turns[4])
+    conv, turns = talk(engine, "运费怎么这么贵", "上次才80这次收我150 凭什么")
+    assert conv.state == "collect" and "选项前的数字" not in shown(turns[1])
+    conv, turns = talk(engine, "运费怎么这么贵", "上次才80这次收我150 凭什么", "我没单号 是朋友帮我寄的", "那你让我怎么办")
+    assert "可以先不提供" in shown(turns[3]) and "shipment" not in conv.facts
