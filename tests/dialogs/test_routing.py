@@ -761,3 +761,15 @@ def test_why_the_phone_a_dispute_said_to_the_check_question_and_lost_at_a_questi
     assert conv.state == "collect" and "选项前的数字" not in shown(turns[1])
     conv, turns = talk(engine, "运费怎么这么贵", "上次才80这次收我150 凭什么", "我没单号 是朋友帮我寄的", "那你让我怎么办")
     assert "可以先不提供" in shown(turns[3]) and "shipment" not in conv.facts
+
+
+def test_dialect_where_a_what_if_before_shipping_and_a_loss_counted_in_boxes(engine):
+    # probe 14 c1: 闽南 "阮的货伫佗位啦" (where are my goods) was offered stranded / not delivered
+    conv, [turn] = talk(engine, "喂 阮的货伫佗位啦 单号SH20261234 等三工了")
+    assert conv.category == "tracking"
+    # c8: "碎了怎么赔" asked about porcelain not yet sent started a claim
+    conv, turns = talk(engine, "我要寄一批瓷器 值8000块 保价要多少钱", "碎了怎么赔")
+    assert conv.category == "insurance" and "只保灭失险" in shown(turns[1]) and "运单号" not in shown(turns[1])
+    # c12: "一共3箱丢了1箱" told, then asked what the problem was
+    conv, turns = talk(engine, "我要理赔", "SH20262222", "丢了 整箱都没了 一共3箱丢了1箱")
+    assert conv.facts.get("what") == "货物短少（少件）"
