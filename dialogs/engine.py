@@ -37,11 +37,12 @@ from dialogs.render import render, template_values
 from dialogs.repairs import RepairReader
 from dialogs.routing import RoutingMixin
 from dialogs.schema import Category, State, Step
-from dialogs.turn import CASE_NUMBER, MAX_MOVES, MEANINGFUL, QUESTION, START, Router, Run
+from dialogs.turn import CASE_NUMBER, MAX_MOVES, MEANINGFUL, OTHER, QUESTION, START, VAGUE, Router, Run
 
 __all__ = ["CASE_NUMBER", "Engine", "Router"]  # CASE_NUMBER: the adapters find case numbers with it
 
 READ_LIMIT = 4096  # characters of a message the engine reads: Telegram's longest message
+META_REST = 6  # characters beside the words about the bot that make a request of their own
 
 
 # Facts a new complaint right after a case takes from it (said so, and replaced by a new waybill).
@@ -210,7 +211,11 @@ class Engine(RoutingMixin, FeeTalkMixin, AnswersMixin, MovesMixin, PromptsMixin)
             return self._after(run)
         if wants.meta:
             self._say(run, self.shared.texts.about_me)
-            return self._prompt(run, resume=True)
+            rest = self.repairs.rest(text, "meta")
+            reading = self._understand(run, rest) if len(MEANINGFUL.findall(rest)) >= META_REST else None
+            if reading is None or reading.label in (OTHER, VAGUE):  # "哈哈 那你叫什么名字 今天天气不错": nothing more
+                return self._prompt(run, resume=True)
+            # "哦 又是机器人 行吧 我货到了为什么不送": said what kefu is, then on with what else the message asks
         if wants.photos and self.shared.texts.photos_here is not None:  # "我拍了照片 怎么发给你们"
             self._say(run, self.shared.texts.photos_here)
             return self._prompt(run, resume=True)

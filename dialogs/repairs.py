@@ -164,6 +164,11 @@ class RepairReader:
         """Tells whether the message contains a phrase of one of the lists (e.g. 'correction')."""
         return bool(self._patterns[name].search(fold(text).casefold()))
 
+    def rest(self, text: str, name: str) -> str:
+        """The message without the phrases of one list and without fillers ("哦 又是机器人 行吧 我货到了为什么不送"
+        without the words about the bot: what else it says)."""
+        return self._rest(fold(text).casefold(), (name,))
+
     def lost(self, text: str) -> bool:
         """Lost and saying little else ("俺不懂", "那你让我怎么办"): the way out is owed, not the question again."""
         said = fold(text).casefold()

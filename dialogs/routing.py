@@ -352,7 +352,8 @@ class RoutingMixin:
         if not offered or (self.repairs.read(text).insult and len(said) < 4):  # abuse with nothing else in it: asked, not guessed
             self._say(run, texts.fallback)
             return self._show_menu(run)
-        conv.state, conv.offered, conv.offered_text = CLARIFY, offered, text
+        # a phone or waybill sent before (kept in offered_text) stays with the story for what is chosen
+        conv.state, conv.offered, conv.offered_text = CLARIFY, offered, f"{conv.offered_text}\n{text}".strip()
         self._prompt(run)
 
     def _start_first(self, run: Run, label: str, later: str | None, text: str, account: bool = False) -> None:

@@ -773,3 +773,14 @@ def test_dialect_where_a_what_if_before_shipping_and_a_loss_counted_in_boxes(eng
     # c12: "一共3箱丢了1箱" told, then asked what the problem was
     conv, turns = talk(engine, "我要理赔", "SH20262222", "丢了 整箱都没了 一共3箱丢了1箱")
     assert conv.facts.get("what") == "货物短少（少件）"
+
+
+def test_a_complaint_beside_words_about_the_bot_and_a_phone_sent_before_the_problem_are_kept(engine):
+    # probe 14 c45: "哦 又是机器人 行吧 我货到了为什么不送" got what kefu is and the menu, the goods forgotten
+    conv, [turn] = talk(engine, "哦 又是机器人 行吧 我货到了为什么不送")
+    assert "自动回复" in shown(turn) and conv.category == "not_delivered"
+    conv, [turn] = talk(engine, "哈哈 那你叫什么名字 今天天气不错")  # words about the bot and chit-chat: no more
+    assert conv.category is None and "暂时回答不了" not in shown(turn)
+    # c31: the phone sent first, then a vague question, then "昨天到厦门的 但是没人送": not delivered, the phone kept
+    conv, turns = talk(engine, "13711113131", "我就是想问一下我的货", "昨天到厦门的 但是没人送")
+    assert conv.category == "not_delivered" and conv.facts.get("phone") == "13711113131"
