@@ -784,3 +784,12 @@ def test_a_complaint_beside_words_about_the_bot_and_a_phone_sent_before_the_prob
     # c31: the phone sent first, then a vague question, then "昨天到厦门的 但是没人送": not delivered, the phone kept
     conv, turns = talk(engine, "13711113131", "我就是想问一下我的货", "昨天到厦门的 但是没人送")
     assert conv.category == "not_delivered" and conv.facts.get("phone") == "13711113131"
+
+
+def test_a_driver_who_swore_and_goods_nobody_can_find_are_named_outright(engine):
+    # probe 14 c40: "你们司机送货还骂人" (beside 差评 and 曝光) got the whole menu; c46: "货也不知道在哪", passed over,
+    # became 当日未配送
+    conv, [turn] = talk(engine, "我要给你们差评 还要发抖音曝光 你们司机送货还骂人")
+    assert conv.category == "attitude" and "抱歉" in shown(turn)
+    conv, turns = talk(engine, "你们是不是倒闭了 网点电话一直打不通 货也不知道在哪", "SH20264646", "13546464646")
+    assert [e.data["category"] for t in turns for e in t.events if e.kind == "case_opened"] == ["tracking"]
