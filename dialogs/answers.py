@@ -334,13 +334,23 @@ class AnswersMixin:
                 hits.append((max(len(c) for c in cues), fid, min(said.find(normalize(c).casefold()) for c in cues), answer))
         return hits
 
+    def _help_asked(self, conv: Conversation, pending: str | None, text: str) -> Answer | None:
+        """The help a message asks for: the asked fact's (its cues), or another of the complaint's facts' when the
+        message also names that fact (为什么要我电话 while the address is asked); None if none."""
+        said = normalize(text)
+        types = [self._fact_type(conv, pending)] if pending is not None else []
+        named = [t for t in (self._fact_type(conv, f) for f in self._category(conv).facts)
+                 if t not in types and any(normalize(w) in said for w in t.called)]
+        return next((t.help for t in types + named
+                     if t.help is not None and any(normalize(c) in said for c in t.help.cues)), None)
+
     def _side_question(self, run: Run, text: str, wants: Wants, pending: str | None) -> bool:
         """Answers a question that is not the one asked (a fee, this complaint's FAQ, another complaint),
         then the complaint resumes where it stood."""
         conv, texts = run.conversation, self.shared.texts
         asks = bool(QUESTION.search(normalize(text)))
-        help = self._fact_type(conv, pending).help if pending is not None else None
-        if help is not None and any(normalize(c) in normalize(text) for c in help.cues):  # "什么是单号"
+        help = self._help_asked(conv, pending, text)
+        if help is not None:  # "什么是单号"; "为什么要我电话" while the address is asked
             conv.memory.misses = max(conv.memory.misses, 1)  # not answered yet: the way out is offered
             self._say(run, help, options=self._current_options(conv))
             return True

@@ -757,6 +757,8 @@ def test_why_the_phone_a_dispute_said_to_the_check_question_and_lost_at_a_questi
     # "请回复选项前的数字", and "那你让我怎么办" was kept as a question for staff, the same question after it
     conv, turns = talk(engine, "货到了不送", "SH20268888", "厦门湖里区枋湖路12号", "今天下午", "为什么要我电话")
     assert "留电话是为了" in shown(turns[4]) and "记下了" not in shown(turns[4])
+    conv, turns = talk(engine, "货到了三天都不送", "SH20261299", "为什么要我电话")  # asked while the address is asked
+    assert "留电话是为了" in shown(turns[2]) and "记下了" not in shown(turns[2])
     conv, turns = talk(engine, "运费怎么这么贵", "上次才80这次收我150 凭什么")
     assert conv.state == "collect" and "选项前的数字" not in shown(turns[1])
     conv, turns = talk(engine, "运费怎么这么贵", "上次才80这次收我150 凭什么", "我没单号 是朋友帮我寄的", "那你让我怎么办")
