@@ -32,6 +32,10 @@ WHERE_ENDINGS = "有呢啊呀啦吗嘛哇哦了度喇啫咧嘞"  # what may foll
 _FILLER = re.compile(r"我|是|要|想|投诉|举报|反映|你们|您们|这个|那个|那位|这位|的|了|啊|呀|吧|下|一|昨天|今天|前天|刚才|上次|早上|上午|下午|晚上")
 
 
+# a clause that ends in these is cut off before its verb ("老板让我|问一下保价怎么算"): it tells no complaint
+CUT_BEFORE_VERB = ("让我", "叫我", "要我", "帮我")
+
+
 class RoutingMixin:
     """Starts what a message outside a complaint asks for."""
 
@@ -205,7 +209,7 @@ class RoutingMixin:
         """What to say to a remark made while asked which problem that tells something instead of choosing: no
         waybill (不知道啥单号) or a detail put right (不对 是昨天不是前天); None for anything else."""
         texts = self.shared.texts
-        if wants.cannot_give and any(w in text for w in ("单号", "运单", "单子")):
+        if wants.cannot_give and self.repairs.cannot_give(text, self.shared.fact_types["waybill"].called):
             return texts.no_waybill_yet
         if wants.correction or normalize(text).startswith(("不对", "不是")):
             return texts.told_noted
@@ -431,8 +435,10 @@ class RoutingMixin:
         customer says next about it (the new address, where the goods are) goes to a person (_request_details).
         True when the message is handled."""
         served = self._services(text)
-        reading = self._understand(run, text) if served else None
-        if not served or (self._sure_complaint(run, text) and not all(reading.label in a.over for a in served)):
+        if not served:
+            return False
+        reading = self._understand(run, text)
+        if self._sure_complaint(run, text) and not all(reading.label in a.over for a in served):
             return False
         for answer in served:
             self._say(run, answer)
@@ -559,9 +565,8 @@ class RoutingMixin:
         complaint, with that reading, in order."""
         if self.router is None:
             return
-        # a clause cut off before its verb ("老板让我|问一下保价怎么算") tells no complaint
         for clause in [c for c in self._clauses.split(normalize(text))
-                       if len(WORDS.findall(c)) >= 4 and not c.rstrip().endswith(("让我", "叫我", "要我", "帮我"))][:12]:
+                       if len(WORDS.findall(c)) >= 4 and not c.rstrip().endswith(CUT_BEFORE_VERB)][:12]:
             reading = self.router.classify(clause)
             if reading.label in self.content.categories and reading.confidence >= self.routing.also_threshold:
                 yield clause, reading
