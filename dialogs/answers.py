@@ -20,12 +20,9 @@ from dialogs.turn import (ANSWER_STORY, FOREIGN, asks, MAX_SAID, MEANINGFUL, NAM
 # A question that names both answers ("要不要收费？", "需不需要"): not a choice among the options by its words.
 EITHER_OR = re.compile(r"(\w)不\1|需不需要|可不可以")
 
-
-
-
-
 # a time said as a promise that was not kept ("说今天送 没送来", "说好上午到 结果也没到")
 BROKEN_PROMISE = re.compile(r"说(?:好)?[^，。,.!！?？]{0,8}?(?:送|到|来|发)[^，。,.!！?？]{0,6}?(?:没|不见|也没|还没)")
+
 
 class AnswersMixin:
     """Takes what a message gives inside a complaint, and finds the way on when it gives nothing."""
@@ -111,8 +108,10 @@ class AnswersMixin:
         if pending is not None and wants.cannot_give:
             return self._skip(run, pending, text)
         # ("福州到上海 一个立方收我380 别家才260": figures of the story are story too; a waybill or phone is no story)
-        # a waybill other than the one taken comes with its own story (2. SH…02 混进了别家的货): the account's, too
-        other_waybill = bool(run.entities.waybills) and "waybill" in conv.facts and conv.facts["waybill"] not in run.entities.waybills
+        # a waybill other than the one taken comes with its own story (2. SH…02 混进了别家的货): the account's, too;
+        # the one taken, sent again alone (typed plainly this time), is had
+        taken, sent = conv.facts.get("waybill"), set(run.entities.waybills)
+        other_waybill, sent_again = bool(taken and sent and taken not in sent), bool(taken and sent == {taken})
         if ((pending is not None or self._state(conv).options) and not ((run.entities.waybills and not other_waybill) or run.entities.phones)
                 and not re.search(r"[A-Za-z]", self._without_entities(run, text))
                 and not QUESTION.search(text) and self._adds_to_story(run, text, False, least=SHORT_STORY_WORDS)):
@@ -132,9 +131,8 @@ class AnswersMixin:
             self._keep_unanswered(run)
             run.lead += render(texts.question_noted.text, self._blank_values())
             return self._prompt(run)
-        waybill = conv.facts.get("waybill")
-        if waybill and run.entities.waybills and set(run.entities.waybills) == {waybill} and not run.entities.phones:
-            run.noted.append(self._category(conv).facts["waybill"].label)  # sent again (typed plainly this time): had it
+        if sent_again and not run.entities.phones:
+            run.noted.append(self._category(conv).facts["waybill"].label)
             return self._prompt(run)
         self._missed(run, pending)
 

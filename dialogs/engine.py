@@ -212,6 +212,7 @@ class Engine(RoutingMixin, FeeTalkMixin, AnswersMixin, MovesMixin, PromptsMixin)
         if wants.meta:
             self._say(run, self.shared.texts.about_me)
             rest = self.repairs.rest(text, "meta")
+            # read without the words about the bot: that reading (kept in run.understood) routes the rest below
             reading = self._understand(run, rest) if len(MEANINGFUL.findall(rest)) >= META_REST else None
             if reading is None or reading.label in (OTHER, VAGUE):  # "哈哈 那你叫什么名字 今天天气不错": nothing more
                 return self._prompt(run, resume=True)

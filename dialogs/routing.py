@@ -151,8 +151,10 @@ class RoutingMixin:
         # "我的货丢了你们到底管不管": a problem named outright is a complaint, not a chase of the case they have
         if (wants.own_status and not named or withdraws) and not run.entities.waybills and not is_number(text):
             return self._my_cases(run)  # "上周申请的退货 退回去了没有": their request, not a new one of its kind
-        # 保价5000 right after a disputed payout: the case's, before any menu entry or fee it names
-        case = run.ledger.find_case(conv.case_number) if after_case and conv.case_number else None
+        # 保价5000 right after a disputed payout: the case's, before any menu entry or fee it names (the case looked up
+        # only for a message that names such a topic and asks nothing)
+        told_topic = self.fees.names_topic(text) in self.routing.case_facts and not QUESTION.search(normalize(text))
+        case = run.ledger.find_case(conv.case_number) if after_case and conv.case_number and told_topic else None
         if case is not None and self._case_fact_told(case, text) and self._already_recorded(run, text):
             return
         index = pick_option(text, [names for names, _ in self._menu_entries()])
