@@ -46,12 +46,13 @@ class Memory:
     carried: list[str] = field(default_factory=list)  # facts taken from the case just opened: a new value replaces them
     promised: str | None = None  # when a person will be in touch, as told on the handoff: told the same again
     served: str | None = None  # a request answered last turn (上门取件, 改地址): what follows are its details, for staff
+    amounts: dict[str, str] = field(default_factory=dict)  # the amount priced last for each fee (cod, insurance): asked again later
 
     def as_json(self) -> dict[str, Any]:
         return {"said": self.said, "skipped": self.skipped, "misses": self.misses, "confirming": self.confirming,
                 "last_lines": self.last_lines, "topic": self.topic, "handed": self.handed, "second": self.second,
                 "last_fact": self.last_fact, "checking": self.checking, "carried": self.carried,
-                "promised": self.promised, "served": self.served}
+                "promised": self.promised, "served": self.served, "amounts": self.amounts}
 
     @classmethod
     def from_json(cls, data: dict[str, Any] | None) -> "Memory":

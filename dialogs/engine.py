@@ -285,11 +285,12 @@ class Engine(RoutingMixin, FeeTalkMixin, AnswersMixin, MovesMixin, PromptsMixin)
         conv = run.conversation
         conv.memory.misses = 0
         if category_id in self.content.policies.topics:
-            conv.category, conv.state, conv.facts = category_id, TOPIC, {}
+            conv.category, conv.state, conv.facts = category_id, TOPIC, self._amounts_priced(run)
             conv.memory.topic = category_id
             if self._offer_check(run, text):  # "代收货款被扣了20块 我代收的是3000": the standard, and a check
                 return
             answer = self.fees.answer(text, run.entities, category_id, conv.facts, self._today(run), opening=True)
+            self._remember_amounts(run, conv.facts)
             if answer.topic and answer.topic != category_id:
                 conv.category = conv.memory.topic = answer.topic
             # chosen from the menu, or named alone (保管费): what the manual says; a storage figure given: the next asked

@@ -313,6 +313,8 @@ _DATE_PATTERNS: list[tuple[str, re.Pattern]] = [
     ("ymd", re.compile(r"(?<!\d)(\d{4})\s*(?:年|-|/|\.)\s*(\d{1,2})\s*(?:月|-|/|\.)\s*(\d{1,2})\s*[日号]?(?!\d)")),
     ("md", re.compile(rf"(?<![\d.])({_DAY})\s*月\s*({_DAY})\s*[日号]")),
     ("md", re.compile(r"(?<![\d/.])(\d{1,2})/(\d{1,2})(?![\d/])")),
+    # 11-28 (not 3-5天, a range of days; not 138-1234, a phone's parts)
+    ("md", re.compile(r"(?<![\d/.-])(\d{1,2})-(\d{1,2})(?![\d/-]|\s*(?:天|日|个|小时|号|件|箱|点|分|%))")),
     ("ago", re.compile(rf"({STARTING_NUMBER})\s*(?:个)?(?:天|日)\s*(前|以前|之前|后|以后|之后)")),
     ("month_day", re.compile(rf"(上上个?|上个?|这个?|本|下个?)月\s*({_DAY})\s*[日号]")),
     ("week", re.compile(r"(上上|上|这|本|下下|下)?(?:个)?(?:周|星期|礼拜)([一二三四五六日天1-7])")),
@@ -468,8 +470,10 @@ def _amounts(work: _Work) -> list[tuple[int, Decimal]]:
                 continue  # 十, 四十: far more often a count or part of an idiom than money
         elif unit == "块" and value < 10 and not _MONEY_CUE.search(work.before(m.start(), 8)):
             continue  # 玻璃碎了三块: pieces, not yuan
-        sign = work.before(m.start(2), 16).rstrip()[-1:]  # a window: the text up to each amount would be quadratic
-        found.append((m.start(), -value if sign in ("-", "负", "−") else value))
+        window = work.before(m.start(2), 16).rstrip()  # a window: the text up to each amount would be quadratic
+        sign = window[-1:]
+        dash = sign in ("-", "−") and window[-2:-1].isdigit()  # 11-28, 2000-3000: a dash between figures, no minus
+        found.append((m.start(), -value if sign in ("-", "负", "−") and not dash else value))
     return found
 
 

@@ -41,10 +41,14 @@ class FeeTalkMixin:
                 self._say_plain(run, line)
             return self._prompt(run)
         if run.entities.waybills and self._waybill_invited(run) == HANDOFF:
-            return self._handoff(run, text)  # "运单 PT20261120 代收3500" after "把运单号发给我，我请工作人员帮您核实"
+            # "运单 PT20261120 代收3500" after "把运单号发给我，我请工作人员帮您核实": the amount kept for 手续费扣了多少
+            self._remember_amounts(run, {f"amount:{fee}": str(amount)
+                                         for fee, amount in self.fees.amounts_told(text, run.entities, conv.category).items()})
+            return self._handoff(run, text)
         if self._offer_check(run, text):
             return
         answer = self.fees.answer(text, run.entities, conv.category, conv.facts, self._today(run))
+        self._remember_amounts(run, conv.facts)
         if answer.understood:
             if answer.topic and answer.topic != conv.category:  # the figures so far stay: "加起来一共多少"
                 conv.category = conv.memory.topic = answer.topic
@@ -73,6 +77,14 @@ class FeeTalkMixin:
             return
         self._say(run, texts.fallback)
         self._prompt(run)
+
+    def _amounts_priced(self, run: Run) -> dict[str, str]:
+        """The amounts priced earlier in the conversation, as the fee desk keeps them among a topic's facts."""
+        return {f"amount:{fee}": amount for fee, amount in run.conversation.memory.amounts.items()}
+
+    def _remember_amounts(self, run: Run, facts: dict[str, str]) -> None:
+        run.conversation.memory.amounts.update({key.split(":", 1)[1]: value for key, value in facts.items()
+                                                if key.startswith("amount:")})
 
     def _waybill_invited(self, run: Run) -> str | None:
         """The check an answer said last turn invites a waybill for (its waybill_check), if any."""
@@ -129,9 +141,11 @@ class FeeTalkMixin:
     def _side_fee(self, run: Run, text: str) -> bool:
         """Answers a fee question asked on the side of a complaint; the storage quote needs its figures in one go."""
         conv, texts = run.conversation, self.shared.texts
-        answer = self.fees.answer(text, run.entities, conv.memory.topic, {}, self._today(run), opening=True)
+        facts = self._amounts_priced(run)  # the amounts only: a storage quote beside a complaint needs its figures in one go
+        answer = self.fees.answer(text, run.entities, conv.memory.topic, facts, self._today(run), opening=True)
         if not answer.understood and not answer.options:
             return False
+        self._remember_amounts(run, facts)
         conv.memory.topic = answer.topic
         for line in answer.texts:
             self._say_plain(run, line)

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from decimal import Decimal
 
-from dialogs.entities import STARTING_NUMBER, Entities, introduced_as_waybill, number
+from dialogs.entities import STARTING_NUMBER, Entities, introduced_as_waybill, number, tidy
 from dialogs.folding import fold
-from dialogs.policies import (MAX_AMOUNT, Policies, UnknownCity, cod_charged_differs, cod_fee, goods_named, insurance_fee,
+from dialogs.policies import (MAX_AMOUNT, Policies, UnknownCity, between_text, cod_charged_differs, cod_fee, goods_named, insurance_fee,
                               find_region, insurance_limits, invoice_deadline, label_penalty, label_reward, line_share_text, membership_fee, route_region,
                               storage_fee, topic_answers, topic_text, total_text)
 from dialogs.turn import QUESTION
@@ -54,6 +54,14 @@ _UNLABELLED = re.compile(rf"({STARTING_NUMBER})\s*[件箱张个](?:货)?的?(?:�
 _LATE = re.compile(rf"(?:晚了|晚|逾期了?|超期了?|超了|超出了?|多放了)\s*({STARTING_NUMBER})\s*天")
 # The notice's day: "通知是11月28号", "28号通知的", "28号接到通知"
 _NOTICE_DAY = re.compile(rf"通知(?:是|在|日期是)?\s*(?:\d{{1,2}}月)?({STARTING_NUMBER})\s*[号日]|({STARTING_NUMBER})\s*[号日]\s*(?:接到|收到|发的|来)?通知")
+_PICKED = re.compile(r"[提拿取]")  # a date said with one of these is the pickup's
+# An amount said as a range: 两三千, 七八百, 一两万 (two neighbouring digits and a magnitude); 一万二三, 三千五六 (a
+# magnitude, then two neighbouring digits of the next one down); 2000到3000, 2000-3000
+_CN_DIGIT = "[一二两三四五六七八九]"
+_NOT_AFTER = r"(?![零〇一二两三四五六七八九十百千万\d件箱个包袋天日号次票张台])"  # 七八十个, 三五天: no money
+_RANGE_DIGITS = re.compile(rf"(?<![零〇一二两三四五六七八九十百千万\d])({_CN_DIGIT})({_CN_DIGIT})([十百千万]+){_NOT_AFTER}")
+_RANGE_TAIL = re.compile(rf"(?<![零〇一二两三四五六七八九十百千万\d])({_CN_DIGIT}|\d)([万千])({_CN_DIGIT})({_CN_DIGIT}){_NOT_AFTER}")
+_RANGE_ARABIC = re.compile(r"(?<![\d.])(\d+(?:\.\d+)?)\s*(?:元|块)?\s*(?:-|~|～|到|至)\s*(\d+(?:\.\d+)?)\s*(万|千)?(?![\d号日月点])")
 _MONTHS_AGO = re.compile(r"(上上|上|这|本)个?月|去年")
 # A month named alone (九月份发的货, 9月发的): the latest such month not after this one
 _MONTH_NAMED = re.compile(r"(?<![\d一二三四五六七八九十])(1[0-2]|[1-9]|十[一二]?|[一二三四五六七八九])月(?!\d|[一二三四五六七八九十]+[号日])")
@@ -179,8 +187,16 @@ class FeeDesk:
         not_priced = self._not_priced(said, topic, bool(found.money))
         if not_priced is not None:
             return not_priced
+        ranges = _ranges(said, found.money)
+        if ranges:  # each end of 2000到3000 is no amount of its own (two quotes and a total would be wrong)
+            ends = {at for r in ranges for at in (r[0], r[3])}
+            found = replace(found, money=tuple(m for m in found.money if m[0] not in ends))
         priced = self._by_fee(said, found, topic, storage_said, context)
-        for value in [v for values in priced.values() for v in values]:
+        for at, low, high, _ in ranges:
+            fee = next(iter(self._by_fee(said, replace(found, money=((at, low),)), topic, storage_said, context)), None)
+            if fee in ("cod", "insurance") and 0 < low < high <= MAX_AMOUNT:
+                priced.setdefault(f"{fee}_range", []).append((low, high))
+        for value in [v for values in priced.values() for v in values if not isinstance(v, tuple)]:
             if value <= 0:
                 return FeeAnswer(topic=topic, problem="not_positive")
             if value > MAX_AMOUNT:
@@ -202,6 +218,10 @@ class FeeDesk:
                 del reply.texts[start + 1:]
             for amount in amounts:
                 self._quote(fee_topic, amount, said, found, reply, totals)
+            for low, high in priced.get(f"{fee_topic}_range", []):  # both ends quoted, neither counted in a total
+                reply.texts.append(between_text(low, high, self.policies))
+                for end in (low, high):
+                    self._quote(fee_topic, end, said, found, reply, [])
         # a freight is a storage figure only where storage is asked about ("现在要开票 运费合计3200": the invoice's)
         if topic == "storage" or (priced.get("storage_freight") and (storage_said or context == "storage")):
             storage = self._storage(said, found, facts, today, priced.get("storage_freight", []), context == "storage")
@@ -248,6 +268,13 @@ class FeeDesk:
                 reply.texts += [t for t in more.texts if t not in reply.texts]
             return reply
         return self._policy_answer(said, self._asked_topic(said, topic), named is not None or opening, context)
+
+    def amounts_told(self, text: str, found: Entities, context: str | None) -> dict[str, Decimal]:
+        """The last amount a message gives for each fee (运单 PT20261120 代收3500), without pricing it."""
+        said = fold(text).casefold()
+        topic = self.names_topic(text) or context
+        priced = self._by_fee(said, found, topic or "", False, context) if topic else {}
+        return {fee: priced[fee][-1] for fee in ("cod", "insurance") if priced.get(fee)}
 
     def _asks_the_fee_again(self, said: str, topic: str) -> bool:
         """"保价费多少", "手续费多少" with no amount: how much, and no other question of the topic (最多能保多少)."""
@@ -346,10 +373,17 @@ class FeeDesk:
                  in_storage: bool) -> FeeAnswer | None:
         storage = self.policies.storage
         before = dict(facts)
-        days = _days(found, today, _notice_day(said))
+        notice, pickup = _notice_and_pickup(said, found, today, _notice_day(said), facts if in_storage else {})
+        days = _days(found, today, notice, pickup)
         late_by = self._count(_LATE, said)
         if late_by is not None and late_by < 366:
             days = storage.free_days + late_by  # "晚了两天提": two days past the free ones
+        by_dates = days is not None and late_by is None and not found.nth_days and not found.durations
+        for key, when in (("notice", notice), ("pickup", pickup)):  # a correction of one keeps the other
+            if days is not None:
+                facts.pop(key, None)  # a day counted otherwise (今天第六天了) leaves no dates to correct
+            if when is not None and by_dates:
+                facts[key] = when.isoformat()
         later = [d for d in found.dates if d > today]
         if days is None and in_storage and facts.get("days") and later and len(later) == len(found.dates):
             days = int(facts["days"]) + (later[0] - today).days  # "如果明天去提呢": the day counted so far, and more
@@ -359,6 +393,11 @@ class FeeDesk:
                 days = int(bare.group(1))  # a bare "5" answers "which day is it?"
         if days is not None:
             facts["days"] = str(days)
+        day_counts = list(found.nth_days) or [int(d.days) for d in found.durations if d.unit in ("day", "week", "month")]
+        if len(freights) > 1 and len(day_counts) == len(freights):  # 一票运费500 放了5天，一票运费800 放了7天
+            facts["tickets"] = ",".join(f"{f}:{d}" for f, d in zip(freights, day_counts))
+        elif freights or days is not None:
+            facts.pop("tickets", None)  # one ticket's figures: the tickets before are done with
         if freights:
             facts["freight"] = str(freights[0])
         elif found.money and in_storage and not facts.get("freight"):
@@ -399,14 +438,20 @@ class FeeDesk:
                 return FeeAnswer([], "storage")  # the engine asks for the next figure
             if int(facts["days"]) > storage.free_days:
                 return FeeAnswer([], "storage", options=[r.short for r in storage.regions])
-        result = storage_fee(Decimal(facts["freight"]), int(facts["days"]), chosen.places[0] if chosen else city,
-                             self.policies, place=facts.get("place", ""))
-        if isinstance(result, UnknownCity):
+        tickets = [t.split(":") for t in facts.get("tickets", "").split(",") if t] or [(facts["freight"], facts["days"])]
+        results = [storage_fee(Decimal(freight), int(days), chosen.places[0] if chosen else city, self.policies,
+                               place=facts.get("place", "")) for freight, days in tickets]
+        unknown = next((r for r in results if isinstance(r, UnknownCity)), None)
+        if unknown is not None:
             del facts["city"]
-            return FeeAnswer([result.message], "storage", options=[r.short for r in storage.regions])
+            return FeeAnswer([unknown.message], "storage", options=[r.short for r in storage.regions])
         # The figures stay: "第4天呢" changes one of them and asks again.
         # quoted again ("那一共多少"): already among the quotes a total sums, not added a second time
-        return FeeAnswer([result.explanation], "storage", amount=None if again else result.amount)
+        amount = sum((r.amount for r in results), Decimal(0))  # type: ignore[union-attr]  # no UnknownCity left
+        texts = [r.explanation for r in results]  # type: ignore[union-attr]
+        if len(results) > 1:
+            texts.append(total_text(amount, self.policies))
+        return FeeAnswer(texts, "storage", amount=None if again else amount)
 
     def _labels(self, said: str, found: Entities, reply: FeeAnswer, facts: dict[str, str]) -> None:
         labels = self.policies.labels
@@ -525,6 +570,29 @@ class FeeDesk:
         return None
 
 
+def _ranges(said: str, money: tuple[tuple[int, Decimal], ...]) -> list[tuple[int, Decimal, Decimal, int]]:
+    """The amounts said as ranges, each as (where it starts, low, high, where its second end starts); figures
+    joined by 到 or - only where both were read as money (11-28 is a date, 138-1234 a phone)."""
+    amounts = {at for at, _ in money}
+    found = []
+    for m in _RANGE_DIGITS.finditer(said):
+        first, second, size = number(m.group(1)), number(m.group(2)), number("一" + m.group(3))
+        if first is not None and second is not None and size is not None and first < second:
+            found.append((m.start(), first * size, second * size, m.start()))
+    for m in _RANGE_TAIL.finditer(said):
+        head, first, second = number(m.group(1)), number(m.group(3)), number(m.group(4))
+        size = 10000 if m.group(2) == "万" else 1000
+        if head is not None and first is not None and second is not None and first < second:
+            found.append((m.start(), head * size + first * size // 10, head * size + second * size // 10, m.start()))
+    for m in _RANGE_ARABIC.finditer(said):
+        size = {"万": 10000, "千": 1000}.get(m.group(3) or "", 1)
+        low, high = Decimal(m.group(1)) * size, Decimal(m.group(2)) * size
+        dash = not re.search("[到至]", m.group(0))  # 11-28 is a day; amounts ranged with a dash are larger
+        if low < high and m.start(2) in amounts and (m.start(1) in amounts or size > 1) and not (dash and low < 100):
+            found.append((m.start(1), tidy(low), tidy(high), m.start(2)))
+    return sorted(found)
+
+
 def _notice_day(said: str) -> int | None:
     """The day of the month said to be the notice's ("通知是11月28号", "28号通知的"), if one is."""
     m = _NOTICE_DAY.search(said)
@@ -532,19 +600,40 @@ def _notice_day(said: str) -> int | None:
     return int(day) if day is not None and 1 <= day <= 31 else None
 
 
-def _days(found: Entities, today: date, notice_day: int | None = None) -> int | None:
-    """The day of pickup counted from the notice, the notice day being day 1 ("第5天", "放了5天",
-    or the notice's date: notified on the 29th, picked up on the 2nd is day 4; of several dates, the one
-    said to be the notice's: "11月27号到的 通知是11月28号 今天来提" is day 6 on 12-03)."""
+def _notice_and_pickup(said: str, found: Entities, today: date, notice_day: int | None,
+                       known: dict[str, str]) -> tuple[date | None, date | None]:
+    """The notice's date and the pickup's among the dates said, each kept from an earlier message when this one
+    does not change it ("我打算12月5号去拿", then "哦不对 是11月30号通知的": the 5th stays the pickup). Of several
+    dates the notice is the one said to be the notice's, else the first (货12月30号到了通知我 我1月4号才能回来提:
+    the 30th, the pickup planned after it, over New Year); a single date is the notice's unless it comes after a
+    notice already told (那12月8号去拿呢) or lies ahead with none told."""
+    notice = date.fromisoformat(known["notice"]) if known.get("notice") else None
+    pickup = date.fromisoformat(known["pickup"]) if known.get("pickup") else None
+    dates = list(found.dates)
+    told = next((d for d in dates if d.day == notice_day), None)
+    if told is None and len(dates) > 1:
+        told = dates[0]
+    if told is None and len(dates) == 1:
+        picked = notice is not None and dates[0] > notice and _PICKED.search(said) and "通知" not in said
+        if dates[0] > today or picked:
+            return notice, dates[0]
+        told = dates[0]
+    if told is None:
+        return notice, pickup
+    return told, next((d for d in dates if d > told), pickup)
+
+
+def _days(found: Entities, today: date, notice: date | None, pickup: date | None) -> int | None:
+    """The day of pickup counted from the notice, the notice day being day 1 ("第5天", "放了5天", or the
+    notice's date: notified on the 29th, picked up on the 2nd is day 4); picked up on the day planned, else today."""
     if found.nth_days:
         return found.nth_days[0]
     for duration in found.durations:
         if duration.unit in ("day", "week", "month"):
             return int(duration.days)
-    notices = [d for d in found.dates if d.day == notice_day and d <= today]
-    for when in notices or found.dates:
-        if when <= today and today - when < timedelta(days=366):
-            # picked up on a later day said too ("11月30号通知的 明天提"), else today
-            pickup = next((d for d in found.dates if d > when), today)
-            return (pickup - when).days + 1
+    if notice is None:
+        return None
+    until = pickup if pickup is not None and pickup >= notice else today
+    if notice <= until and until - notice < timedelta(days=366):
+        return (until - notice).days + 1
     return None

@@ -202,6 +202,7 @@ class Policies(Strict):
 
     version: str
     total: Text  # names: total
+    between: Text  # names: low, high
     cod: Cod
     membership: Membership
     insurance: Insurance
@@ -215,7 +216,7 @@ class Policies(Strict):
         return {topic_id: getattr(self, topic_id) for topic_id in TOPIC_IDS}
 
 
-TOPIC_IDS: tuple[str, ...] = tuple(name for name in Policies.model_fields if name not in ("version", "total"))
+TOPIC_IDS: tuple[str, ...] = tuple(name for name in Policies.model_fields if name not in ("version", "total", "between"))
 
 
 # -- results ---------------------------------------------------------------------------------
@@ -450,6 +451,10 @@ def total_text(total: Decimal, policies: Policies) -> str:
     return _render(policies.total, {"total": _cents(total)})
 
 
+def between_text(low: Decimal, high: Decimal, policies: Policies) -> str:
+    return _render(policies.between, {"low": low, "high": high})
+
+
 def _fold(text: str) -> str:
     return "".join(normalize(text).split()).casefold()
 
@@ -611,6 +616,7 @@ def _check_templates(policies: Policies, add: Callable[[tuple, str], None]) -> N
     check(("membership", "quotes", "card"), membership.quotes.card, _names(membership, cards=1, fee=membership.card_fee))
     check(("cod", "charged_differs"), cod.charged_differs, _names(cod, charged=Decimal(10), fee=Decimal(5)))
     check(("total",), policies.total, {"total": Decimal(0)})
+    check(("between",), policies.between, {"low": Decimal(2000), "high": Decimal(3000)})
     invoice = policies.invoice
     for rule in InvoiceQuotes.model_fields:
         check(("invoice", "quotes", rule), getattr(invoice.quotes, rule), _names(invoice, shipped="1月", deadline="2月28日"))

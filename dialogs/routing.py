@@ -47,7 +47,9 @@ class RoutingMixin:
             return self._goodbye(run)
         if wants.withdraw and conv.case_number and self._already_recorded(run, text):
             return  # "算了 我不想追究了 撤回吧": the case taken back (noted for staff), not only "anything else?"
-        if wants.cancel or (wants.thanks and conv.state != CLARIFY):
+        # "不好意思搞错了 是后天要到" after a case: a correction for its staff, not a "never mind"
+        corrects_case = wants.cancel and conv.state == AFTER and conv.case_number and len(self.repairs.rest(text, "cancel")) > 4
+        if (wants.cancel and not corrects_case) or (wants.thanks and conv.state != CLARIFY):
             if wants.ack and texts.ack_reply is not None:
                 if conv.state == AFTER and self._said_last(conv, texts.ack_reply):
                     self._leave(run)  # 嗯 … 行吧: heard twice, nothing more to ask

@@ -178,6 +178,7 @@ def test_duration_in_days():
     ("上个月15号", date(2024, 10, 15)),
     ("2024年3月5日", date(2024, 3, 5)),
     ("2024-03-05", date(2024, 3, 5)),
+    ("11-3到的货", date(2024, 11, 3)),  # a dash between month and day
 ])
 def test_dates(text, day):
     assert ents(text).dates == (day,)
@@ -188,7 +189,7 @@ def test_dates_across_the_new_year():
     assert ents("1月3号能到吗", today=date(2024, 12, 20)).dates == (date(2025, 1, 3),)
 
 
-@pytest.mark.parametrize("text", ["我家住3号楼", "地铁1号线", "以前天天催"])
+@pytest.mark.parametrize("text", ["我家住3号楼", "地铁1号线", "以前天天催", "3-5天能到吗", "要20-30件"])
 def test_no_date(text):
     assert ents(text).dates == ()
 
@@ -248,6 +249,7 @@ def test_repeats_are_kept_once():
     ("1万5千", ["15000"]),
     ("二十万零五百", ["200500"]),
     ("代收 -5000 元", ["-5000"]),  # the sign is kept, for the fee desk to refuse
+    ("代收2000-3000", ["2000", "3000"]),  # a dash between two figures is no minus sign
     ("How much is the COD fee for 5000 yuan?", ["5000"]),
 ])
 def test_amounts_in_every_form(text, amounts):

@@ -8,7 +8,8 @@ import pytest
 from dialogs.conversation import Conversation, Inbound
 from dialogs.engine import Engine
 from dialogs.intents import Router
-from test_engine import FakeLedger
+from dialogs.dialogues import MemoryLedger
+from test_engine import NOW, FakeLedger
 
 
 @pytest.fixture(scope="module")
@@ -795,3 +796,40 @@ def test_a_driver_who_swore_and_goods_nobody_can_find_are_named_outright(engine)
     assert conv.category == "attitude" and "抱歉" in shown(turn)
     conv, turns = talk(engine, "你们是不是倒闭了 网点电话一直打不通 货也不知道在哪", "SH20264646", "13546464646")
     assert [e.data["category"] for t in turns for e in t.events if e.kind == "case_opened"] == ["tracking"]
+
+
+def test_a_fee_asked_again_beside_a_complaint_is_quoted_for_the_amount_told(engine):
+    """Probe 8 (C44): 你先回答我手续费多少, after the 3000 of 代收3000 was priced beside a stranded complaint, got
+    the fee table; the complaint goes on after it."""
+    conv, turns = talk(engine, "货压在福州一个礼拜了 还不发", "SH20261126666 对了 顺便问下 代收3000块手续费多少",
+                       "你先回答我手续费多少")
+    assert "代收金额 3000 元" in shown(turns[2]) and "9.00 元" in shown(turns[2])
+    assert conv.category == "stranded" and "联系电话" in turns[2].replies[-1].text
+
+
+def test_a_return_asked_for_after_damage_is_a_return_of_the_goods_receiver(engine):
+    """Probe 14 (C28): wet boxes and 我要退货 went the damage way; 我要退货啊 这货我不要了 退回去给厂家 at 希望怎么处理
+    was "noted for later" and the damage flow went on; and 给厂家 made the speaker the shipper."""
+    conv, turns = talk(engine, "货到了箱子湿了 单号SH20262828", "13328282828")
+    assert conv.category == "wrong_or_damaged" and "希望怎么处理" in turns[-1].replies[-1].text
+    conv, turns = talk(engine, "我要退货啊 这货我不要了 退回去给厂家", conv=conv)
+    opened = [e.data for e in turns[0].events if e.kind == "case_opened"]
+    assert opened and opened[0]["category"] == "wrong_or_damaged", [r.text for r in turns[0].replies]
+    assert "接着处理" not in shown(turns[0]) and "您希望把这票货退回去" in shown(turns[0])  # in the case's transcript
+    conv, turns = talk(engine, "我要退货 这货我不要了 退回去给厂家 单号SH20262829")
+    assert conv.category == "returns" and conv.facts.get("party") == "我是收货方"
+
+
+def test_the_customers_own_mistake_withdraws_a_complaint_but_corrects_a_case(engine):
+    """Probe 14 (C53): 不好意思搞错了 是我老公跟别人吵 没事了, at the attitude complaint's first question, was taken as
+    the account and the waybill asked for: it drops the complaint (confirmed first). After a case the same words
+    with more in them correct it: noted on the case, not waved off with "anything else?"."""
+    conv, turns = talk(engine, "帮我登记投诉 你们司机态度不好", "不好意思搞错了 是我老公跟别人吵 没事了")
+    assert "先不登记了吗" in shown(turns[1]) and "运单号" not in shown(turns[1])
+    ledger, conv = MemoryLedger(NOW), Conversation(greeted=True)  # a ledger that keeps the cases opened
+    for line in ("货三天没发了 单号SH20261234", "13812345678", "不好意思搞错了 是后天要到"):
+        turn = engine.handle(conv, Inbound(text=line), ledger)
+        ledger.apply(turn)
+    assert [e.data["text"] for e in turn.events if e.kind == "case_detail_added"] == ["不好意思搞错了 是后天要到"]
+    conv, turns = talk(engine, "你们搞错了 我的货发到泉州去了 单号SH20261236")
+    assert conv.category == "misrouted"  # the company's mistake is a complaint, not a withdrawal

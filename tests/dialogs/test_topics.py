@@ -221,3 +221,50 @@ def test_storage_days_count_from_the_date_said_to_be_the_notices(engine):
     ledger.now = NOW.replace(month=12, day=3)
     turn = say(engine, Conversation(greeted=True), "仓储费怎么算 我的货11月27号到的 通知是11月28号 今天来提 运费1000 上海到厦门", ledger)
     assert "第 6 天来提" in turn.replies[0].text and "150.00 元" in turn.replies[0].text
+
+
+def test_a_corrected_notice_keeps_the_planned_pickup_day_and_new_year_is_counted_across(engine):
+    """Probe 14 (C49): after 是11月30号通知的 the pickup planned for 12月5号 was dropped and the days counted to today;
+    (C54): notified 12月30号, pickup 1月4号 (both ahead of today) asked for the notice's date again; 放假也要算吗 got
+    the same question. Day 6, three days past the free ones: 90.00 in both."""
+    ledger = FakeLedger()
+    ledger.now = NOW.replace(month=12, day=2)
+    conv = Conversation(greeted=True)
+    first = say(engine, conv, "仓储费怎么算 我的货从厦门到福州 运费300 11月28号通知我提货的 我打算12月5号去拿", ledger)
+    assert "第 8 天来提" in first.replies[0].text and "150.00 元" in first.replies[0].text
+    corrected = "\n".join(r.text for r in say(engine, conv, "哦不对 是11月30号通知的", ledger).replies)
+    assert "第 6 天来提" in corrected and "90.00 元" in corrected
+    later = "\n".join(r.text for r in say(engine, conv, "那12月8号去拿呢", ledger).replies)
+    assert "第 9 天来提" in later and "180.00 元" in later
+    conv = Conversation(greeted=True)
+    holiday = say(engine, conv, "元旦放假要回老家 货12月30号到了网点通知我 我1月4号才能回来提 厦门到漳州运费300 要交多少保管费啊", ledger)
+    assert "90.00 元" in holiday.replies[0].text
+    asked = "\n".join(r.text for r in say(engine, conv, "放假也要算吗 你们网点不也放假", ledger).replies)
+    assert "节假日" in asked and "哪天接到的提货通知" not in asked
+
+
+def test_several_tickets_of_one_storage_question_are_each_quoted_and_summed(engine):
+    """Probe 13 (C55): the second ticket (800, 7 days: 320.00) and the total were dropped."""
+    _, turns = chat(engine, "我有两票货在你们站：一票运费500 放了5天，一票运费800 放了7天，都是福州发厦门，仓储费一共多少？")
+    said = "\n".join(turns[0])
+    assert "100.00 元" in said and "320.00 元" in said and "合计：420.00 元" in said
+
+
+@pytest.mark.parametrize("question, fees", [("代收货款一万二三 手续费多少", ["30.00", "30.00"]),
+                                            ("代收两三千手续费多少", ["5.00", "9.00"]),
+                                            ("代收2000到3000手续费多少", ["5.00", "9.00"]),
+                                            ("保价一两万多少钱", ["50.00", "100.00"])])
+def test_an_amount_said_as_a_range_is_quoted_at_both_ends_and_never_summed(engine, question, fees):
+    """Probe 13 (C49): 一万二三 (12,000 to 13,000) got the fee table and no figure; 2000到3000 was priced as two
+    amounts with a 合计 of both."""
+    _, turns = chat(engine, question)
+    quotes = [line for line in turns[0] if line.endswith(" 元") and "金额" in line and "之间" not in line]
+    assert [q.rsplit("：", 1)[1].removesuffix(" 元") for q in quotes] == fees, turns[0]
+    assert "之间" in turns[0][0] and not any("合计" in line for line in turns[0])
+
+
+def test_an_amount_told_earlier_answers_the_fee_asked_again(engine):
+    """Probe 9 (C22): 代收3500 sent with the waybill for a payout check, then 手续费扣了多少, got the table
+    (beside a complaint: test_routing.py)."""
+    _, turns = chat(engine, "我代收的货款什么时候能到账 货都签收一个星期了", "运单 PT20261120 代收3500", "手续费扣了多少")
+    assert any(line.endswith("10.50 元") for line in turns[2]), turns[2]
