@@ -528,6 +528,9 @@ _TIMES = re.compile(
 # A time counts when it says when the customer can receive goods or by when they must arrive:
 # "明天上午在家", "周五前", "六点以后" — not "下午就把货交了", which tells when something happened.
 _TIME_NEED = re.compile(r"^[^,.;!?，。；！？]{0,4}(?:就要|要用|要到|得到|必须到|要货|等着用|要(?=$|[\s,.;!?，。；！？]))")  # 客户后天要
+# Goods brought to the site by then, told as done ("六点前就送到网点了"): no time the goods must arrive by
+_DROPPED_OFF = re.compile(r"^(?:就|已经|都)?(?:送到|送去|送过去|拉到|拉过去|交到|拿到)(?:了(?:网点|你们|仓库|站点|货站|窗口|营业部)"
+                          r"|(?:网点|你们|仓库|站点|货站|窗口|营业部)了)")
 _TIME_USE = re.compile(r"^(?:在家|在(?![\u4e00-\u9fff])|有人|方便|可以|都行|都可以|能收|收货|送|到|之前|以前|前|必须|要到|有空|随时)")
 
 
@@ -538,6 +541,8 @@ def _times(folded: str) -> tuple[str, ...]:
     found = []
     for m in _TIMES.finditer(folded):
         said = m.group(0)
+        if _DROPPED_OFF.match(folded[m.end():m.end() + 9].lstrip()) or folded[max(0, m.start() - 2):m.start()] in ("赶在", "赶着"):
+            continue  # "我特地赶在六点前送到网点": when the customer brought the goods, not when they must arrive
         # "地址是… 明天下午 电话…": a time standing as a part of its own is an answer, not a thing that happened
         alone = (m.start() == 0 or folded[m.start() - 1] in _PART_EDGE) and (m.end() == len(folded) or folded[m.end()] in _PART_EDGE)
         if alone or said.endswith(("前", "后", "左右")) or "点" in said or "随时" in said or "都" in said or "在家" in said \

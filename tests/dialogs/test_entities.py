@@ -327,3 +327,11 @@ def test_a_time_standing_alone_among_other_answers_is_a_time():
     something happened."""
     assert ents("地址是厦门湖里区金山路5号 明天下午 电话13799990000").times == ("明天下午",)
     assert ents("下午就把货交了").times == () and ents("昨天下午 司机来了").times == ()
+
+
+def test_a_time_the_goods_were_brought_to_the_site_is_no_time_they_must_arrive():
+    """Probe 14 (C36): "我特地赶在六点前送到网点" was saved as the time the goods must arrive; a time to deliver by
+    ("下午三点前送到网点", "明天上午送到我家") still is one."""
+    assert ents("说好的昨晚装车的 我特地赶在六点前送到网点 结果今天问还没走").times == ()
+    assert ents("下午三点前就送到网点了").times == ()
+    assert ents("下午三点前送到网点 客户要").times == ("下午三点前",) and ents("明天上午送到我家").times == ("明天上午",)
