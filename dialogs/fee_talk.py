@@ -86,15 +86,16 @@ class FeeTalkMixin:
         run.conversation.memory.amounts.update({key.split(":", 1)[1]: value for key, value in facts.items()
                                                 if key.startswith("amount:")})
 
-    def _waybill_invited(self, run: Run) -> str | None:
-        """The check an answer said last turn invites a waybill for (its waybill_check), if any."""
+    def _waybill_invited(self, run: Run, lines: list[str] | None = None) -> str | None:
+        """The check an answer said last turn (or in these lines) invites a waybill for (its waybill_check), if any."""
         conv = run.conversation
         topic = self.content.policies.topics.get(conv.category or "")
         if topic is None:
             return None
         said = topic_answers(conv.category, self.content.policies)
+        lines = conv.memory.last_lines if lines is None else lines
         return next((a.waybill_check for aid, a in topic.answers.items()
-                     if a.waybill_check and any(said[aid] in line for line in conv.memory.last_lines)), None)
+                     if a.waybill_check and any(said[aid] in line for line in lines)), None)
 
     def _reads_as_complaint(self, run: Run, text: str) -> bool:
         """A message the fee desk did not understand that reads as a complaint, however unsure the reading
@@ -112,6 +113,8 @@ class FeeTalkMixin:
             self._say_plain(run, line)
         if answer.check == HANDOFF:  # a matter only a person can look into (货款没到账): handed over at once
             return self._handoff(run, text)
+        if run.entities.waybills and self._waybill_invited(run, answer.texts) == HANDOFF:
+            return self._handoff(run, text)  # "…什么时候能到账 单号SH…": the waybill the answer asks for is here already
         if answer.check is not None:  # a disputed charge: the check collects the waybill and opens the case
             return self._start(run, answer.check, text, begin="check")
         if answer.invites:  # the topic's overview ends with its own invitation to send figures

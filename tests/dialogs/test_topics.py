@@ -268,3 +268,11 @@ def test_an_amount_told_earlier_answers_the_fee_asked_again(engine):
     (beside a complaint: test_routing.py)."""
     _, turns = chat(engine, "我代收的货款什么时候能到账 货都签收一个星期了", "运单 PT20261120 代收3500", "手续费扣了多少")
     assert any(line.endswith("10.50 元") for line in turns[2]), turns[2]
+
+
+def test_a_payout_asked_about_with_its_waybill_goes_to_a_person_at_once(engine):
+    """The answer asks for the waybill to have the payout checked; sent in the same message, it is not asked for
+    again: the check is handed over with it."""
+    turn = say(engine, Conversation(greeted=True), "我代收的货款什么时候能到账 单号SH20261234", FakeLedger())
+    assert [e.data.get("words") for e in turn.events if e.kind == "human_requested"] == ["我代收的货款什么时候能到账 单号SH20261234"]
+    assert "3 个月内" in turn.replies[0].text  # the answer first
