@@ -833,3 +833,14 @@ def test_the_customers_own_mistake_withdraws_a_complaint_but_corrects_a_case(eng
     assert [e.data["text"] for e in turn.events if e.kind == "case_detail_added"] == ["不好意思搞错了 是后天要到"]
     conv, turns = talk(engine, "你们搞错了 我的货发到泉州去了 单号SH20261236")
     assert conv.category == "misrouted"  # the company's mistake is a complaint, not a withdrawal
+
+
+def test_unloading_told_in_the_first_message_is_the_carrying_need(engine):
+    """Probe 14 (C22): a shop owner's 30 boxes left at the door; the need (unloading, 30 boxes) was asked again after
+    the phone, and no case was opened; "老人在家搬不动" still says no floor, which is asked."""
+    conv, turns = talk(engine, "司机不帮我卸货 我一个人在店里卸不了 30箱饮料 他丢门口就走了", "SH20262222", "那要多少钱 我出",
+                       "13859662222")
+    opened = [e.data for t in turns for e in t.events if e.kind == "case_opened"]
+    assert opened and opened[0]["category"] == "carrying" and "30箱" in opened[0]["facts"]["floor"]
+    conv, _ = talk(engine, "老人在家搬不动 司机也不帮")
+    assert "floor" not in conv.facts
