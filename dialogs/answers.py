@@ -9,7 +9,7 @@ import re
 
 from dialogs.conversation import Conversation
 from dialogs.entities import extract
-from dialogs.matching import check_fact, is_number, normalize, pick_by_words, pick_option
+from dialogs.matching import check_fact, is_number, meant_numbers, normalize, pick_by_words, pick_option
 from dialogs.render import render, template_values
 from dialogs.repairs import Wants
 from dialogs.schema import Answer
@@ -429,7 +429,10 @@ class AnswersMixin:
                 if fact_type.entity == "times":  # "约好上午送…明天上午在家": the fuller time says more
                     # "说今天送 没送来": a promise broken, not when the customer can receive the goods
                     found_all = [] if BROKEN_PROMISE.search(normalize(text)) else sorted(found_all, key=len, reverse=True)
-                elif overwrite and len(found_all) > 1:  # "SH20261111 哦不对 是SH20261117": the one said after
+                elif len(found_all) > 1 and fact_type.entity in ("phones", "waybills"):
+                    # "SH20261111 哦不对 是SH20261117": the one said after; "是…34不是…43": not the one denied
+                    found_all = meant_numbers(text, found_all, overwrite or self.repairs.has("correction", text))
+                elif overwrite and len(found_all) > 1:
                     found_all = list(reversed(found_all))
                 for found in found_all:
                     value = check_fact(found, fact_type, fact.options)

@@ -30,7 +30,7 @@ from dialogs.entities import extract
 from dialogs.fee_talk import FeeTalkMixin
 from dialogs.fees import FeeDesk
 from dialogs.hours import Day
-from dialogs.matching import normalize, pick_by_words, pick_option
+from dialogs.matching import meant_numbers, normalize, pick_by_words, pick_option
 from dialogs.moves import MovesMixin
 from dialogs.prompts import PromptsMixin
 from dialogs.render import render, template_values
@@ -317,9 +317,15 @@ class Engine(RoutingMixin, FeeTalkMixin, AnswersMixin, MovesMixin, PromptsMixin)
             conv.memory.skipped = []
         handed_over = keep_facts and conv.memory.said  # from another category: what was said there still counts
         said_before = list(conv.memory.said) if handed_over else []
-        conv.memory.said = said_before + [m for m in (carried, text) if m]
+        # a second complaint's words are the first one's story (恁司机…态度足歹, then the carrying): they choose none
+        # of its options (我要投诉司机态度 would open the first complaint again)
+        conv.memory.said = said_before + [m for m in (carried, text) if m and story]
         if carried:  # a waybill sent before the complaint was named
-            run.entities = extract(f"{carried}\n{text}", self.places, today=self._today(run))
+            whole = f"{carried}\n{text}"
+            found = extract(whole, self.places, today=self._today(run))
+            corrected = self.repairs.has("correction", whole)  # "手机号是…78，不对不对，是…87": the one meant first
+            run.entities = replace(found, phones=tuple(meant_numbers(whole, found.phones, corrected)),
+                                   waybills=tuple(meant_numbers(whole, found.waybills, corrected)))
         # the disputed charge, or a story told to choose the problem, is the account
         # the story goes on from the message that led to the choice (才赔我300 … → 赔太少了啊)
         told = f"{carried}\n{text}" if carried and category_id in run.chose_among else text

@@ -39,6 +39,7 @@ _FEE_ASKED = re.compile(r"保价费|费用|费率|手续费|交多少|收多少|
 # Insurance told as what was done ("已保价2000", "没保价"): a fact of a claim, not a question about the fee.
 _INSURED = re.compile(r"(?:已经?|有|没有?|未|办了|买了|保了)保价|保价了|保过价|保了价")
 _INSURED_AMOUNT = re.compile(_INSURED.pattern + r"\s*(?:金额|了)?\s*[0-9零一二两三四五六七八九十百千万wWkK.]*\s*[元块]?")
+_EXAMPLE = re.compile(r"(?:比如|例如|譬如|比方说|比方|就说|就按)\s*(?:说|是)?\s*$")  # an amount given as an example
 _TOTAL = re.compile(r"一共|总共|加起来|合计|加一起|总计|一起多少")
 _QUESTION_END = re.compile(r"[?？。;；!！\n]|(?<=[吗呢])[,，]")
 _CLAUSE_END = re.compile(r"[,.;!?，。；！？\n]")
@@ -235,7 +236,7 @@ class FeeDesk:
                 if not storage.texts:
                     reply.took = True
                     return reply  # the engine asks for the storage figure still missing
-        cards = self._count(_CARDS, said)
+        cards = self._cards(said)
         if "会员卡" in said or topic == "membership":
             # a bare figure after a card question is a number of cards ("3呢"), not "15000的手续费"
             if cards or (found.money and context == "membership" and named is None and found.money[0][1] <= MAX_CARDS):
@@ -309,7 +310,10 @@ class FeeDesk:
         marks += sorted((m.start(), m.end(), "storage_freight") for m in re.finditer(FREIGHT_WORD, said))
         marks.sort()
         priced: dict[str, list] = {}
+        before: tuple[str, Decimal] | None = None  # the amount priced before this one, and its fee
         for at, value in found.money:
+            if before is not None and _EXAMPLE.search(said[max(0, at - 5):at]) and before[1] in priced.get(before[0], []):
+                priced[before[0]].remove(before[1])  # "一万出头呢，比如一万零五百": the example is the amount meant
             if _CHARGED.search(said[max(0, at - 6):at]) or _SUMMED.search(said[max(0, at - 12):at]):
                 priced.setdefault("charged", []).append(value)
                 continue
@@ -332,6 +336,7 @@ class FeeDesk:
             if fee == "storage" and storage_said:
                 fee = "storage_freight"  # 保管费 names the topic; the amount is the freight
             priced.setdefault(fee, []).append(value)
+            before = (fee, value)
         return priced
 
     # -- quotes -------------------------------------------------------------------------------------
@@ -378,12 +383,12 @@ class FeeDesk:
         late_by = self._count(_LATE, said)
         if late_by is not None and late_by < 366:
             days = storage.free_days + late_by  # "晚了两天提": two days past the free ones
-        by_dates = days is not None and late_by is None and not found.nth_days and not found.durations
+        counted_otherwise = late_by is not None or bool(found.nth_days or found.durations)
         for key, when in (("notice", notice), ("pickup", pickup)):  # a correction of one keeps the other
-            if days is not None:
+            if counted_otherwise:
                 facts.pop(key, None)  # a day counted otherwise (今天第六天了) leaves no dates to correct
-            if when is not None and by_dates:
-                facts[key] = when.isoformat()
+            elif when is not None:
+                facts[key] = when.isoformat()  # 下礼拜三才能去, before the notice's day is told: kept for it
         later = [d for d in found.dates if d > today]
         if days is None and in_storage and facts.get("days") and later and len(later) == len(found.dates):
             days = int(facts["days"]) + (later[0] - today).days  # "如果明天去提呢": the day counted so far, and more
@@ -477,6 +482,12 @@ class FeeDesk:
         quote = label_penalty(pieces, fault, self.policies)
         if quote is not None:
             reply.texts.append(quote.explanation)
+
+    def _cards(self, said: str) -> int | None:
+        """How many cards: the last count said, not the 一张 of a price ("会员卡多少钱一张，我们要办两张": two)."""
+        counts = [self._count(_CARDS, m.group(0)) for m in _CARDS.finditer(said)
+                  if not re.search(r"(?:钱|块|元)\s*$", said[max(0, m.start() - 2):m.start()])]
+        return next((c for c in reversed(counts) if c), None)
 
     def _count(self, pattern: re.Pattern, said: str) -> int | None:
         m = pattern.search(said)

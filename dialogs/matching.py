@@ -108,3 +108,19 @@ def check_fact(text: str, fact_type: FactType, options: Sequence[str] | None) ->
     # Free text keeps the customer's own characters, only trimmed.
     kept = text.strip()
     return kept if fact_type.min_length <= len(kept) <= fact_type.max_length else None
+
+
+_DENIED_NUMBER = re.compile(r"(?:不是|而不是|并不是)$")
+
+
+def meant_numbers(text: str, numbers: Sequence[str], corrected: bool) -> list[str]:
+    """The numbers a message gives (phones, waybills), the one it means first: a number said after 不是 is the
+    wrong one ("是13859001234不是13859001243"); of the rest, the one said last when the message corrects
+    itself ("13812345678，不对不对，是13812345687"), else the first."""
+    compact = re.sub(r"[\s\-,，。、:：]", "", fold(text)).upper()
+    placed = sorted((compact.find(n.upper()), n) for n in numbers)
+    if any(at < 0 for at, _ in placed):
+        return list(numbers)  # told in another message: their order stands
+    kept = [(at, n) for at, n in placed if not _DENIED_NUMBER.search(compact[max(0, at - 4):at])]
+    ordered = [n for _, n in (reversed(kept) if corrected else kept)] or list(numbers)
+    return ordered + [n for n in numbers if n not in ordered]

@@ -10,11 +10,12 @@ from typing import Any
 
 from dialogs.conversation import AFTER, CLARIFY, TOPIC, CaseView, Event, Reply
 from dialogs.entities import extract
-from dialogs.matching import option_number, pick_option
+from dialogs.matching import normalize, option_number, pick_option
 from dialogs.render import Facts, render
 from dialogs.repairs import Wants
 from dialogs.turn import START, Run
 
+NONE_OF_THEM = ("都不是", "都不对", "都没有", "不是这些", "没有这个", "不是这个")  # said to the problems offered
 
 class MovesMixin:
     """The repair moves every flow shares."""
@@ -103,7 +104,9 @@ class MovesMixin:
             # case in the reports: "我货呢" → 退货).
             run.entities = extract(f"{conv.offered_text}\n{text}", self.places, today=self._today(run))
             reading = self.router.classify(self._unnumbered(run, conv.offered_text)) if self.router else None
-            if (conv.offered and reading is not None and reading.label == conv.offered[0]
+            # "都不是，我要对账单" said to the choice: the problems offered are ruled out, none is guessed
+            ruled_out = any(normalize(line).startswith(NONE_OF_THEM) for line in conv.offered_text.split("\n")[1:])
+            if (conv.offered and reading is not None and reading.label == conv.offered[0] and not ruled_out
                     and reading.confidence >= self.routing.threshold):
                 label, told = reading.label, conv.offered_text
         if label in self.content.categories:

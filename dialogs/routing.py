@@ -598,7 +598,8 @@ class RoutingMixin:
         beside a storage fee: routing.fee_stories), is the fee question's, not a complaint."""
         stories = self.routing.fee_stories.get(topic or "", [])
         return next((reading for clause, reading in self._clause_complaint_readings(self._unnumbered(run, text))
-                     if not any(ch.isdigit() for ch in clause)
+                     if not any(ch.isdigit() for ch in clause) and not extract(clause).money  # 运费五百: the figures
+                     and self.fees.names_topic(clause) is None  # "得多少仓储费": the fee question itself
                      and not (QUESTION.search(clause) and self._topic_asks(topic, clause, reading.label))
                      and (QUESTION.search(clause)
                           or (reading.label not in stories and reading.confidence >= self.routing.told_threshold))),

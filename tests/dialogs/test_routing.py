@@ -844,3 +844,34 @@ def test_unloading_told_in_the_first_message_is_the_carrying_need(engine):
     assert opened and opened[0]["category"] == "carrying" and "30箱" in opened[0]["facts"]["floor"]
     conv, _ = talk(engine, "老人在家搬不动 司机也不帮")
     assert "floor" not in conv.facts
+
+
+@pytest.mark.parametrize("lines, phone, waybill", [
+    (["我的手机号是13812345678，不对不对，是13812345687", "我想问问我的货到哪了，单号SH20261020"], "13812345687", "SH20261020"),
+    (["你好，我昨天晚上在晋江发的货，说好昨晚装车走，今天早上一看还在晋江", "SH20261212",
+      "电话打错了不好意思，是13859001234不是13859001243"], "13859001234", "SH20261212"),
+    (["我要投诉，货物滞留", "SH2026133", "哦少打了一位，SH20261330"], None, "SH20261330"),
+])
+def test_a_number_corrected_in_the_same_breath_is_the_one_kept(engine, lines, phone, waybill):
+    """Probe 15 (C7, C21, C39): the wrong number of "…78，不对不对，是…87" and of "是…34不是…43" was kept on the case;
+    "哦少打了一位" with the full waybill was read as goods short, and the short waybill kept."""
+    conv, turns = talk(engine, *lines)
+    assert conv.facts.get("waybill") == waybill and conv.facts.get("phone") == phone, conv.facts
+    assert "发错货" not in "\n".join(shown(t) for t in turns[1:])
+
+
+def test_a_statement_asked_for_goes_to_a_person_and_a_problem_ruled_out_is_not_guessed(engine):
+    """Probe 15 (C2): a monthly customer's 对账单 was offered 退货, and after "都不是" and a person asked for, filed as a
+    returns case with 我要对账单 as its reason: a statement is the settlement staff's, handed over with its details."""
+    conv, turns = talk(engine, "你好，我们是厦门鑫达五金厂的，月结客户，想要一下11月份的对账单", "厦门鑫达五金厂 11月 邮箱xd@163.com")
+    assert "对账单" in shown(turns[0]) and "退货" not in shown(turns[0])
+    asked = [e.data for e in turns[1].events if e.kind == "human_requested"]
+    assert asked and "邮箱xd@163.com" in asked[0]["words"]
+
+
+def test_a_second_complaint_takes_no_option_from_the_first_ones_words(engine):
+    """Probe 14 (C3): after the attitude case, the carrying complaint offered afterwards chose 我要投诉司机态度 from
+    the first message (态度足歹) and opened a second attitude case."""
+    conv, turns = talk(engine, "恁司机真歹势 叫伊搬货伊讲冇闲 态度足歹", "SH20267712", "伊就是不肯搬上楼 五楼 冇电梯", "15959123456", "1")
+    opened = [e.data["category"] for t in turns for e in t.events if e.kind == "case_opened"]
+    assert opened == ["attitude"] and conv.category == "carrying", opened

@@ -276,3 +276,27 @@ def test_a_payout_asked_about_with_its_waybill_goes_to_a_person_at_once(engine):
     turn = say(engine, Conversation(greeted=True), "我代收的货款什么时候能到账 单号SH20261234", FakeLedger())
     assert [e.data.get("words") for e in turn.events if e.kind == "human_requested"] == ["我代收的货款什么时候能到账 单号SH20261234"]
     assert "3 个月内" in turn.replies[0].text  # the answer first
+
+
+def test_an_amount_given_as_an_example_is_the_one_priced_and_a_card_price_is_no_count(engine):
+    """Probe 15 (C4, C46): "一万出头呢，比如一万零五百" was priced twice and summed (60.00); "保价一万出头…比如一万一"
+    gave 105.00. (C14): "会员卡多少钱一张，我们要办两张" priced one card."""
+    _, turns = chat(engine, "代收三千五手续费多少", "那一万出头呢，比如一万零五百")
+    assert [line for line in turns[1] if "代收金额" in line] == ["代收金额 10500 元，超过 10000 元，每笔封顶收取 30 元：30.00 元"]
+    assert not any("合计" in line for line in turns[1])
+    _, turns = chat(engine, "我问下哈，保价一万出头大概多少，比如一万一")
+    assert [line for line in turns[0] if "保价金额" in line] == ["保价金额 11000 元，按 0.5% 收取保价费：55.00 元"]
+    _, turns = chat(engine, "那会员卡多少钱一张，我们要办两张")
+    assert "共 2 张：10.00 元" in turns[0][0]
+
+
+def test_a_pickup_day_told_before_the_notices_day_is_kept_for_it(engine):
+    """Probe 15 (C43): "通知我提货了，我得下礼拜三才能去，运费五百，福州发厦门的" asks the notice's day; 昨天通知的 counts
+    to the Wednesday planned (day 9 on a Wednesday 12-02: six days past the free ones)."""
+    ledger = FakeLedger()
+    ledger.now = NOW.replace(month=12, day=2)
+    conv = Conversation(greeted=True)
+    asked = say(engine, conv, "老铁，我货在你们厦门站，通知我提货了，我得下礼拜三才能去，运费五百，福州发厦门的，得多少仓储费", ledger)
+    assert "哪天接到的提货通知" in asked.replies[-1].text
+    quoted = say(engine, conv, "昨天通知的", ledger).replies[0].text
+    assert "第 9 天来提" in quoted and "300.00 元" in quoted
