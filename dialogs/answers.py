@@ -52,6 +52,10 @@ class AnswersMixin:
             value = conv.facts.get(pending) or self._direct_answer(run, pending, text)
             if value is not None:
                 self._answer_asked(run, text)
+                if (self._fact_type(conv, pending).kind == "pattern" and not QUESTION.search(said)
+                        and len(WORDS.findall(self._without_entities(run, text))) >= ANSWER_STORY):
+                    # "SH20261520，货值五千只赔了八百" at the waybill question: the rest is the account's too
+                    self._adds_to_story(run, text, False, least=0)
                 return self._take(run, pending, value)
         elif state.options and not (EITHER_OR.search(text) and pick_option(text, [[o.label] for o in state.options]) is None):
             # "要不要收费？" asks about the options rather than choosing one: answered as a side question below

@@ -24,6 +24,7 @@ _ASKS = re.compile(r"[?？]|我要问|我想问|问一下|帮我|怎么|多少|�
 
 
 LOST_REST = 4  # characters besides the words of being lost ("那你让我" in 那你让我怎么办)
+HURRY_REST = 6  # what a hurry may say besides ("你们能不能" in 你们能不能快点啊): more is a detail of its own
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,7 @@ class Wants:
     own_status: bool = False
     unanswered: bool = False
     withdraw: bool = False
+    hurry: bool = False
     photos: bool = False
     decision: bool | None = None  # to a yes/no question: True yes, False no, None neither (or not short)
 
@@ -108,6 +110,7 @@ class RepairReader:
             photos=found.get("photos", False),
             unanswered=found.get("unanswered", False),
             withdraw=found.get("withdraw", False),
+            hurry=found.get("hurry", False) and len(self._rest(said, ("hurry",))) <= HURRY_REST,
             decision=self._decision(said),
         )
 

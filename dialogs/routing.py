@@ -265,6 +265,8 @@ class RoutingMixin:
         asked = self._faq_asked(case.category, text) if QUESTION.search(normalize(text)) else None
         if asked is not None:  # "转的是哪家你们总知道吧": what the case's own FAQ answers, before the promise
             self._say(run, asked)
+        elif said.hurry and texts.hurry_noted is not None:  # "能快点吗": the hurry on the case, not a question for later
+            self._say(run, texts.hurry_noted, case={"number": case.number})
         elif texts.question_noted is not None and asks(normalize(text)):
             self._say(run, texts.question_noted)  # "今天晚上能发吗？给个准话": asked of staff, not only "updated"
         self._say_plain(run, render(self.shared.texts.case_updated.text,

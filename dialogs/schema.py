@@ -208,6 +208,7 @@ class SharedTexts(Strict):
     # a question asked while a number is asked that nothing answers (现在怎么办 客户在漳州等着): kept for staff
     question_noted: Text | None = None
     withdraw_noted: Text | None = None  # a registered complaint withdrawn: noted, staff confirm and close it
+    hurry_noted: Text | None = None  # 能快点吗 right after a case: the hurry noted on it for staff (names: case)
     contact_declined: Text | None = None  # after a case, no phone after all (不给电话了): progress told here instead
     words_noted: Text | None = None  # words at a number question that do not name it (福州到南昌的): kept for staff
     foreign: Text | None = None  # a message in another language that kefu cannot place
@@ -269,6 +270,7 @@ class Repairs(Strict):
     own_status: list[str]  # asks how their own case is going, without its number
     unanswered: list[str] = []  # the last answer missed what was asked (我是问…, 答非所问)
     withdraw: list[str] = []  # withdraws a complaint already registered (撤销投诉): noted on its case for staff
+    hurry: list[str] = []  # asks a case just opened to be hurried (能快点吗): noted on it, and said so
     not_called: list[str] = []  # a call promised that never came (结果没人打): sorry before the case's status
     photos: list[str] = []  # how to send photos (照片怎么发给你们): answered wherever asked
     confused: list[str] = []  # lost at a question (咋办, 你说啥): the way out at once

@@ -875,3 +875,33 @@ def test_a_second_complaint_takes_no_option_from_the_first_ones_words(engine):
     conv, turns = talk(engine, "恁司机真歹势 叫伊搬货伊讲冇闲 态度足歹", "SH20267712", "伊就是不肯搬上楼 五楼 冇电梯", "15959123456", "1")
     opened = [e.data["category"] for t in turns for e in t.events if e.kind == "case_opened"]
     assert opened == ["attitude"] and conv.category == "carrying", opened
+
+
+def after_case(engine, *lines):
+    """A conversation whose cases are kept (the questions after a case look it up)."""
+    ledger, conv = MemoryLedger(NOW), Conversation(greeted=True)
+    turns = []
+    for line in lines:
+        turns.append(engine.handle(conv, Inbound(text=line), ledger))
+        ledger.apply(turns[-1])
+    return conv, turns
+
+
+def test_questions_about_the_case_just_opened_are_answered(engine):
+    """Probe 15 (C1, C11, C40, C52, C60): 刚才那个怎么样了, 案件号多少来着, 今天能回电话吗, 能快点吗, 理赔多久有结果 and
+    中，那就这么着吧 right after a case got "您这个问题我记下了": its status, its hurry noted, the FAQ, an ack."""
+    opening = ("货在泉州放了一个礼拜了还没发走，单号SH20261400，电话13905950000",)
+    _, turns = after_case(engine, *opening, "案件号多少来着")
+    assert "KF-" in shown(turns[1]) and "处理中" in shown(turns[1]) and "记下了" not in shown(turns[1])
+    _, turns = after_case(engine, *opening, "那你们今天能给我回电话吗")
+    assert "处理中" in shown(turns[1]) and "记下了" not in shown(turns[1])
+    _, turns = after_case(engine, *opening, "能快点吗")
+    assert "注明您比较着急" in shown(turns[1])
+    assert [e.data["text"] for e in turns[1].events if e.kind == "case_detail_added"] == ["能快点吗"]
+    _, turns = after_case(engine, *opening, "中，那就这么着吧")
+    assert "记下了" not in shown(turns[1]) and not any(e.kind == "case_detail_added" for e in turns[1].events)
+    _, turns = after_case(engine, "我对你们理赔结果不满意，赔得太少了", "SH20261520，货值五千只赔了八百", "电话13666661234",
+                          "刚才那个理赔的事大概多久有结果")
+    opened = [e.data for t in turns for e in t.events if e.kind == "case_opened"]
+    assert "八百" in opened[0]["facts"]["details"]  # told with the waybill: the account's too
+    assert "具体多久有结果要看核实的情况" in shown(turns[3]) and "记下了" not in shown(turns[3])
