@@ -242,7 +242,7 @@ _INTRODUCED_AS_PHONE = re.compile(r"(?:电话|手机|座机|联系方式|tel|pho
 _MOBILE = re.compile(r"(?<![\dA-Za-z+])(?:(?:\+|00)86[ -]?|\((?:\+|00)?86\)\s?)?(1[3-9]\d(?:[ -]?\d{4}){2})(?![\d])")
 _LANDLINE = re.compile(r"(?<![\dA-Za-z])(?:(?:\+|00)86[ -]?)?(?:\((0\d{2,3})\)\s?|(0\d{2,3})[ -])(\d{7,8})(?![\d])")
 _LANDLINE_BARE = re.compile(r"(?<![\dA-Za-z])(0(?:10|2\d|[3-9]\d{2})\d{7,8})(?![\d])")
-_WAYBILL = re.compile(r"(?<![A-Za-z\d.])(?<!\d,)(?:([A-Za-z]{1,4})[-—–－]?)?(\d{6,16})(?![\d]|[.,]\d)")  # "货，SH…": a comma after words is no thousands mark
+_WAYBILL = re.compile(r"(?<![A-Za-z\d])(?<!\d\.)(?<!\d,)(?:([A-Za-z]{1,4})[-—–－]?)?(\d{6,16})(?![\d]|[.,]\d)")  # "货，SH…": a comma after words is no thousands mark
 # With a letter prefix, groups of digits may be split by dashes or spaces: FZ-2026-09876, SH 2026 1127 001.
 _WAYBILL_SPLIT = re.compile(r"(?<![A-Za-z\d])([A-Za-z]{1,4})[- —–－]?(\d{2,8}(?:[- —–－]\d{2,8}){1,3})(?![\d])")
 # Without a prefix only when named a waybill: 单号 2026 1129 0520 (else 2026 11 29 is a date).

@@ -335,3 +335,10 @@ def test_a_time_the_goods_were_brought_to_the_site_is_no_time_they_must_arrive()
     assert ents("说好的昨晚装车的 我特地赶在六点前送到网点 结果今天问还没走").times == ()
     assert ents("下午三点前就送到网点了").times == ()
     assert ents("下午三点前送到网点 客户要").times == ("下午三点前",) and ents("明天上午送到我家").times == ("明天上午",)
+
+
+def test_a_waybill_after_an_ellipsis_is_a_waybill_and_a_decimal_is_not():
+    """Probe 15 (C3): "单号我找找…SH20261177" was refused as a malformed waybill."""
+    assert ents("单号我找找…SH20261177").waybills == ("SH20261177",)
+    assert ents("单号我找找...SH20261177").waybills == ("SH20261177",)
+    assert ents("重量是1.2345678").waybills == ()

@@ -905,3 +905,16 @@ def test_questions_about_the_case_just_opened_are_answered(engine):
     opened = [e.data for t in turns for e in t.events if e.kind == "case_opened"]
     assert "八百" in opened[0]["facts"]["details"]  # told with the waybill: the account's too
     assert "具体多久有结果要看核实的情况" in shown(turns[3]) and "记下了" not in shown(turns[3])
+
+
+def test_northern_words_for_a_person_a_wait_and_fee_follow_ups_are_heard(engine):
+    """Probe 15 (C19): 整个人工呗 got the menu; (C48) 等一下，我先问问仓库 at the description was taken as it;
+    (C38) 那超过三个月了咋整 after the payout period got "没太明白"; (C16) 是预付的 did not say who invoices."""
+    _, turns = talk(engine, "整个人工呗")
+    assert any(e.kind == "human_requested" for e in turns[0].events)
+    conv, turns = talk(engine, "货送错了，我们收到的是别人的货", "SH20261480", "13300001234", "等一下，我先问问仓库")
+    assert "details" not in conv.facts and "描述" not in shown(turns[3])
+    _, turns = talk(engine, "代收货款多久能提出来", "那超过三个月了咋整")
+    assert "财务总监" in shown(turns[1]) and "没太明白" not in shown(turns[1])
+    _, turns = talk(engine, "老板让我问一下，我们上个月的运费能不能开专票", "是预付的，11月10号发的货")
+    assert "起运地公司开具" in shown(turns[1])
