@@ -600,7 +600,8 @@ class AnswersMixin:
     def _only_entities(self, run: Run, text: str) -> bool:
         found = run.entities
         rest = NAMING_NUMBERS.sub("", self._without_entities(run, text))
-        return bool(found.waybills or found.phones) and len(WORDS.findall(rest)) < 2  # "货破了 SH…" tells a problem
+        # "货破了 SH…", "my package SH… is damaged" (routing.glosses) tell a problem
+        return bool(found.waybills or found.phones) and len(WORDS.findall(rest)) < 2 and self._glossed(text) == text
 
     def _entity_labels(self, run: Run) -> list[str]:
         labels = self.content.handoff.facts

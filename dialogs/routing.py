@@ -653,9 +653,17 @@ class RoutingMixin:
             plain = self.repairs.without_requests(text) if self.repairs.read(text).insult else text
             # "运费怎么这么贵啊 不对 我想说的是货没送到": what follows a change word is what the customer means
             plain = self._unnumbered(run, plain)
-            plain = self._after_change_word(plain) or plain
+            plain = self._glossed(self._after_change_word(plain) or plain)
             run.understood = self.router.classify(plain if WORDS.search(plain) else text)
         return run.understood
+
+    def _glossed(self, text: str) -> str:
+        """The message with the Chinese words of the English or pinyin words of a problem in it (routing.glosses):
+        the router reads Chinese ("my goods are stuck" reads as 货物滞留)."""
+        said = text.casefold()
+        extra = [zh for word, zh in self.routing.glosses.items()
+                 if re.search(rf"(?<![a-z]){re.escape(word.casefold())}(?![a-z])", said)]
+        return f"{text} {' '.join(extra)}" if extra else text
 
     def _unnumbered(self, run: Run, text: str) -> str:
         """The message without its waybill and phone numbers, which say nothing of the problem and pull the

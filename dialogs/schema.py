@@ -323,6 +323,7 @@ class Routing(Strict):
     # A fee topic's figures with a clause that tells of one of these complaints: the fee question's own story
     # ("货放仓库一个星期了，运费800，保管费多少"); any other complaint told beside the figures is a complaint.
     fee_stories: dict[Id, list[Id]] = {}
+    glosses: dict[str, str] = {}  # English and pinyin words of a problem, read with these Chinese words (stuck: 滞留)
     # A complaint that names only whom it is about (我要投诉司机): the problems asked about, by the words
     # that name that person.
     about_whom: dict[str, "WhomProblems"] = {}

@@ -918,3 +918,19 @@ def test_northern_words_for_a_person_a_wait_and_fee_follow_ups_are_heard(engine)
     assert "财务总监" in shown(turns[1]) and "没太明白" not in shown(turns[1])
     _, turns = talk(engine, "老板让我问一下，我们上个月的运费能不能开专票", "是预付的，11月10号发的货")
     assert "起运地公司开具" in shown(turns[1])
+
+
+@pytest.mark.parametrize("text, category", [
+    ("hi, my goods are stuck in your Fuzhou warehouse for 5 days, waybill SH20261188", "stranded"),
+    ("ni hao, wo de huo dao na le? danhao SH20261234", "tracking"),
+])
+def test_a_problem_said_in_english_or_pinyin_is_read(engine, text, category):
+    """Probe 15 (C5, C12): an English or pinyin message with a waybill was taken as the waybill alone and got the
+    whole menu; its words are read with their Chinese (routing.glosses)."""
+    conv, _ = talk(engine, text)
+    assert conv.category == category and conv.facts.get("waybill")
+
+
+def test_a_waybill_alone_in_latin_letters_is_still_only_a_waybill(engine):
+    conv, turns = talk(engine, "waybill SH20261188")
+    assert conv.category is None and "运单号已经记下了" in shown(turns[0])
