@@ -21,7 +21,7 @@ ANSWER_STORY = 8  # an answer given in words (摔坏了，三箱碎了两箱) th
 SHIPMENT = re.compile(r"发货人|收货人|寄件人|收件人|发货的是|从.{1,8}(?:发|寄|运)|发到|发往|寄到|运到|哪天发|号发的|发的货")
 # A case number anywhere in a message is a request for that case's progress: KF-20261127-0001, KF20261127 0001.
 CASE_NUMBER = re.compile(r"KF[-\s]?(\d{8})[-\s]?(\d{4,6})(?!\d)", re.IGNORECASE)
-QUESTION = re.compile(r"[?？吗么呢]|多少|好多钱|多久|怎么|怎样|如何|哪|几|什么|谁|为啥|啥意思|啥时候|干啥|咋|能不能|可不可以|是否|有没有|要不要|行不行|边个|点搞|点解|点样|边度|几时|乜嘢|([\u4e00-\u9fff])不\1")
+QUESTION = re.compile(r"[?？吗么呢]|多少|好多钱|多久|怎么|怎样|如何|哪|几|什么|谁|为啥|啥意思|啥时候|干啥|咋|能不能|可不可以|是否|有没有|要不要|行不行|边个|点搞|点解|点样|边度|几时|乜嘢|(?:能|可以|行|中|有|对)[^，。！？,.!?\s]{0,6}不[?？!！~～]*$|([\u4e00-\u9fff])不\1")
 # What makes a question only reported ("不知道有没有保价": an answer, I do not know, not a question to answer).
 REPORTED = re.compile(r"不知道|不清楚|不确定|不记得|记不清|搞不清|忘了")
 # Markup pasted into a message (<script>…</script>, {{name}}): no words of the customer's problem. Linear: each

@@ -220,7 +220,7 @@ def _line_of(text: str, word: str) -> int:
 def test_routing_lists_name_their_file_line_and_field_when_they_name_no_category_or_topic(tmp_path):
     shown, texts = _problems_of_a_broken_copy(tmp_path, {"shared.yaml": [
         ("    storage: [stranded, not_delivered, tracking]", "    storag: [stranded, not_deliverd]"),
-        ("    transfer: [tracking, not_delivered, stranded]", "    transfer: [trackng, not_delivered, stranded]")]})
+        ("    transfer: [tracking, not_delivered, stranded, misrouted]", "    transfer: [trackng, not_delivered, stranded, misrouted]")]})
     at = {word: _line_of(texts["shared.yaml"], word) for word in ("storag:", "transfer: [trackng")}
     assert shown == [
         f"shared.yaml:{at['transfer: [trackng']}: routing.covers.transfer[0]: no category 'trackng' (did you mean 'tracking'?)",

@@ -934,3 +934,12 @@ def test_a_problem_said_in_english_or_pinyin_is_read(engine, text, category):
 def test_a_waybill_alone_in_latin_letters_is_still_only_a_waybill(engine):
     conv, turns = talk(engine, "waybill SH20261188")
     assert conv.category is None and "运单号已经记下了" in shown(turns[0])
+
+
+def test_a_discount_asked_for_is_answered_and_a_transfer_is_no_misrouting_too(engine):
+    """Probe 15 (C22): 能给便宜点不 at the pricing check was "noted" and the check asked again; (C29) 货发到郑州，结果给转给
+    别的物流公司了 also offered a misrouting complaint."""
+    _, turns = talk(engine, "哥们儿，你们这运费咋这么贵呢，福州到北京一方货要六百？", "别家才四百五", "那行吧，能给便宜点不")
+    assert "没有权限给您打折" in shown(turns[2]) and "异议内容已经记下了" not in shown(turns[2])
+    conv, turns = talk(engine, "你们咋回事啊，俺的货发到郑州，结果给转给别的物流公司了，现在找不着人")
+    assert conv.category == "transfer" and "窜货" not in shown(turns[0]) and conv.later is None
