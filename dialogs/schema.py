@@ -271,6 +271,7 @@ class Repairs(Strict):
     unanswered: list[str] = []  # the last answer missed what was asked (我是问…, 答非所问)
     withdraw: list[str] = []  # withdraws a complaint already registered (撤销投诉): noted on its case for staff
     hurry: list[str] = []  # asks a case just opened to be hurried (能快点吗): noted on it, and said so
+    lead_in: list[str] = []  # words that only lead in to what is to come (那个，我想问下…): answered as a hello
     not_called: list[str] = []  # a call promised that never came (结果没人打): sorry before the case's status
     photos: list[str] = []  # how to send photos (照片怎么发给你们): answered wherever asked
     confused: list[str] = []  # lost at a question (咋办, 你说啥): the way out at once

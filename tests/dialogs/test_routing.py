@@ -943,3 +943,14 @@ def test_a_discount_asked_for_is_answered_and_a_transfer_is_no_misrouting_too(en
     assert "没有权限给您打折" in shown(turns[2]) and "异议内容已经记下了" not in shown(turns[2])
     conv, turns = talk(engine, "你们咋回事啊，俺的货发到郑州，结果给转给别的物流公司了，现在找不着人")
     assert conv.category == "transfer" and "窜货" not in shown(turns[0]) and conv.later is None
+
+
+def test_words_that_only_lead_in_get_asked_what_it_is(engine):
+    """Probe 15 (C18, C42): "那个，我想问下…" got "这个问题我暂时回答不了"; as a first message, one greeting and the menu."""
+    _, turns = talk(engine, "你好", "那个，我想问下…")
+    assert "暂时回答不了" not in shown(turns[1]) and "请问有什么可以帮您" in shown(turns[1])
+    conv = Conversation()
+    turn = engine.handle(conv, Inbound(text="你好，请问一下，就是那个…"), FakeLedger())
+    assert shown(turn).count("欢迎联系") == 1 and "暂时回答不了" not in shown(turn)
+    conv, _ = talk(engine, "我想问一下 货三天没发了")
+    assert conv.category == "stranded"  # a question that follows its lead-in is the question
