@@ -954,3 +954,9 @@ def test_words_that_only_lead_in_get_asked_what_it_is(engine):
     assert shown(turn).count("欢迎联系") == 1 and "暂时回答不了" not in shown(turn)
     conv, _ = talk(engine, "我想问一下 货三天没发了")
     assert conv.category == "stranded"  # a question that follows its lead-in is the question
+
+
+def test_goods_not_as_ordered_told_at_the_choice_are_wrong_goods(engine):
+    """Probe 15 (C33): 就是…收到的东西不对，不是我们订的那个 at the choice got "选不好也没关系", then 退货 was guessed."""
+    conv, turns = talk(engine, "我那个货…嗯…好像有点问题", "就是…收到的东西不对，不是我们订的那个")
+    assert conv.category == "wrong_or_damaged" and "选不好也没关系" not in shown(turns[1])
