@@ -960,3 +960,14 @@ def test_goods_not_as_ordered_told_at_the_choice_are_wrong_goods(engine):
     """Probe 15 (C33): 就是…收到的东西不对，不是我们订的那个 at the choice got "选不好也没关系", then 退货 was guessed."""
     conv, turns = talk(engine, "我那个货…嗯…好像有点问题", "就是…收到的东西不对，不是我们订的那个")
     assert conv.category == "wrong_or_damaged" and "选不好也没关系" not in shown(turns[1])
+
+
+def test_waybills_listed_for_one_complaint_all_go_on_its_case(engine):
+    """Probe 13 (C1), probe 15 (C13): three waybills listed for one complaint became a case of the first alone;
+    two waybills, each told with its own problem, stay each its own."""
+    conv, turns = talk(engine, "你好，我们厂这周发了三票：SH20261101、SH20261102、SH20261103，客户说都没收到，帮查一下")
+    assert conv.facts["waybill"] == "SH20261101、SH20261102、SH20261103"
+    conv, turns = talk(engine, "这周有三票货到现在还没发：1. SH20261234 2. SH20261235 3. SH20261236，都是发杭州的", "13812345678")
+    assert "SH20261234、SH20261235、SH20261236" in shown(turns[1]) and "都登记在这个案件里" in shown(turns[1])
+    conv, _ = talk(engine, "SH20261130滞留三天没发，SH20261131到了没人送")
+    assert conv.facts["waybill"] == "SH20261130"
