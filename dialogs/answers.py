@@ -6,12 +6,10 @@ A part of the Engine (dialogs/engine.py), kept apart by what it does; pure like 
 from __future__ import annotations
 
 import re
-from typing import Sequence
 
 from dialogs.conversation import Conversation
 from dialogs.entities import extract
-from dialogs.folding import fold
-from dialogs.matching import check_fact, is_number, meant_numbers, normalize, pick_by_words, pick_option
+from dialogs.matching import check_fact, is_number, listed_numbers, meant_numbers, normalize, pick_by_words, pick_option
 from dialogs.render import render, template_values
 from dialogs.repairs import Wants
 from dialogs.schema import Answer
@@ -444,7 +442,7 @@ class AnswersMixin:
                     value = check_fact(found, fact_type, fact.options)
                     if value is not None:
                         break
-                if fact_type.entity == "waybills" and not overwrite and conv.later is None and _listed(text, found_all):
+                if fact_type.entity == "waybills" and not overwrite and conv.later is None and listed_numbers(text, found_all):
                     # "这周有三票货还没到：1. SH…34 2. SH…35 3. SH…36": one complaint about them all, every one on its case
                     value = "、".join(v for v in (check_fact(f, fact_type, None) for f in found_all) if v) or value
             elif fact_type.kind == "choice" and text:
@@ -617,19 +615,3 @@ class AnswersMixin:
         for found in (*run.entities.phones, *run.entities.waybills):
             rest = rest.replace(found, "")
         return re.sub(r"[\d\s\-()+]", "", rest)
-
-
-_BETWEEN_LISTED = re.compile(r"[\s,，、;；/和跟及与]*(?:\d{1,2}\s*[.、)）:：])?[\s,，、;；/和跟及与]*")
-
-
-def _listed(text: str, numbers: Sequence[str]) -> bool:
-    """Whether a message lists two or more numbers one after another ("SH…34、SH…35", "1. SH…34 2. SH…35"), nothing
-    but marks between them: one lot, not a number told for each of two problems (SH…30滞留没发，SH…31到了没人送)."""
-    if len(numbers) < 2:
-        return False
-    compact = fold(text).upper()
-    places = sorted((compact.find(n.upper()), n) for n in numbers)
-    if any(at < 0 for at, _ in places):
-        return False
-    return all(_BETWEEN_LISTED.fullmatch(compact[at + len(n):nxt])
-               for (at, n), (nxt, _) in zip(places, places[1:]))

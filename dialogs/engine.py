@@ -114,7 +114,7 @@ class Engine(RoutingMixin, FeeTalkMixin, AnswersMixin, MovesMixin, PromptsMixin)
             self._say(run, self.shared.texts.greeting_plain if angry else self.shared.texts.greeting)
             # "你好", "嗯", "？" as a first message ask nothing yet: the menu after the greeting
             first = inbound.text or ""
-            if inbound.choice is None and (not normalize(first) or self._command(first) == "hello" or self._leads_in(first)
+            if inbound.choice is None and (not normalize(first) or self._command(first) == "hello" or self.repairs.only("lead_in", first)
                                            or self.repairs.read(first).ack or not MEANINGFUL.search(first)):
                 if angry:  # "😡😡😡": sorry first
                     self._say(run, self.shared.texts.apology)
@@ -183,7 +183,7 @@ class Engine(RoutingMixin, FeeTalkMixin, AnswersMixin, MovesMixin, PromptsMixin)
             move = self._commands.get(words.pop()) if len(words) == 1 else None
         if move is None and conv.category is None and conv.state != CLARIFY and "?" in said and not re.search(r"\w", said):
             move = "hello"  # "？？" with nothing asked: still here, what can I do for you (not "I cannot answer that")
-        if move is None and conv.category is None and self._leads_in(said):
+        if move is None and conv.category is None and self.repairs.only("lead_in", said):
             move = "hello"  # "那个，我想问下…": the question is still to come
         wants = self.repairs.read(said)
         run.entities = extract(text, self.places, today=self._today(run))
@@ -245,10 +245,6 @@ class Engine(RoutingMixin, FeeTalkMixin, AnswersMixin, MovesMixin, PromptsMixin)
         if run.conversation.state == REASON:  # a menu button pressed: a choice, not the reason for a low rating
             run.conversation.state = MENU
         self._on_text(run, options[int(index_text)].label)
-
-    def _leads_in(self, text: str) -> bool:
-        """Only words that lead in to a question still to come ("那个，我想问下…", "你好，请问一下")."""
-        return self.repairs.has("lead_in", text) and not self.repairs.rest(text, "lead_in")
 
     def _command(self, text: str | None) -> str | None:
         return self._commands.get(normalize(text or "").casefold())

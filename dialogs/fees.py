@@ -193,11 +193,12 @@ class FeeDesk:
             ends = {at for r in ranges for at in (r[0], r[3])}
             found = replace(found, money=tuple(m for m in found.money if m[0] not in ends))
         priced = self._by_fee(said, found, topic, storage_said, context)
+        ranged: dict[str, list[tuple[Decimal, Decimal]]] = {}  # the fee each range is for, found as for an amount
         for at, low, high, _ in ranges:
             fee = next(iter(self._by_fee(said, replace(found, money=((at, low),)), topic, storage_said, context)), None)
             if fee in ("cod", "insurance") and 0 < low < high <= MAX_AMOUNT:
-                priced.setdefault(f"{fee}_range", []).append((low, high))
-        for value in [v for values in priced.values() for v in values if not isinstance(v, tuple)]:
+                ranged.setdefault(fee, []).append((low, high))
+        for value in [v for values in priced.values() for v in values]:
             if value <= 0:
                 return FeeAnswer(topic=topic, problem="not_positive")
             if value > MAX_AMOUNT:
@@ -219,7 +220,7 @@ class FeeDesk:
                 del reply.texts[start + 1:]
             for amount in amounts:
                 self._quote(fee_topic, amount, said, found, reply, totals)
-            for low, high in priced.get(f"{fee_topic}_range", []):  # both ends quoted, neither counted in a total
+            for low, high in ranged.get(fee_topic, []):  # both ends quoted, neither counted in a total
                 reply.texts.append(between_text(low, high, self.policies))
                 for end in (low, high):
                     self._quote(fee_topic, end, said, found, reply, [])

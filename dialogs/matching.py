@@ -113,14 +113,32 @@ def check_fact(text: str, fact_type: FactType, options: Sequence[str] | None) ->
 _DENIED_NUMBER = re.compile(r"(?:不是|而不是|并不是)$")
 
 
+_BETWEEN_LISTED = re.compile(r"[\s,，、;；/和跟及与]*(?:\d{1,2}\s*[.、)）:：])?[\s,，、;；/和跟及与]*")
+
+
+def _placed(text: str, numbers: Sequence[str]) -> list[tuple[int, str]] | None:
+    """Where each number stands in the text (upper case), in the text's order; None when one is not in it."""
+    placed = sorted((text.find(n.upper()), n) for n in numbers)
+    return None if any(at < 0 for at, _ in placed) else placed
+
+
 def meant_numbers(text: str, numbers: Sequence[str], corrected: bool) -> list[str]:
     """The numbers a message gives (phones, waybills), the one it means first: a number said after 不是 is the
     wrong one ("是13859001234不是13859001243"); of the rest, the one said last when the message corrects
     itself ("13812345678，不对不对，是13812345687"), else the first."""
     compact = re.sub(r"[\s\-,，。、:：]", "", fold(text)).upper()
-    placed = sorted((compact.find(n.upper()), n) for n in numbers)
-    if any(at < 0 for at, _ in placed):
+    placed = _placed(compact, numbers)
+    if placed is None:
         return list(numbers)  # told in another message: their order stands
     kept = [(at, n) for at, n in placed if not _DENIED_NUMBER.search(compact[max(0, at - 4):at])]
     ordered = [n for _, n in (reversed(kept) if corrected else kept)] or list(numbers)
     return ordered + [n for n in numbers if n not in ordered]
+
+
+def listed_numbers(text: str, numbers: Sequence[str]) -> bool:
+    """Whether a message lists two or more numbers one after another ("SH…34、SH…35", "1. SH…34 2. SH…35"), nothing
+    but marks between them: one lot, not a number told for each of two problems (SH…30滞留没发，SH…31到了没人送)."""
+    compact = fold(text).upper()
+    placed = _placed(compact, numbers) if len(numbers) > 1 else None
+    return placed is not None and all(_BETWEEN_LISTED.fullmatch(compact[at + len(n):nxt])
+                                      for (at, n), (nxt, _) in zip(placed, placed[1:]))

@@ -17,6 +17,7 @@ from dialogs.turn import START, Run
 
 NONE_OF_THEM = ("都不是", "都不对", "都没有", "不是这些", "没有这个", "不是这个")  # said to the problems offered
 
+
 class MovesMixin:
     """The repair moves every flow shares."""
 

@@ -172,6 +172,10 @@ class RepairReader:
         without the words about the bot: what else it says)."""
         return self._rest(fold(text).casefold(), (name,))
 
+    def only(self, name: str, text: str) -> bool:
+        """Whether the message says nothing but phrases of one list and fillers ("那个，我想问下…": lead_in only)."""
+        return self.has(name, text) and not self.rest(text, name)
+
     def lost(self, text: str) -> bool:
         """Lost and saying little else ("俺不懂", "那你让我怎么办"): the way out is owed, not the question again."""
         said = fold(text).casefold()

@@ -32,6 +32,7 @@ WHERE_ENDINGS = "有呢啊呀啦吗嘛哇哦了度喇啫咧嘞"  # what may foll
 _FILLER = re.compile(r"我|是|要|想|投诉|举报|反映|你们|您们|这个|那个|那位|这位|的|了|啊|呀|吧|下|一|昨天|今天|前天|刚才|上次|早上|上午|下午|晚上")
 
 
+CORRECTION_REST = 4  # what a "never mind" after a case may say besides; more (是后天要到) corrects the case
 # a clause that ends in these is cut off before its verb ("老板让我|问一下保价怎么算"): it tells no complaint
 CUT_BEFORE_VERB = ("让我", "叫我", "要我", "帮我")
 
@@ -48,7 +49,8 @@ class RoutingMixin:
         if wants.withdraw and conv.case_number and self._already_recorded(run, text):
             return  # "算了 我不想追究了 撤回吧": the case taken back (noted for staff), not only "anything else?"
         # "不好意思搞错了 是后天要到" after a case: a correction for its staff, not a "never mind"
-        corrects_case = wants.cancel and conv.state == AFTER and conv.case_number and len(self.repairs.rest(text, "cancel")) > 4
+        corrects_case = (wants.cancel and conv.state == AFTER and conv.case_number
+                         and len(self.repairs.rest(text, "cancel")) > CORRECTION_REST)
         if (wants.cancel and not corrects_case) or (wants.thanks and conv.state != CLARIFY):
             if wants.ack and texts.ack_reply is not None:
                 if conv.state == AFTER and self._said_last(conv, texts.ack_reply):
