@@ -264,8 +264,9 @@ class FeeDesk:
             extra = self._policy_answer(said, reply.topic or topic, False, context, figures=False)
             reply.texts += [t for t in extra.texts if t not in reply.texts]
             # "代收三千五 另外再问下会员卡要钱吗": a topic named after the figures, asked about in its own words
-            quoted = {reply.topic or topic, *(t for t in ("cod", "insurance") if priced.get(t))}
-            for at, other in self._named_after(said, max((at for at, _ in found.money), default=0), quoted):
+            quoted = {reply.topic or topic, *(t for t in ("cod", "insurance") if priced.get(t)), *ranged}
+            last_figure = max([at for at, _ in found.money] + [r[3] for r in ranges], default=0)  # a range's too
+            for at, other in self._named_after(said, last_figure, quoted):
                 more = self._policy_answer(said[at:], other, False, None)
                 reply.texts += [t for t in more.texts if t not in reply.texts]
             return reply

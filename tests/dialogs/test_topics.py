@@ -300,3 +300,11 @@ def test_a_pickup_day_told_before_the_notices_day_is_kept_for_it(engine):
     assert "哪天接到的提货通知" in asked.replies[-1].text
     quoted = say(engine, conv, "昨天通知的", ledger).replies[0].text
     assert "第 9 天来提" in quoted and "300.00 元" in quoted
+
+
+def test_two_ranges_of_two_fees_are_each_quoted_without_the_fee_table_after_them(engine):
+    """Found as a user: 保价一两万多少钱 代收两三千手续费多少 quoted both ranges, then the whole COD fee table as if the
+    COD fee had not been quoted."""
+    _, turns = chat(engine, "保价一两万多少钱 代收两三千手续费多少")
+    said = "\n".join(turns[0])
+    assert "9.00 元" in said and "100.00 元" in said and "手续费收取标准" not in said
